@@ -1,0 +1,82 @@
+"""The engine's request and result models: plain, immutable, picklable (they cross the process pool)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Mode = Literal["auto", "crop", "extend"]
+UsedMode = Literal["crop", "extend"]
+OutputFormat = Literal["png", "jpeg", "webp"]
+Resolution = Literal["1K", "2K", "4K"]
+Rect = tuple[int, int, int, int]  # x, y, width, height
+
+MODES: tuple[Mode, ...] = ("auto", "crop", "extend")
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("png", "jpeg", "webp")
+RESOLUTIONS: tuple[Resolution, ...] = ("1K", "2K", "4K")
+CONTENT_TYPES: dict[OutputFormat, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
+@dataclass(frozen=True, order=True)
+class Size:
+    width: int
+    height: int
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height}"
+
+    @property
+    def aspect(self) -> float:
+        return self.width / self.height
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Refusals happen before any pixel is decoded; every cap is configurable."""
+
+    max_pixels: int = 100_000_000
+    min_side: int = 16
+    max_side: int = 8192
+    max_outputs: int = 40
+    max_input_bytes: int = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ResizeRequest:
+    sizes: tuple[Size, ...]
+    mode: Mode = "auto"
+    output_format: OutputFormat = "png"
+    prompt: str = ""
+    variants: int = 1
+    seed: int | None = None
+    resolution: Resolution = "1K"
+    explain: bool = False
+
+
+@dataclass(frozen=True)
+class Output:
+    data: bytes
+    content_type: str
+    width: int
+    height: int
+    target: Size
+    variant: int
+    mode: UsedMode
+    # Region of the orientation-corrected source that was used, in source pixels.
+    source_rect: Rect
+    # Where that region sits in the output (the whole output for a crop).
+    placed_rect: Rect
+
+    @property
+    def extension(self) -> str:
+        return {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}[self.content_type]
+
+
+@dataclass(frozen=True)
+class ResizeResult:
+    outputs: tuple[Output, ...]
+    notes: tuple[str, ...]
+    source_size: Size  # after EXIF orientation
+    source_format: str
+    explain_png: bytes | None = None
+    faces: tuple[Rect, ...] = field(default=())
