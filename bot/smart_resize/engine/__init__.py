@@ -1,0 +1,39 @@
+"""The embedded content-aware resize engine: pure, synchronous image code (bytes in, images + geometry out).
+
+Public surface: ``resize``, ``validate``, ``parse_size`` and the request/result/error types. ``EnginePool`` (in
+``bot.smart_resize.engine.pool``) runs ``resize`` in worker processes for asyncio callers.
+"""
+
+from .core import MAX_VARIANTS, resize, validate
+from .errors import (
+    CorruptImage,
+    EngineError,
+    ImageTooLarge,
+    InvalidOption,
+    InvalidSize,
+    NotAnImage,
+    TooManyOutputs,
+    UnsupportedFormat,
+)
+from .sizes import parse_size
+from .types import Limits, Output, ResizeRequest, ResizeResult, Size
+
+__all__ = [
+    "MAX_VARIANTS",
+    "CorruptImage",
+    "EngineError",
+    "ImageTooLarge",
+    "InvalidOption",
+    "InvalidSize",
+    "Limits",
+    "NotAnImage",
+    "Output",
+    "ResizeRequest",
+    "ResizeResult",
+    "Size",
+    "TooManyOutputs",
+    "UnsupportedFormat",
+    "parse_size",
+    "resize",
+    "validate",
+]

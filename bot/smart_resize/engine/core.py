@@ -1,0 +1,158 @@
+"""One call: bytes in, every requested size out. Pure and synchronous: no asyncio, no network."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from PIL import Image
+
+from . import decode as decoding
+from .errors import InvalidOption, InvalidSize, TooManyOutputs
+from .explain import explain_picture
+from .framing import Framer
+from .importance import ANALYSIS_LONG_SIDE, analyse
+from .prompts import Fill, parse_prompt
+from .render import encode, render
+from .types import (
+    CONTENT_TYPES,
+    MODES,
+    OUTPUT_FORMATS,
+    RESOLUTIONS,
+    Limits,
+    Output,
+    ResizeRequest,
+    ResizeResult,
+    Size,
+)
+
+MAX_VARIANTS = 10
+# How many decoded pixels per output pixel each resolution asks for before the final resample: more gives a
+# sharper downscale at the cost of a larger decode (4K decodes at full size).
+_OVERSAMPLE = {"1K": 1.0, "2K": 1.5, "4K": float("inf")}
+_TIGHTEST_ZOOM = 0.7  # variants may frame this much tighter than the largest window
+
+
+def validate(request: ResizeRequest, limits: Limits) -> None:
+    """Refuse a bad request before any work, with the sentence a person needs."""
+    if not request.sizes:
+        raise InvalidSize("Give at least one size, like 1080x1080.")
+    for size in request.sizes:
+        if not (limits.min_side <= size.width <= limits.max_side and limits.min_side <= size.height <= limits.max_side):
+            raise InvalidSize(
+                f"{size} is outside the supported range; each side must be between {limits.min_side} and "
+                f"{limits.max_side} pixels."
+            )
+    if request.mode not in MODES:
+        raise InvalidOption(f"Unknown mode {request.mode!r}; use auto, crop or extend.")
+    if request.output_format not in OUTPUT_FORMATS:
+        raise InvalidOption(f"Unknown format {request.output_format!r}; use png, jpeg or webp.")
+    if request.resolution not in RESOLUTIONS:
+        raise InvalidOption(f"Unknown resolution {request.resolution!r}; use 1K, 2K or 4K.")
+    if not 1 <= request.variants <= MAX_VARIANTS:
+        raise InvalidOption(f"Variants must be between 1 and {MAX_VARIANTS}.")
+    outputs = len(request.sizes) * request.variants
+    if outputs > limits.max_outputs:
+        raise TooManyOutputs(
+            f"That would make {outputs} images; the limit is {limits.max_outputs} per request. "
+            "Ask for fewer sizes or variants."
+        )
+
+
+def resize(
+    data: bytes,
+    request: ResizeRequest,
+    limits: Limits | None = None,
+    on_output: Callable[[int, int], None] | None = None,
+) -> ResizeResult:
+    """Every requested size (and variant) of one image. ``on_output(done, total)`` reports progress."""
+    limits = limits or Limits()
+    validate(request, limits)
+    hints = parse_prompt(request.prompt)
+    probed = decoding.probe(data, limits)
+    source = probed.source_size
+    resolution = "2K" if hints.detail and request.resolution == "1K" else request.resolution
+
+    decoded = decoding.decode(probed, _decode_scale(source, request, resolution, hints.zoom))
+    notes = list(decoded.notes)
+    analysis_image = _analysis_copy(decoded.image)
+    analysis = analyse(np.asarray(analysis_image), analysis_image.width / source.width, hints)
+    framer = Framer(analysis, source, hints, grid=round(1 / decoded.scale))
+    fill: Fill = hints.fill or "blur"
+    rng = np.random.default_rng(request.seed if request.seed is not None else 0)
+
+    if hints.no_crop and request.mode == "crop":
+        notes.append("The prompt asked not to crop, but crop mode was requested, so the images are cropped.")
+    for clause in hints.not_understood:
+        notes.append(f"Didn't understand the instruction {clause!r}, so it was ignored.")
+    if hints.face_priority and not analysis.faces:
+        notes.append("No faces were found, so the framing follows the main subject instead.")
+
+    outputs: list[Output] = []
+    for target in request.sizes:
+        for variant, plan in enumerate(framer.plan(target, request.mode, request.variants, fill, rng)):
+            image = render(decoded.image, decoded.scale, plan, target, resolution, hints.fill_colour,
+                           hints.transparent_fill)
+            outputs.append(
+                Output(
+                    data=encode(image, request.output_format, resolution),
+                    content_type=CONTENT_TYPES[request.output_format],
+                    width=image.width,
+                    height=image.height,
+                    target=target,
+                    variant=variant,
+                    mode=plan.mode,
+                    source_rect=plan.source_rect,
+                    placed_rect=plan.placed_rect,
+                )
+            )
+            if on_output is not None:
+                on_output(len(outputs), len(request.sizes) * request.variants)
+        if request.variants > 1 and sum(o.target == target for o in outputs) < request.variants:
+            notes.append(f"{target}: only {sum(o.target == target for o in outputs)} distinct framings exist.")
+        main = next(o for o in outputs if o.target == target)
+        upscale = max(target.width / main.source_rect[2], target.height / main.source_rect[3])
+        if main.mode == "crop" and upscale > 1.05:
+            notes.append(f"{target}: the source is smaller than this size, so it was enlarged {upscale:.1f}x.")
+        if request.mode == "auto" and main.mode == "extend" and not hints.no_crop:
+            notes.append(f"{target}: cropping would cut important content, so the canvas was extended instead.")
+
+    faces = tuple(tuple(round(v) for v in face) for face in analysis.faces)
+    explain = explain_picture(decoded.image, decoded.scale, outputs, faces) if request.explain else None  # type: ignore[arg-type]
+    return ResizeResult(
+        outputs=tuple(outputs),
+        notes=tuple(notes),
+        source_size=source,
+        source_format=decoded.source_format,
+        explain_png=explain,
+        faces=faces,  # type: ignore[arg-type]
+    )
+
+
+def _decode_scale(source: Size, request: ResizeRequest, resolution: str, zoom: float) -> float:
+    """Decoded pixels per source pixel needed so every output is a downscale of what is decoded."""
+    oversample = _OVERSAMPLE[resolution]
+    if oversample == float("inf"):
+        return 1.0
+    tightest = min(zoom, _TIGHTEST_ZOOM if request.variants > 1 else 1.0)
+    needed = 0.0
+    for target in request.sizes:
+        # The crop window is the smallest region any output resamples, so it sets the requirement.
+        cover = max(target.width / source.width, target.height / source.height)
+        needed = max(needed, cover / tightest)
+    return min(1.0, needed * oversample)
+
+
+def _analysis_copy(image: Image.Image) -> Image.Image:
+    factor = ANALYSIS_LONG_SIDE / max(image.size)
+    if factor >= 1:
+        small = image
+    else:
+        size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
+        small = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    if small.mode == "RGBA":
+        # Transparent areas are background: show them as neutral grey to the analysis.
+        grey = Image.new("RGB", small.size, (128, 128, 128))
+        grey.paste(small, mask=small.getchannel("A"))
+        return grey
+    return small.convert("RGB") if small.mode != "RGB" else small

@@ -1,0 +1,47 @@
+"""The "crop map": the source with every output's window drawn and labelled, so people see what was kept."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image, ImageDraw, ImageFont
+
+from .types import Output, Rect
+
+PREVIEW_LONG_SIDE = 1024
+_PALETTE = [(255, 64, 64), (64, 200, 255), (255, 200, 0), (120, 255, 120), (255, 100, 255), (255, 150, 50)]
+
+
+def explain_picture(image: Image.Image, scale: float, outputs: list[Output], faces: tuple[Rect, ...]) -> bytes:
+    """``image`` is the decoded source (``scale`` decoded pixels per source pixel); returns a PNG."""
+    factor = min(1.0, PREVIEW_LONG_SIDE / max(image.size))
+    preview = image.convert("RGB").resize(
+        (max(1, round(image.width * factor)), max(1, round(image.height * factor))), Image.Resampling.BILINEAR
+    )
+    # Dim the photo so the coloured windows read clearly on any content.
+    preview = Image.blend(preview, Image.new("RGB", preview.size, (0, 0, 0)), 0.25)
+    draw = ImageDraw.Draw(preview)
+    to_preview = scale * factor
+    line = max(2, round(max(preview.size) / 300))
+    font = ImageFont.load_default(size=max(12, round(max(preview.size) / 45)))
+    for x, y, w, h in faces:
+        draw.rectangle(_scaled((x, y, w, h), to_preview), outline=(255, 255, 255), width=1)
+    for index, output in enumerate(outputs):
+        colour = _PALETTE[index % len(_PALETTE)]
+        box = _scaled(output.source_rect, to_preview)
+        draw.rectangle(box, outline=colour, width=line)
+        label = f"{output.target}" + (f" #{output.variant + 1}" if output.variant else "")
+        if output.mode == "extend":
+            label += " (extended)"
+        left, top = box[0] + line, box[1] + line
+        text_box = draw.textbbox((left, top), label, font=font)
+        draw.rectangle((text_box[0] - 3, text_box[1] - 2, text_box[2] + 3, text_box[3] + 2), fill=colour)
+        draw.text((left, top), label, fill=(0, 0, 0), font=font)
+    buffer = io.BytesIO()
+    preview.save(buffer, "PNG", compress_level=3)
+    return buffer.getvalue()
+
+
+def _scaled(rect: Rect | tuple[float, float, float, float], factor: float) -> tuple[float, float, float, float]:
+    x, y, w, h = rect
+    return (x * factor, y * factor, (x + w) * factor - 1, (y + h) * factor - 1)

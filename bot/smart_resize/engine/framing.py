@@ -1,0 +1,360 @@
+"""Choose, for each target size, which part of the source to use and where it goes in the output.
+
+Windows are scored on the importance map with an integral image: the importance kept inside, minus the importance
+the window's edges cut through, with a hard penalty for cutting a face (or, softer, a line of text) when another
+window could hold it whole. Among windows that keep about the same importance, the one that puts the subject
+nearest the centre (or on a third, when asked) wins.
+
+``auto`` crops when the best crop keeps the important content, and otherwise extends the canvas only as much as
+needed: it crops along one axis as far as is safe and fills the rest, so a 3:1 banner of a portrait shows the face
+band of the photo instead of a postage stamp in a sea of blur.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from .importance import Analysis, Box
+from .prompts import Fill, Hints
+from .types import Mode, Rect, Size, UsedMode
+
+# The "core" is the densest part of the importance map holding CORE_MASS of it: the subject, not the backdrop.
+CORE_MASS = 0.5
+CROP_KEEPS_ENOUGH = 0.8  # share of the core a crop must keep for auto to crop
+EXTEND_KEEPS_ENOUGH = 0.97  # share of the core a partial crop must keep before the canvas is extended
+SCORE_TIE = 0.015  # windows within this much importance of the best are equally good; composition decides
+FACE_CUT_PENALTY = 1.0
+TEXT_CUT_PENALTY = 0.15
+EDGE_CUT_WEIGHT = 1.5
+VARIANT_ZOOMS = (1.0, 0.85, 0.7)
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: UsedMode
+    source_rect: Rect  # source pixels
+    placed_rect: Rect  # output pixels
+    fill: Fill | None  # how an extended canvas is filled
+    kept: float  # share of the subject's core inside source_rect
+
+
+@dataclass(frozen=True)
+class _Windows:
+    """Candidate windows in map coordinates, scored."""
+
+    x: npt.NDArray[np.float64]
+    y: npt.NDArray[np.float64]
+    w: npt.NDArray[np.float64]
+    h: npt.NDArray[np.float64]
+    score: npt.NDArray[np.float64]
+    core: npt.NDArray[np.float64]
+    face_ok: npt.NDArray[np.bool_]
+
+
+class Framer:
+    """Plans windows for one analysed source; reused for every target size."""
+
+    def __init__(self, analysis: Analysis, source: Size, hints: Hints, grid: int = 1) -> None:
+        """``grid``: source pixels per decoded pixel; windows snap to it so they map onto whole decoded pixels."""
+        self.grid = grid
+        self.analysis = analysis
+        self.source = source
+        self.hints = hints
+        importance = analysis.importance.astype(np.float64)
+        self.map_h, self.map_w = importance.shape
+        self.sx = self.map_w / source.width
+        self.sy = self.map_h / source.height
+        self.integral = _integral(importance)
+        ordered = np.sort(importance.ravel())[::-1]
+        threshold = ordered[min(len(ordered) - 1, int(np.searchsorted(np.cumsum(ordered), CORE_MASS)))]
+        core = np.where(importance >= threshold, importance, 0.0)
+        self.core_integral = _integral(core / max(float(core.sum()), 1e-12))
+        ys, xs = np.mgrid[0 : self.map_h, 0 : self.map_w]
+        self.centroid = (
+            float((importance * (xs + 0.5)).sum()),
+            float((importance * (ys + 0.5)).sum()),
+        )
+        if hints.face_priority and analysis.faces:
+            # "keep face centered": the faces, not the whole subject, sit at the centre.
+            boxes = [self._to_map(face) for face in analysis.faces]
+            self.centroid = (
+                float(np.mean([b[0] + b[2] / 2 for b in boxes])),
+                float(np.mean([b[1] + b[3] / 2 for b in boxes])),
+            )
+        # A face is whole with its hair and chin: guard a box grown beyond the detector's tight square.
+        self.faces = [
+            self._clip(self._to_map((x - 0.1 * w, y - 0.3 * h, 1.2 * w, 1.5 * h))) for x, y, w, h in analysis.faces
+        ]
+        self.texts = [self._to_map(text) for text in analysis.texts]
+
+    # --- public -----------------------------------------------------------------------------------------------
+
+    def plan(self, target: Size, mode: Mode, variants: int, fill: Fill, rng: np.random.Generator) -> list[Plan]:
+        if mode == "auto" and self.hints.no_crop:
+            mode = "extend"
+        plans: list[Plan] = []
+        if mode in ("crop", "auto"):
+            crop = self._best_crops(target, variants, rng)
+            use_crop = mode == "crop" or (crop[0].kept >= CROP_KEEPS_ENOUGH and self._keeps_faces(crop[0]))
+            if mode == "auto" and self.hints.zoom > 1.0:
+                use_crop = False
+            if use_crop:
+                plans = crop
+        if not plans:
+            whole = mode == "extend"
+            plans = self._extensions(target, variants, fill, whole=whole, rng=rng)
+        return plans[: max(1, variants)]
+
+    # --- crop ---------------------------------------------------------------------------------------------------
+
+    def _max_window(self, target: Size) -> tuple[float, float]:
+        """The largest window of the target's aspect that fits the source, in source pixels."""
+        aspect = target.aspect
+        if aspect >= self.source.width / self.source.height:
+            return float(self.source.width), self.source.width / aspect
+        return self.source.height * aspect, float(self.source.height)
+
+    def _best_crops(self, target: Size, variants: int, rng: np.random.Generator) -> list[Plan]:
+        full_w, full_h = self._max_window(target)
+        zooms = [self.hints.zoom] if self.hints.zoom < 1.0 else [1.0]
+        if variants > 1:
+            zooms += [z for z in VARIANT_ZOOMS if z not in zooms]
+        windows = self._concat([self._slide(full_w * z, full_h * z) for z in zooms])
+        order = self._ranked(windows)
+        best = order[0]
+        chosen = [best]
+        if variants > 1:
+            # Seeded jitter picks among comparably good, genuinely different windows; variant 0 stays the best.
+            jitter = rng.uniform(0.0, 0.04, size=windows.score.shape)
+            ranked = np.argsort(-(windows.score + jitter), kind="stable")
+            for limit in (0.5, 0.75, 0.9):
+                for index in ranked:
+                    if len(chosen) >= variants:
+                        break
+                    keeps_faces = windows.face_ok[index] or not windows.face_ok[best]
+                    if keeps_faces and all(self._iou(windows, index, other) < limit for other in chosen):
+                        chosen.append(int(index))
+                if len(chosen) >= variants:
+                    break
+        return [self._crop_plan(windows, index, target) for index in chosen]
+
+    def _slide(self, width: float, height: float) -> _Windows:
+        """Every position of one window size, one map pixel apart (the map is small, so this is cheap)."""
+        w, h = width * self.sx, height * self.sy
+        xs = np.linspace(0.0, self.map_w - w, max(1, int(np.ceil(self.map_w - w)) + 1))
+        ys = np.linspace(0.0, self.map_h - h, max(1, int(np.ceil(self.map_h - h)) + 1))
+        gx, gy = np.meshgrid(xs, ys)
+        x, y = gx.ravel(), gy.ravel()
+        ww, hh = np.full_like(x, w), np.full_like(x, h)
+        return self._score(x, y, ww, hh)
+
+    def _score(
+        self,
+        x: npt.NDArray[np.float64],
+        y: npt.NDArray[np.float64],
+        w: npt.NDArray[np.float64],
+        h: npt.NDArray[np.float64],
+    ) -> _Windows:
+        mass = self._box_sum(x, y, x + w, y + h)
+        band = 1.5
+        # Edges lying on the image border cut nothing.
+        cut = np.zeros_like(mass)
+        cut += np.where(x > 0.5, self._box_sum(x, y, x + band, y + h), 0.0)
+        cut += np.where(x + w < self.map_w - 0.5, self._box_sum(x + w - band, y, x + w, y + h), 0.0)
+        cut += np.where(y > 0.5, self._box_sum(x, y, x + w, y + band), 0.0)
+        cut += np.where(y + h < self.map_h - 0.5, self._box_sum(x, y + h - band, x + w, y + h), 0.0)
+        score = mass - EDGE_CUT_WEIGHT * cut
+        face_ok = np.ones_like(mass, dtype=bool)
+        for face in self.faces:
+            inside = self._inside_share(face, x, y, w, h)
+            fits = (face[2] <= w + 1e-6) & (face[3] <= h + 1e-6)
+            # Losing a face that a window of this size could hold costs as much as cutting through it.
+            lost = fits & (inside < 0.995)
+            face_ok &= ~lost
+            score = score - FACE_CUT_PENALTY * lost * (1.0 - 0.5 * inside)
+        for text in self.texts:
+            inside = self._inside_share(text, x, y, w, h)
+            score = score - TEXT_CUT_PENALTY * ((inside > 0.05) & (inside < 0.95))
+        core = self._box_sum(x, y, x + w, y + h, self.core_integral)
+        return _Windows(x=x, y=y, w=w, h=h, score=score, core=core, face_ok=face_ok)
+
+    def _ranked(self, windows: _Windows) -> list[int]:
+        """Indices by score; among near-ties the best-composed window comes first."""
+        best = float(windows.score.max())
+        near = np.flatnonzero(windows.score >= best - SCORE_TIE)
+        cx, cy = self.centroid
+        wx = windows.x[near] + windows.w[near] * self._anchor(windows.w[near], axis=0)
+        wy = windows.y[near] + windows.h[near] * self._anchor(windows.h[near], axis=1)
+        distance = ((wx - cx) / windows.w[near]) ** 2 + ((wy - cy) / windows.h[near]) ** 2
+        # Near-ties go to composition, but a clearly better score still wins over a slightly better placement.
+        composed = near[np.lexsort((-windows.score[near], np.round(distance, 3)))]
+        rest = np.argsort(-windows.score, kind="stable")
+        seen = set(composed.tolist())
+        return [int(i) for i in composed] + [int(i) for i in rest if int(i) not in seen]
+
+    def _anchor(self, sizes: npt.NDArray[np.float64], axis: int) -> npt.NDArray[np.float64]:
+        """Where in the window the subject should sit: the centre, or the nearer third when asked."""
+        if not self.hints.thirds:
+            return np.full_like(sizes, 0.5)
+        centre = self.centroid[axis]
+        extent = self.map_w if axis == 0 else self.map_h
+        return np.where(centre < extent / 2, 1 / 3, 2 / 3) + 0 * sizes
+
+    def _crop_plan(self, windows: _Windows, index: int, target: Size) -> Plan:
+        rect = self._to_source_rect(windows.x[index], windows.y[index], windows.w[index], windows.h[index])
+        return Plan(
+            mode="crop",
+            source_rect=rect,
+            placed_rect=(0, 0, target.width, target.height),
+            fill=None,
+            kept=float(windows.core[index]),
+        )
+
+    def _keeps_faces(self, plan: Plan) -> bool:
+        x, y, w, h = (float(v) for v in plan.source_rect)
+        for face in self.analysis.faces:
+            fx, fy, fw, fh = face
+            if fx < x - 1 or fy < y - 1 or fx + fw > x + w + 1 or fy + fh > y + h + 1:
+                return False
+        return True
+
+    # --- extend -------------------------------------------------------------------------------------------------
+
+    def _extensions(self, target: Size, variants: int, fill: Fill, *, whole: bool, rng: np.random.Generator) -> list[
+        Plan
+    ]:
+        source_aspect = self.source.width / self.source.height
+        wide = target.aspect >= source_aspect  # the canvas grows sideways; the crop, if any, is vertical
+        full_w, full_h = self._max_window(target)
+        # Candidate crop extents along the cropped axis, from the tightest crop to the whole image.
+        extent_min = full_h if wide else full_w
+        extent_max = float(self.source.height if wide else self.source.width)
+        chosen_extent = extent_max
+        offset = 0.0
+        if not whole:
+            for extent in np.linspace(extent_min, extent_max, 12)[1:]:
+                windows = self._slide(self.source.width, extent) if wide else self._slide(extent, self.source.height)
+                index = self._ranked(windows)[0]
+                if windows.core[index] >= EXTEND_KEEPS_ENOUGH and bool(windows.face_ok[index]):
+                    chosen_extent = float(extent)
+                    offset = float(windows.y[index] / self.sy if wide else windows.x[index] / self.sx)
+                    break
+        fills: list[Fill] = [fill, "mirror" if fill != "mirror" else "blur"]
+        plans = []
+        for variant in range(max(1, variants)):
+            # Alternatives: the other fill, then the photo nudged towards its subject's side of the canvas.
+            shift = 0.0 if variant < 2 else float(rng.choice([-1.0, 1.0])) * min(0.25, 0.08 * variant)
+            plans.append(self._extend_plan(target, wide, chosen_extent, offset, fills[variant % 2], shift))
+        return plans
+
+    def _extend_plan(self, target: Size, wide: bool, extent: float, offset: float, fill: Fill, shift: float) -> Plan:
+        if wide:
+            source_rect = self._clamp_rect(0, offset, self.source.width, extent)
+            scale = target.height / source_rect[3]
+            placed_w = min(target.width, max(1, round(source_rect[2] * scale)))
+            slack = target.width - placed_w
+            x = round(slack / 2 + shift * slack)
+            placed = (min(max(0, x), slack), 0, placed_w, target.height)
+        else:
+            source_rect = self._clamp_rect(offset, 0, extent, self.source.height)
+            scale = target.width / source_rect[2]
+            placed_h = min(target.height, max(1, round(source_rect[3] * scale)))
+            slack = target.height - placed_h
+            y = round(slack / 2 + shift * slack)
+            placed = (0, min(max(0, y), slack), target.width, placed_h)
+        sx, sy, sw, sh = source_rect
+        x0, y0, x1, y1 = (np.array([v]) for v in (sx * self.sx, sy * self.sy, (sx + sw) * self.sx, (sy + sh) * self.sy))
+        kept = float(self._box_sum(x0, y0, x1, y1, self.core_integral)[0])
+        crops = placed[2] < target.width or placed[3] < target.height
+        return Plan(mode="extend" if crops else "crop", source_rect=source_rect, placed_rect=placed,
+                    fill=fill, kept=kept)
+
+    # --- geometry helpers ---------------------------------------------------------------------------------------
+
+    def _box_sum(
+        self,
+        x0: npt.NDArray[np.float64],
+        y0: npt.NDArray[np.float64],
+        x1: npt.NDArray[np.float64],
+        y1: npt.NDArray[np.float64],
+        integral: npt.NDArray[np.float64] | None = None,
+    ) -> npt.NDArray[np.float64]:
+        """Importance inside continuous boxes: the integral image sampled bilinearly at fractional corners."""
+        p = self.integral if integral is None else integral
+        return self._at(p, x1, y1) - self._at(p, x0, y1) - self._at(p, x1, y0) + self._at(p, x0, y0)
+
+    def _at(
+        self, p: npt.NDArray[np.float64], x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        x = np.clip(x, 0, self.map_w)
+        y = np.clip(y, 0, self.map_h)
+        x0 = np.minimum(np.floor(x).astype(int), self.map_w - 1)
+        y0 = np.minimum(np.floor(y).astype(int), self.map_h - 1)
+        fx, fy = x - x0, y - y0
+        return (
+            p[y0, x0] * (1 - fx) * (1 - fy)
+            + p[y0, x0 + 1] * fx * (1 - fy)
+            + p[y0 + 1, x0] * (1 - fx) * fy
+            + p[y0 + 1, x0 + 1] * fx * fy
+        )
+
+    def _inside_share(
+        self,
+        box: Box,
+        x: npt.NDArray[np.float64],
+        y: npt.NDArray[np.float64],
+        w: npt.NDArray[np.float64],
+        h: npt.NDArray[np.float64],
+    ) -> npt.NDArray[np.float64]:
+        bx, by, bw, bh = box
+        ix = np.clip(np.minimum(x + w, bx + bw) - np.maximum(x, bx), 0, None)
+        iy = np.clip(np.minimum(y + h, by + bh) - np.maximum(y, by), 0, None)
+        area = max(bw * bh, 1e-9)
+        return np.asarray(ix * iy / area, dtype=np.float64)
+
+    def _iou(self, windows: _Windows, a: int, b: int) -> float:
+        ix = max(0.0, min(windows.x[a] + windows.w[a], windows.x[b] + windows.w[b]) - max(windows.x[a], windows.x[b]))
+        iy = max(0.0, min(windows.y[a] + windows.h[a], windows.y[b] + windows.h[b]) - max(windows.y[a], windows.y[b]))
+        inter = ix * iy
+        union = windows.w[a] * windows.h[a] + windows.w[b] * windows.h[b] - inter
+        return float(inter / union) if union > 0 else 1.0
+
+    def _clip(self, box: Box) -> Box:
+        x0, y0 = max(0.0, box[0]), max(0.0, box[1])
+        x1, y1 = min(float(self.map_w), box[0] + box[2]), min(float(self.map_h), box[1] + box[3])
+        return (x0, y0, max(0.0, x1 - x0), max(0.0, y1 - y0))
+
+    def _to_map(self, box: Box) -> Box:
+        return (box[0] * self.sx, box[1] * self.sy, box[2] * self.sx, box[3] * self.sy)
+
+    def _to_source_rect(self, x: float, y: float, w: float, h: float) -> Rect:
+        return self._clamp_rect(x / self.sx, y / self.sy, w / self.sx, h / self.sy)
+
+    def _clamp_rect(self, x: float, y: float, w: float, h: float) -> Rect:
+        g = self.grid
+        width = max(g, min(self.source.width, g * round(w / g)))
+        height = max(g, min(self.source.height, g * round(h / g)))
+        left = min(max(0, g * round(x / g)), self.source.width - width)
+        top = min(max(0, g * round(y / g)), self.source.height - height)
+        return (int(left), int(top), int(width), int(height))
+
+    @staticmethod
+    def _concat(parts: list[_Windows]) -> _Windows:
+        return _Windows(
+            x=np.concatenate([p.x for p in parts]),
+            y=np.concatenate([p.y for p in parts]),
+            w=np.concatenate([p.w for p in parts]),
+            h=np.concatenate([p.h for p in parts]),
+            score=np.concatenate([p.score for p in parts]),
+            core=np.concatenate([p.core for p in parts]),
+            face_ok=np.concatenate([p.face_ok for p in parts]),
+        )
+
+
+def _integral(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    padded = np.zeros((values.shape[0] + 1, values.shape[1] + 1))
+    padded[1:, 1:] = values.cumsum(axis=0).cumsum(axis=1)
+    return padded

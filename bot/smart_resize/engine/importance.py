@@ -1,0 +1,258 @@
+"""Where the important content of a photo is: one small importance map, computed once per source.
+
+The map combines cues that each catch a different kind of subject:
+- distinctness from the background, estimated from the image border (objects on plain or busy backgrounds),
+- spectral-residual saliency (what stands out of a texture),
+- local detail (edges), damped where the whole frame is busy,
+- skin tones,
+- faces (OpenCV's Haar cascade, shipped inside the opencv wheel, so it works offline),
+- text-like regions (dense, horizontally closed strokes).
+Faces and text boxes are also returned as boxes, because a window must not cut them, not just prefer them.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from .prompts import Hints
+
+Box = tuple[float, float, float, float]  # x, y, w, h in analysis pixels
+FloatMap = npt.NDArray[np.float32]
+
+ANALYSIS_LONG_SIDE = 512  # faces are found here
+MAP_LONG_SIDE = 128  # the importance map lives here: plenty to place windows, cheap to score
+
+
+@dataclass(frozen=True)
+class Analysis:
+    importance: FloatMap  # MAP-sized, >= 0, sums to 1
+    map_scale: float  # map pixels per source pixel
+    faces: tuple[Box, ...]  # in source pixels
+    texts: tuple[Box, ...]  # in source pixels
+    subject: Box  # bounding box of the main content, in source pixels
+
+    def to_source(self, box: Box) -> Box:
+        s = self.map_scale
+        return (box[0] / s, box[1] / s, box[2] / s, box[3] / s)
+
+
+# The cascades ship inside the opencv-python wheel (4.x), so face detection needs no download.
+_CASCADES = str(cv2.data.haarcascades)  # type: ignore[attr-defined]
+
+
+@functools.lru_cache(maxsize=1)
+def _face_cascade() -> cv2.CascadeClassifier:
+    cascade = cv2.CascadeClassifier(_CASCADES + "haarcascade_frontalface_default.xml")
+    if cascade.empty():  # pragma: no cover - only with a broken opencv install
+        raise RuntimeError("OpenCV's face cascade could not be loaded; reinstall opencv-python-headless<5")
+    return cascade
+
+
+@functools.lru_cache(maxsize=1)
+def _profile_cascade() -> cv2.CascadeClassifier:
+    return cv2.CascadeClassifier(_CASCADES + "haarcascade_profileface.xml")
+
+
+def analyse(rgb: npt.NDArray[np.uint8], source_scale: float, hints: Hints) -> Analysis:
+    """``rgb``: an analysis copy (long side about ANALYSIS_LONG_SIDE); ``source_scale``: its pixels per source pixel."""
+    height, width = rgb.shape[:2]
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    faces = detect_faces(grey)
+    map_factor = MAP_LONG_SIDE / max(width, height)
+    map_w, map_h = max(8, round(width * map_factor)), max(8, round(height * map_factor))
+    small = cv2.resize(rgb, (map_w, map_h), interpolation=cv2.INTER_AREA)
+    small_grey = cv2.resize(grey, (map_w, map_h), interpolation=cv2.INTER_AREA)
+
+    lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    distinct = _background_distinctness(lab)
+    spectral = _spectral_residual(small_grey)
+    detail = _detail(grey, (map_w, map_h))
+    skin = _skin(small)
+    texts = detect_text(grey)
+
+    importance = 0.45 * distinct + 0.25 * spectral + 0.2 * detail + 0.1 * skin
+    importance = _normalise(cv2.GaussianBlur(importance, (0, 0), max(1.0, map_w / 96)))
+    # Squaring sharpens the map so a strong subject outweighs a wide, faintly interesting background.
+    importance = importance**2
+
+    to_map = map_w / width
+    face_weight = 6.0 if hints.face_priority else 3.0
+    for x, y, w, h in faces:
+        # Faces matter beyond their box: keep hair above and the chin below.
+        _add_box(importance, (x * to_map, (y - 0.25 * h) * to_map, w * to_map, 1.5 * h * to_map), face_weight)
+    text_weight = 2.0 if hints.text_priority else 0.8
+    for box in texts:
+        _add_box(importance, tuple(v * to_map for v in box), text_weight)
+
+    importance *= _priors(map_w, map_h, hints)
+    total = float(importance.sum())
+    if total <= 0 or not np.isfinite(total):
+        importance = np.ones((map_h, map_w), np.float32)
+        total = float(importance.size)
+    importance = (importance / total).astype(np.float32)
+
+    map_scale = to_map * source_scale
+    to_source = 1.0 / source_scale
+    return Analysis(
+        importance=importance,
+        map_scale=map_scale,
+        faces=tuple(tuple(float(v) * to_source for v in f) for f in faces),  # type: ignore[misc]
+        texts=tuple(tuple(float(v) * to_source for v in t) for t in texts),  # type: ignore[misc]
+        subject=tuple(v / map_scale for v in _subject_box(importance)),
+    )
+
+
+def detect_faces(grey: npt.NDArray[np.uint8]) -> list[Box]:
+    height, width = grey.shape
+    min_side = max(16, round(min(width, height) * 0.04))
+    equalised = cv2.equalizeHist(grey)
+    found = _face_cascade().detectMultiScale(
+        equalised, scaleFactor=1.2, minNeighbors=5, minSize=(min_side, min_side)
+    )
+    boxes = [tuple(float(v) for v in f) for f in (found if len(found) else [])]
+    if not boxes:
+        profile = _profile_cascade()
+        if not profile.empty():
+            for flip in (False, True):
+                image = cv2.flip(equalised, 1) if flip else equalised
+                for x, y, w, h in profile.detectMultiScale(image, 1.15, 6, minSize=(min_side, min_side)):
+                    boxes.append((float(width - x - w if flip else x), float(y), float(w), float(h)))
+    return _merge_boxes(boxes)  # type: ignore[arg-type]
+
+
+def detect_text(grey: npt.NDArray[np.uint8]) -> list[Box]:
+    """Lines of text: strong, dense strokes that close into wide, well-filled horizontal blobs."""
+    height, width = grey.shape
+    gradient = cv2.morphologyEx(grey, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+    _, binary = cv2.threshold(gradient, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    kernel_w = max(5, width // 60)
+    closed = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (kernel_w, 1)))
+    count, _, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
+    boxes: list[Box] = []
+    for i in range(1, count):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        if h < 6 or h > height * 0.2 or w < 3 * h or w > width * 0.98:
+            continue
+        strokes = binary[y : y + h, x : x + w]
+        fill = area / (w * h)
+        stroke_density = float(np.count_nonzero(strokes)) / (w * h)
+        # Text closes into solid blobs but its strokes alone cover only part of the box.
+        if fill > 0.6 and 0.2 < stroke_density < 0.85:
+            boxes.append((float(x), float(y), float(w), float(h)))
+    return boxes[:50]
+
+
+def _merge_boxes(boxes: list[Box]) -> list[Box]:
+    merged: list[Box] = []
+    for box in sorted(boxes, key=lambda b: -b[2] * b[3]):
+        if all(_overlap(box, kept) < 0.3 for kept in merged):
+            merged.append(box)
+    return merged
+
+
+def _overlap(a: Box, b: Box) -> float:
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    smaller = min(a[2] * a[3], b[2] * b[3])
+    return ix * iy / smaller if smaller > 0 else 0.0
+
+
+def _normalise(values: FloatMap) -> FloatMap:
+    low, high = float(values.min()), float(values.max())
+    if high - low < 1e-9:
+        return np.zeros_like(values, dtype=np.float32)
+    return ((values - low) / (high - low)).astype(np.float32)
+
+
+def _background_distinctness(lab: FloatMap) -> FloatMap:
+    """Colour distance to the nearest of a few background colours sampled on the border."""
+    height, width = lab.shape[:2]
+    ring = max(1, round(min(width, height) * 0.04))
+    border = np.concatenate(
+        [
+            lab[:ring].reshape(-1, 3),
+            lab[-ring:].reshape(-1, 3),
+            lab[:, :ring].reshape(-1, 3),
+            lab[:, -ring:].reshape(-1, 3),
+        ]
+    ).astype(np.float32)
+    clusters = min(6, len(border))
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 1.0)
+    cv2.setRNGSeed(0)
+    _, labels, centres = cv2.kmeans(border, clusters, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
+    # Clusters holding a sliver of the border are likely the subject touching the edge, not background.
+    counts = np.bincount(labels.ravel(), minlength=clusters)
+    centres = centres[counts >= 0.08 * len(border)]
+    flat = lab.reshape(-1, 1, 3)
+    distance = np.sqrt(((flat - centres.reshape(1, -1, 3)) ** 2).sum(axis=2)).min(axis=1)
+    distance = distance.reshape(height, width)
+    # A ~20 unit Lab difference is a clearly different colour; saturate beyond that.
+    scale = max(20.0, float(np.percentile(distance, 99)))
+    return np.clip(distance / scale, 0, 1).astype(np.float32)
+
+
+def _spectral_residual(grey: npt.NDArray[np.uint8]) -> FloatMap:
+    """Hou & Zhang (2007): the log spectrum minus its local average marks what stands out of the texture."""
+    height, width = grey.shape
+    small = cv2.resize(grey, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32)
+    spectrum = np.fft.fft2(small)
+    log_amplitude = np.log(np.abs(spectrum) + 1e-6).astype(np.float32)
+    phase = np.angle(spectrum)
+    residual = log_amplitude - cv2.blur(log_amplitude, (3, 3))
+    saliency = np.abs(np.fft.ifft2(np.exp(residual + 1j * phase))) ** 2
+    saliency = cv2.GaussianBlur(saliency.astype(np.float32), (0, 0), 2.5)
+    return _normalise(cv2.resize(saliency, (width, height), interpolation=cv2.INTER_LINEAR))
+
+
+def _detail(grey: npt.NDArray[np.uint8], size: tuple[int, int]) -> FloatMap:
+    edges = cv2.Laplacian(grey, cv2.CV_32F, ksize=3)
+    energy = cv2.resize(np.abs(edges), size, interpolation=cv2.INTER_AREA)
+    # When the whole frame is textured (grass, gravel) detail says little: keep only what beats the typical level.
+    energy = np.maximum(energy - float(np.median(energy)), 0)
+    return _normalise(energy)
+
+
+def _skin(rgb: npt.NDArray[np.uint8]) -> FloatMap:
+    ycrcb = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)
+    mask = cv2.inRange(ycrcb, (40, 138, 80), (240, 172, 125)).astype(np.float32) / 255.0
+    return cv2.GaussianBlur(mask, (0, 0), 1.5)
+
+
+def _add_box(target: FloatMap, box: Box, weight: float) -> None:
+    height, width = target.shape
+    x0, y0 = max(0, int(box[0])), max(0, int(box[1]))
+    x1, y1 = min(width, int(np.ceil(box[0] + box[2]))), min(height, int(np.ceil(box[1] + box[3])))
+    if x1 > x0 and y1 > y0:
+        target[y0:y1, x0:x1] += weight * max(float(target.mean()), 0.05)
+
+
+def _priors(width: int, height: int, hints: Hints) -> FloatMap:
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    u, v = (xs + 0.5) / width, (ys + 0.5) / height
+    centre_strength = 0.6 if hints.centre and not hints.face_priority else 0.15
+    prior = 1.0 - centre_strength * (((u - 0.5) / 0.5) ** 2 + ((v - 0.5) / 0.5) ** 2) / 2
+    for side in hints.focus:
+        ramp = {"left": 1 - u, "right": u, "top": 1 - v, "bottom": v}[side]
+        prior = prior * (0.15 + 1.7 * ramp)
+    return prior.astype(np.float32)
+
+
+def _subject_box(importance: FloatMap) -> Box:
+    """The smallest box holding the dense core of the importance (90% of the mass, trimmed symmetrically)."""
+    cols = importance.sum(axis=0)
+    rows = importance.sum(axis=1)
+
+    def span(profile: npt.NDArray[np.float32]) -> tuple[float, float]:
+        cumulative = np.cumsum(profile) / max(float(profile.sum()), 1e-12)
+        start = int(np.searchsorted(cumulative, 0.05))
+        end = int(np.searchsorted(cumulative, 0.95)) + 1
+        return float(start), float(max(end, start + 1))
+
+    x0, x1 = span(cols)
+    y0, y1 = span(rows)
+    return (x0, y0, x1 - x0, y1 - y0)

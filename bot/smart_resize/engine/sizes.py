@@ -1,0 +1,25 @@
+"""Parsing "WxH" sizes, shared by the CLI and the Slack grammar."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import InvalidSize
+from .types import Limits, Size
+
+_SIZE = re.compile(r"^\s*(\d{1,6})\s*[xX×]\s*(\d{1,6})\s*$")
+
+
+def parse_size(text: str, limits: Limits | None = None) -> Size:
+    """``"1080x1080"`` -> Size(1080, 1080); a clear InvalidSize for anything else or outside the limits."""
+    limits = limits or Limits()
+    match = _SIZE.match(text)
+    if not match:
+        raise InvalidSize(f"{text.strip()!r} isn't a size; write sizes as WIDTHxHEIGHT, like 1080x1080.")
+    width, height = int(match.group(1)), int(match.group(2))
+    if not (limits.min_side <= width <= limits.max_side and limits.min_side <= height <= limits.max_side):
+        raise InvalidSize(
+            f"{width}x{height} is outside the supported range; each side must be between {limits.min_side} and "
+            f"{limits.max_side} pixels."
+        )
+    return Size(width, height)
