@@ -91,8 +91,9 @@ def resize(
     outputs: list[Output] = []
     for target in request.sizes:
         for variant, plan in enumerate(framer.plan(target, request.mode, request.variants, fill, rng)):
-            image = render(decoded.image, decoded.scale, plan, target, resolution, hints.fill_colour,
-                           hints.transparent_fill)
+            image = render(
+                decoded.image, decoded.scale, plan, target, resolution, hints.fill_colour, hints.transparent_fill
+            )
             outputs.append(
                 Output(
                     data=encode(image, request.output_format, resolution),

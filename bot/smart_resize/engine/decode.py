@@ -100,13 +100,24 @@ def probe(data: bytes, limits: Limits) -> Probe:
             f"{limits.max_pixels / 1e6:.0f} MP. Share a smaller version."
         )
     try:
-        orientation = int(image.getexif().get(0x0112, 1))
+        orientation = int(_header_exif(image).get(0x0112, 1))
     except _DECODE_ERRORS:
         orientation = 1
     if orientation not in range(1, 9):
         orientation = 1
     oriented = Size(height, width) if orientation in _SWAPS_AXES else Size(width, height)
     return Probe(image=image, source_size=oriented, orientation=orientation, source_format=str(image.format))
+
+
+def _header_exif(image: Image.Image) -> Image.Exif:
+    """EXIF from the header only: Pillow's PNG ``getexif`` decodes every pixel to look for a trailing eXIf chunk."""
+    if image.format != "PNG":
+        return image.getexif()
+    exif = Image.Exif()
+    raw = image.info.get("exif")
+    if isinstance(raw, bytes):
+        exif.load(raw)
+    return exif
 
 
 def decode(probed: Probe, min_scale: float) -> Decoded:

@@ -26,15 +26,23 @@ def explain_picture(image: Image.Image, scale: float, outputs: list[Output], fac
     font = ImageFont.load_default(size=max(12, round(max(preview.size) / 45)))
     for x, y, w, h in faces:
         draw.rectangle(_scaled((x, y, w, h), to_preview), outline=(255, 255, 255), width=1)
-    for index, output in enumerate(outputs):
+    labels: list[tuple[float, float, float, float]] = []
+    boxes = [_scaled(output.source_rect, to_preview) for output in outputs]
+    for index, box in enumerate(boxes):
+        draw.rectangle(box, outline=_PALETTE[index % len(_PALETTE)], width=line)
+    # Labels go on last so no window's outline runs through another window's label.
+    for index, (output, box) in enumerate(zip(outputs, boxes, strict=True)):
         colour = _PALETTE[index % len(_PALETTE)]
-        box = _scaled(output.source_rect, to_preview)
-        draw.rectangle(box, outline=colour, width=line)
         label = f"{output.target}" + (f" #{output.variant + 1}" if output.variant else "")
         if output.mode == "extend":
             label += " (extended)"
         left, top = box[0] + line, box[1] + line
         text_box = draw.textbbox((left, top), label, font=font)
+        # Windows often share a corner: stack their labels instead of printing them over each other.
+        while any(_overlaps(text_box, taken) for taken in labels):
+            top += text_box[3] - text_box[1] + 6
+            text_box = draw.textbbox((left, top), label, font=font)
+        labels.append(text_box)
         draw.rectangle((text_box[0] - 3, text_box[1] - 2, text_box[2] + 3, text_box[3] + 2), fill=colour)
         draw.text((left, top), label, fill=(0, 0, 0), font=font)
     buffer = io.BytesIO()
@@ -45,3 +53,7 @@ def explain_picture(image: Image.Image, scale: float, outputs: list[Output], fac
 def _scaled(rect: Rect | tuple[float, float, float, float], factor: float) -> tuple[float, float, float, float]:
     x, y, w, h = rect
     return (x * factor, y * factor, (x + w) * factor - 1, (y + h) * factor - 1)
+
+
+def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[2] + 4 and b[0] < a[2] + 4 and a[1] < b[3] + 4 and b[1] < a[3] + 4

@@ -24,8 +24,9 @@ from .types import Mode, Rect, Size, UsedMode
 # The "core" is the densest part of the importance map holding CORE_MASS of it: the subject, not the backdrop.
 CORE_MASS = 0.5
 CROP_KEEPS_ENOUGH = 0.8  # share of the core a crop must keep for auto to crop
-EXTEND_KEEPS_ENOUGH = 0.97  # share of the core a partial crop must keep before the canvas is extended
+EXTEND_KEEPS_ENOUGH = 0.99  # share of the core a partial crop must keep before the canvas is extended
 SCORE_TIE = 0.015  # windows within this much importance of the best are equally good; composition decides
+CORE_TIE = 0.01
 FACE_CUT_PENALTY = 1.0
 TEXT_CUT_PENALTY = 0.15
 EDGE_CUT_WEIGHT = 1.5
@@ -72,11 +73,10 @@ class Framer:
         threshold = ordered[min(len(ordered) - 1, int(np.searchsorted(np.cumsum(ordered), CORE_MASS)))]
         core = np.where(importance >= threshold, importance, 0.0)
         self.core_integral = _integral(core / max(float(core.sum()), 1e-12))
+        # The subject's centre is the core's centre of mass: the backdrop's faint importance must not pull it.
         ys, xs = np.mgrid[0 : self.map_h, 0 : self.map_w]
-        self.centroid = (
-            float((importance * (xs + 0.5)).sum()),
-            float((importance * (ys + 0.5)).sum()),
-        )
+        core_share = core / max(float(core.sum()), 1e-12)
+        self.centroid = (float((core_share * (xs + 0.5)).sum()), float((core_share * (ys + 0.5)).sum()))
         if hints.face_priority and analysis.faces:
             # "keep face centered": the faces, not the whole subject, sit at the centre.
             boxes = [self._to_map(face) for face in analysis.faces]
@@ -183,8 +183,14 @@ class Framer:
 
     def _ranked(self, windows: _Windows) -> list[int]:
         """Indices by score; among near-ties the best-composed window comes first."""
+        # Windows that keep as much of the subject's core as the best one does, at nearly its score, are equally
+        # good framings; composition picks among them.
         best = float(windows.score.max())
-        near = np.flatnonzero(windows.score >= best - SCORE_TIE)
+        most_core = float(windows.core.max())
+        near = np.flatnonzero(
+            ((windows.core >= most_core - CORE_TIE) & (windows.score >= best - 4 * SCORE_TIE))
+            | (windows.score >= best - SCORE_TIE)
+        )
         cx, cy = self.centroid
         wx = windows.x[near] + windows.w[near] * self._anchor(windows.w[near], axis=0)
         wy = windows.y[near] + windows.h[near] * self._anchor(windows.h[near], axis=1)
@@ -223,9 +229,9 @@ class Framer:
 
     # --- extend -------------------------------------------------------------------------------------------------
 
-    def _extensions(self, target: Size, variants: int, fill: Fill, *, whole: bool, rng: np.random.Generator) -> list[
-        Plan
-    ]:
+    def _extensions(
+        self, target: Size, variants: int, fill: Fill, *, whole: bool, rng: np.random.Generator
+    ) -> list[Plan]:
         source_aspect = self.source.width / self.source.height
         wide = target.aspect >= source_aspect  # the canvas grows sideways; the crop, if any, is vertical
         full_w, full_h = self._max_window(target)
@@ -269,8 +275,9 @@ class Framer:
         x0, y0, x1, y1 = (np.array([v]) for v in (sx * self.sx, sy * self.sy, (sx + sw) * self.sx, (sy + sh) * self.sy))
         kept = float(self._box_sum(x0, y0, x1, y1, self.core_integral)[0])
         crops = placed[2] < target.width or placed[3] < target.height
-        return Plan(mode="extend" if crops else "crop", source_rect=source_rect, placed_rect=placed,
-                    fill=fill, kept=kept)
+        return Plan(
+            mode="extend" if crops else "crop", source_rect=source_rect, placed_rect=placed, fill=fill, kept=kept
+        )
 
     # --- geometry helpers ---------------------------------------------------------------------------------------
 

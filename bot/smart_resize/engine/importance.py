@@ -111,9 +111,7 @@ def detect_faces(grey: npt.NDArray[np.uint8]) -> list[Box]:
     height, width = grey.shape
     min_side = max(16, round(min(width, height) * 0.04))
     equalised = cv2.equalizeHist(grey)
-    found = _face_cascade().detectMultiScale(
-        equalised, scaleFactor=1.2, minNeighbors=5, minSize=(min_side, min_side)
-    )
+    found = _face_cascade().detectMultiScale(equalised, scaleFactor=1.2, minNeighbors=5, minSize=(min_side, min_side))
     boxes = [tuple(float(v) for v in f) for f in (found if len(found) else [])]
     if not boxes:
         profile = _profile_cascade()
@@ -256,3 +254,9 @@ def _subject_box(importance: FloatMap) -> Box:
     x0, x1 = span(cols)
     y0, y1 = span(rows)
     return (x0, y0, x1 - x0, y1 - y0)
+
+
+def warm_up() -> None:
+    """Load the cascades once per worker process, before the first job needs them."""
+    _face_cascade()
+    _profile_cascade()

@@ -47,12 +47,24 @@ def _rx(pattern: str) -> re.Pattern[str]:
 
 _RULES: list[Rule] = [
     (_rx(r"\b(face|faces|person|people|portrait|head)s?\b"), "face"),
-    (_rx(r"\b(don'?t|do not|never|no|without)\s+(crop|cropping|cut|cutting)\b|\bkeep (everything|it all|the whole)"
-         r"|\b(whole|entire|full) (image|photo|picture)\b|\buncropped\b|\bfit\b"), "no_crop"),
-    (_rx(r"\b(on|to|towards?|at)?\s*the\s+(left|right|top|bottom)\b|\b(left|right|top|bottom)\s+(side|half|part)\b"),
-     "focus"),
-    (_rx(r"\b(preserve|keep|retain)\s+(the\s+)?(details?|sharpness)\b|\bsharp(er)?\b|\bhigh[- ]quality\b"
-         r"|\bdetailed\b"), "detail"),
+    (
+        _rx(
+            r"\b(don'?t|do not|never|no|without)\s+(crop|cropping|cut|cutting)\b|\bkeep (everything|it all|the whole)"
+            r"|\b(whole|entire|full) (image|photo|picture)\b|\buncropped\b|\bfit\b"
+        ),
+        "no_crop",
+    ),
+    (
+        _rx(r"\b(on|to|towards?|at)?\s*the\s+(left|right|top|bottom)\b|\b(left|right|top|bottom)\s+(side|half|part)\b"),
+        "focus",
+    ),
+    (
+        _rx(
+            r"\b(preserve|keep|retain)\s+(the\s+)?(details?|sharpness)\b|\bsharp(er)?\b|\bhigh[- ]quality\b"
+            r"|\bdetailed\b"
+        ),
+        "detail",
+    ),
     (_rx(r"\b(text|logo|title|headline|caption|words?|lettering)\b"), "text"),
     (_rx(r"\bblur(red|ry)?\b"), "blur"),
     (_rx(r"\b(mirror(ed)?|reflect(ed|ion)?)\b"), "mirror"),

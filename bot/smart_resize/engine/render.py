@@ -86,8 +86,9 @@ def _canvas(
     return _photo_fill(image.convert("RGB"), box, plan, target, mirror=fill == "mirror")
 
 
-def _photo_fill(image: Image.Image, box: tuple[float, float, float, float], plan: Plan, target: Size, *,
-                mirror: bool) -> Image.Image:
+def _photo_fill(
+    image: Image.Image, box: tuple[float, float, float, float], plan: Plan, target: Size, *, mirror: bool
+) -> Image.Image:
     """Continue the photo past its edges by reflection; blur it so it reads as background, not content."""
     px, py, pw, ph = plan.placed_rect
     # Work at a fraction of the output size: the fill is blurred anyway.

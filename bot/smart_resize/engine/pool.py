@@ -1,0 +1,63 @@
+"""Run the engine in worker processes so an asyncio event loop never executes image code.
+
+Workers are started with ``spawn`` (no inherited event loop, sockets or threads from the parent) and warm the
+face cascade once at start, so the first job is not slower than the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from .core import resize
+from .importance import warm_up
+from .types import Limits, ResizeRequest, ResizeResult
+
+
+def default_workers() -> int:
+    return max(1, min(4, (os.cpu_count() or 1)))
+
+
+class EnginePool:
+    """``await pool.resize(data, request)``; engine errors (EngineError subclasses) propagate unchanged."""
+
+    def __init__(self, workers: int | None = None, limits: Limits | None = None) -> None:
+        self.workers = workers or default_workers()
+        self.limits = limits or Limits()
+        self._executor: ProcessPoolExecutor | None = None
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=warm_up
+            )
+        return self._executor
+
+    async def resize(self, data: bytes, request: ResizeRequest) -> ResizeResult:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool(), resize, data, request, self.limits)
+        except BrokenProcessPool:
+            # A worker died (out of memory, killed): replace the pool once so one bad input doesn't take the
+            # service down, and let this job fail loudly.
+            self._replace()
+            raise
+
+    def _replace(self) -> None:
+        broken, self._executor = self._executor, None
+        if broken is not None:
+            broken.shutdown(wait=False, cancel_futures=True)
+
+    async def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)
+
+    async def __aenter__(self) -> EnginePool:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

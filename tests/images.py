@@ -1,0 +1,76 @@
+"""Real images built in memory for tests: encoded files of every kind the engine accepts, and scenes with a known
+subject position, so tests can assert where a window must go."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+DATA = Path(__file__).parent / "data"
+
+
+def encode(image: Image.Image, fmt: str, **params: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **params)
+    return buffer.getvalue()
+
+
+def astronaut() -> bytes:
+    """A real photo with one frontal face, at about (130, 48, 75, 75) of its 384x384 pixels."""
+    return (DATA / "astronaut.jpg").read_bytes()
+
+
+def textured_background(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """A dull, slightly noisy backdrop like a studio wall or sky: nothing in it should attract a crop."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:height, 0:width]
+    base = 120 + 20 * (xs / width) + 10 * (ys / height)
+    noise = rng.normal(0, 4, (height, width))
+    grey = np.clip(base + noise, 0, 255)
+    return np.stack([grey * 0.9, grey * 0.95, grey], axis=2).astype(np.uint8)
+
+
+def scene_with_subject(width: int, height: int, box: tuple[int, int, int, int], seed: int = 0) -> Image.Image:
+    """A colourful, detailed subject (concentric rings and stripes) at ``box`` = (x, y, w, h) on a dull backdrop."""
+    pixels = textured_background(width, height, seed)
+    x, y, w, h = box
+    ys, xs = np.mgrid[0:h, 0:w]
+    radius = np.hypot((xs - w / 2) / (w / 2), (ys - h / 2) / (h / 2))
+    rings = (np.sin(radius * 18) > 0).astype(np.float64)
+    subject = np.stack([200 + 55 * rings, 40 + 120 * rings, 30 + 0 * rings], axis=2)
+    inside = radius <= 1.0
+    region = pixels[y : y + h, x : x + w]
+    region[inside] = subject[inside].astype(np.uint8)
+    return Image.fromarray(pixels, "RGB")
+
+
+def photo(width: int = 640, height: int = 480, seed: int = 0) -> Image.Image:
+    """A generic photo-like image with its subject in the middle."""
+    side = min(width, height) // 3
+    return scene_with_subject(width, height, ((width - side) // 2, (height - side) // 2, side, side), seed)
+
+
+def with_exif_orientation(image: Image.Image, orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(image, "JPEG", quality=92, exif=exif.tobytes())
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` but carries almost no data: decoding it would be a bomb."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )

@@ -1,0 +1,219 @@
+"""Where windows go: subjects kept, faces never cut, auto's choice, prompts, variants, exact sizes."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from bot.smart_resize.engine import ResizeRequest, Size, resize
+from bot.smart_resize.engine.types import Output
+from tests.images import astronaut, encode, photo, scene_with_subject
+
+
+def _share_kept(rect: tuple[int, int, int, int], box: tuple[int, int, int, int]) -> float:
+    x, y, w, h = rect
+    bx, by, bw, bh = box
+    ix = max(0, min(x + w, bx + bw) - max(x, bx))
+    iy = max(0, min(y + h, by + bh) - max(y, by))
+    return ix * iy / (bw * bh)
+
+
+@pytest.mark.parametrize(
+    ("source", "box", "target"),
+    [
+        ((1600, 900), (80, 250, 300, 300), Size(1080, 1080)),  # far left of a landscape
+        ((1600, 900), (1250, 100, 280, 280), Size(1080, 1350)),  # top right, 4:5
+        ((900, 1600), (300, 1250, 300, 300), Size(1920, 1080)),  # bottom of a portrait
+        ((2000, 1500), (1500, 300, 200, 200), Size(1080, 1920)),  # small subject off to the right, 9:16
+    ],
+)
+def test_crop_keeps_an_off_centre_subject(
+    source: tuple[int, int], box: tuple[int, int, int, int], target: Size
+) -> None:
+    image = scene_with_subject(*source, box)
+    result = resize(encode(image, "JPEG", quality=90), ResizeRequest(sizes=(target,), mode="crop"))
+    output = result.outputs[0]
+    assert output.mode == "crop"
+    assert _share_kept(output.source_rect, box) == 1.0
+    # A centre crop would have lost it: the test would pass for the wrong reason otherwise.
+    centre = _centre_window(source, target)
+    assert _share_kept(centre, box) < 0.9
+
+
+def _centre_window(source: tuple[int, int], target: Size) -> tuple[int, int, int, int]:
+    width, height = source
+    if target.aspect >= width / height:
+        h = round(width / target.aspect)
+        return (0, (height - h) // 2, width, h)
+    w = round(height * target.aspect)
+    return ((width - w) // 2, 0, w, height)
+
+
+def test_subject_that_fits_is_centred_in_the_window() -> None:
+    box = (600, 300, 200, 200)
+    image = scene_with_subject(1600, 900, box)
+    rect = resize(encode(image, "PNG"), ResizeRequest(sizes=(Size(900, 900),), mode="crop")).outputs[0].source_rect
+    subject_centre = box[0] + box[2] / 2
+    assert abs(rect[0] + rect[2] / 2 - subject_centre) < 0.06 * rect[2]
+
+
+def test_face_is_found_and_never_cut() -> None:
+    result = resize(astronaut(), ResizeRequest(sizes=(Size(1500, 500), Size(500, 1000), Size(400, 400)), mode="crop"))
+    assert len(result.faces) == 1
+    fx, fy, fw, fh = result.faces[0]
+    for output in result.outputs:
+        x, y, w, h = output.source_rect
+        assert x <= fx and y <= fy and fx + fw <= x + w and fy + fh <= y + h, output.target
+
+
+def test_auto_crops_a_mild_change_and_extends_when_a_crop_would_cut_the_subject() -> None:
+    # A wide subject spanning most of a landscape: 4:5 can't hold it, 16:10 can.
+    box = (150, 250, 1300, 400)
+    data = encode(scene_with_subject(1600, 900, box), "JPEG", quality=90)
+    result = resize(data, ResizeRequest(sizes=(Size(1600, 1000), Size(800, 1000))))
+    mild, tall = result.outputs
+    assert mild.mode == "crop"
+    assert _share_kept(mild.source_rect, box) == 1.0
+    assert tall.mode == "extend"
+    # The subject is the ellipse inscribed in the box: at most its thin tips may be trimmed.
+    assert _ellipse_share_kept(tall.source_rect, box) > 0.97
+    assert any("extended" in note for note in result.notes)
+
+
+def _ellipse_share_kept(rect: tuple[int, int, int, int], box: tuple[int, int, int, int]) -> float:
+    bx, by, bw, bh = box
+    ys, xs = np.mgrid[by : by + bh, bx : bx + bw]
+    inside = np.hypot((xs - bx - bw / 2) / (bw / 2), (ys - by - bh / 2) / (bh / 2)) <= 1
+    x, y, w, h = rect
+    kept = inside & (xs >= x) & (xs < x + w) & (ys >= y) & (ys < y + h)
+    return float(kept.sum() / inside.sum())
+
+
+def test_extend_fills_naturally_without_flat_bars() -> None:
+    data = encode(photo(800, 600), "PNG")
+    output = resize(data, ResizeRequest(sizes=(Size(1200, 400),), mode="extend")).outputs[0]
+    assert output.mode == "extend"
+    assert output.source_rect == (0, 0, 800, 600)
+    x, _, w, _ = output.placed_rect
+    assert x > 0 and w < 1200
+    pixels = np.asarray(Image.open(io.BytesIO(output.data)).convert("RGB"), dtype=float)
+    fill = pixels[:, : x - 2]
+    assert fill.std(axis=(0, 1)).max() > 0.5  # a continuation of the photo, not one flat colour
+    assert abs(fill.mean() - pixels[:, x : x + w].mean()) < 60  # in the photo's own tones
+
+
+def test_solid_fill_when_asked() -> None:
+    data = encode(photo(800, 600), "PNG")
+    output = resize(data, ResizeRequest(sizes=(Size(1200, 400),), mode="extend", prompt="white background"))
+    pixels = np.asarray(Image.open(io.BytesIO(output.outputs[0].data)).convert("RGB"))
+    assert (pixels[:, :50] == 255).all()
+
+
+@pytest.mark.parametrize(("prompt", "side"), [("focus on the left", "left"), ("focus on the right", "right")])
+def test_focus_prompt_moves_the_window(prompt: str, side: str) -> None:
+    data = encode(scene_with_subject(1600, 900, (650, 300, 300, 300)), "PNG")
+    plain = resize(data, ResizeRequest(sizes=(Size(600, 900),), mode="crop")).outputs[0].source_rect
+    hinted = resize(data, ResizeRequest(sizes=(Size(600, 900),), mode="crop", prompt=prompt)).outputs[0].source_rect
+    assert (hinted[0] < plain[0]) if side == "left" else (hinted[0] > plain[0])
+
+
+def test_dont_crop_prompt_extends_and_unknown_prompts_are_reported() -> None:
+    data = encode(photo(800, 600), "PNG")
+    result = resize(data, ResizeRequest(sizes=(Size(600, 600),), prompt="don't crop, make it pop"))
+    assert result.outputs[0].mode == "extend"
+    assert result.outputs[0].source_rect == (0, 0, 800, 600)
+    assert any("make it pop" in note for note in result.notes)
+
+
+def test_variants_are_different_and_deterministic_for_a_seed() -> None:
+    data = encode(photo(1600, 900), "JPEG", quality=90)
+    request = ResizeRequest(sizes=(Size(800, 800),), mode="crop", variants=3, seed=7)
+    first = resize(data, request)
+    again = resize(data, request)
+    rects = [o.source_rect for o in first.outputs]
+    assert [o.variant for o in first.outputs] == [0, 1, 2]
+    assert len(set(rects)) == 3
+    assert rects == [o.source_rect for o in again.outputs]
+    assert [o.data for o in first.outputs] == [o.data for o in again.outputs]
+    # Variant 0 is the best framing whatever the seed.
+    other = resize(data, ResizeRequest(sizes=(Size(800, 800),), mode="crop", variants=3, seed=8))
+    assert other.outputs[0].source_rect == rects[0]
+
+
+def test_extend_variants_differ() -> None:
+    data = encode(photo(800, 600), "JPEG", quality=90)
+    outputs = resize(data, ResizeRequest(sizes=(Size(1500, 500),), mode="extend", variants=3, seed=1)).outputs
+    assert len({o.data for o in outputs}) == 3
+
+
+def test_small_source_is_enlarged_with_a_note() -> None:
+    result = resize(encode(photo(200, 150), "PNG"), ResizeRequest(sizes=(Size(1080, 1080),), mode="crop"))
+    assert (result.outputs[0].width, result.outputs[0].height) == (1080, 1080)
+    assert any("enlarged" in note for note in result.notes)
+
+
+_SOURCE = encode(photo(480, 320, seed=3), "JPEG", quality=90)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(16, 1400), st.integers(16, 1400)), min_size=1, max_size=3),
+    st.sampled_from(["auto", "crop", "extend"]),
+)
+def test_every_requested_size_is_produced_exactly(sizes: list[tuple[int, int]], mode: str) -> None:
+    request = ResizeRequest(sizes=tuple(Size(w, h) for w, h in sizes), mode=mode, output_format="jpeg")  # type: ignore[arg-type]
+    result = resize(_SOURCE, request)
+    assert [(o.width, o.height) for o in result.outputs] == sizes
+    for output in result.outputs:
+        assert Image.open(io.BytesIO(output.data)).size == (output.width, output.height)
+        _assert_geometry_is_consistent(output, Size(480, 320))
+
+
+def _assert_geometry_is_consistent(output: Output, source: Size) -> None:
+    x, y, w, h = output.source_rect
+    assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= source.width and y + h <= source.height
+    px, py, pw, ph = output.placed_rect
+    assert 0 <= px and 0 <= py and px + pw <= output.width and py + ph <= output.height
+    if output.mode == "crop":
+        assert output.placed_rect == (0, 0, output.width, output.height)
+    # The region keeps its shape: no visible stretching.
+    assert abs((w / h) / (pw / ph) - 1) < 0.05 + 2 / min(pw, ph)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mode", "resolution", "target"),
+    [
+        ("png", "crop", "1K", Size(300, 300)),
+        ("png", "extend", "1K", Size(600, 200)),
+        ("png", "crop", "2K", Size(200, 400)),
+        ("png", "extend", "4K", Size(200, 500)),
+    ],
+)
+def test_source_rect_resampled_into_placed_rect_reproduces_the_output(
+    fmt: str, mode: str, resolution: str, target: Size
+) -> None:
+    source = scene_with_subject(1200, 800, (500, 200, 300, 300), seed=5)
+    request = ResizeRequest(sizes=(target,), mode=mode, output_format=fmt, resolution=resolution)  # type: ignore[arg-type]
+    output = resize(encode(source, "JPEG", quality=95), request).outputs[0]
+    x, y, w, h = output.source_rect
+    px, py, pw, ph = output.placed_rect
+    expected = np.asarray(source.resize((pw, ph), Image.Resampling.LANCZOS, box=(x, y, x + w, y + h)), dtype=float)
+    actual = np.asarray(Image.open(io.BytesIO(output.data)).convert("RGB"), dtype=float)[py : py + ph, px : px + pw]
+    assert np.abs(actual - expected).mean() < 4.0
+    # The same comparison against a slightly tighter window fails: the check has teeth.
+    tighter = (x + w * 0.05, y + h * 0.05, x + w * 0.95, y + h * 0.95)
+    wrong = np.asarray(source.resize((pw, ph), Image.Resampling.LANCZOS, box=tighter), dtype=float)
+    assert np.abs(actual - wrong).mean() > np.abs(actual - expected).mean() * 2
+
+
+def test_large_jpeg_is_decoded_with_shrink_on_load_and_geometry_stays_in_source_pixels() -> None:
+    source = scene_with_subject(4000, 3000, (2800, 1000, 800, 800), seed=2)
+    output = resize(encode(source, "JPEG", quality=90), ResizeRequest(sizes=(Size(400, 400),), mode="crop")).outputs[0]
+    _, _, w, h = output.source_rect
+    assert (w, h) == (3000, 3000)  # reported in source pixels although decoded at 1/4 or 1/8
+    assert _share_kept(output.source_rect, (2800, 1000, 800, 800)) == 1.0

@@ -1,0 +1,194 @@
+"""Every input kind the engine accepts decodes correctly, and every bad input is refused with a plain sentence."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+from bot.smart_resize.engine import (
+    CorruptImage,
+    ImageTooLarge,
+    InvalidOption,
+    InvalidSize,
+    Limits,
+    NotAnImage,
+    ResizeRequest,
+    Size,
+    TooManyOutputs,
+    UnsupportedFormat,
+    resize,
+)
+from tests.images import encode, photo, png_header_only, with_exif_orientation
+
+ONE = ResizeRequest(sizes=(Size(64, 64),))
+
+
+def _decoded(data: bytes, request: ResizeRequest = ONE) -> Image.Image:
+    result = resize(data, request)
+    assert len(result.outputs) == len(request.sizes) * request.variants
+    return Image.open(io.BytesIO(result.outputs[0].data))
+
+
+@pytest.mark.parametrize(
+    ("fmt", "params"),
+    [("JPEG", {"quality": 90}), ("PNG", {}), ("WEBP", {"quality": 90}), ("GIF", {}), ("BMP", {}), ("TIFF", {})],
+)
+def test_each_supported_format_resizes(fmt: str, params: dict[str, object]) -> None:
+    source = photo(320, 240)
+    result = resize(encode(source, fmt, **params), ResizeRequest(sizes=(Size(100, 100), Size(200, 50))))
+    assert result.source_format == fmt
+    assert result.source_size == Size(320, 240)
+    assert [(o.width, o.height) for o in result.outputs] == [(100, 100), (200, 50)]
+    for output in result.outputs:
+        assert Image.open(io.BytesIO(output.data)).size == (output.width, output.height)
+
+
+def test_gif_uses_the_first_frame() -> None:
+    red, blue = Image.new("RGB", (80, 80), (255, 0, 0)), Image.new("RGB", (80, 80), (0, 0, 255))
+    data = encode(red, "GIF", save_all=True, append_images=[blue])
+    pixels = np.asarray(_decoded(data).convert("RGB"), dtype=int)
+    assert pixels[..., 0].mean() > 200 and pixels[..., 2].mean() < 50
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_orientation_is_applied(orientation: int) -> None:
+    # A white marker in the stored top-left corner lands where the orientation says the viewer sees it.
+    stored = Image.new("RGB", (200, 100), (0, 0, 0))
+    stored.paste((255, 255, 255), (0, 0, 40, 40))
+    result = resize(with_exif_orientation(stored, orientation), ResizeRequest(sizes=(Size(50, 50),), mode="extend"))
+    expected_size = Size(200, 100) if orientation == 3 else Size(100, 200)
+    assert result.source_size == expected_size
+    out = np.asarray(Image.open(io.BytesIO(result.outputs[0].data)).convert("L"), dtype=int)
+    x, y, w, h = result.outputs[0].placed_rect
+    placed = out[y : y + h, x : x + w]
+    corner = {3: placed[-3:, -3:], 6: placed[:3, -3:], 8: placed[-3:, :3]}[orientation]
+    assert corner.mean() > 200
+
+
+def test_cmyk_jpeg_becomes_rgb() -> None:
+    cyan = Image.new("CMYK", (64, 64), (255, 0, 0, 0))
+    pixels = np.asarray(_decoded(encode(cyan, "JPEG", quality=95)).convert("RGB"), dtype=int)
+    assert pixels[..., 0].mean() < 40 and pixels[..., 1].mean() > 200 and pixels[..., 2].mean() > 200
+
+
+def test_icc_profile_is_converted_to_srgb() -> None:
+    # Lab pixels (L byte 128 = L* 50, neutral a/b) tagged with a Lab profile: only a real colour transform turns
+    # them into sRGB mid grey (about 119); the raw channel bytes would read as (128, 128, 128) or fail outright.
+    lab_profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB"))
+    tagged = encode(Image.new("LAB", (64, 64), (128, 128, 128)), "TIFF", icc_profile=lab_profile.tobytes())
+    converted = np.asarray(_decoded(tagged).convert("RGB"), dtype=int)
+    assert abs(converted.mean() - 119) < 4
+    assert np.ptp(converted.mean(axis=(0, 1))) < 3  # neutral: no colour cast
+
+
+def test_unreadable_icc_profile_is_ignored_with_a_note() -> None:
+    result = resize(encode(photo(64, 64), "PNG", icc_profile=b"not a profile"), ONE)
+    assert any("colour profile" in note for note in result.notes)
+
+
+def test_greyscale_and_16_bit_images() -> None:
+    grey = Image.fromarray(np.tile(np.linspace(0, 255, 64, dtype=np.uint8), (64, 1)), "L")
+    assert _decoded(encode(grey, "PNG")).size == (64, 64)
+    deep = Image.fromarray(np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (64, 1)))
+    assert deep.mode.startswith("I;16")
+    pixels = np.asarray(_decoded(encode(deep, "PNG"), ResizeRequest(sizes=(Size(64, 64),), mode="crop")).convert("L"))
+    # The full 16-bit range maps onto the full 8-bit range instead of clipping to white.
+    assert pixels[:, 0].mean() < 20 and pixels[:, -1].mean() > 235
+
+
+def test_palette_with_transparency_keeps_alpha_in_png_and_webp_and_flattens_in_jpeg() -> None:
+    rgba = Image.new("RGBA", (80, 80), (0, 0, 0, 0))
+    rgba.paste((255, 0, 0, 255), (20, 20, 60, 60))
+    palette = rgba.convert("P")
+    for fmt in ("png", "webp"):
+        out = _decoded(encode(palette, "PNG", transparency=0), ResizeRequest(sizes=(Size(80, 80),), output_format=fmt))
+        assert out.mode == "RGBA"
+        assert out.getchannel("A").getextrema()[0] == 0
+    flat = _decoded(encode(rgba, "PNG"), ResizeRequest(sizes=(Size(80, 80),), output_format="jpeg"))
+    assert flat.mode == "RGB"
+    assert np.asarray(flat)[2, 2].min() > 240  # transparent corners flatten to white, not black
+
+
+def test_la_image_is_handled() -> None:
+    la = Image.new("LA", (50, 50), (128, 100))
+    assert _decoded(encode(la, "PNG"), ResizeRequest(sizes=(Size(40, 40),), output_format="png")).mode == "RGBA"
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "words"),
+    [
+        (b"", NotAnImage, "empty"),
+        (b"hello, this is text", NotAnImage, "isn't an image"),
+        (b"<!DOCTYPE html><html><body>Sign in</body></html>", UnsupportedFormat, "web page"),
+        (b"%PDF-1.7 ...", UnsupportedFormat, "PDF"),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00", UnsupportedFormat, "HEIC"),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'></svg>", UnsupportedFormat, "SVG"),
+    ],
+)
+def test_non_images_are_refused(data: bytes, error: type[Exception], words: str) -> None:
+    with pytest.raises(error, match=words):
+        resize(data, ONE)
+
+
+def test_truncated_jpeg_is_refused() -> None:
+    data = encode(photo(400, 300), "JPEG", quality=90)
+    with pytest.raises(CorruptImage, match="damaged or incomplete"):
+        resize(data[: len(data) // 2], ONE)
+
+
+def test_corrupt_png_is_refused() -> None:
+    data = encode(photo(100, 100), "PNG")
+    # A block missing from the middle of the compressed stream, as a broken transfer leaves it.
+    with pytest.raises(CorruptImage, match="damaged or incomplete"):
+        resize(data[:200] + data[1200:], ONE)
+
+
+def test_unsupported_image_format_names_the_alternatives() -> None:
+    with pytest.raises(UnsupportedFormat, match="ICO images aren't supported; share a JPEG, PNG"):
+        resize(encode(photo(32, 32), "ICO"), ONE)
+
+
+def test_huge_image_is_refused_from_its_header_without_decoding() -> None:
+    data = png_header_only(30000, 30000)
+    started = time.perf_counter()
+    with pytest.raises(ImageTooLarge, match="30000x30000 \\(900 MP\\); the limit is 100 MP"):
+        resize(data, ONE)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_pixel_cap_is_configurable() -> None:
+    data = encode(photo(200, 200), "PNG")
+    with pytest.raises(ImageTooLarge):
+        resize(data, ONE, Limits(max_pixels=30_000))
+    assert resize(data, ONE, Limits(max_pixels=40_000)).outputs
+
+
+def test_input_bytes_cap() -> None:
+    with pytest.raises(ImageTooLarge, match="MB"):
+        resize(encode(photo(200, 200), "BMP"), ONE, Limits(max_input_bytes=1000))
+
+
+@pytest.mark.parametrize("size", [Size(8, 100), Size(100, 9000)])
+def test_sizes_outside_the_range_are_refused(size: Size) -> None:
+    with pytest.raises(InvalidSize, match="between 16 and 8192 pixels"):
+        resize(encode(photo(64, 64), "PNG"), ResizeRequest(sizes=(size,)))
+
+
+def test_too_many_outputs_are_refused_before_decoding() -> None:
+    request = ResizeRequest(sizes=tuple(Size(100 + i, 100) for i in range(10)), variants=5)
+    with pytest.raises(TooManyOutputs, match="50 images; the limit is 40"):
+        resize(b"not even an image", request)
+
+
+def test_no_sizes_and_bad_options_are_refused() -> None:
+    data = encode(photo(64, 64), "PNG")
+    with pytest.raises(InvalidSize, match="at least one size"):
+        resize(data, ResizeRequest(sizes=()))
+    with pytest.raises(InvalidOption, match="Variants"):
+        resize(data, ResizeRequest(sizes=(Size(64, 64),), variants=0))
+    with pytest.raises(InvalidOption, match="format"):
+        resize(data, ResizeRequest(sizes=(Size(64, 64),), output_format="gif"))  # type: ignore[arg-type]

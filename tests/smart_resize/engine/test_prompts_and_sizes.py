@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.smart_resize.engine import InvalidSize, Limits, Size, parse_size
+from bot.smart_resize.engine.prompts import parse_prompt
+
+
+@pytest.mark.parametrize(
+    ("prompt", "field", "value"),
+    [
+        ("keep face centered", "face_priority", True),
+        ("keep face centered", "centre", True),
+        ("Focus on the left", "focus", ["left"]),
+        ("focus on the top and the right side", "focus", ["top", "right"]),
+        ("don't crop", "no_crop", True),
+        ("do not cut anything", "no_crop", True),
+        ("preserve details", "detail", True),
+        ("blur background", "fill", "blur"),
+        ("mirror the edges", "fill", "mirror"),
+        ("black bars", "fill_colour", (0, 0, 0)),
+        ("keep the logo", "text_priority", True),
+        ("zoom in", "zoom", 0.8),
+        ("rule of thirds", "thirds", True),
+    ],
+)
+def test_common_instructions_map_to_behaviour(prompt: str, field: str, value: object) -> None:
+    hints = parse_prompt(prompt)
+    assert getattr(hints, field) == value
+    assert hints.not_understood == []
+
+
+def test_unknown_instructions_are_reported_not_fatal() -> None:
+    hints = parse_prompt("keep face centered, make it pop; add unicorns")
+    assert hints.face_priority
+    assert hints.not_understood == ["make it pop", "add unicorns"]
+
+
+def test_empty_prompt_changes_nothing() -> None:
+    hints = parse_prompt("")
+    assert (hints.understood, hints.not_understood, hints.focus, hints.fill) == ([], [], [], None)
+
+
+@given(st.text(max_size=300))
+def test_any_prompt_is_accepted(prompt: str) -> None:
+    hints = parse_prompt(prompt)
+    assert all(clause.strip() for clause in hints.not_understood + hints.understood)
+    assert 0 < hints.zoom <= 1.25
+
+
+@given(st.integers(16, 8192), st.integers(16, 8192), st.sampled_from(["x", "X", "×"]), st.sampled_from(["", " "]))
+def test_valid_sizes_parse(width: int, height: int, sep: str, pad: str) -> None:
+    assert parse_size(f"{pad}{width}{pad}{sep}{pad}{height}{pad}") == Size(width, height)
+
+
+@given(st.text(max_size=20))
+def test_anything_else_is_invalid_size_or_a_size(text: str) -> None:
+    try:
+        size = parse_size(text)
+    except InvalidSize as error:
+        assert "WIDTHxHEIGHT" in str(error) or "between" in str(error)
+    else:
+        assert 16 <= size.width <= 8192 and 16 <= size.height <= 8192
+
+
+@given(st.integers(0, 15) | st.integers(8193, 999_999), st.integers(16, 8192))
+def test_out_of_range_sides_are_refused(bad: int, good: int) -> None:
+    for text in (f"{bad}x{good}", f"{good}x{bad}"):
+        with pytest.raises(InvalidSize, match="between 16 and 8192"):
+            parse_size(text)
+
+
+def test_limits_change_the_range() -> None:
+    assert parse_size("10000x100", Limits(max_side=12000)) == Size(10000, 100)
