@@ -88,11 +88,19 @@ def resize(
     if hints.face_priority and not analysis.faces:
         notes.append("No faces were found, so the framing follows the main subject instead.")
 
+    pixels = np.asarray(decoded.image)
     outputs: list[Output] = []
     for target in request.sizes:
         for variant, plan in enumerate(framer.plan(target, request.mode, request.variants, fill, rng)):
             image = render(
-                decoded.image, decoded.scale, plan, target, resolution, hints.fill_colour, hints.transparent_fill
+                decoded.image,
+                pixels,
+                decoded.scale,
+                plan,
+                target,
+                resolution,
+                hints.fill_colour,
+                hints.transparent_fill,
             )
             outputs.append(
                 Output(

@@ -1,0 +1,1 @@
+"""Benchmark scripts (never timed tests): quality of crop placement, speed and memory of the engine."""

@@ -1,0 +1,1 @@
+"""Labelled evaluation set and scorer for crop placement."""
