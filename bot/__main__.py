@@ -1,0 +1,89 @@
+"""``python -m bot``: load .env, validate settings, serve Slack (Socket Mode or HTTP) until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import signal
+import sys
+
+from aiohttp import web
+from dotenv import load_dotenv
+
+from bot.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("bot")
+_SECRET = re.compile(r"\b(xox[abpsr]-|xapp-)[A-Za-z0-9-]+")
+
+
+class RedactTokens(logging.Filter):
+    """Belt and braces: no Slack token reaches a log line, whoever logs it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = _SECRET.sub(r"\1[redacted]", str(record.msg))
+        if record.args:
+            record.args = tuple(_SECRET.sub(r"\1[redacted]", str(a)) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def configure_logging() -> None:
+    handler = logging.StreamHandler()
+    handler.addFilter(RedactTokens())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+
+
+def main() -> int:
+    load_dotenv()
+    configure_logging()
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        print("Smart Resize can't start:", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    asyncio.run(serve(settings))
+    return 0
+
+
+async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    from bot.app import add_health_route, build_app
+    from bot.services import open_services
+
+    stop = stop or _stop_on_signals()
+    async with open_services(settings) as services:
+        app = build_app(services)
+        if settings.socket_mode:
+            web_app = web.Application()
+            socket = AsyncSocketModeHandler(app, settings.slack_app_token)
+            await socket.connect_async()  # type: ignore[no-untyped-call]
+        else:
+            web_app = app.web_app(path="/slack/events", port=settings.port)
+            socket = None
+        add_health_route(web_app, services)
+        runner = web.AppRunner(web_app)
+        await runner.setup()
+        await web.TCPSite(runner, host="0.0.0.0", port=settings.port).start()  # noqa: S104 - Slack must reach it
+        mode = "Socket Mode" if socket else f"HTTP at :{settings.port}/slack/events"
+        log.info("Smart Resize is running (%s, backend %s, store %s)", mode, settings.backend, settings.database_path)
+        await stop.wait()
+        log.info("shutting down: finishing running jobs; the rest resume on the next start")
+        if socket is not None:
+            await socket.close_async()  # type: ignore[no-untyped-call]
+        await runner.cleanup()
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+if __name__ == "__main__":
+    sys.exit(main())

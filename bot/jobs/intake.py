@@ -1,0 +1,92 @@
+"""Accepting a request: rate limit, idempotent insert, wake the runner. Fast enough to run before Slack's ack."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.jobs.runner import JobRunner
+from bot.jobs.store import Job, JobStore
+from bot.smart_resize.engine import Size
+from bot.user_errors import UserError
+
+
+@dataclass(frozen=True)
+class ResizeOptions:
+    """What the user asked for, in the engine's terms (sizes empty = the defaults)."""
+
+    sizes: tuple[Size, ...] = ()
+    mode: str = "auto"
+    output_format: str = "jpeg"
+    variants: int = 1
+    prompt: str = ""
+    seed: int | None = None
+    resolution: str = "1K"
+
+
+class Intake:
+    def __init__(
+        self,
+        store: JobStore,
+        runner: JobRunner,
+        default_sizes: Sequence[Size],
+        jobs_per_user_per_hour: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.runner = runner
+        self.default_sizes = tuple(default_sizes)
+        self.jobs_per_user_per_hour = jobs_per_user_per_hour
+        self.clock = clock
+
+    async def submit(
+        self,
+        *,
+        trigger: str,
+        dedup_key: str,
+        channel_id: str,
+        user_id: str,
+        source: dict[str, Any],
+        options: ResizeOptions,
+        team_id: str | None = None,
+        thread_ts: str | None = None,
+        response_url: str | None = None,
+    ) -> tuple[Job, bool]:
+        """Returns (job, True) for a new job, or the existing job and False for a repeat of the same request."""
+        existing = await self.store.by_dedup_key(dedup_key)
+        if existing is not None:
+            return existing, False
+        recent = await self.store.count_since(user_id, self.clock() - 3600)
+        if recent >= self.jobs_per_user_per_hour:
+            raise UserError(
+                f"You've started {recent} resize jobs in the last hour, the most allowed; "
+                "please wait a little and try again."
+            )
+        sizes = options.sizes or self.default_sizes
+        job = Job(
+            id=uuid.uuid4().hex,
+            dedup_key=dedup_key,
+            trigger=trigger,
+            team_id=team_id,
+            channel_id=channel_id,
+            user_id=user_id,
+            thread_ts=thread_ts,
+            source=source,
+            spec={
+                "sizes": [[size.width, size.height] for size in sizes],
+                "mode": options.mode,
+                "output_format": options.output_format,
+                "variants": options.variants,
+                "prompt": options.prompt,
+                "seed": options.seed,
+                "resolution": options.resolution,
+            },
+            response_url=response_url,
+        )
+        stored, new = await self.store.insert(job)
+        if new:
+            self.runner.wake()
+        return stored, new

@@ -1,0 +1,348 @@
+"""The background runner: one coroutine that drives every accepted job to exactly one delivery.
+
+Steps, each persisted before the next starts:
+  accepted   -> find the source (a Slack file, a URL, or the channel's latest image), post the anchor message for
+                URL jobs and the progress message in the thread             -> anchored
+  anchored   -> download, resize through the backend                       -> delivering
+  delivering -> upload into the thread, mark the source done               -> done
+A restart resumes each open job at its stored step. Posts a crash could repeat carry the job's marker and are
+looked up before being made again; the hosted API's request id is stored as soon as it exists, so a restart polls
+the same remote job instead of paying for a second one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.backends import Backend, BackendResult, request_from_spec
+from bot.jobs.store import Job, JobStore
+from bot.net import FetchError, SafeFetcher
+from bot.slack import download_slack_file
+from bot.slack.delivery import Delivery, marker
+from bot.smart_resize.engine import EngineError
+from bot.user_errors import UserError, user_message
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+LATEST_IMAGE_WINDOW_S = 3600
+
+
+@dataclass
+class RunnerConfig:
+    bot_token: str
+    slack_api_url: str
+    max_download_bytes: int
+    max_concurrent_jobs: int = 4
+
+
+class JobRunner:
+    def __init__(
+        self,
+        store: JobStore,
+        backend: Backend,
+        client: AsyncWebClient,
+        fetcher: SafeFetcher,
+        slack_session: aiohttp.ClientSession,
+        config: RunnerConfig,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.backend = backend
+        self.delivery = Delivery(client)
+        self.client = client
+        self.fetcher = fetcher
+        self.slack_session = slack_session
+        self.config = config
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._active: dict[str, asyncio.Task[None]] = {}  # strong references: the loop must not lose a job
+        self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # --- lifecycle ----------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._loop(), name="job-runner")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self, grace_s: float = 20.0) -> None:
+        """Stop taking jobs and let running ones finish; whatever is cut short resumes at its stored step."""
+        self._stopping = True
+        self._wake.set()
+        if self._loop_task is not None:
+            await self._loop_task
+        if self._active:
+            _, pending = await asyncio.wait(list(self._active.values()), timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def idle(self) -> None:
+        """Wait until no job is runnable or running (for tests and orderly shutdown)."""
+        while True:
+            runnable = await self.store.runnable(self.clock() + 3600)
+            if not runnable and not self._active:
+                return
+            await asyncio.sleep(0.02)
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                await self._schedule()
+            except Exception:  # the runner must outlive any one bad row or a locked database
+                log.exception("job scheduling failed; retrying")
+            wakeup = await self._next_wakeup()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=wakeup)
+
+    async def _next_wakeup(self) -> float:
+        next_time = await self.store.next_wakeup()
+        if next_time is None:
+            return 30.0
+        return min(30.0, max(0.05, next_time - self.clock()))
+
+    async def _schedule(self) -> None:
+        room = self.config.max_concurrent_jobs - len(self._active)
+        if room <= 0:
+            return
+        for job in await self.store.runnable(self.clock(), limit=room + len(self._active)):
+            if job.id in self._active or len(self._active) >= self.config.max_concurrent_jobs:
+                continue
+            task = asyncio.create_task(self._run(job), name=f"job-{job.short_id}")
+            self._active[job.id] = task
+            task.add_done_callback(functools.partial(self._finished, job.id))
+
+    def _finished(self, job_id: str, _task: asyncio.Task[None]) -> None:
+        self._active.pop(job_id, None)
+        self._wake.set()
+
+    # --- one job ------------------------------------------------------------------------------------------------
+
+    async def _run(self, job: Job) -> None:
+        try:
+            while not job.finished:
+                fresh = await self.store.get(job.id)
+                if fresh is None or fresh.finished:
+                    return  # cancelled meanwhile
+                job = await self._step(fresh)
+        except asyncio.CancelledError:
+            raise
+        except UserError as error:
+            await self._fail(job, str(error))
+        except (EngineError, FetchError) as error:
+            await self._fail(job, user_message(error))
+        except Exception as error:  # anything else may be transient: retry with backoff, then give up plainly
+            await self._retry_or_fail(job, error)
+
+    async def _step(self, job: Job) -> Job:
+        if job.state == "accepted":
+            return await self._anchor(job)
+        if job.state == "anchored":
+            result = await self._resize(job)
+            job = await self.store.update(job, state="delivering")
+            return await self._deliver(job, result)
+        if job.state == "delivering":
+            tag = marker(job.short_id)
+            assert job.thread_ts is not None
+            if await self.delivery.find_own_post(job.channel_id, tag, thread_ts=job.thread_ts, with_files=True):
+                return await self._complete(job, already_posted=True)
+            return await self._deliver(job, await self._resize(job))
+        raise RuntimeError(f"job {job.short_id} in unexpected state {job.state}")
+
+    async def _anchor(self, job: Job) -> Job:
+        tag = marker(job.short_id)
+        source = job.source
+        thread_ts = job.thread_ts
+        if source["kind"] == "latest":
+            file, thread_ts = await self._latest_image(job.channel_id)
+            source = {"kind": "slack_file", "file": file, "message_ts": thread_ts}
+            job = await self.store.update(job, source=source, thread_ts=thread_ts)
+        elif source["kind"] == "url" and thread_ts is None:
+            thread_ts = await self.delivery.find_own_post(job.channel_id, tag)
+            if thread_ts is None:
+                thread_ts = await self.delivery.post(
+                    job.channel_id,
+                    f"<@{job.user_id}> asked for {_describe_sizes(job.spec)} of {source['url']} · _{tag}_",
+                )
+            job = await self.store.update(job, thread_ts=thread_ts)
+        assert thread_ts is not None
+        if job.progress_ts is None:
+            progress_ts = await self.delivery.find_own_post(job.channel_id, tag, thread_ts=thread_ts)
+            if progress_ts is None:
+                progress_ts = await self.delivery.post(
+                    job.channel_id,
+                    f":hourglass_flowing_sand: Resizing to {_describe_sizes(job.spec)}… · _{tag}_",
+                    thread_ts=thread_ts,
+                )
+            job = await self.store.update(job, progress_ts=progress_ts)
+        if source["kind"] == "slack_file":
+            await self.delivery.set_status(job.channel_id, _source_message_ts(job), "working")
+        return await self.store.update(job, state="anchored")
+
+    async def _latest_image(self, channel: str) -> tuple[dict[str, Any], str]:
+        oldest = str(self.clock() - LATEST_IMAGE_WINDOW_S)
+        response = await self.client.conversations_history(channel=channel, oldest=oldest, limit=100)
+        messages: list[dict[str, Any]] = response.get("messages", [])
+        for message in messages:
+            for file in message.get("files", []) or []:
+                if str(file.get("mimetype", "")).startswith("image/"):
+                    return file, str(message["ts"])
+        raise UserError(
+            "I couldn't find an image shared in this channel in the last hour. Upload one, or add its link: "
+            "`/resize 1080x1080 https://example.com/photo.jpg`."
+        )
+
+    async def _source_bytes(self, job: Job) -> tuple[bytes, str]:
+        source = job.source
+        if source["kind"] == "url":
+            fetched = await self.fetcher.fetch(source["url"], max_bytes=self.config.max_download_bytes)
+            return fetched.data, fetched.content_type
+        file = source["file"]
+        if file.get("file_access") == "check_file_info" or not file.get("url_private"):
+            info = await self.client.files_info(file=file["id"])
+            file = dict(info["file"])
+        mimetype = str(file.get("mimetype", ""))
+        if not mimetype.startswith("image/"):
+            name = file.get("name") or "That file"
+            raise UserError(f"{name} isn't an image ({mimetype or 'unknown type'}); share a JPEG, PNG or WebP.")
+        if int(file.get("size") or 0) > self.config.max_download_bytes:
+            limit_mb = self.config.max_download_bytes // (1024 * 1024)
+            raise UserError(f"That image is larger than {limit_mb} MB; share a smaller or more compressed version.")
+        url = file.get("url_private_download") or file["url_private"]
+        fetched = await download_slack_file(
+            self.slack_session,
+            url,
+            token=self.config.bot_token,
+            api_base_url=self.config.slack_api_url,
+            max_bytes=self.config.max_download_bytes,
+        )
+        return fetched.data, fetched.content_type
+
+    async def _resize(self, job: Job) -> BackendResult:
+        data, content_type = await self._source_bytes(job)
+        request = request_from_spec(job.spec)
+
+        async def save_remote_id(remote_id: str) -> None:
+            nonlocal job
+            job = await self.store.update(job, remote_id=remote_id)
+
+        return await self.backend.run(
+            data, content_type, request, remote_id=job.remote_id, save_remote_id=save_remote_id
+        )
+
+    async def _deliver(self, job: Job, result: BackendResult) -> Job:
+        assert job.thread_ts is not None
+        tag = marker(job.short_id)
+        stem = _stem(job)
+        count = len(result.images)
+        notes = "".join(f"\n• {note}" for note in result.notes)
+        comment = f"<@{job.user_id}> here are your {count} image{'s' if count != 1 else ''} · _{tag}_{notes}"
+        if job.progress_ts:
+            await self.delivery.update(
+                job.channel_id, job.progress_ts, f":outbox_tray: Uploading {count} images… · _{tag}_"
+            )
+        await self.delivery.upload(job.channel_id, job.thread_ts, result.images, comment, stem)
+        return await self._complete(job)
+
+    async def _complete(self, job: Job, already_posted: bool = False) -> Job:
+        thread_ts = job.thread_ts
+        assert thread_ts is not None
+        job = await self.store.update(job, state="done", error=None)
+        tag = marker(job.short_id)
+        if job.progress_ts:
+            await self._quietly(
+                self.delivery.update(
+                    job.channel_id, job.progress_ts, f":white_check_mark: Done: {_describe_sizes(job.spec)} · _{tag}_"
+                )
+            )
+        if job.source.get("kind") == "slack_file":
+            await self._quietly(self.delivery.set_status(job.channel_id, _source_message_ts(job), "done"))
+        log.info("job %s delivered%s", job.short_id, " (found already posted)" if already_posted else "")
+        return job
+
+    async def _fail(self, job: Job, message: str) -> None:
+        fresh = await self.store.get(job.id) or job
+        job = await self.store.update(fresh, state="failed", error=message)
+        tag = marker(job.short_id)
+        log.info("job %s failed: %s", job.short_id, message)
+        if job.progress_ts:
+            await self._quietly(
+                self.delivery.update(job.channel_id, job.progress_ts, f":x: Couldn't resize: {message} · _{tag}_")
+            )
+        if job.thread_ts and job.source.get("kind") == "slack_file":
+            await self._quietly(self.delivery.set_status(job.channel_id, _source_message_ts(job), "failed"))
+        await self.delivery.ephemeral(
+            job.channel_id, job.user_id, message, thread_ts=job.thread_ts, response_url=job.response_url
+        )
+
+    async def _retry_or_fail(self, job: Job, error: Exception) -> None:
+        fresh = await self.store.get(job.id) or job
+        attempts = fresh.attempts + 1
+        if attempts >= MAX_ATTEMPTS or not _transient(error):
+            log.error("job %s gave up after %d attempts", job.short_id, attempts, exc_info=error)
+            await self._fail(fresh, user_message(error))
+            return
+        delay = min(60.0, 2.0**attempts) * random.uniform(0.5, 1.0)
+        log.warning("job %s attempt %d failed (%s); retrying in %.1fs", job.short_id, attempts, _kind(error), delay)
+        await self.store.update(fresh, attempts=attempts, not_before=self.clock() + delay)
+
+    async def _quietly(self, step: Any) -> None:
+        try:
+            await step
+        except SlackApiError as error:
+            log.warning("cosmetic update failed: %s", error.response.get("error"))
+
+
+def _source_message_ts(job: Job) -> str:
+    """The message holding the image (status reactions go there); replies go to its thread."""
+    ts = job.source.get("message_ts") or job.thread_ts
+    assert ts is not None
+    return str(ts)
+
+
+def _transient(error: Exception) -> bool:
+    if isinstance(error, SlackApiError):
+        return error.response.get("error") in ("ratelimited", "internal_error", "service_unavailable", "fatal_error")
+    return isinstance(error, (aiohttp.ClientError, TimeoutError, OSError, BrokenProcessPool)) or getattr(
+        error, "retryable", False
+    )
+
+
+def _kind(error: Exception) -> str:
+    return type(error).__name__
+
+
+def _describe_sizes(spec: dict[str, Any]) -> str:
+    sizes = [f"{w}x{h}" for w, h in spec["sizes"]]
+    variants = int(spec.get("variants", 1))
+    text = ", ".join(sizes)
+    return text + (f" ({variants} alternatives each)" if variants > 1 else "")
+
+
+def _stem(job: Job) -> str:
+    source = job.source
+    name = ""
+    if source.get("kind") == "slack_file":
+        name = str(source["file"].get("name") or "")
+    elif source.get("kind") == "url":
+        name = str(source["url"]).rstrip("/").rsplit("/", 1)[-1].split("?")[0]
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in stem)[:60].strip("-")
+    return safe or "image"

@@ -1,0 +1,210 @@
+"""Durable job store on SQLite: an idempotent insert, and every state change written before the next step.
+
+SQLite runs in WAL mode with ``synchronous=FULL`` so a committed state survives a crash or power cut, and each call
+runs in a worker thread so the event loop never waits on the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+State = Literal["accepted", "anchored", "fetched", "processed", "delivering", "done", "failed", "cancelled"]
+TERMINAL: frozenset[str] = frozenset({"done", "failed", "cancelled"})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    dedup_key TEXT NOT NULL UNIQUE,
+    trigger TEXT NOT NULL,
+    team_id TEXT,
+    channel_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    thread_ts TEXT,
+    source TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    state TEXT NOT NULL,
+    progress_ts TEXT,
+    remote_id TEXT,
+    response_url TEXT,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before REAL NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_open ON jobs (state, not_before);
+CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user_id, created_at);
+CREATE TABLE IF NOT EXISTS channel_settings (
+    channel_id TEXT PRIMARY KEY,
+    auto_sizes TEXT,
+    updated_by TEXT,
+    updated_at REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    dedup_key: str
+    trigger: str  # command | mention | reaction | shortcut | upload | auto
+    channel_id: str
+    user_id: str
+    source: dict[str, Any]  # {"kind": "slack_file", "file": {...}} | {"kind": "url", "url": ...} | {"kind": "latest"}
+    spec: dict[str, Any]  # sizes, mode, output_format, variants, prompt, seed, resolution
+    state: State = "accepted"
+    team_id: str | None = None
+    thread_ts: str | None = None  # where results go: the source message's ts
+    progress_ts: str | None = None
+    remote_id: str | None = None  # the hosted API's request_id, kept so a restart polls instead of paying twice
+    response_url: str | None = field(default=None, repr=False)
+    error: str | None = None
+    attempts: int = 0
+    not_before: float = 0.0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.state in TERMINAL
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
+
+
+_COLUMNS = [
+    "id", "dedup_key", "trigger", "team_id", "channel_id", "user_id", "thread_ts", "source", "spec", "state",
+    "progress_ts", "remote_id", "response_url", "error", "attempts", "not_before", "created_at", "updated_at",
+]  # fmt: skip
+_UPDATABLE = {"thread_ts", "source", "state", "progress_ts", "remote_id", "error", "attempts", "not_before"}
+
+
+class JobStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    async def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        def work() -> list[sqlite3.Row]:
+            with self._lock:
+                return self._db.execute(sql, params).fetchall()
+
+        return await asyncio.to_thread(work)
+
+    # --- jobs ---------------------------------------------------------------------------------------------------
+
+    async def insert(self, job: Job) -> tuple[Job, bool]:
+        """Insert unless a job with the same dedup key exists; returns (the stored job, whether it is new)."""
+        now = time.time()
+        job = replace(job, id=job.id or uuid.uuid4().hex, created_at=now, updated_at=now)
+        row = _to_row(job)
+        placeholders = ", ".join("?" for _ in _COLUMNS)
+        inserted = await self._run(
+            f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({placeholders}) "  # noqa: S608 - fixed column names
+            "ON CONFLICT(dedup_key) DO NOTHING RETURNING id",
+            tuple(row[c] for c in _COLUMNS),
+        )
+        if inserted:
+            return job, True
+        existing = await self.by_dedup_key(job.dedup_key)
+        assert existing is not None
+        return existing, False
+
+    async def get(self, job_id: str) -> Job | None:
+        rows = await self._run("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return _from_row(rows[0]) if rows else None
+
+    async def by_dedup_key(self, key: str) -> Job | None:
+        rows = await self._run("SELECT * FROM jobs WHERE dedup_key = ?", (key,))
+        return _from_row(rows[0]) if rows else None
+
+    async def update(self, job: Job, **changes: Any) -> Job:
+        """Persist ``changes`` (a state step) and return the job as now stored."""
+        unknown = set(changes) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        updated = replace(job, **changes, updated_at=time.time())
+        row = _to_row(updated)
+        names = [*changes, "updated_at"]
+        assignments = ", ".join(f"{name} = ?" for name in names)
+        await self._run(
+            f"UPDATE jobs SET {assignments} WHERE id = ?",  # noqa: S608 - names come from _UPDATABLE
+            (*(row[name] for name in names), job.id),
+        )
+        return updated
+
+    async def runnable(self, now: float, limit: int = 50) -> list[Job]:
+        rows = await self._run(
+            "SELECT * FROM jobs WHERE state NOT IN ('done', 'failed', 'cancelled') AND not_before <= ? "
+            "ORDER BY created_at LIMIT ?",
+            (now, limit),
+        )
+        return [_from_row(row) for row in rows]
+
+    async def next_wakeup(self) -> float | None:
+        rows = await self._run(
+            "SELECT MIN(not_before) AS t FROM jobs WHERE state NOT IN ('done', 'failed', 'cancelled')"
+        )
+        value = rows[0]["t"] if rows else None
+        return float(value) if value is not None else None
+
+    async def recent_for_user(self, user_id: str, limit: int = 10) -> list[Job]:
+        rows = await self._run(
+            "SELECT * FROM jobs WHERE user_id = ? ORDER BY created_at DESC LIMIT ?", (user_id, limit)
+        )
+        return [_from_row(row) for row in rows]
+
+    async def count_since(self, user_id: str, since: float) -> int:
+        rows = await self._run("SELECT COUNT(*) AS n FROM jobs WHERE user_id = ? AND created_at >= ?", (user_id, since))
+        return int(rows[0]["n"])
+
+    # --- channel settings ---------------------------------------------------------------------------------------
+
+    async def set_auto_sizes(self, channel_id: str, sizes: list[str] | None, user_id: str) -> None:
+        await self._run(
+            "INSERT INTO channel_settings (channel_id, auto_sizes, updated_by, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(channel_id) DO UPDATE SET auto_sizes = excluded.auto_sizes, "
+            "updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+            (channel_id, json.dumps(sizes) if sizes is not None else None, user_id, time.time()),
+        )
+
+    async def auto_sizes(self, channel_id: str) -> list[str] | None:
+        rows = await self._run("SELECT auto_sizes FROM channel_settings WHERE channel_id = ?", (channel_id,))
+        if not rows or rows[0]["auto_sizes"] is None:
+            return None
+        return list(json.loads(rows[0]["auto_sizes"]))
+
+
+def _to_row(job: Job) -> dict[str, Any]:
+    row = {name: getattr(job, name) for name in _COLUMNS}
+    row["source"] = json.dumps(job.source)
+    row["spec"] = json.dumps(job.spec)
+    return row
+
+
+def _from_row(row: sqlite3.Row) -> Job:
+    values = {name: row[name] for name in _COLUMNS}
+    values["source"] = json.loads(values["source"])
+    values["spec"] = json.loads(values["spec"])
+    return Job(**values)

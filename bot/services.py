@@ -1,0 +1,89 @@
+"""The app's shared services, created once at start-up and closed at shutdown (one HTTP session per purpose)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler, AsyncServerErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.backends import Backend, LocalBackend
+from bot.config import Settings
+from bot.jobs.intake import Intake
+from bot.jobs.runner import JobRunner, RunnerConfig
+from bot.jobs.store import JobStore
+from bot.net import NetworkPolicy, SafeFetcher
+from bot.slack.delivery import Delivery
+from bot.smart_resize.engine.pool import EnginePool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    client: AsyncWebClient
+    store: JobStore
+    runner: JobRunner
+    intake: Intake
+    delivery: Delivery
+    backend: Backend
+
+
+def web_client(settings: Settings, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
+    """Every Web API call goes to SLACK_API_URL, with Slack's own retry handlers for 429s and 5xx."""
+    client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, session=session)
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
+    client.retry_handlers.append(AsyncServerErrorRetryHandler(max_retry_count=2))
+    return client
+
+
+@contextlib.asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    store = JobStore(settings.database_path)
+    # Slack's own hosts are reached with a plain session (the token may only go there, see bot.slack.files);
+    # user-supplied links go through the SSRF-guarded fetcher.
+    slack_session = aiohttp.ClientSession(trust_env=False, cookie_jar=aiohttp.DummyCookieJar())
+    fetcher = SafeFetcher(NetworkPolicy(settings.allow_networks), max_bytes=settings.max_download_bytes)
+    pool = EnginePool(settings.engine_workers, settings.limits)
+    runner: JobRunner | None = None
+    try:
+        await fetcher.start()
+        client = web_client(settings, slack_session)
+        backend = await _backend(settings, pool, slack_session)
+        runner = JobRunner(
+            store,
+            backend,
+            client,
+            fetcher,
+            slack_session,
+            RunnerConfig(
+                bot_token=settings.slack_bot_token,
+                slack_api_url=settings.slack_api_url,
+                max_download_bytes=settings.max_download_bytes,
+                max_concurrent_jobs=max(2, settings.engine_workers * 2),
+            ),
+        )
+        intake = Intake(store, runner, settings.default_sizes, settings.jobs_per_user_per_hour)
+        runner.start()
+        yield Services(settings, client, store, runner, intake, Delivery(client), backend)
+    finally:
+        if runner is not None:
+            await runner.stop()
+        await pool.close()
+        await fetcher.close()
+        await slack_session.close()
+        store.close()
+
+
+async def _backend(settings: Settings, pool: EnginePool, session: aiohttp.ClientSession) -> Backend:
+    if settings.backend == "pixazo":
+        from bot.hosted_backend import HostedBackend
+
+        assert settings.pixazo_api_key is not None
+        return HostedBackend(session, settings.pixazo_api_key, settings.pixazo_base_url, settings.max_download_bytes)
+    return LocalBackend(pool)

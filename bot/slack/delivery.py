@@ -1,0 +1,125 @@
+"""Everything the app posts into Slack for a job: the anchor and progress messages, status reactions, the resized
+files in the thread, and plain-words errors for the requester.
+
+Posts that a crash could repeat carry the job's marker (``job 1a2b3c4d``), so a resumed job first looks for its
+own earlier post instead of posting twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.backends import ResizedImage
+
+log = logging.getLogger(__name__)
+
+STATUS_REACTIONS = {"working": "hourglass_flowing_sand", "done": "white_check_mark", "failed": "x"}
+
+
+def marker(job_short_id: str) -> str:
+    return f"job {job_short_id}"
+
+
+class Delivery:
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+        self._bot_user_id: str | None = None
+
+    async def bot_user_id(self) -> str:
+        if self._bot_user_id is None:
+            response = await self.client.auth_test()
+            self._bot_user_id = str(response["user_id"])
+        return self._bot_user_id
+
+    async def post(
+        self, channel: str, text: str, *, thread_ts: str | None = None, blocks: list[dict[str, Any]] | None = None
+    ) -> str:
+        response = await self.client.chat_postMessage(
+            channel=channel, text=text, thread_ts=thread_ts, blocks=blocks, unfurl_links=False, unfurl_media=False
+        )
+        return str(response["ts"])
+
+    async def update(self, channel: str, ts: str, text: str, *, blocks: list[dict[str, Any]] | None = None) -> None:
+        await self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks or [])
+
+    async def find_own_post(
+        self, channel: str, tag: str, *, thread_ts: str | None = None, with_files: bool = False
+    ) -> str | None:
+        """The ts of a message this bot already posted with ``tag`` in it (in a thread, or the channel's last hour)."""
+        bot = await self.bot_user_id()
+        if thread_ts is not None:
+            response = await self.client.conversations_replies(channel=channel, ts=thread_ts, limit=200)
+        else:
+            response = await self.client.conversations_history(channel=channel, limit=100)
+        messages: list[dict[str, Any]] = response.get("messages", [])
+        for message in messages:
+            if message.get("user") != bot and message.get("bot_id") is None:
+                continue
+            if with_files and not message.get("files"):
+                continue
+            if tag in _message_text(message):
+                return str(message["ts"])
+        return None
+
+    async def set_status(self, channel: str, ts: str, status: str) -> None:
+        """Swap the status reaction on the source message; reactions are decoration, so failures are only logged."""
+        for other, name in STATUS_REACTIONS.items():
+            if other != status:
+                await self._reaction("reactions_remove", channel, ts, name, ignore=("no_reaction",))
+        await self._reaction("reactions_add", channel, ts, STATUS_REACTIONS[status], ignore=("already_reacted",))
+
+    async def _reaction(self, method: str, channel: str, ts: str, name: str, ignore: tuple[str, ...]) -> None:
+        try:
+            await getattr(self.client, method)(channel=channel, timestamp=ts, name=name)
+        except SlackApiError as error:
+            if error.response.get("error") not in ignore:
+                log.warning("%s %s failed: %s", method, name, error.response.get("error"))
+
+    async def upload(
+        self, channel: str, thread_ts: str, images: Sequence[ResizedImage], comment: str, stem: str
+    ) -> None:
+        uploads = [
+            {
+                "content": image.data,
+                "filename": f"{stem}_{image.target}{_variant_suffix(image)}.{image.extension}",
+                "title": f"{image.target}" + (f" (alternative {image.variant + 1})" if image.variant else ""),
+                "alt_txt": f"{stem} resized to {image.target}"
+                + (" with the canvas extended" if image.mode == "extend" else ""),
+            }
+            for image in images
+        ]
+        await self.client.files_upload_v2(
+            channel=channel, thread_ts=thread_ts, file_uploads=uploads, initial_comment=comment
+        )
+
+    async def ephemeral(
+        self, channel: str, user: str, text: str, *, thread_ts: str | None = None, response_url: str | None = None
+    ) -> None:
+        """Tell only the requester. A slash command's response_url works even where the bot is not a member."""
+        try:
+            await self.client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)
+            return
+        except SlackApiError as error:
+            log.warning("could not tell %s in the channel: %s", user, error.response.get("error"))
+        if response_url:
+            webhook = AsyncWebhookClient(response_url, session=self.client.session)
+            response = await webhook.send(text=text, response_type="ephemeral", replace_original=False)
+            if response.status_code != 200:
+                log.warning("response_url answered %s", response.status_code)
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    parts = [str(message.get("text", ""))]
+    for block in message.get("blocks", []) or []:
+        parts.append(str(block))
+    return " ".join(parts)
+
+
+def _variant_suffix(image: ResizedImage) -> str:
+    return f"_{image.variant + 1}" if image.variant else ""

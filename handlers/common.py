@@ -1,0 +1,33 @@
+"""Small helpers shared by the Slack feature modules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bot.jobs.intake import ResizeOptions
+from bot.requests import ResizeCommand
+from bot.smart_resize.engine import Size
+
+
+def options_from(parsed: ResizeCommand) -> ResizeOptions:
+    return ResizeOptions(
+        sizes=tuple(parsed.sizes),
+        mode=parsed.mode,
+        output_format=parsed.output_format,
+        variants=parsed.variants,
+        prompt=parsed.prompt,
+        seed=parsed.seed,
+        resolution=parsed.resolution,
+    )
+
+
+def describe_sizes(sizes: Sequence[Size]) -> str:
+    return ", ".join(str(size) for size in sizes)
+
+
+def image_files(event: dict[str, Any]) -> list[dict[str, Any]]:
+    files: list[dict[str, Any]] = event.get("files") or []
+    return [
+        f for f in files if str(f.get("mimetype", "")).startswith("image/") or f.get("file_access") == "check_file_info"
+    ]
