@@ -25,7 +25,6 @@ Box = tuple[float, float, float, float]  # x, y, w, h in analysis pixels
 FloatMap = npt.NDArray[np.float32]
 
 ANALYSIS_LONG_SIDE = 384  # frontal faces are found here (faces down to about 4% of the image's short side)
-PROFILE_LONG_SIDE = 256
 MAP_LONG_SIDE = 128  # the importance map lives here: plenty to place windows, cheap to score
 
 
@@ -52,11 +51,6 @@ def _face_cascade() -> cv2.CascadeClassifier:
     if cascade.empty():  # pragma: no cover - only with a broken opencv install
         raise RuntimeError("OpenCV's face cascade could not be loaded; reinstall opencv-python-headless<5")
     return cascade
-
-
-@functools.lru_cache(maxsize=1)
-def _profile_cascade() -> cv2.CascadeClassifier:
-    return cv2.CascadeClassifier(_CASCADES + "haarcascade_profileface.xml")
 
 
 def analyse(rgb: npt.NDArray[np.uint8], source_scale: float, hints: Hints) -> Analysis:
@@ -109,22 +103,13 @@ def analyse(rgb: npt.NDArray[np.uint8], source_scale: float, hints: Hints) -> An
 
 
 def detect_faces(grey: npt.NDArray[np.uint8]) -> list[Box]:
-    """Frontal faces, then (only if none) profiles on a smaller copy: the cascades dominate analysis time."""
+    """Frontal faces. (OpenCV's profile cascade was tried too: on the evaluation set it found no face the frontal one
+    missed, at twice the cost, so it is not run.)"""
     height, width = grey.shape
     min_side = max(16, round(min(width, height) * 0.04))
     equalised = cv2.equalizeHist(grey)
     found = _face_cascade().detectMultiScale(equalised, scaleFactor=1.15, minNeighbors=5, minSize=(min_side, min_side))
     boxes: list[Box] = [(float(x), float(y), float(w), float(h)) for x, y, w, h in (found if len(found) else [])]
-    profile = _profile_cascade()
-    if not boxes and not profile.empty():
-        factor = min(1.0, PROFILE_LONG_SIDE / max(width, height))
-        small = cv2.resize(equalised, (round(width * factor), round(height * factor)), interpolation=cv2.INTER_AREA)
-        small_width = small.shape[1]
-        for flip in (False, True):
-            image = cv2.flip(small, 1) if flip else small
-            for x, y, w, h in profile.detectMultiScale(image, 1.15, 5, minSize=(16, 16)):
-                left = small_width - x - w if flip else x
-                boxes.append((left / factor, y / factor, w / factor, h / factor))
     return _merge_boxes(boxes)
 
 
@@ -264,4 +249,3 @@ def _subject_box(importance: FloatMap) -> Box:
 def warm_up() -> None:
     """Load the cascades once per worker process, before the first job needs them."""
     _face_cascade()
-    _profile_cascade()
