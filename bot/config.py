@@ -151,6 +151,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if public_base_url and urlsplit(public_base_url).scheme != "https":
         problems.append("PUBLIC_BASE_URL must be an https URL where this app is reachable, or unset.")
     reaction = (get("RESIZE_REACTION") or "frame_with_picture").strip(":")
+    port = integer("PORT", 3000, 1, 65535)
+    engine_workers = integer("ENGINE_WORKERS", max(1, min(4, os.cpu_count() or 1)), 1, 64)
+    max_sizes = integer("MAX_SIZES_PER_REQUEST", 10, 1, 40)
+    jobs_per_user_per_hour = integer("JOBS_PER_USER_PER_HOUR", 60, 1, 10_000)
 
     if problems:
         raise ConfigError(problems)
@@ -160,7 +164,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         slack_signing_secret=signing_secret,
         slack_app_token=app_token,
         slack_api_url=slack_api_url,
-        port=integer("PORT", 3000, 1, 65535),
+        port=port,
         backend=backend,
         pixazo_api_key=pixazo_key,
         pixazo_base_url=get("PIXAZO_BASE_URL") or DEFAULT_PIXAZO_BASE_URL,
@@ -169,10 +173,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         default_sizes=default_sizes,
         resize_reaction=reaction,
         public_base_url=public_base_url,
-        engine_workers=integer("ENGINE_WORKERS", max(1, min(4, os.cpu_count() or 1)), 1, 64),
-        max_sizes=integer("MAX_SIZES_PER_REQUEST", 10, 1, 40),
+        engine_workers=engine_workers,
+        max_sizes=max_sizes,
         max_download_bytes=max_download_mb * 1024 * 1024,
-        jobs_per_user_per_hour=integer("JOBS_PER_USER_PER_HOUR", 60, 1, 10_000),
+        jobs_per_user_per_hour=jobs_per_user_per_hour,
         limits=limits,
     )
 

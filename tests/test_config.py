@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_settings
+from bot.smart_resize.engine import Size
+
+SOCKET = {"SLACK_BOT_TOKEN": "xoxb-1-2-abc", "SLACK_APP_TOKEN": "xapp-1-abc"}
+
+
+def test_defaults_in_socket_mode() -> None:
+    settings = load_settings(SOCKET)
+    assert settings.socket_mode
+    assert settings.backend == "local"
+    assert settings.slack_api_url == "https://slack.com/api/"
+    assert settings.database_path == Path("data/smart-resize.db")
+    assert settings.default_sizes == (Size(1080, 1080), Size(1080, 1350), Size(1080, 1920), Size(1200, 630))
+    assert settings.resize_reaction == "frame_with_picture"
+    assert "xoxb" not in repr(settings) and "xapp" not in repr(settings)
+
+
+def test_hosted_backend_is_chosen_by_its_key() -> None:
+    assert load_settings({**SOCKET, "PIXAZO_API_KEY": "k"}).backend == "pixazo"
+    assert load_settings({**SOCKET, "PIXAZO_API_KEY": "k", "SMART_RESIZE_BACKEND": "local"}).backend == "local"
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            {
+                "SLACK_BOT_TOKEN": "xoxp-user-token",
+                "PORT": "eighty",
+                "SMART_RESIZE_BACKEND": "pixazo",
+                "FETCH_ALLOW_PRIVATE_NETWORKS": "10.0.0.1/8",
+                "DEFAULT_SIZES": "social 5x5",
+                "DATABASE_URL": "postgres://db/jobs",
+            }
+        )
+    problems = caught.value.problems
+    assert len(problems) == 7, problems
+    assert any(p.startswith("SLACK_BOT_TOKEN must be the bot token") for p in problems)
+    assert any(p.startswith("SLACK_SIGNING_SECRET is missing") for p in problems)
+    assert any(p.startswith("PORT='eighty'") for p in problems)
+    assert any("PIXAZO_API_KEY" in p for p in problems)
+    assert any("10.0.0.1/8" in p for p in problems)
+    assert any(p.startswith("DEFAULT_SIZES: 5x5") for p in problems)
+    assert any("postgres" in p for p in problems)
+
+
+def test_slack_api_url_override_gets_a_trailing_slash() -> None:
+    settings = load_settings({**SOCKET, "SLACK_API_URL": "http://127.0.0.1:9/api"})
+    assert settings.slack_api_url == "http://127.0.0.1:9/api/"
+
+
+def test_python_m_bot_without_tokens_says_what_is_missing(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[1])},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "SLACK_BOT_TOKEN is missing" in result.stderr
+    assert "Bot User OAuth Token" in result.stderr
