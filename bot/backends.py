@@ -54,7 +54,7 @@ def request_from_spec(spec: dict[str, Any], *, explain: bool = False) -> ResizeR
     return ResizeRequest(
         sizes=tuple(Size(*size) for size in spec["sizes"]),
         mode=spec.get("mode", "auto"),
-        output_format=spec.get("output_format", "jpeg"),
+        output_format=spec.get("output_format", "auto"),
         prompt=spec.get("prompt", ""),
         variants=int(spec.get("variants", 1)),
         seed=spec.get("seed"),

@@ -37,7 +37,7 @@ from bot.net.errors import InvalidUrl
 from bot.net.fetch import parse_http_url
 from bot.presets import DEFAULT_GROUP, DEFAULT_SIZES, canonical_name, known_names, presets_help, resolve_preset
 from bot.smart_resize.engine import MAX_VARIANTS, InvalidSize, Limits, ResizeRequest, Size, parse_size
-from bot.smart_resize.engine.types import MODES, RESOLUTIONS, Mode, OutputFormat, Resolution
+from bot.smart_resize.engine.types import MODES, RESOLUTIONS, FormatChoice, Mode, OutputFormat, Resolution
 
 MAX_SIZES = 10
 # The hosted API does not document a range; a signed 32-bit value is accepted by every seeded generator we call.
@@ -64,7 +64,8 @@ class ResizeCommand:
     sizes: tuple[Size, ...] = ()
     url: str | None = None
     mode: Mode = _ENGINE.mode
-    output_format: OutputFormat = _ENGINE.output_format
+    # Unlike the API (png), Slack defaults to "auto": photos come back as JPEG, transparent images as PNG.
+    output_format: FormatChoice = "auto"
     variants: int = _ENGINE.variants
     prompt: str = _ENGINE.prompt
     seed: int | None = _ENGINE.seed
@@ -587,7 +588,8 @@ def help_text(
             f"• With no size you get {defaults}.\n"
             "• The image is a link starting with http:// or https://, or an image posted in Slack (see below).",
             "*Options*\n"
-            "• `--format png|jpeg|webp` (`-f`): the file type, png unless you say.\n"
+            "• `--format png|jpeg|webp` (`-f`): the file type; unless you say, JPEG for photos and PNG where there is "
+            "transparency.\n"
             "• `--mode auto|crop|extend` (`-m`): crop to fit, extend the canvas, or let the app choose (auto).\n"
             f"• `--variants N` (`-n`): 1 to {MAX_VARIANTS} different framings of each size.\n"
             '• `--prompt "keep face centered"` (`-p`): a hint for the framing; quote it, or put it last.\n'

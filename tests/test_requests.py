@@ -130,7 +130,10 @@ def error_of(text: str, **kwargs: object) -> str:
         ),
         ('"instagram-story" "webp"', ResizeCommand(sizes=(STORY,), output_format="webp")),
         ("“”", ResizeCommand()),
-        ("crop 2K png square\u00a0story", ResizeCommand(sizes=(SQUARE, STORY), mode="crop", resolution="2K")),
+        (
+            "crop 2K png square\u00a0story",
+            ResizeCommand(sizes=(SQUARE, STORY), mode="crop", resolution="2K", output_format="png"),
+        ),
     ],
 )
 def test_commands_are_read(text: str, expected: ResizeCommand) -> None:
@@ -173,8 +176,10 @@ def test_auto_as_a_mode_value_is_not_the_auto_command() -> None:
 def test_defaults_are_the_engines() -> None:
     engine = ResizeRequest(sizes=())
     command = ResizeCommand()
-    for name in ("mode", "output_format", "variants", "prompt", "seed", "resolution"):
+    for name in ("mode", "variants", "prompt", "seed", "resolution"):
         assert getattr(command, name) == getattr(engine, name)
+    # The one deliberate difference: Slack picks JPEG or PNG per image unless a format is asked for.
+    assert command.output_format == "auto"
 
 
 def test_to_request_fills_in_the_default_sizes() -> None:

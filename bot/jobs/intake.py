@@ -20,7 +20,7 @@ class ResizeOptions:
 
     sizes: tuple[Size, ...] = ()
     mode: str = "auto"
-    output_format: str = "jpeg"
+    output_format: str = "auto"
     variants: int = 1
     prompt: str = ""
     seed: int | None = None

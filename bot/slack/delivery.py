@@ -59,7 +59,7 @@ class Delivery:
             response = await self.client.conversations_history(channel=channel, limit=100)
         messages: list[dict[str, Any]] = response.get("messages", [])
         for message in messages:
-            if message.get("user") != bot and message.get("bot_id") is None:
+            if message.get("user") != bot or message.get("ts") == thread_ts:  # not ours, or the thread's parent
                 continue
             if with_files and not message.get("files"):
                 continue

@@ -13,7 +13,7 @@ from .explain import explain_picture
 from .framing import Framer
 from .importance import ANALYSIS_LONG_SIDE, analyse
 from .prompts import Fill, parse_prompt
-from .render import encode, render
+from .render import choose_format, encode, render
 from .types import (
     CONTENT_TYPES,
     MODES,
@@ -45,7 +45,7 @@ def validate(request: ResizeRequest, limits: Limits) -> None:
             )
     if request.mode not in MODES:
         raise InvalidOption(f"Unknown mode {request.mode!r}; use auto, crop or extend.")
-    if request.output_format not in OUTPUT_FORMATS:
+    if request.output_format not in (*OUTPUT_FORMATS, "auto"):
         raise InvalidOption(f"Unknown format {request.output_format!r}; use png, jpeg or webp.")
     if request.resolution not in RESOLUTIONS:
         raise InvalidOption(f"Unknown resolution {request.resolution!r}; use 1K, 2K or 4K.")
@@ -102,10 +102,11 @@ def resize(
                 hints.fill_colour,
                 hints.transparent_fill,
             )
+            output_format = choose_format(image, request.output_format)
             outputs.append(
                 Output(
-                    data=encode(image, request.output_format, resolution),
-                    content_type=CONTENT_TYPES[request.output_format],
+                    data=encode(image, output_format, resolution),
+                    content_type=CONTENT_TYPES[output_format],
                     width=image.width,
                     height=image.height,
                     target=target,

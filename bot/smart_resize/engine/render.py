@@ -17,7 +17,7 @@ from PIL import Image
 
 from .framing import Plan
 from .prompts import Fill
-from .types import OutputFormat, Resolution, Size
+from .types import FormatChoice, OutputFormat, Resolution, Size
 
 _JPEG_QUALITY = {"1K": 85, "2K": 90, "4K": 95}
 _WEBP_QUALITY = {"1K": 82, "2K": 88, "4K": 94}
@@ -143,6 +143,12 @@ def _border_colour(image: Image.Image, box: tuple[float, float, float, float]) -
     region = np.asarray(image.convert("RGB").crop(tuple(round(v) for v in box)).reduce(4))  # type: ignore[arg-type]
     edges = np.concatenate([region[0], region[-1], region[:, 0], region[:, -1]])
     return tuple(int(v) for v in np.median(edges, axis=0))  # type: ignore[return-value]
+
+
+def choose_format(image: Image.Image, requested: FormatChoice) -> OutputFormat:
+    if requested != "auto":
+        return requested
+    return "png" if image.mode == "RGBA" else "jpeg"
 
 
 def encode(image: Image.Image, output_format: OutputFormat, resolution: Resolution) -> bytes:

@@ -8,6 +8,8 @@ from typing import Literal
 Mode = Literal["auto", "crop", "extend"]
 UsedMode = Literal["crop", "extend"]
 OutputFormat = Literal["png", "jpeg", "webp"]
+# "auto": JPEG for opaque images, PNG where there is transparency (the Slack app's default; not in the API contract).
+FormatChoice = Literal["png", "jpeg", "webp", "auto"]
 Resolution = Literal["1K", "2K", "4K"]
 Rect = tuple[int, int, int, int]  # x, y, width, height
 
@@ -45,7 +47,7 @@ class Limits:
 class ResizeRequest:
     sizes: tuple[Size, ...]
     mode: Mode = "auto"
-    output_format: OutputFormat = "png"
+    output_format: FormatChoice = "png"
     prompt: str = ""
     variants: int = 1
     seed: int | None = None

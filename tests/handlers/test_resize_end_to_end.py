@@ -1,0 +1,207 @@
+"""The app end to end over loopback: signed Slack requests in, real Web API calls out to the emulator."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from PIL import Image
+
+from tests.images import astronaut, encode, photo
+from tests.slack_api.emulator import BOT_USER, SlackEmulator
+from tests.slack_api.harness import eventually, running_app
+
+
+@pytest.fixture
+async def slack() -> SlackEmulator:  # type: ignore[misc]
+    async with SlackEmulator() as emulator:
+        emulator.add_channel("C1", members=("U1", "U2"))
+        yield emulator
+
+
+def _share(slack: SlackEmulator, text: str = "", data: bytes | None = None, name: str = "team.jpg") -> dict:  # type: ignore[type-arg]
+    file = slack.add_file(data or astronaut(), name=name)
+    return slack.post_user_message("C1", "U1", text, files=[file])
+
+
+async def test_slash_command_resizes_the_latest_image_into_its_thread(slack: SlackEmulator, tmp_path: Path) -> None:
+    message = _share(slack)
+    async with running_app(slack, tmp_path) as app:
+        started = time.monotonic()
+        status, body = await app.command("1080x1080 og-image --format png")
+        assert status == 200
+        assert time.monotonic() - started < 1.0  # the ack does not wait for the work
+        assert "resizing the latest image in this channel to 1080x1080, 1200x630" in body
+        await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 2)
+        await app.services.runner.idle()
+
+    uploads = slack.uploads_in_thread("C1", message["ts"])
+    assert [u["title"] for u in uploads] == ["1080x1080", "1200x630"]
+    assert [u["name"] for u in uploads] == ["team_1080x1080.png", "team_1200x630.png"]
+    for upload, size in zip(uploads, [(1080, 1080), (1200, 630)], strict=True):
+        image = Image.open(io.BytesIO(upload["bytes"]))
+        assert (image.format, image.size) == ("PNG", size)
+        assert upload["alt_txt"].startswith("team resized to")
+    # The token went with the download, to the emulator's file host only.
+    assert [d["authorization"] for d in slack.downloads] == [f"Bearer {slack_token()}"]
+    # One progress message in the thread, finished; the source message carries the done reaction.
+    progress = [m for m in slack.thread("C1", message["ts"]) if m["user"] == BOT_USER and not m.get("files")]
+    assert len(progress) == 1
+    assert progress[0]["text"].startswith(":white_check_mark: Done: 1080x1080, 1200x630")
+    assert slack.reactions_on("C1", message["ts"]) == {"white_check_mark"}
+
+
+def slack_token() -> str:
+    from tests.slack_api.emulator import BOT_TOKEN
+
+    return BOT_TOKEN
+
+
+async def test_mention_on_an_upload_resizes_each_image(slack: SlackEmulator, tmp_path: Path) -> None:
+    first, second = (
+        slack.add_file(astronaut(), "a.jpg"),
+        slack.add_file(encode(photo(600, 400), "PNG"), "b.png", "image/png"),
+    )
+    message = slack.post_user_message("C1", "U1", f"<@{BOT_USER}> 400x400 please", files=[first, second])
+    async with running_app(slack, tmp_path) as app:
+        status, _ = await app.event({**message, "type": "app_mention", "channel": "C1"})
+        assert status == 200
+        await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 2)
+        await app.services.runner.idle()
+    assert sorted(u["name"] for u in slack.uploads_in_thread("C1", message["ts"])) == ["a_400x400.jpg", "b_400x400.jpg"]
+
+
+async def test_retried_and_duplicated_events_post_once(slack: SlackEmulator, tmp_path: Path) -> None:
+    message = _share(slack, f"<@{BOT_USER}> 300x300")
+    event = {**message, "type": "app_mention", "channel": "C1"}
+    async with running_app(slack, tmp_path) as app:
+        await app.event(event, event_id="Ev1")
+        await app.event(event, event_id="Ev1", retry_num=1)  # Slack's retry of the same delivery
+        await app.event(event, event_id="Ev2")  # the same message seen again under another event id
+        await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) >= 1)
+        await app.services.runner.idle()
+    assert len(slack.uploads_in_thread("C1", message["ts"])) == 1
+    assert len(slack.calls_to("files.completeUploadExternal")) == 1
+
+
+async def test_link_gets_an_anchor_message_and_results_in_its_thread(slack: SlackEmulator, tmp_path: Path) -> None:
+    image = encode(photo(800, 600), "JPEG", quality=90)
+
+    async def serve(_request: web.Request) -> web.Response:
+        return web.Response(body=image, content_type="image/jpeg")
+
+    site = web.Application()
+    site.router.add_get("/p.jpg", serve)
+    server = TestServer(site, host="127.0.0.1")
+    await server.start_server()
+    url = f"http://127.0.0.1:{server.port}/p.jpg"
+    try:
+        async with running_app(slack, tmp_path, FETCH_ALLOW_PRIVATE_NETWORKS="127.0.0.1/32") as app:
+            _status, body = await app.command(f"500x500 <{url}> --format webp")
+            assert "this link" in body
+            await app.services.runner.idle()
+    finally:
+        await server.close()
+    anchors = [m for m in slack.channels["C1"].messages if m["user"] == BOT_USER and "thread_ts" not in m]
+    assert len(anchors) == 1
+    assert url in anchors[0]["text"]
+    uploads = slack.uploads_in_thread("C1", anchors[0]["ts"])
+    assert [(u["title"], Image.open(io.BytesIO(u["bytes"])).format) for u in uploads] == [("500x500", "WEBP")]
+
+
+async def test_private_link_is_refused_in_plain_words(slack: SlackEmulator, tmp_path: Path) -> None:
+    async with running_app(slack, tmp_path) as app:
+        await app.command("500x500 http://169.254.169.254/latest/meta-data/iam.png")
+        await app.services.runner.idle()
+    [notice] = slack.ephemerals_for("U1")
+    assert "private or internal address" in notice
+    assert "Traceback" not in notice
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("10x10", "between 16 and 8192"),
+        ("instagramm", "Did you mean"),
+        ("500x500 --variants 99", "variants"),
+        ("500x500 ftp://example.com/a.jpg", "http"),
+    ],
+)
+async def test_bad_commands_get_one_private_sentence_and_no_job(
+    slack: SlackEmulator, tmp_path: Path, text: str, words: str
+) -> None:
+    async with running_app(slack, tmp_path) as app:
+        status, body = await app.command(text)
+        assert status == 200
+        assert words.lower() in body.lower()
+        assert '"response_type":"ephemeral"' in body.replace(" ", "")
+        assert await app.services.store.count_since("U1", 0) == 0
+
+
+async def test_help_answers_privately(slack: SlackEmulator, tmp_path: Path) -> None:
+    async with running_app(slack, tmp_path) as app:
+        _, body = await app.command("help")
+    assert "instagram-story" in body
+    assert "/resize" in body
+
+
+async def test_no_image_in_the_channel_says_how_to_share_one(slack: SlackEmulator, tmp_path: Path) -> None:
+    async with running_app(slack, tmp_path) as app:
+        await app.command("500x500")
+        await app.services.runner.idle()
+    [notice] = slack.ephemerals_for("U1")
+    assert "couldn't find an image shared in this channel" in notice
+
+
+async def test_not_an_image_and_login_page_are_explained(slack: SlackEmulator, tmp_path: Path) -> None:
+    pdf = slack.add_file(b"%PDF-1.7 not an image", "brief.pdf", "application/pdf")
+    slack.post_user_message("C1", "U1", "", files=[pdf])
+    text_as_image = _share(slack, data=b"this is plain text pretending", name="fake.jpg")
+    async with running_app(slack, tmp_path) as app:
+        await app.event({**text_as_image, "type": "app_mention", "channel": "C1", "text": f"<@{BOT_USER}>"})
+        # Events are acked before their listener runs: wait for the outcome, not for the runner.
+        await eventually(lambda: len(slack.ephemerals_for("U1")) == 1)
+        await app.services.runner.idle()
+    [notice] = slack.ephemerals_for("U1")
+    assert "isn't an image I can read" in notice
+    assert slack.reactions_on("C1", text_as_image["ts"]) == {"x"}
+
+
+async def test_bot_not_in_channel_is_told_through_the_response_url(slack: SlackEmulator, tmp_path: Path) -> None:
+    slack.add_channel("C2", members=("U1",), bot_member=False)
+    async with running_app(slack, tmp_path) as app:
+        await app.command("500x500", channel="C2", response_url=slack.response_url())
+        await app.services.runner.idle()
+    assert any("/invite @Smart Resize" in r["text"] for r in slack.responses)
+
+
+async def test_missing_permission_is_explained(slack: SlackEmulator, tmp_path: Path) -> None:
+    message = _share(slack)
+    slack.scopes = {"chat:write", "channels:history", "reactions:write", "files:read"}  # no files:write
+    async with running_app(slack, tmp_path) as app:
+        await app.event({**message, "type": "app_mention", "channel": "C1", "text": f"<@{BOT_USER}> 300x300"})
+        await eventually(lambda: len(slack.ephemerals_for("U1")) == 1)
+        await app.services.runner.idle()
+    [notice] = slack.ephemerals_for("U1")
+    assert "missing a Slack permission (files:write)" in notice
+
+
+async def test_rate_limit_per_user(slack: SlackEmulator, tmp_path: Path) -> None:
+    _share(slack)
+    async with running_app(slack, tmp_path, JOBS_PER_USER_PER_HOUR="1") as app:
+        await app.command("300x300")
+        _, body = await app.command("400x400")
+        await app.services.runner.idle()
+    assert "in the last hour" in body
+
+
+async def test_unsigned_requests_are_rejected(slack: SlackEmulator, tmp_path: Path) -> None:
+    async with running_app(slack, tmp_path) as app:
+        status, _ = await app.post(b"command=/resize&text=1x1", "application/x-www-form-urlencoded", secret="wrong")
+        async with app.session.get(f"{app.url}/healthz") as health:
+            assert (health.status, (await health.json())["backend"]) == (200, "local")
+    assert status == 401

@@ -1,0 +1,374 @@
+"""A real aiohttp server on loopback that speaks the parts of Slack's Web API the app uses.
+
+It keeps channels, messages, threads, reactions, files and uploads as state, demands the bot token like Slack
+does (``invalid_auth`` for a bad one; file downloads without it get Slack's HTML login page with status 200), and
+records every call so tests can assert on what the app really sent. Faults can be armed per method.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+BOT_TOKEN = "xoxb-test-1-emulator"
+BOT_USER = "UBOTEMU01"
+BOT_ID = "BBOTEMU01"
+TEAM = "TEMU00001"
+LOGIN_PAGE = b"<!DOCTYPE html><html><head><title>Slack</title></head><body>Sign in to Slack</body></html>"
+
+SCOPE = {
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "chat.postEphemeral": "chat:write",
+    "reactions.add": "reactions:write",
+    "reactions.remove": "reactions:write",
+    "conversations.history": "channels:history",
+    "conversations.replies": "channels:history",
+    "files.info": "files:read",
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
+}
+
+
+@dataclass
+class Fault:
+    error: str
+    status: int = 200
+    retry_after: int | None = None
+
+
+@dataclass
+class Channel:
+    id: str
+    members: set[str] = field(default_factory=set)
+    messages: list[dict[str, Any]] = field(default_factory=list)  # oldest first
+
+
+class SlackEmulator:
+    def __init__(self) -> None:
+        self.channels: dict[str, Channel] = {}
+        self.files: dict[str, dict[str, Any]] = {}
+        self.file_bytes: dict[str, bytes] = {}
+        self.pending_uploads: dict[str, dict[str, Any]] = {}
+        self.ephemerals: list[dict[str, Any]] = []
+        self.responses: list[dict[str, Any]] = []
+        self.reactions: dict[tuple[str, str], set[str]] = {}
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.downloads: list[dict[str, Any]] = []
+        self.faults: dict[str, list[Fault]] = {}
+        self.scopes: set[str] | None = None  # None: every scope granted
+        self.download_delay = 0.0
+        self._ids = itertools.count(1)
+        self._clock = itertools.count(1)
+        self._server: TestServer | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> SlackEmulator:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)
+        app.router.add_get("/files/{file_id}/{name}", self._download)
+        app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_post("/response/{token}", self._response)
+        self._server = TestServer(app, host="127.0.0.1")
+        await self._server.start_server()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._server is not None:
+            await self._server.close()
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/api/"
+
+    # --- seeding -------------------------------------------------------------------------------------------------
+
+    def add_channel(self, channel_id: str, members: tuple[str, ...] = ("U1",), bot_member: bool = True) -> Channel:
+        channel = Channel(channel_id, set(members) | ({BOT_USER} if bot_member else set()))
+        self.channels[channel_id] = channel
+        return channel
+
+    def add_file(self, data: bytes, name: str = "photo.jpg", mimetype: str = "image/jpeg") -> dict[str, Any]:
+        file_id = f"F{next(self._ids):08d}"
+        meta = {
+            "id": file_id,
+            "name": name,
+            "title": name,
+            "mimetype": mimetype,
+            "filetype": name.rsplit(".", 1)[-1],
+            "size": len(data),
+            "url_private": f"{self.base_url}/files/{file_id}/{name}",
+            "url_private_download": f"{self.base_url}/files/{file_id}/{name}?download=1",
+        }
+        self.files[file_id] = meta
+        self.file_bytes[file_id] = data
+        return dict(meta)
+
+    def post_user_message(
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        files: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+    ) -> dict[str, Any]:
+        message: dict[str, Any] = {"type": "message", "user": user, "text": text, "ts": self._ts()}
+        if files:
+            message["files"] = files
+            message["subtype"] = "file_share"
+        if thread_ts:
+            message["thread_ts"] = thread_ts
+        self.channels[channel].messages.append(message)
+        return dict(message)
+
+    def response_url(self, name: str = "r1") -> str:
+        return f"{self.base_url}/response/{name}"
+
+    def fail_next(self, method: str, error: str, status: int = 200, retry_after: int | None = None) -> None:
+        self.faults.setdefault(method, []).append(Fault(error, status, retry_after))
+
+    # --- queries for tests ---------------------------------------------------------------------------------------
+
+    def calls_to(self, method: str) -> list[dict[str, Any]]:
+        return [params for name, params in self.calls if name == method]
+
+    def thread(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
+        return [m for m in self.channels[channel].messages if m.get("thread_ts") == thread_ts and m["ts"] != thread_ts]
+
+    def uploads_in_thread(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
+        """Each uploaded file posted in the thread: title, name, alt text and its bytes."""
+        found = []
+        for message in self.thread(channel, thread_ts):
+            for file in message.get("files", []):
+                if file["id"] in self.file_bytes and message.get("user") == BOT_USER:
+                    found.append({**file, "bytes": self.file_bytes[file["id"]], "message": message})
+        return found
+
+    def ephemerals_for(self, user: str) -> list[str]:
+        return [e["text"] for e in self.ephemerals if e["user"] == user] + [
+            r["text"] for r in self.responses if r.get("response_type", "ephemeral") == "ephemeral"
+        ]
+
+    def reactions_on(self, channel: str, ts: str) -> set[str]:
+        return set(self.reactions.get((channel, ts), set()))
+
+    # --- the Web API ---------------------------------------------------------------------------------------------
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params: dict[str, Any] = dict(request.query)
+        if request.content_type == "application/json":
+            params.update(await request.json())
+        elif request.can_read_body:
+            params.update(await request.post())
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ") or params.get("token")
+        self.calls.append((method, params))
+        if not token:
+            return _error("not_authed")
+        if token != BOT_TOKEN:
+            return _error("invalid_auth")
+        faults = self.faults.get(method)
+        if faults:
+            fault = faults.pop(0)
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            return web.json_response({"ok": False, "error": fault.error}, status=fault.status, headers=headers)
+        needed = SCOPE.get(method)
+        if self.scopes is not None and needed and needed not in self.scopes:
+            return web.json_response({"ok": False, "error": "missing_scope", "needed": needed})
+        handler = getattr(self, "_" + method.replace(".", "_"), None)
+        if handler is None:
+            return _error("unknown_method")
+        result = handler(params)
+        if isinstance(result, str):
+            return _error(result)
+        return web.json_response({"ok": True, **result})
+
+    def _member_channel(self, params: dict[str, Any], key: str = "channel") -> Channel | str:
+        channel = self.channels.get(str(params.get(key, "")))
+        if channel is None or BOT_USER not in channel.members:
+            return "channel_not_found" if channel is None else "not_in_channel"
+        return channel
+
+    def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"user_id": BOT_USER, "bot_id": BOT_ID, "team_id": TEAM, "user": "smart-resize"}
+
+    def _chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any] | str:
+        channel = self._member_channel(params)
+        if isinstance(channel, str):
+            return channel
+        message = {
+            "type": "message",
+            "user": BOT_USER,
+            "bot_id": BOT_ID,
+            "text": params.get("text", ""),
+            "ts": self._ts(),
+        }
+        if params.get("blocks"):
+            message["blocks"] = _json(params["blocks"])
+        if params.get("thread_ts"):
+            message["thread_ts"] = str(params["thread_ts"])
+        channel.messages.append(message)
+        return {"channel": channel.id, "ts": message["ts"], "message": message}
+
+    def _chat_update(self, params: dict[str, Any]) -> dict[str, Any] | str:
+        channel = self._member_channel(params)
+        if isinstance(channel, str):
+            return channel
+        for message in channel.messages:
+            if message["ts"] == params.get("ts"):
+                if message.get("user") != BOT_USER:
+                    return "cant_update_message"
+                message["text"] = params.get("text", message["text"])
+                message["blocks"] = _json(params.get("blocks") or [])
+                return {"channel": channel.id, "ts": message["ts"], "text": message["text"]}
+        return "message_not_found"
+
+    def _chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any] | str:
+        channel = self._member_channel(params)
+        if isinstance(channel, str):
+            return channel
+        if params.get("user") not in channel.members:
+            return "user_not_in_channel"
+        self.ephemerals.append({"channel": channel.id, "user": params["user"], "text": params.get("text", "")})
+        return {"message_ts": self._ts()}
+
+    def _reactions_add(self, params: dict[str, Any]) -> dict[str, Any] | str:
+        channel = self._member_channel(params)
+        if isinstance(channel, str):
+            return channel
+        names = self.reactions.setdefault((channel.id, str(params["timestamp"])), set())
+        if params["name"] in names:
+            return "already_reacted"
+        names.add(str(params["name"]))
+        return {}
+
+    def _reactions_remove(self, params: dict[str, Any]) -> dict[str, Any] | str:
+        channel = self._member_channel(params)
+        if isinstance(channel, str):
+            return channel
+        names = self.reactions.setdefault((channel.id, str(params["timestamp"])), set())
+        if params["name"] not in names:
+            return "no_reaction"
+        names.discard(str(params["name"]))
+        return {}
+
+    def _conversations_history(self, params: dict[str, Any]) -> dict[str, Any] | str:
+        channel = self._member_channel(params)
+        if isinstance(channel, str):
+            return channel
+        oldest = float(params.get("oldest") or 0)
+        top = [m for m in channel.messages if "thread_ts" not in m or m["thread_ts"] == m["ts"]]
+        newest_first = [m for m in reversed(top) if float(m["ts"]) >= oldest]
+        return {"messages": newest_first[: int(params.get("limit") or 100)], "has_more": False}
+
+    def _conversations_replies(self, params: dict[str, Any]) -> dict[str, Any] | str:
+        channel = self._member_channel(params)
+        if isinstance(channel, str):
+            return channel
+        ts = str(params.get("ts"))
+        parent = [m for m in channel.messages if m["ts"] == ts]
+        if not parent:
+            return "thread_not_found"
+        return {"messages": parent + self.thread(channel.id, ts), "has_more": False}
+
+    def _files_info(self, params: dict[str, Any]) -> dict[str, Any] | str:
+        meta = self.files.get(str(params.get("file")))
+        return {"file": dict(meta)} if meta else "file_not_found"
+
+    def _files_getUploadURLExternal(self, params: dict[str, Any]) -> dict[str, Any] | str:
+        if not params.get("filename") or not params.get("length"):
+            return "invalid_arguments"
+        file_id = f"F{next(self._ids):08d}"
+        self.pending_uploads[file_id] = {
+            "filename": params["filename"],
+            "length": int(params["length"]),
+            "alt_txt": params.get("alt_txt"),
+        }
+        return {"upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
+
+    def _files_completeUploadExternal(self, params: dict[str, Any]) -> dict[str, Any] | str:
+        entries = _json(params.get("files") or "[]")
+        files = []
+        for entry in entries:
+            pending = self.pending_uploads.get(entry["id"])
+            if pending is None or "data" not in pending:
+                return "file_not_found"
+            meta = {
+                "id": entry["id"],
+                "name": pending["filename"],
+                "title": entry.get("title") or pending["filename"],
+                "alt_txt": pending.get("alt_txt"),
+                "size": len(pending["data"]),
+            }
+            self.files[entry["id"]] = meta
+            self.file_bytes[entry["id"]] = pending["data"]
+            files.append(meta)
+        channel_id = params.get("channel_id")
+        if channel_id:
+            channel = self._member_channel({"channel": channel_id})
+            if isinstance(channel, str):
+                return channel
+            message = {
+                "type": "message",
+                "subtype": "file_share",
+                "user": BOT_USER,
+                "bot_id": BOT_ID,
+                "text": params.get("initial_comment", ""),
+                "files": files,
+                "ts": self._ts(),
+            }
+            if params.get("thread_ts"):
+                message["thread_ts"] = str(params["thread_ts"])
+            channel.messages.append(message)
+        return {"files": [{"id": f["id"], "title": f["title"]} for f in files]}
+
+    # --- files, uploads, response_url ----------------------------------------------------------------------------
+
+    async def _download(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        authorization = request.headers.get("Authorization")
+        self.downloads.append({"file_id": file_id, "authorization": authorization})
+        if self.download_delay:
+            await asyncio.sleep(self.download_delay)
+        if authorization != f"Bearer {BOT_TOKEN}" or file_id not in self.file_bytes:
+            # What Slack really does: a 200 with its sign-in page, not an error status.
+            return web.Response(body=LOGIN_PAGE, content_type="text/html")
+        return web.Response(body=self.file_bytes[file_id], content_type=self.files[file_id]["mimetype"])
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        pending = self.pending_uploads.get(file_id)
+        if pending is None:
+            return web.Response(status=404)
+        pending["data"] = await request.read()
+        return web.Response(text=f"OK - {len(pending['data'])}")
+
+    async def _response(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.responses.append(body)
+        return web.Response(text="ok")
+
+    def _ts(self) -> str:
+        return f"{int(time.time())}.{next(self._clock):06d}"
+
+
+def _error(code: str) -> web.Response:
+    return web.json_response({"ok": False, "error": code})
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
