@@ -65,6 +65,7 @@ class SlackEmulator:
         self.faults: dict[str, list[Fault]] = {}
         self.scopes: set[str] | None = None  # None: every scope granted
         self.download_delay = 0.0
+        self.answer_delay: dict[str, float] = {}  # method -> seconds to wait after acting, before answering
         self._ids = itertools.count(1)
         self._clock = itertools.count(1)
         self._server: TestServer | None = None
@@ -193,6 +194,8 @@ class SlackEmulator:
         if handler is None:
             return _error("unknown_method")
         result = handler(params)
+        if method in self.answer_delay:  # the effect has happened; the caller has not heard yet (crash window)
+            await asyncio.sleep(self.answer_delay[method])
         if isinstance(result, str):
             return _error(result)
         return web.json_response({"ok": True, **result})

@@ -1,0 +1,109 @@
+"""kill -9 the real app process mid-job, start it again: the job finishes, and nothing is posted twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.images import astronaut
+from tests.slack_api.emulator import BOT_USER, SlackEmulator
+from tests.slack_api.harness import RunningApp, app_env, eventually
+
+ROOT = Path(__file__).parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class AppProcess:
+    """``python -m bot`` as a real child process in HTTP mode."""
+
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.port = _free_port()
+        self.env = {**env, "PORT": str(self.port), "PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)}
+        self.cwd = cwd
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        log = (self.cwd / "app.log").open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot"], env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
+        )
+        async with aiohttp.ClientSession() as session:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    async with session.get(f"http://127.0.0.1:{self.port}/healthz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.1)
+        raise AssertionError("the app did not start:\n" + (self.cwd / "app.log").read_text())
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=30)
+
+
+def _states(db: Path) -> list[str]:
+    with sqlite3.connect(db) as connection:
+        return [row[0] for row in connection.execute("SELECT state FROM jobs")]
+
+
+@pytest.mark.parametrize("crash_point", ["downloading", "after_upload_before_done"])
+async def test_kill_9_mid_job_then_restart_delivers_exactly_once(tmp_path: Path, crash_point: str) -> None:
+    async with SlackEmulator() as slack, aiohttp.ClientSession() as session:
+        slack.add_channel("C1", members=("U1",))
+        file = slack.add_file(astronaut(), "crew.jpg")
+        message = slack.post_user_message("C1", "U1", "", files=[file])
+        env = app_env(slack, tmp_path)
+        app = AppProcess(env, tmp_path)
+        sender = RunningApp(f"http://127.0.0.1:{app.port}", services=None, session=session)  # type: ignore[arg-type]
+        try:
+            await app.start()
+            if crash_point == "downloading":
+                slack.download_delay = 30  # the job is stuck mid-download when the process dies
+            else:
+                slack.answer_delay["files.completeUploadExternal"] = 30  # posted, but the app never hears back
+            status, _ = await sender.command("300x300 600x200")
+            assert status == 200
+            if crash_point == "downloading":
+                await eventually(lambda: len(slack.downloads) == 1)
+            else:
+                await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 2)
+            app.kill9()
+            assert _states(tmp_path / "jobs.db") == ["anchored" if crash_point == "downloading" else "delivering"]
+
+            slack.download_delay = 0
+            slack.answer_delay.clear()
+            await app.start()
+            await eventually(lambda: _states(tmp_path / "jobs.db") == ["done"], within=60)
+        finally:
+            app.stop()
+
+        uploads = slack.uploads_in_thread("C1", message["ts"])
+        assert sorted(u["title"] for u in uploads) == ["300x300", "600x200"]
+        assert len(slack.calls_to("files.completeUploadExternal")) == 1  # found, not re-posted, after a crash
+        bot_posts = [m for m in slack.thread("C1", message["ts"]) if m["user"] == BOT_USER and not m.get("files")]
+        assert len(bot_posts) == 1  # one progress message, reused after the restart
+        assert bot_posts[0]["text"].startswith(":white_check_mark: Done")
+        assert slack.reactions_on("C1", message["ts"]) == {"white_check_mark"}
