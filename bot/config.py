@@ -46,7 +46,6 @@ class Settings:
     allow_networks: tuple[IPv4Network | IPv6Network, ...]
     default_sizes: tuple[Size, ...]
     resize_reaction: str
-    public_base_url: str | None
     engine_workers: int
     max_sizes: int
     max_download_bytes: int
@@ -147,9 +146,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_input_bytes=max_download_mb * 1024 * 1024,
     )
     default_sizes = _default_sizes(get("DEFAULT_SIZES"), limits, problems)
-    public_base_url = get("PUBLIC_BASE_URL")
-    if public_base_url and urlsplit(public_base_url).scheme != "https":
-        problems.append("PUBLIC_BASE_URL must be an https URL where this app is reachable, or unset.")
     reaction = (get("RESIZE_REACTION") or "frame_with_picture").strip(":")
     port = integer("PORT", 3000, 1, 65535)
     engine_workers = integer("ENGINE_WORKERS", max(1, min(4, os.cpu_count() or 1)), 1, 64)
@@ -172,7 +168,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         allow_networks=allow_networks,
         default_sizes=default_sizes,
         resize_reaction=reaction,
-        public_base_url=public_base_url,
         engine_workers=engine_workers,
         max_sizes=max_sizes,
         max_download_bytes=max_download_mb * 1024 * 1024,

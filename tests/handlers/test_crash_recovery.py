@@ -38,10 +38,11 @@ class AppProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     async def start(self) -> None:
-        log = (self.cwd / "app.log").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot"], env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
-        )
+        with (self.cwd / "app.log").open("ab") as log:
+            # Popen only forks; the child's output goes straight to the log file, nothing here blocks.
+            self.process = subprocess.Popen(  # noqa: ASYNC220
+                [sys.executable, "-m", "bot"], env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
+            )
         async with aiohttp.ClientSession() as session:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:

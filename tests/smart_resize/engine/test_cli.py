@@ -81,3 +81,43 @@ def test_errors_are_one_plain_line_and_a_non_zero_exit(tmp_path: Path) -> None:
         assert result.returncode == 1
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and words in lines[0] and "Traceback" not in result.stderr
+
+
+def test_progress_bar_is_drawn_only_on_a_terminal(tmp_path: Path) -> None:
+    import os
+    import pty
+
+    source = tmp_path / "a.jpg"
+    source.write_bytes(astronaut())
+    leader, follower = pty.openpty()
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bot.smart_resize.cli",
+            "resize",
+            str(source),
+            "--size",
+            "100x100",
+            "--size",
+            "200x100",
+            "--out",
+            str(tmp_path),
+        ],
+        stderr=follower,
+        stdout=subprocess.DEVNULL,
+        cwd=Path(__file__).parents[3],
+    ) as process:
+        os.close(follower)
+        assert process.wait(timeout=120) == 0
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(leader)
+    assert b"2/2 images" in drawn
