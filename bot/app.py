@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def build_app(services: Services) -> AsyncApp:
-    from handlers import commands, uploads
+    from handlers import channel_uploads, commands, home, reactions, uploads
 
     settings = services.settings
     app = AsyncApp(
@@ -27,6 +27,9 @@ def build_app(services: Services) -> AsyncApp:
     )
     commands.register(app, services)
     uploads.register(app, services)
+    reactions.register(app, services)
+    channel_uploads.register(app, services)
+    home.register(app, services)
     return app
 
 

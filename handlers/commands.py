@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
 
 from bot.requests import AutoCommand, HelpCommand, ParseError, ResizeCommand, help_text, parse_command
 from bot.services import Services
-from bot.user_errors import UserError
+from bot.user_errors import UserError, user_message
 from handlers.common import describe_sizes, options_from
 
 
@@ -16,7 +17,7 @@ def register(app: AsyncApp, services: Services) -> None:
     settings = services.settings
 
     @app.command("/resize")
-    async def resize_command(ack: AsyncAck, command: dict[str, Any]) -> None:
+    async def resize_command(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
         text = str(command.get("text") or "")
         try:
             parsed = parse_command(text, limits=settings.limits, max_sizes=settings.max_sizes)
@@ -27,10 +28,10 @@ def register(app: AsyncApp, services: Services) -> None:
             await ack(response_type="ephemeral", text=_help(services, command.get("command") or "/resize"))
             return
         if isinstance(parsed, AutoCommand):
-            await ack(
-                response_type="ephemeral",
-                text="Channel auto-resize isn't available in this version yet; mention me on an upload instead.",
-            )
+            # Membership is checked with a Web API call, which can take a moment: ack first, answer after.
+            await ack()
+            text = await channel_auto_resize(services, parsed, command["channel_id"], command["user_id"])
+            await respond(text=text, response_type="ephemeral")
             return
         assert isinstance(parsed, ResizeCommand)
         options = options_from(parsed)
@@ -68,3 +69,37 @@ def _help(services: Services, command_name: str) -> str:
         default_sizes=settings.default_sizes,
         reaction=settings.resize_reaction,
     )
+
+
+async def channel_auto_resize(services: Services, command: AutoCommand, channel: str, user: str) -> str:
+    """``/resize auto on [sizes]``, ``auto off``, ``auto``: only members of the channel may change it."""
+    current = await services.store.auto_sizes(channel)
+    if command.action == "show":
+        if current is None:
+            return "Auto-resize is off in this channel. Turn it on with `/resize auto on` (optionally with sizes)."
+        return f"Auto-resize is on here: every image shared in this channel comes back as {', '.join(current)}."
+    try:
+        if not await _is_member(services, channel, user):
+            return "Only members of this channel can change its auto-resize setting."
+    except SlackApiError as error:
+        return user_message(error)
+    if command.action == "off":
+        await services.store.set_auto_sizes(channel, None, user)
+        return "Auto-resize is now off in this channel."
+    sizes = command.sizes or services.intake.default_sizes
+    await services.store.set_auto_sizes(channel, [str(size) for size in sizes], user)
+    return (
+        f"Auto-resize is on: every image shared in this channel will come back as {describe_sizes(sizes)} "
+        "in its thread. Turn it off with `/resize auto off`."
+    )
+
+
+async def _is_member(services: Services, channel: str, user: str) -> bool:
+    cursor = None
+    while True:
+        response = await services.client.conversations_members(channel=channel, cursor=cursor, limit=1000)
+        if user in response.get("members", []):
+            return True
+        cursor = (response.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            return False

@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.jobs.intake import ResizeOptions
 from bot.requests import ResizeCommand
+from bot.services import Services
 from bot.smart_resize.engine import Size
 
 
@@ -31,3 +32,9 @@ def image_files(event: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         f for f in files if str(f.get("mimetype", "")).startswith("image/") or f.get("file_access") == "check_file_info"
     ]
+
+
+async def channel_sizes(services: Services, channel: str) -> tuple[Size, ...]:
+    """The channel's auto-resize sizes when it has them; empty means the app's defaults."""
+    stored = await services.store.auto_sizes(channel)
+    return tuple(Size(*(int(v) for v in text.split("x"))) for text in stored or [])

@@ -32,6 +32,7 @@ SCOPE = {
     "conversations.history": "channels:history",
     "conversations.replies": "channels:history",
     "files.info": "files:read",
+    "conversations.members": "channels:read",
     "files.getUploadURLExternal": "files:write",
     "files.completeUploadExternal": "files:write",
 }
@@ -65,7 +66,8 @@ class SlackEmulator:
         self.faults: dict[str, list[Fault]] = {}
         self.scopes: set[str] | None = None  # None: every scope granted
         self.download_delay = 0.0
-        self.answer_delay: dict[str, float] = {}  # method -> seconds to wait after acting, before answering
+        self.answer_delay: dict[str, float] = {}
+        self.home_views: dict[str, dict[str, Any]] = {}  # method -> seconds to wait after acting, before answering
         self._ids = itertools.count(1)
         self._clock = itertools.count(1)
         self._server: TestServer | None = None
@@ -274,8 +276,14 @@ class SlackEmulator:
         if isinstance(channel, str):
             return channel
         oldest = float(params.get("oldest") or 0)
+        latest = float(params.get("latest") or "inf")
+        inclusive = str(params.get("inclusive", "")).lower() in ("1", "true")
         top = [m for m in channel.messages if "thread_ts" not in m or m["thread_ts"] == m["ts"]]
-        newest_first = [m for m in reversed(top) if float(m["ts"]) >= oldest]
+        newest_first = [
+            m
+            for m in reversed(top)
+            if oldest <= float(m["ts"]) and (float(m["ts"]) < latest or (inclusive and float(m["ts"]) == latest))
+        ]
         return {"messages": newest_first[: int(params.get("limit") or 100)], "has_more": False}
 
     def _conversations_replies(self, params: dict[str, Any]) -> dict[str, Any] | str:
@@ -287,6 +295,17 @@ class SlackEmulator:
         if not parent:
             return "thread_not_found"
         return {"messages": parent + self.thread(channel.id, ts), "has_more": False}
+
+    def _conversations_members(self, params: dict[str, Any]) -> dict[str, Any] | str:
+        channel = self._member_channel(params)
+        if isinstance(channel, str):
+            return channel
+        return {"members": sorted(channel.members), "response_metadata": {"next_cursor": ""}}
+
+    def _views_publish(self, params: dict[str, Any]) -> dict[str, Any] | str:
+        view = _json(params.get("view") or "{}")
+        self.home_views[str(params.get("user_id"))] = view
+        return {"view": {"id": f"V{next(self._ids):08d}", **view}}
 
     def _files_info(self, params: dict[str, Any]) -> dict[str, Any] | str:
         meta = self.files.get(str(params.get("file")))

@@ -1,0 +1,64 @@
+"""Adding RESIZE_REACTION to a message with images resizes them into its thread (the channel's sizes, else the
+defaults). The job is keyed on the message and file, so removing and re-adding the reaction repeats nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+
+from bot.jobs.intake import ResizeOptions
+from bot.services import Services
+from bot.user_errors import UserError, user_message
+from handlers.common import channel_sizes, image_files
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    reaction = services.settings.resize_reaction
+
+    @app.event("reaction_added")
+    async def on_reaction(event: dict[str, Any]) -> None:
+        item = event.get("item") or {}
+        if event.get("reaction") != reaction or item.get("type") != "message":
+            return
+        channel, ts, user = item["channel"], item["ts"], event.get("user", "")
+        try:
+            message = await _message(services, channel, ts)
+        except SlackApiError as error:
+            await services.delivery.ephemeral(channel, user, user_message(error))
+            return
+        files = image_files(message or {})
+        if not message or not files:
+            await services.delivery.ephemeral(
+                channel, user, f"That message has no image to resize; add :{reaction}: to a message with a photo."
+            )
+            return
+        options = ResizeOptions(sizes=await channel_sizes(services, channel))
+        for file in files:
+            try:
+                await services.intake.submit(
+                    trigger="reaction",
+                    dedup_key=f"reaction:{channel}:{ts}:{file['id']}",
+                    channel_id=channel,
+                    user_id=user,
+                    team_id=event.get("team"),
+                    source={"kind": "slack_file", "file": file, "message_ts": ts},
+                    thread_ts=message.get("thread_ts") or ts,
+                    options=options,
+                )
+            except UserError as error:
+                await services.delivery.ephemeral(channel, user, str(error))
+                return
+
+
+async def _message(services: Services, channel: str, ts: str) -> dict[str, Any] | None:
+    """The reacted-to message, whether it is in the channel or a thread reply."""
+    response = await services.client.conversations_history(channel=channel, latest=ts, inclusive=True, limit=1)
+    messages: list[dict[str, Any]] = response.get("messages", [])
+    if messages and messages[0].get("ts") == ts:
+        return messages[0]
+    replies = await services.client.conversations_replies(channel=channel, ts=ts, latest=ts, inclusive=True, limit=1)
+    thread: list[dict[str, Any]] = replies.get("messages", [])
+    found = [m for m in thread if m.get("ts") == ts]
+    return found[0] if found else None

@@ -1,0 +1,99 @@
+"""Reactions, channel auto-resize and App Home, end to end through the emulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.images import astronaut
+from tests.slack_api.emulator import SlackEmulator
+from tests.slack_api.harness import eventually, running_app
+
+
+@pytest.fixture
+async def slack() -> SlackEmulator:  # type: ignore[misc]
+    async with SlackEmulator() as emulator:
+        emulator.add_channel("C1", members=("U1", "U2"))
+        yield emulator
+
+
+def _reaction(message: dict, user: str = "U2", name: str = "frame_with_picture") -> dict:  # type: ignore[type-arg]
+    return {
+        "type": "reaction_added",
+        "user": user,
+        "reaction": name,
+        "item": {"type": "message", "channel": "C1", "ts": message["ts"]},
+    }
+
+
+async def test_reaction_resizes_into_the_thread_and_re_adding_repeats_nothing(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    message = slack.post_user_message("C1", "U1", "our new hire", files=[slack.add_file(astronaut(), "hire.jpg")])
+    slack.post_user_message("C1", "U1", "a later message")  # the reacted message is not the newest
+    async with running_app(slack, tmp_path, DEFAULT_SIZES="300x300") as app:
+        await app.event(_reaction(message))
+        await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 1)
+        await app.services.runner.idle()
+        await app.event({**_reaction(message), "type": "reaction_removed"})
+        await app.event(_reaction(message))  # re-added
+        await app.event(_reaction(message, name="tada"))  # other reactions are not requests
+        await eventually(lambda: len(slack.calls_to("conversations.history")) >= 2)
+        await app.services.runner.idle()
+    assert [u["title"] for u in slack.uploads_in_thread("C1", message["ts"])] == ["300x300"]
+    assert len(slack.calls_to("files.completeUploadExternal")) == 1
+
+
+async def test_reaction_on_a_message_without_images_says_so(slack: SlackEmulator, tmp_path: Path) -> None:
+    message = slack.post_user_message("C1", "U1", "just words")
+    async with running_app(slack, tmp_path) as app:
+        await app.event(_reaction(message))
+        await eventually(lambda: len(slack.ephemerals_for("U2")) == 1)
+    assert "no image to resize" in slack.ephemerals_for("U2")[0]
+
+
+async def test_channel_auto_resize_on_show_off(slack: SlackEmulator, tmp_path: Path) -> None:
+    async with running_app(slack, tmp_path) as app:
+        await app.command("auto on 400x400 og-image", response_url=slack.response_url())
+        await eventually(lambda: len(slack.responses) == 1)
+        assert "every image shared in this channel will come back as 400x400, 1200x630" in slack.responses[0]["text"]
+
+        message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "launch.jpg")])
+        await app.event({**message, "channel": "C1", "channel_type": "channel"})
+        await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 2)
+        # The same upload seen again as a mention is the same job.
+        await app.event({**message, "type": "app_mention", "channel": "C1"})
+
+        await app.command("auto", response_url=slack.response_url())
+        await app.command("auto off", response_url=slack.response_url())
+        await eventually(lambda: len(slack.responses) == 3)
+        later = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "later.jpg")])
+        await app.event({**later, "channel": "C1", "channel_type": "channel"})
+        await app.services.runner.idle()
+    assert "Auto-resize is on here" in slack.responses[1]["text"]
+    assert "now off" in slack.responses[2]["text"]
+    assert sorted(u["title"] for u in slack.uploads_in_thread("C1", message["ts"])) == ["1200x630", "400x400"]
+    assert slack.uploads_in_thread("C1", later["ts"]) == []
+    assert len(slack.calls_to("files.completeUploadExternal")) == 1
+
+
+async def test_only_channel_members_change_auto_resize(slack: SlackEmulator, tmp_path: Path) -> None:
+    async with running_app(slack, tmp_path) as app:
+        await app.command("auto on", user="U9", response_url=slack.response_url())
+        await eventually(lambda: len(slack.responses) == 1)
+        assert await app.services.store.auto_sizes("C1") is None
+    assert "Only members of this channel" in slack.responses[0]["text"]
+
+
+async def test_app_home_lists_recent_jobs_and_how_to(slack: SlackEmulator, tmp_path: Path) -> None:
+    slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "home.jpg")])
+    async with running_app(slack, tmp_path) as app:
+        await app.command("300x300")
+        await app.services.runner.idle()
+        await app.event({"type": "app_home_opened", "user": "U1", "tab": "home", "channel": "D1"})
+        await eventually(lambda: "U1" in slack.home_views)
+    text = str(slack.home_views["U1"])
+    assert ":white_check_mark: done · 300x300 · <#C1>" in text
+    assert "/resize auto on" in text
+    assert "instagram-story" in text
