@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def build_app(services: Services) -> AsyncApp:
-    from handlers import channel_uploads, commands, home, reactions, uploads
+    from handlers import channel_uploads, commands, home, progress, reactions, uploads
 
     settings = services.settings
     app = AsyncApp(
@@ -30,6 +30,7 @@ def build_app(services: Services) -> AsyncApp:
     reactions.register(app, services)
     channel_uploads.register(app, services)
     home.register(app, services)
+    progress.register(app, services)
     return app
 
 

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -32,6 +33,7 @@ from bot.jobs.store import Job, JobStore
 from bot.net import FetchError, SafeFetcher
 from bot.slack import download_slack_file
 from bot.slack.delivery import Delivery, marker
+from bot.slack.messages import progress_blocks
 from bot.smart_resize.engine import EngineError
 from bot.user_errors import UserError, user_message
 
@@ -47,6 +49,7 @@ class RunnerConfig:
     slack_api_url: str
     max_download_bytes: int
     max_concurrent_jobs: int = 4
+    crop_map_dir: Path | None = None  # where crop maps are kept for the "Show crop map" button
 
 
 class JobRunner:
@@ -133,6 +136,29 @@ class JobRunner:
         self._active.pop(job_id, None)
         self._wake.set()
 
+    async def cancel(self, job_id: str, by_user: str) -> str:
+        """Stop a job's remaining work; only its requester may. Returns the sentence to show that user."""
+        job = await self.store.get(job_id)
+        if job is None:
+            return "I can't find that job any more."
+        if by_user != job.user_id:
+            return f"Only <@{job.user_id}>, who asked for this resize, can cancel it."
+        if job.finished:
+            return f"That job is already {job.state}."
+        job = await self.store.update(job, state="cancelled")
+        task = self._active.get(job_id)
+        if task is not None:
+            task.cancel()
+        tag = marker(job.short_id)
+        if job.progress_ts:
+            text = f":no_entry_sign: Cancelled by <@{by_user}> · _{tag}_"
+            await self._quietly(
+                self.delivery.update(job.channel_id, job.progress_ts, text, blocks=progress_blocks(text, job.id))
+            )
+        if job.thread_ts and job.source.get("kind") == "slack_file":
+            await self._quietly(self.delivery.clear_status(job.channel_id, _source_message_ts(job)))
+        return "Cancelled: nothing more will be posted for that request."
+
     # --- one job ------------------------------------------------------------------------------------------------
 
     async def _run(self, job: Job) -> None:
@@ -143,7 +169,9 @@ class JobRunner:
                     return  # cancelled meanwhile
                 job = await self._step(fresh)
         except asyncio.CancelledError:
-            raise
+            if self._stopping:
+                raise
+            # Cancelled by its requester: the state is already stored, nothing more to do.
         except UserError as error:
             await self._fail(job, str(error))
         except (EngineError, FetchError) as error:
@@ -156,7 +184,10 @@ class JobRunner:
             return await self._anchor(job)
         if job.state == "anchored":
             result = await self._resize(job)
-            job = await self.store.update(job, state="delivering")
+            fresh = await self.store.get(job.id)
+            if fresh is None or fresh.finished:  # cancelled while the images were being made
+                return fresh or job
+            job = await self.store.update(fresh, state="delivering")
             return await self._deliver(job, result)
         if job.state == "delivering":
             tag = marker(job.short_id)
@@ -186,10 +217,9 @@ class JobRunner:
         if job.progress_ts is None:
             progress_ts = await self.delivery.find_own_post(job.channel_id, tag, thread_ts=thread_ts)
             if progress_ts is None:
+                text = f":hourglass_flowing_sand: Resizing to {_describe_sizes(job.spec)}… · _{tag}_"
                 progress_ts = await self.delivery.post(
-                    job.channel_id,
-                    f":hourglass_flowing_sand: Resizing to {_describe_sizes(job.spec)}… · _{tag}_",
-                    thread_ts=thread_ts,
+                    job.channel_id, text, thread_ts=thread_ts, blocks=progress_blocks(text, job.id, cancellable=True)
                 )
             job = await self.store.update(job, progress_ts=progress_ts)
         if source["kind"] == "slack_file":
@@ -237,15 +267,19 @@ class JobRunner:
 
     async def _resize(self, job: Job) -> BackendResult:
         data, content_type = await self._source_bytes(job)
-        request = request_from_spec(job.spec)
+        request = request_from_spec(job.spec, explain=self.config.crop_map_dir is not None)
 
         async def save_remote_id(remote_id: str) -> None:
             nonlocal job
             job = await self.store.update(job, remote_id=remote_id)
 
-        return await self.backend.run(
+        result = await self.backend.run(
             data, content_type, request, remote_id=job.remote_id, save_remote_id=save_remote_id
         )
+        if result.crop_map_png is not None and self.config.crop_map_dir is not None:
+            self.config.crop_map_dir.mkdir(parents=True, exist_ok=True)
+            crop_map_path(self.config.crop_map_dir, job.id).write_bytes(result.crop_map_png)
+        return result
 
     async def _deliver(self, job: Job, result: BackendResult) -> Job:
         assert job.thread_ts is not None
@@ -267,11 +301,10 @@ class JobRunner:
         job = await self.store.update(job, state="done", error=None)
         tag = marker(job.short_id)
         if job.progress_ts:
-            await self._quietly(
-                self.delivery.update(
-                    job.channel_id, job.progress_ts, f":white_check_mark: Done: {_describe_sizes(job.spec)} · _{tag}_"
-                )
-            )
+            text = f":white_check_mark: Done: {_describe_sizes(job.spec)} · _{tag}_"
+            has_map = self.config.crop_map_dir is not None and crop_map_path(self.config.crop_map_dir, job.id).exists()
+            blocks = progress_blocks(text, job.id, crop_map=has_map)
+            await self._quietly(self.delivery.update(job.channel_id, job.progress_ts, text, blocks=blocks))
         if job.source.get("kind") == "slack_file":
             await self._quietly(self.delivery.set_status(job.channel_id, _source_message_ts(job), "done"))
         log.info("job %s delivered%s", job.short_id, " (found already posted)" if already_posted else "")
@@ -308,6 +341,10 @@ class JobRunner:
             await step
         except SlackApiError as error:
             log.warning("cosmetic update failed: %s", error.response.get("error"))
+
+
+def crop_map_path(directory: Path, job_id: str) -> Path:
+    return directory / f"{job_id}.png"
 
 
 def _source_message_ts(job: Job) -> str:

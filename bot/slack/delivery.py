@@ -74,6 +74,10 @@ class Delivery:
                 await self._reaction("reactions_remove", channel, ts, name, ignore=("no_reaction",))
         await self._reaction("reactions_add", channel, ts, STATUS_REACTIONS[status], ignore=("already_reacted",))
 
+    async def clear_status(self, channel: str, ts: str) -> None:
+        for name in STATUS_REACTIONS.values():
+            await self._reaction("reactions_remove", channel, ts, name, ignore=("no_reaction",))
+
     async def _reaction(self, method: str, channel: str, ts: str, name: str, ignore: tuple[str, ...]) -> None:
         try:
             await getattr(self.client, method)(channel=channel, timestamp=ts, name=name)
@@ -96,6 +100,16 @@ class Delivery:
         ]
         await self.client.files_upload_v2(
             channel=channel, thread_ts=thread_ts, file_uploads=uploads, initial_comment=comment
+        )
+
+    async def upload_file(
+        self, channel: str, thread_ts: str, data: bytes, *, filename: str, title: str, alt_txt: str, comment: str
+    ) -> None:
+        await self.client.files_upload_v2(
+            channel=channel,
+            thread_ts=thread_ts,
+            file_uploads=[{"content": data, "filename": filename, "title": title, "alt_txt": alt_txt}],
+            initial_comment=comment,
         )
 
     async def ephemeral(

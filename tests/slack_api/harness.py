@@ -75,6 +75,23 @@ class RunningApp:
         headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"} if retry_num else None
         return await self.post(json.dumps(envelope).encode(), "application/json", headers=headers)
 
+    async def block_action(self, action_id: str, value: str, *, user: str, channel: str = "C1") -> tuple[int, str]:
+        payload = {
+            "type": "block_actions",
+            "team": {"id": TEAM},
+            "user": {"id": user},
+            "api_app_id": "AEMU",
+            "trigger_id": uuid.uuid4().hex,
+            "channel": {"id": channel},
+            "container": {"type": "message", "channel_id": channel},
+            "actions": [
+                {"type": "button", "action_id": action_id, "block_id": "b1", "value": value, "action_ts": "1.0"}
+            ],
+        }
+        return await self.post(
+            urlencode({"payload": json.dumps(payload)}).encode(), "application/x-www-form-urlencoded"
+        )
+
 
 def app_env(emulator: SlackEmulator, tmp_path: Path, **extra: str) -> dict[str, str]:
     return {

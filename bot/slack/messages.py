@@ -1,0 +1,37 @@
+"""Block Kit for the progress message: its text, a Cancel button while work remains, a crop-map button once done."""
+
+from __future__ import annotations
+
+from typing import Any
+
+CANCEL_ACTION = "cancel_job"
+CROP_MAP_ACTION = "show_crop_map"
+
+
+def progress_blocks(
+    text: str, job_id: str, *, cancellable: bool = False, crop_map: bool = False
+) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    buttons: list[dict[str, Any]] = []
+    if cancellable:
+        buttons.append(
+            {
+                "type": "button",
+                "action_id": CANCEL_ACTION,
+                "text": {"type": "plain_text", "text": "Cancel"},
+                "style": "danger",
+                "value": job_id,
+            }
+        )
+    if crop_map:
+        buttons.append(
+            {
+                "type": "button",
+                "action_id": CROP_MAP_ACTION,
+                "text": {"type": "plain_text", "text": "Show crop map"},
+                "value": job_id,
+            }
+        )
+    if buttons:
+        blocks.append({"type": "actions", "elements": buttons})
+    return blocks

@@ -1,0 +1,46 @@
+"""The progress message's buttons: Cancel (the requester only) and Show crop map (once done)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from bot.jobs.runner import crop_map_path
+from bot.services import Services
+from bot.slack.delivery import marker
+from bot.slack.messages import CANCEL_ACTION, CROP_MAP_ACTION
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    @app.action(CANCEL_ACTION)
+    async def cancel(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        user = body["user"]["id"]
+        answer = await services.runner.cancel(action["value"], by_user=user)
+        await services.delivery.ephemeral(body["channel"]["id"], user, answer)
+
+    @app.action(CROP_MAP_ACTION)
+    async def show_crop_map(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        job = await services.store.get(action["value"])
+        channel, user = body["channel"]["id"], body["user"]["id"]
+        directory = services.runner.config.crop_map_dir
+        if job is None or job.thread_ts is None or directory is None or not crop_map_path(directory, job.id).exists():
+            await services.delivery.ephemeral(
+                channel, user, "That crop map has expired; run the resize again to see it."
+            )
+            return
+        tag = f"crop map · _{marker(job.short_id)}_"
+        if await services.delivery.find_own_post(channel, tag, thread_ts=job.thread_ts, with_files=True):
+            await services.delivery.ephemeral(channel, user, "The crop map is already in this thread.")
+            return
+        await services.delivery.upload_file(
+            channel,
+            job.thread_ts,
+            crop_map_path(directory, job.id).read_bytes(),
+            filename="crop-map.png",
+            title="Crop map: what each size kept",
+            alt_txt="The source photo with each output's window outlined and labelled",
+            comment=f"What each size kept, outlined on the original · {tag}",
+        )

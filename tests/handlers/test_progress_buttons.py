@@ -1,0 +1,65 @@
+"""The progress message's Cancel (requester only) and Show crop map buttons."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from pathlib import Path
+
+from PIL import Image
+
+from bot.slack.messages import CANCEL_ACTION, CROP_MAP_ACTION
+from tests.images import astronaut
+from tests.slack_api.emulator import BOT_USER, SlackEmulator
+from tests.slack_api.harness import eventually, running_app
+
+
+def _job_ids(db: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(db) as connection:
+        return list(connection.execute("SELECT id, state FROM jobs"))
+
+
+async def test_requester_cancels_and_nothing_is_posted(tmp_path: Path) -> None:
+    async with SlackEmulator() as slack:
+        slack.add_channel("C1", members=("U1", "U2"))
+        message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "a.jpg")])
+        slack.download_delay = 2.0  # the job is busy downloading when the button is pressed
+        async with running_app(slack, tmp_path) as app:
+            await app.command("300x300")
+            await eventually(lambda: len(slack.downloads) == 1)
+            [(job_id, state)] = _job_ids(tmp_path / "jobs.db")
+            assert state == "anchored"
+            progress = [m for m in slack.thread("C1", message["ts"]) if m["user"] == BOT_USER]
+            assert progress[0]["blocks"][1]["elements"][0]["action_id"] == CANCEL_ACTION
+
+            await app.block_action(CANCEL_ACTION, job_id, user="U2")
+            await eventually(lambda: len(slack.ephemerals_for("U2")) == 1)
+            assert "Only <@U1>" in slack.ephemerals_for("U2")[0]
+
+            await app.block_action(CANCEL_ACTION, job_id, user="U1")
+            await eventually(lambda: len(slack.ephemerals_for("U1")) == 1)
+            await app.services.runner.idle()
+        assert _job_ids(tmp_path / "jobs.db") == [(job_id, "cancelled")]
+        assert slack.uploads_in_thread("C1", message["ts"]) == []
+        assert progress[0]["text"].startswith(":no_entry_sign: Cancelled by <@U1>")
+        assert slack.reactions_on("C1", message["ts"]) == set()
+
+
+async def test_crop_map_is_posted_once_on_request(tmp_path: Path) -> None:
+    async with SlackEmulator() as slack:
+        slack.add_channel("C1", members=("U1",))
+        message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "a.jpg")])
+        async with running_app(slack, tmp_path) as app:
+            await app.command("300x300 600x200")
+            await app.services.runner.idle()
+            [(job_id, _)] = _job_ids(tmp_path / "jobs.db")
+            done = [m for m in slack.thread("C1", message["ts"]) if m["user"] == BOT_USER and not m.get("files")][0]
+            assert [e["action_id"] for e in done["blocks"][1]["elements"]] == [CROP_MAP_ACTION]
+            await app.block_action(CROP_MAP_ACTION, job_id, user="U1")
+            await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 3)
+            await app.block_action(CROP_MAP_ACTION, job_id, user="U1")
+            await eventually(lambda: len(slack.ephemerals_for("U1")) == 1)
+        crop_map = [u for u in slack.uploads_in_thread("C1", message["ts"]) if u["name"] == "crop-map.png"]
+        assert len(crop_map) == 1
+        assert Image.open(io.BytesIO(crop_map[0]["bytes"])).size == (384, 384)
+        assert "already in this thread" in slack.ephemerals_for("U1")[0]
