@@ -53,7 +53,7 @@ async def test_crop_map_is_posted_once_on_request(tmp_path: Path) -> None:
             await app.command("300x300 600x200")
             await app.services.runner.idle()
             [(job_id, _)] = _job_ids(tmp_path / "jobs.db")
-            done = [m for m in slack.thread("C1", message["ts"]) if m["user"] == BOT_USER and not m.get("files")][0]
+            done = next(m for m in slack.thread("C1", message["ts"]) if m["user"] == BOT_USER and not m.get("files"))
             assert [e["action_id"] for e in done["blocks"][1]["elements"]] == [CROP_MAP_ACTION]
             await app.block_action(CROP_MAP_ACTION, job_id, user="U1")
             await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 3)
