@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def build_app(services: Services) -> AsyncApp:
-    from handlers import channel_uploads, commands, home, progress, reactions, uploads
+    from handlers import channel_uploads, commands, home, progress, reactions, shortcuts, uploads
 
     settings = services.settings
     app = AsyncApp(
@@ -31,6 +31,7 @@ def build_app(services: Services) -> AsyncApp:
     channel_uploads.register(app, services)
     home.register(app, services)
     progress.register(app, services)
+    shortcuts.register(app, services)
     return app
 
 

@@ -11,6 +11,7 @@ from bot.requests import AutoCommand, HelpCommand, ParseError, ResizeCommand, he
 from bot.services import Services
 from bot.user_errors import UserError, user_message
 from handlers.common import describe_sizes, options_from
+from handlers.shortcuts import resize_modal
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -19,6 +20,14 @@ def register(app: AsyncApp, services: Services) -> None:
     @app.command("/resize")
     async def resize_command(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
         text = str(command.get("text") or "")
+        if not text.strip():
+            # No arguments: a form with a file input, so an image can be resized from anywhere.
+            await ack()
+            metadata = {"channel": command["channel_id"]}
+            await services.client.views_open(
+                trigger_id=command["trigger_id"], view=resize_modal(metadata, file_input=True)
+            )
+            return
         try:
             parsed = parse_command(text, limits=settings.limits, max_sizes=settings.max_sizes)
         except ParseError as error:

@@ -205,12 +205,13 @@ class JobRunner:
             file, thread_ts = await self._latest_image(job.channel_id)
             source = {"kind": "slack_file", "file": file, "message_ts": thread_ts}
             job = await self.store.update(job, source=source, thread_ts=thread_ts)
-        elif source["kind"] == "url" and thread_ts is None:
+        elif thread_ts is None:
+            # A link, or an image uploaded in the modal: there is no message to answer, so post one.
             thread_ts = await self.delivery.find_own_post(job.channel_id, tag)
             if thread_ts is None:
+                what = source["url"] if source["kind"] == "url" else "an uploaded image"
                 thread_ts = await self.delivery.post(
-                    job.channel_id,
-                    f"<@{job.user_id}> asked for {_describe_sizes(job.spec)} of {source['url']} · _{tag}_",
+                    job.channel_id, f"<@{job.user_id}> asked for {_describe_sizes(job.spec)} of {what} · _{tag}_"
                 )
             job = await self.store.update(job, thread_ts=thread_ts)
         assert thread_ts is not None

@@ -67,7 +67,8 @@ class SlackEmulator:
         self.scopes: set[str] | None = None  # None: every scope granted
         self.download_delay = 0.0
         self.answer_delay: dict[str, float] = {}
-        self.home_views: dict[str, dict[str, Any]] = {}  # method -> seconds to wait after acting, before answering
+        self.home_views: dict[str, dict[str, Any]] = {}
+        self.opened_views: list[dict[str, Any]] = []  # method -> seconds to wait after acting, before answering
         self._ids = itertools.count(1)
         self._clock = itertools.count(1)
         self._server: TestServer | None = None
@@ -301,6 +302,13 @@ class SlackEmulator:
         if isinstance(channel, str):
             return channel
         return {"members": sorted(channel.members), "response_metadata": {"next_cursor": ""}}
+
+    def _views_open(self, params: dict[str, Any]) -> dict[str, Any] | str:
+        if not params.get("trigger_id"):
+            return "invalid_trigger_id"
+        view = {"id": f"V{next(self._ids):08d}", **_json(params.get("view") or "{}")}
+        self.opened_views.append(view)
+        return {"view": view}
 
     def _views_publish(self, params: dict[str, Any]) -> dict[str, Any] | str:
         view = _json(params.get("view") or "{}")

@@ -92,6 +92,57 @@ class RunningApp:
             urlencode({"payload": json.dumps(payload)}).encode(), "application/x-www-form-urlencoded"
         )
 
+    async def message_shortcut(self, message: dict[str, Any], *, user: str, channel: str = "C1") -> tuple[int, str]:
+        payload = {
+            "type": "message_action",
+            "callback_id": "smart_resize",
+            "trigger_id": uuid.uuid4().hex,
+            "team": {"id": TEAM},
+            "user": {"id": user},
+            "channel": {"id": channel},
+            "message": message,
+            "message_ts": message["ts"],
+            "response_url": "",
+        }
+        return await self.post(
+            urlencode({"payload": json.dumps(payload)}).encode(), "application/x-www-form-urlencoded"
+        )
+
+    async def submit_view(self, view: dict[str, Any], values: dict[str, Any], *, user: str) -> tuple[int, str]:
+        payload = {
+            "type": "view_submission",
+            "team": {"id": TEAM},
+            "user": {"id": user},
+            "trigger_id": uuid.uuid4().hex,
+            "view": {**view, "state": {"values": values}},
+        }
+        return await self.post(
+            urlencode({"payload": json.dumps(payload)}).encode(), "application/x-www-form-urlencoded"
+        )
+
+
+def form_values(
+    presets: list[str] = (),  # type: ignore[assignment]
+    sizes: str = "",
+    mode: str = "auto",
+    output_format: str = "auto",
+    variants: str = "1",
+    prompt: str = "",
+    upload: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The state Slack sends for the resize modal, as a person filled it in."""
+    values: dict[str, Any] = {
+        "presets": {"value": {"type": "multi_static_select", "selected_options": [{"value": p} for p in presets]}},
+        "sizes": {"value": {"type": "plain_text_input", "value": sizes or None}},
+        "mode": {"value": {"type": "static_select", "selected_option": {"value": mode}}},
+        "format": {"value": {"type": "static_select", "selected_option": {"value": output_format}}},
+        "variants": {"value": {"type": "static_select", "selected_option": {"value": variants}}},
+        "prompt": {"value": {"type": "plain_text_input", "value": prompt or None}},
+    }
+    if upload is not None:
+        values["upload"] = {"value": {"type": "file_input", "files": upload}}
+    return values
+
 
 def app_env(emulator: SlackEmulator, tmp_path: Path, **extra: str) -> dict[str, str]:
     return {

@@ -1,0 +1,88 @@
+"""The message shortcut, the `/resize` modal with a file input, and the modal's field validation."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.images import astronaut
+from tests.slack_api.emulator import BOT_USER, SlackEmulator
+from tests.slack_api.harness import eventually, form_values, running_app
+
+
+@pytest.fixture
+async def slack() -> SlackEmulator:  # type: ignore[misc]
+    async with SlackEmulator() as emulator:
+        emulator.add_channel("C1", members=("U1",))
+        yield emulator
+
+
+async def test_shortcut_modal_resizes_into_the_message_thread(slack: SlackEmulator, tmp_path: Path) -> None:
+    message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "shot.jpg")])
+    async with running_app(slack, tmp_path) as app:
+        await app.message_shortcut(message, user="U1")
+        await eventually(lambda: len(slack.opened_views) == 1)
+        view = slack.opened_views[0]
+        assert [b["block_id"] for b in view["blocks"]] == ["presets", "sizes", "mode", "format", "variants", "prompt"]
+        status, body = await app.submit_view(
+            view, form_values(presets=["og-image"], sizes="300x300", output_format="webp", variants="2"), user="U1"
+        )
+        assert (status, body) == (200, "")
+        await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 4)
+        await app.submit_view(view, form_values(presets=["og-image"], sizes="300x300"), user="U1")  # double submit
+        await app.services.runner.idle()
+    uploads = slack.uploads_in_thread("C1", message["ts"])
+    assert sorted(u["title"] for u in uploads) == [
+        "1200x630",
+        "1200x630 (alternative 2)",
+        "300x300",
+        "300x300 (alternative 2)",
+    ]
+    assert {Image.open(io.BytesIO(u["bytes"])).format for u in uploads} == {"WEBP"}
+    assert len(slack.calls_to("files.completeUploadExternal")) == 1
+
+
+async def test_modal_field_errors_are_shown_on_the_fields(slack: SlackEmulator, tmp_path: Path) -> None:
+    message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "shot.jpg")])
+    async with running_app(slack, tmp_path, MAX_OUTPUTS_PER_REQUEST="4") as app:
+        await app.message_shortcut(message, user="U1")
+        await eventually(lambda: len(slack.opened_views) == 1)
+        view = slack.opened_views[0]
+        _, bad_size = await app.submit_view(view, form_values(sizes="300 by 300"), user="U1")
+        _, too_many = await app.submit_view(view, form_values(sizes="300x300 400x400 500x500", variants="2"), user="U1")
+        assert await app.services.store.count_since("U1", 0) == 0
+    bad = json.loads(bad_size)
+    assert bad["response_action"] == "errors"
+    assert "WIDTHxHEIGHT" in bad["errors"]["sizes"] or "size" in bad["errors"]["sizes"]
+    assert "more than 4 images" in json.loads(too_many)["errors"]["variants"]
+
+
+async def test_shortcut_on_a_message_without_images_says_so(slack: SlackEmulator, tmp_path: Path) -> None:
+    message = slack.post_user_message("C1", "U1", "no pictures here")
+    async with running_app(slack, tmp_path) as app:
+        await app.message_shortcut(message, user="U1")
+        await eventually(lambda: len(slack.ephemerals_for("U1")) == 1)
+    assert slack.opened_views == []
+    assert "no image to resize" in slack.ephemerals_for("U1")[0]
+
+
+async def test_resize_without_arguments_opens_an_upload_modal(slack: SlackEmulator, tmp_path: Path) -> None:
+    file = slack.add_file(astronaut(), "from-laptop.jpg")
+    async with running_app(slack, tmp_path) as app:
+        await app.command("")
+        await eventually(lambda: len(slack.opened_views) == 1)
+        view = slack.opened_views[0]
+        assert view["blocks"][0]["element"]["type"] == "file_input"
+        _, missing = await app.submit_view(view, form_values(upload=[]), user="U1")
+        assert json.loads(missing)["errors"] == {"upload": "Attach an image to resize."}
+        await app.submit_view(view, form_values(sizes="320x320", upload=[{"id": file["id"]}]), user="U1")
+        await eventually(lambda: len(slack.calls_to("files.completeUploadExternal")) == 1)
+        await app.services.runner.idle()
+    anchors = [m for m in slack.channels["C1"].messages if m["user"] == BOT_USER and "thread_ts" not in m]
+    assert len(anchors) == 1
+    assert "an uploaded image" in anchors[0]["text"]
+    assert [u["title"] for u in slack.uploads_in_thread("C1", anchors[0]["ts"])] == ["320x320"]
