@@ -8,8 +8,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.jobs.intake import ResizeOptions
 from bot.services import Services
-from bot.user_errors import UserError
-from handlers.common import channel_sizes, image_files
+from handlers.common import channel_sizes, image_files, submit_images
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -23,22 +22,18 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         ts, user = event["ts"], event.get("user", "")
         options = ResizeOptions(sizes=await channel_sizes(services, channel))
-        for file in files:
-            try:
-                await services.intake.submit(
-                    trigger="auto",
-                    # Same key as a mention of the same upload: mentioning the app in an auto channel is one job.
-                    dedup_key=f"upload:{channel}:{ts}:{file['id']}",
-                    channel_id=channel,
-                    user_id=user,
-                    team_id=event.get("team"),
-                    source={"kind": "slack_file", "file": file, "message_ts": ts},
-                    thread_ts=event.get("thread_ts") or ts,
-                    options=options,
-                )
-            except UserError as error:
-                await services.delivery.ephemeral(channel, user, str(error))
-                return
+        await submit_images(
+            services,
+            trigger="auto",
+            key_prefix="upload",  # the same key as a mention of this upload: one job either way
+            channel=channel,
+            user=user,
+            team=event.get("team"),
+            message_ts=ts,
+            thread_ts=event.get("thread_ts") or ts,
+            files=files,
+            options=options,
+        )
 
     @app.event("message")
     async def ignore_other_messages() -> None:

@@ -9,6 +9,7 @@ from bot.jobs.intake import ResizeOptions
 from bot.requests import ResizeCommand
 from bot.services import Services
 from bot.smart_resize.engine import Size
+from bot.user_errors import UserError
 
 
 def options_from(parsed: ResizeCommand) -> ResizeOptions:
@@ -38,3 +39,34 @@ async def channel_sizes(services: Services, channel: str) -> tuple[Size, ...]:
     """The channel's auto-resize sizes when it has them; empty means the app's defaults."""
     stored = await services.store.auto_sizes(channel)
     return tuple(Size(*(int(v) for v in text.split("x"))) for text in stored or [])
+
+
+async def submit_images(
+    services: Services,
+    *,
+    trigger: str,
+    key_prefix: str,
+    channel: str,
+    user: str,
+    team: str | None,
+    message_ts: str,
+    thread_ts: str,
+    files: list[dict[str, Any]],
+    options: ResizeOptions,
+) -> None:
+    """One job per image of a message, keyed on (prefix, channel, message, file) so repeats make no new job."""
+    for file in files:
+        try:
+            await services.intake.submit(
+                trigger=trigger,
+                dedup_key=f"{key_prefix}:{channel}:{message_ts}:{file['id']}",
+                channel_id=channel,
+                user_id=user,
+                team_id=team,
+                source={"kind": "slack_file", "file": file, "message_ts": message_ts},
+                thread_ts=thread_ts,
+                options=options,
+            )
+        except UserError as error:
+            await services.delivery.ephemeral(channel, user, str(error))
+            return

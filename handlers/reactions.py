@@ -10,8 +10,8 @@ from slack_sdk.errors import SlackApiError
 
 from bot.jobs.intake import ResizeOptions
 from bot.services import Services
-from bot.user_errors import UserError, user_message
-from handlers.common import channel_sizes, image_files
+from bot.user_errors import user_message
+from handlers.common import channel_sizes, image_files, submit_images
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -35,21 +35,18 @@ def register(app: AsyncApp, services: Services) -> None:
             )
             return
         options = ResizeOptions(sizes=await channel_sizes(services, channel))
-        for file in files:
-            try:
-                await services.intake.submit(
-                    trigger="reaction",
-                    dedup_key=f"reaction:{channel}:{ts}:{file['id']}",
-                    channel_id=channel,
-                    user_id=user,
-                    team_id=event.get("team"),
-                    source={"kind": "slack_file", "file": file, "message_ts": ts},
-                    thread_ts=message.get("thread_ts") or ts,
-                    options=options,
-                )
-            except UserError as error:
-                await services.delivery.ephemeral(channel, user, str(error))
-                return
+        await submit_images(
+            services,
+            trigger="reaction",
+            key_prefix="reaction",
+            channel=channel,
+            user=user,
+            team=event.get("team"),
+            message_ts=ts,
+            thread_ts=message.get("thread_ts") or ts,
+            files=files,
+            options=options,
+        )
 
 
 async def _message(services: Services, channel: str, ts: str) -> dict[str, Any] | None:

@@ -8,8 +8,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.requests import HelpCommand, ResizeCommand, help_text, parse_mention
 from bot.services import Services
-from bot.user_errors import UserError
-from handlers.common import image_files, options_from
+from handlers.common import image_files, options_from, submit_images
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -35,23 +34,20 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         command = parsed if isinstance(parsed, ResizeCommand) else ResizeCommand()
         options = options_from(command)
-        for file in files:
-            try:
-                await services.intake.submit(
-                    trigger="mention",
-                    # The same upload can arrive as app_mention and as a message event, and Slack retries events:
-                    # one image in one message is one job.
-                    dedup_key=f"upload:{channel}:{ts}:{file['id']}",
-                    channel_id=channel,
-                    user_id=user,
-                    team_id=event.get("team"),
-                    source={"kind": "slack_file", "file": file, "message_ts": ts},
-                    thread_ts=reply_in or ts,
-                    options=options,
-                )
-            except UserError as error:
-                await services.delivery.ephemeral(channel, user, str(error), thread_ts=reply_in)
-                return
+        await submit_images(
+            services,
+            # The same upload can arrive as app_mention and as a message event, and Slack retries events:
+            # one image in one message is one job (auto-resize uses the same key).
+            trigger="mention",
+            key_prefix="upload",
+            channel=channel,
+            user=user,
+            team=event.get("team"),
+            message_ts=ts,
+            thread_ts=reply_in or ts,
+            files=files,
+            options=options,
+        )
 
 
 def _help(services: Services) -> str:
