@@ -43,4 +43,5 @@ def register(app: AsyncApp, services: Services) -> None:
             title="Crop map: what each size kept",
             alt_txt="The source photo with each output's window outlined and labelled",
             comment=f"What each size kept, outlined on the original · {tag}",
+            tag=tag,
         )

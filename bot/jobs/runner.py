@@ -293,7 +293,7 @@ class JobRunner:
             await self.delivery.update(
                 job.channel_id, job.progress_ts, f":outbox_tray: Uploading {count} images… · _{tag}_"
             )
-        await self.delivery.upload(job.channel_id, job.thread_ts, result.images, comment, stem)
+        await self.delivery.upload(job.channel_id, job.thread_ts, result.images, comment, stem, tag)
         return await self._complete(job)
 
     async def _complete(self, job: Job, already_posted: bool = False) -> Job:

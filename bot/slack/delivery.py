@@ -7,6 +7,7 @@ own earlier post instead of posting twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +19,8 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.backends import ResizedImage
 
 log = logging.getLogger(__name__)
+
+SHARE_CHECKS = 5  # about 8 s in all: Slack shares a completed upload within a second or two
 
 STATUS_REACTIONS = {"working": "hourglass_flowing_sand", "done": "white_check_mark", "failed": "x"}
 
@@ -86,8 +89,10 @@ class Delivery:
                 log.warning("%s %s failed: %s", method, name, error.response.get("error"))
 
     async def upload(
-        self, channel: str, thread_ts: str, images: Sequence[ResizedImage], comment: str, stem: str
+        self, channel: str, thread_ts: str, images: Sequence[ResizedImage], comment: str, stem: str, tag: str
     ) -> None:
+        """Upload into the thread and check the files were really shared: with alt text, Slack has been seen to
+        accept an upload and never share it (python-slack-sdk #1818), so then upload once more without it."""
         uploads = [
             {
                 "content": image.data,
@@ -98,19 +103,46 @@ class Delivery:
             }
             for image in images
         ]
+        await self._upload_checked(channel, thread_ts, uploads, comment, tag)
+
+    async def _upload_checked(
+        self, channel: str, thread_ts: str, uploads: list[dict[str, Any]], comment: str, tag: str
+    ) -> None:
+        await self.client.files_upload_v2(
+            channel=channel, thread_ts=thread_ts, file_uploads=uploads, initial_comment=comment
+        )
+        if await self._shared(channel, thread_ts, tag):
+            return
+        log.warning("upload accepted but not shared in %s; uploading again without alt text", channel)
+        for upload in uploads:
+            upload.pop("alt_txt", None)
         await self.client.files_upload_v2(
             channel=channel, thread_ts=thread_ts, file_uploads=uploads, initial_comment=comment
         )
 
+    async def _shared(self, channel: str, thread_ts: str, tag: str) -> bool:
+        delay = 0.25
+        for _ in range(SHARE_CHECKS):
+            if await self.find_own_post(channel, tag, thread_ts=thread_ts, with_files=True):
+                return True
+            await asyncio.sleep(delay)
+            delay *= 2
+        return False
+
     async def upload_file(
-        self, channel: str, thread_ts: str, data: bytes, *, filename: str, title: str, alt_txt: str, comment: str
+        self,
+        channel: str,
+        thread_ts: str,
+        data: bytes,
+        *,
+        filename: str,
+        title: str,
+        alt_txt: str,
+        comment: str,
+        tag: str,
     ) -> None:
-        await self.client.files_upload_v2(
-            channel=channel,
-            thread_ts=thread_ts,
-            file_uploads=[{"content": data, "filename": filename, "title": title, "alt_txt": alt_txt}],
-            initial_comment=comment,
-        )
+        upload = {"content": data, "filename": filename, "title": title, "alt_txt": alt_txt}
+        await self._upload_checked(channel, thread_ts, [upload], comment, tag)
 
     async def ephemeral(
         self, channel: str, user: str, text: str, *, thread_ts: str | None = None, response_url: str | None = None

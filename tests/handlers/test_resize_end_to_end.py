@@ -205,3 +205,16 @@ async def test_unsigned_requests_are_rejected(slack: SlackEmulator, tmp_path: Pa
         async with app.session.get(f"{app.url}/healthz") as health:
             assert (health.status, (await health.json())["backend"]) == (200, "local")
     assert status == 401
+
+
+async def test_upload_that_slack_never_shares_is_posted_again_without_alt_text(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    message = _share(slack)
+    slack.alt_txt_breaks_sharing = True  # python-slack-sdk #1818
+    async with running_app(slack, tmp_path) as app:
+        await app.command("300x300")
+        await app.services.runner.idle()
+    uploads = slack.uploads_in_thread("C1", message["ts"])
+    assert [(u["title"], u["alt_txt"]) for u in uploads] == [("300x300", None)]
+    assert len(slack.calls_to("files.completeUploadExternal")) == 2

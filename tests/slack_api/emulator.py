@@ -68,7 +68,9 @@ class SlackEmulator:
         self.download_delay = 0.0
         self.answer_delay: dict[str, float] = {}
         self.home_views: dict[str, dict[str, Any]] = {}
-        self.opened_views: list[dict[str, Any]] = []  # method -> seconds to wait after acting, before answering
+        self.opened_views: list[dict[str, Any]] = []
+        # python-slack-sdk #1818 (open): with alt_txt the upload succeeds but the files are never shared.
+        self.alt_txt_breaks_sharing = False  # method -> seconds to wait after acting, before answering
         self._ids = itertools.count(1)
         self._clock = itertools.count(1)
         self._server: TestServer | None = None
@@ -348,7 +350,8 @@ class SlackEmulator:
             self.file_bytes[entry["id"]] = pending["data"]
             files.append(meta)
         channel_id = params.get("channel_id")
-        if channel_id:
+        silently_unshared = self.alt_txt_breaks_sharing and any(f.get("alt_txt") for f in files)
+        if channel_id and not silently_unshared:
             channel = self._member_channel({"channel": channel_id})
             if isinstance(channel, str):
                 return channel
