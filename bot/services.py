@@ -54,7 +54,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     try:
         await fetcher.start()
         client = web_client(settings, slack_session)
-        backend = await _backend(settings, pool, slack_session)
+        backend = _backend(settings, pool, slack_session, fetcher)
         runner = JobRunner(
             store,
             backend,
@@ -81,10 +81,16 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         store.close()
 
 
-async def _backend(settings: Settings, pool: EnginePool, session: aiohttp.ClientSession) -> Backend:
+def _backend(settings: Settings, pool: EnginePool, session: aiohttp.ClientSession, fetcher: SafeFetcher) -> Backend:
     if settings.backend == "pixazo":
         from bot.hosted_backend import HostedBackend
 
         assert settings.pixazo_api_key is not None
-        return HostedBackend(session, settings.pixazo_api_key, settings.pixazo_base_url, settings.max_download_bytes)
+        return HostedBackend(
+            session,
+            settings.pixazo_api_key,
+            settings.pixazo_base_url,
+            settings.max_download_bytes,
+            media_session=fetcher.session,
+        )
     return LocalBackend(pool)

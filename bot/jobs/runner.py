@@ -34,6 +34,7 @@ from bot.net import FetchError, SafeFetcher
 from bot.slack import download_slack_file
 from bot.slack.delivery import Delivery, marker
 from bot.slack.messages import progress_blocks
+from bot.smart_resize.client import RateLimited, ServerError, TransportError
 from bot.smart_resize.engine import EngineError
 from bot.user_errors import UserError, user_message
 
@@ -358,8 +359,8 @@ def _source_message_ts(job: Job) -> str:
 def _transient(error: Exception) -> bool:
     if isinstance(error, SlackApiError):
         return error.response.get("error") in ("ratelimited", "internal_error", "service_unavailable", "fatal_error")
-    return isinstance(error, (aiohttp.ClientError, TimeoutError, OSError, BrokenProcessPool)) or getattr(
-        error, "retryable", False
+    return isinstance(
+        error, (aiohttp.ClientError, TimeoutError, OSError, BrokenProcessPool, RateLimited, ServerError, TransportError)
     )
 
 

@@ -1,0 +1,83 @@
+"""The hosted Smart Resize API as a backend: submit once, store the request id, poll, download the results.
+
+Private Slack images are not reachable by the service, so the source goes as a data URI. The request id is saved
+before polling starts, so a restart polls the same remote job instead of paying for a second one.
+"""
+
+from __future__ import annotations
+
+import io
+
+import aiohttp
+from PIL import Image
+
+from bot.backends import BackendResult, ResizedImage, SaveRemoteId, data_uri
+from bot.smart_resize.client import SmartResizeClient
+from bot.smart_resize.contract import ContractError, SmartResizeRequest
+from bot.smart_resize.engine import ResizeRequest
+from bot.user_errors import UserError
+
+
+class HostedBackend:
+    name = "pixazo"
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        api_key: str,
+        base_url: str,
+        max_download_bytes: int,
+        media_session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        # Result URLs are chosen by the service: fetch them through the SSRF-guarded session.
+        self.client = SmartResizeClient(
+            session, api_key, base_url, max_download_bytes=max_download_bytes, media_session=media_session
+        )
+        self.max_download_bytes = max_download_bytes
+
+    async def run(
+        self,
+        source: bytes,
+        content_type: str,
+        request: ResizeRequest,
+        *,
+        remote_id: str | None,
+        save_remote_id: SaveRemoteId,
+    ) -> BackendResult:
+        notes: list[str] = []
+        if remote_id is None:
+            try:
+                api_request = self._api_request(source, content_type, request)
+            except ContractError as error:
+                raise UserError(f"The hosted Smart Resize API can't take that request: {error.details}.") from None
+            submitted = await self.client.submit(api_request)
+            remote_id = submitted.request_id
+            await save_remote_id(remote_id)
+        status = await self.client.wait(remote_id)
+        urls = status.output.media_url if status.output else []
+        images: list[ResizedImage] = []
+        # The service makes num_images_per_size images per target size, in the order of target_sizes.
+        per_size = max(1, request.variants)
+        for index, url in enumerate(urls):
+            data, media_type = await self.client.download(url, max_bytes=self.max_download_bytes)
+            width, height = Image.open(io.BytesIO(data)).size
+            target = request.sizes[min(index // per_size, len(request.sizes) - 1)]
+            images.append(ResizedImage(data, media_type, width, height, target, index % per_size, None))
+        if request.mode != "auto":
+            notes.append("The hosted Smart Resize API chooses its own framing; the mode option was not sent.")
+        return BackendResult(images=images, notes=notes)
+
+    @staticmethod
+    def _api_request(source: bytes, content_type: str, request: ResizeRequest) -> SmartResizeRequest:
+        output_format = request.output_format
+        if output_format == "auto":  # the API has no "auto": photos as JPEG, anything that may have alpha as PNG
+            output_format = "jpeg" if content_type == "image/jpeg" else "png"
+        return SmartResizeRequest(
+            image_url=data_uri(source, content_type),
+            target_sizes=[str(size) for size in request.sizes],
+            prompt=request.prompt,
+            num_images_per_size=request.variants,
+            resolution=request.resolution,
+            output_format=output_format,
+            seed=request.seed,
+        )

@@ -1,0 +1,734 @@
+"""Client for the hosted Smart Resize API: submit a job, poll it to the end, download the images.
+
+Every failure is a ``SmartResizeError`` subclass (one per kind) carrying the job's ``request_id`` when known, the
+HTTP status, and the service's ``error``/``details``; ``user_message()`` is one sentence a Slack user can act on.
+What is retried, and how, lives in ``bot.smart_resize.retry``.
+
+The API key goes only to the API's own origin (scheme, host, port): never to the media CDN or to a polling URL
+elsewhere, and API calls follow no redirects, because aiohttp would carry a custom header across origins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import re
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple, TypeVar
+
+import aiohttp
+from yarl import URL
+
+from bot.net.errors import FetchError, TooLarge, UnexpectedContentType
+from bot.net.fetch import accepts, decode_data_uri
+from bot.smart_resize.contract import (
+    ContractError,
+    JobOutput,
+    ResultRequest,
+    SmartResizeRequest,
+    Status,
+    StatusResponse,
+    SubmitResponse,
+)
+from bot.smart_resize.retry import (
+    Clock,
+    Failure,
+    FailureInfo,
+    Operation,
+    Random,
+    RetryPolicy,
+    Sleep,
+    call_with_retries,
+    parse_retry_after,
+    transport_failure,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_BASE_URL = "https://gateway.pixazo.ai/smart-resize/v1"
+KEY_HEADER = "Ocp-Apim-Subscription-Key"
+SUBMIT_PATH = "smart-resize-request"
+RESULT_PATH = "smart-resize-request-result"
+# Polling lives at the root of the API host, outside the base path.
+STATUS_PATH = ("v2", "requests", "status")
+
+DEFAULT_MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
+# sync_mode answers carry every image inline as base64, so a status body can be large.
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+_ERROR_BODY_BYTES = 64 * 1024
+_CHUNK_BYTES = 64 * 1024
+_USER_AGENT = "SmartResizeForSlack/0.1"
+# Inside wait(), transient status failures are retried until the deadline rather than a fixed number of times:
+# the job is already paid for, and giving up early would throw the result away.
+_UNTIL_DEADLINE = 1_000_000
+_SHOWN_TEXT = re.compile(r"[^A-Za-z0-9 .,:;'()/_-]")
+
+
+# --- errors -----------------------------------------------------------------------------------------------------
+
+
+class SmartResizeError(Exception):
+    """Base class. ``str()`` is for operators' logs; ``user_message()`` is for Slack users."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request_id: str | None = None,
+        status_code: int | None = None,
+        error: str | None = None,
+        details: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+        self.status_code = status_code
+        self.error = error
+        self.details = details
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        parts = [super().__str__()]
+        if self.status_code is not None:
+            parts.append(f"HTTP {self.status_code}")
+        service = ": ".join(text for text in (self.error, self.details) if text)
+        if service:
+            parts.append(f"service said {service[:300]!r}")
+        if self.request_id is not None:
+            parts.append(f"request_id={self.request_id}")
+        return "; ".join(parts)
+
+    def user_message(self) -> str:
+        return "Something went wrong with the Smart Resize API; please try again in a few minutes."
+
+
+class ApiStatusError(SmartResizeError):
+    """The API answered with an HTTP error; the subclasses name the statuses the contract documents."""
+
+    def user_message(self) -> str:
+        return (
+            f"The Smart Resize API answered with an unexpected error (HTTP {self.status_code}); please try again later."
+        )
+
+
+class BadRequest(ApiStatusError):
+    def user_message(self) -> str:
+        reason = _shown(self.details or self.error)
+        because = f" ({reason})" if reason else ""
+        return f"The Smart Resize API refused the request{because}; check the sizes and options and try again."
+
+
+class Unauthorized(ApiStatusError):
+    def user_message(self) -> str:
+        return "The Smart Resize API rejected the app's API key; ask your workspace admin to check the key."
+
+
+class PaymentRequired(ApiStatusError):
+    def user_message(self) -> str:
+        return (
+            "The Smart Resize API account is out of credits; ask your workspace admin to top it up "
+            "or switch the app to the local engine."
+        )
+
+
+class Forbidden(ApiStatusError):
+    def user_message(self) -> str:
+        return (
+            "The Smart Resize API account is not allowed to do this; ask your workspace admin to check "
+            "its subscription or switch the app to the local engine."
+        )
+
+
+class NotFound(ApiStatusError):
+    def user_message(self) -> str:
+        return "The Smart Resize API no longer knows this job; please start the resize again."
+
+
+class RateLimited(ApiStatusError):
+    def user_message(self) -> str:
+        when = f"in about {max(1, round(self.retry_after))} seconds" if self.retry_after else "in a minute"
+        return f"The Smart Resize API is rate-limiting the app right now; please try again {when}."
+
+
+class ServerError(ApiStatusError):
+    def user_message(self) -> str:
+        return "The Smart Resize API is having trouble on its side; please try again in a few minutes."
+
+
+class JobFailed(SmartResizeError):
+    """The job ended FAILED (``error`` says why) or ERROR (a system error the service did not charge for)."""
+
+    def __init__(self, message: str, *, job_status: Status, request_id: str, error: str | None) -> None:
+        super().__init__(message, request_id=request_id, error=error)
+        self.job_status = job_status
+
+    @property
+    def charged(self) -> bool | None:
+        """False for ERROR (the contract says so); None for FAILED, on which the contract is silent."""
+        return False if self.job_status is Status.ERROR else None
+
+    def user_message(self) -> str:
+        if self.job_status is Status.ERROR:
+            return "The Smart Resize API hit a system error and did not charge for this job; please try again."
+        reason = _shown(self.error)
+        because = f" ({reason})" if reason else ""
+        return f"The Smart Resize API could not resize this image{because}; try another image or other sizes."
+
+
+class JobTimedOut(SmartResizeError):
+    """Our deadline passed; the job may still finish (and be charged) on the service's side."""
+
+    def __init__(self, message: str, *, request_id: str, timeout_s: float, last_status: Status | None) -> None:
+        super().__init__(message, request_id=request_id)
+        self.timeout_s = timeout_s
+        self.last_status = last_status
+
+    def user_message(self) -> str:
+        return (
+            f"The Smart Resize API did not finish within {self.timeout_s:g} seconds; "
+            "please try again later or with fewer sizes."
+        )
+
+
+class TransportError(SmartResizeError):
+    """No HTTP answer: the connection failed, broke off or timed out."""
+
+    def __init__(
+        self, message: str, *, operation: Operation, failure: Failure | None, request_id: str | None = None
+    ) -> None:
+        super().__init__(message, request_id=request_id)
+        self.operation = operation
+        self.failure = failure
+
+    def user_message(self) -> str:
+        if self.operation is Operation.SUBMIT and self.failure is not Failure.NOT_SENT:
+            return (
+                "The connection to the Smart Resize API broke after the job was sent, so it may still run; "
+                "wait a few minutes before trying again."
+            )
+        return "I couldn't reach the Smart Resize API; please try again in a few minutes."
+
+
+class MalformedResponse(SmartResizeError):
+    """A 2xx answer that is not valid JSON or not the contract's shape."""
+
+    def user_message(self) -> str:
+        return (
+            "The Smart Resize API sent an answer I couldn't understand; please try again later "
+            "or switch the app to the local engine."
+        )
+
+
+class DownloadError(SmartResizeError):
+    """A result image could not be fetched (``status_code`` is the media server's)."""
+
+    def user_message(self) -> str:
+        return "I couldn't download the resized image from the Smart Resize API; please try again."
+
+
+class DownloadTooLarge(DownloadError):
+    def __init__(self, message: str, *, limit_bytes: int, request_id: str | None = None) -> None:
+        super().__init__(message, request_id=request_id)
+        self.limit_bytes = limit_bytes
+
+    def user_message(self) -> str:
+        megabytes = f"{self.limit_bytes / (1024 * 1024):.1f}".removesuffix(".0")
+        return (
+            f"A resized image from the Smart Resize API is larger than the {megabytes} MB limit; "
+            "try smaller sizes or a lower resolution."
+        )
+
+
+class DownloadWrongType(DownloadError):
+    def __init__(self, message: str, *, content_type: str, request_id: str | None = None) -> None:
+        super().__init__(message, request_id=request_id)
+        self.content_type = content_type
+
+    def user_message(self) -> str:
+        return "The Smart Resize API returned something that isn't an image; please try again."
+
+
+_STATUS_ERRORS: dict[int, type[ApiStatusError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    402: PaymentRequired,
+    403: Forbidden,
+    404: NotFound,
+    429: RateLimited,
+}
+
+
+def _shown(text: str | None) -> str:
+    """Service text made safe to post: no Slack markup (<!channel>, links), short, no trailing full stop."""
+    if not text:
+        return ""
+    return " ".join(_SHOWN_TEXT.sub("", text).split())[:160].rstrip(" .")
+
+
+# --- models -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JobHandle:
+    request_id: str
+    status: Status
+    polling_url: str | None = None
+
+
+class Downloaded(NamedTuple):
+    data: bytes
+    content_type: str
+
+    def __repr__(self) -> str:  # not the bytes: a repr ends up in logs
+        return f"Downloaded({len(self.data)} bytes, {self.content_type!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    request_id: str
+    status: StatusResponse
+    images: list[Downloaded]
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds per HTTP call (each retry gets its own); ``wait()`` has its own overall deadline."""
+
+    connect: float = 10.0
+    submit: float = 60.0  # the source travels as a data URI, so the body can be tens of MB
+    status: float = 20.0
+    download: float = 120.0
+
+
+# --- client -----------------------------------------------------------------------------------------------------
+
+
+class SmartResizeClient:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        retry: RetryPolicy | None = None,
+        poll_interval: tuple[float, float] = (2.0, 3.0),
+        deadline: float = 300.0,
+        timeouts: Timeouts | None = None,
+        max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        media_session: aiohttp.ClientSession | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
+        rand: Random = random.random,
+    ) -> None:
+        """``media_session`` (e.g. one on an SSRF-guarded connector) fetches result images; default ``session``.
+
+        ``sleep``, ``clock`` and ``rand`` are injectable so tests can run the policy without real waiting.
+        """
+        if not api_key or not api_key.isprintable() or any(c.isspace() for c in api_key):
+            # The key is not echoed: this message may be logged.
+            raise ValueError("api_key must be a non-empty string without spaces or control characters")
+        base = URL(base_url.rstrip("/"))
+        if base.scheme not in ("http", "https") or not base.host:
+            raise ValueError("base_url must be an absolute http(s) URL")
+        low, high = poll_interval
+        if not 0 < low <= high:
+            raise ValueError("poll_interval must be (low, high) with 0 < low <= high")
+        self._session = session
+        self._media_session = media_session or session
+        self._api_key = api_key
+        self._base = base
+        self._origin = _origin(base)
+        self.retry = retry or RetryPolicy()
+        self.poll_interval = (low, high)
+        self.deadline = deadline
+        self.timeouts = timeouts or Timeouts()
+        self.max_download_bytes = max_download_bytes
+        self.max_response_bytes = max_response_bytes
+        self._sleep = sleep
+        self._clock = clock
+        self._rand = rand
+        # Which status route this deployment answers on, learnt from the first poll that gets an answer.
+        self._status_route: Literal["get", "post"] | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={str(self._base)!r}, api_key='***')"
+
+    @property
+    def status_route(self) -> Literal["get", "post"] | None:
+        return self._status_route
+
+    async def submit(self, request: SmartResizeRequest) -> JobHandle:
+        data = await self._call_json(
+            "POST",
+            self._base / SUBMIT_PATH,
+            body=request.to_json(),
+            operation=Operation.SUBMIT,
+            timeout_s=self.timeouts.submit,
+        )
+        try:
+            answer = SubmitResponse.from_json(data)
+        except ContractError as error:
+            # The job may exist now; there is no id to poll it with, and it must not be submitted again.
+            raise MalformedResponse(f"Unusable submit response: {error.details}") from None
+        log.info("smart resize job submitted: request_id=%s status=%s", answer.request_id, answer.status.value)
+        return JobHandle(answer.request_id, answer.status, answer.polling_url)
+
+    async def status(
+        self,
+        job: JobHandle | str,
+        *,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
+    ) -> StatusResponse:
+        """One status read (with the retry policy). ``deadline`` is on this client's clock."""
+        request_id, polling_url = (job.request_id, job.polling_url) if isinstance(job, JobHandle) else (job, None)
+        timeout_s = self._bounded(self.timeouts.status, deadline)
+        if self._status_route != "post":
+            try:
+                data = await self._call_json(
+                    "GET",
+                    self._status_url(request_id, polling_url),
+                    operation=Operation.READ,
+                    timeout_s=timeout_s,
+                    request_id=request_id,
+                    deadline=deadline,
+                    max_attempts=max_attempts,
+                )
+            except ApiStatusError as error:
+                # A 404 here is ambiguous (no such route, or no such job) until GET has worked once; the POST
+                # route settles it, and its own 404 is then the answer.
+                if self._status_route is not None or error.status_code not in (404, 405):
+                    raise
+                log.info("smart resize: GET status answered %s, trying the POST result route", error.status_code)
+            else:
+                self._status_route = "get"
+                return self._parse_status(data, request_id)
+        data = await self._call_json(
+            "POST",
+            self._base / RESULT_PATH,
+            body=ResultRequest(request_id).to_json(),
+            operation=Operation.READ,
+            timeout_s=timeout_s,
+            request_id=request_id,
+            deadline=deadline,
+            max_attempts=max_attempts,
+        )
+        answer = self._parse_status(data, request_id)
+        self._status_route = "post"
+        return answer
+
+    async def wait(self, job: JobHandle | str, *, deadline: float | None = None) -> StatusResponse:
+        """Poll until COMPLETED (returned) or FAILED/ERROR (JobFailed); JobTimedOut after ``deadline`` seconds.
+
+        Transient status failures (429, 5xx, network) are retried until the deadline, not ``max_attempts`` times;
+        one still failing when it passes is raised as is.
+        """
+        request_id = job.request_id if isinstance(job, JobHandle) else job
+        timeout_s = self.deadline if deadline is None else deadline
+        end = self._clock() + timeout_s
+        last: Status | None = None
+        low, high = self.poll_interval
+        while True:
+            answer = await self.status(job, deadline=end, max_attempts=_UNTIL_DEADLINE)
+            if answer.status != last:
+                log.info("smart resize job %s: %s", request_id, answer.status.value)
+            last = answer.status
+            if answer.status is Status.COMPLETED:
+                return answer
+            if answer.status.terminal:
+                raise JobFailed(
+                    f"Job ended {answer.status.value}",
+                    job_status=answer.status,
+                    request_id=request_id,
+                    error=answer.error,
+                )
+            remaining = end - self._clock()
+            if remaining <= 0:
+                raise JobTimedOut(
+                    f"Job not finished after {timeout_s:g}s (last status {last.value})",
+                    request_id=request_id,
+                    timeout_s=timeout_s,
+                    last_status=last,
+                )
+            # Jitter keeps many jobs submitted together from polling in lockstep.
+            await self._sleep(min(low + (high - low) * self._rand(), remaining))
+
+    async def download(
+        self,
+        media_url: str,
+        *,
+        max_bytes: int | None = None,
+        accept: tuple[str, ...] = ("image/",),
+        request_id: str | None = None,
+    ) -> Downloaded:
+        """Fetch one result image (a URL, or a ``data:image/...;base64,`` URI from sync_mode)."""
+        limit = self.max_download_bytes if max_bytes is None else max_bytes
+        if media_url[:5].lower() == "data:":
+            return self._decode_data_uri(media_url, limit, accept, request_id)
+        try:
+            url = URL(media_url)
+        except (TypeError, ValueError):
+            raise DownloadError("Result URL is not a URL", request_id=request_id) from None
+        if url.scheme not in ("http", "https") or not url.host:
+            raise DownloadError("Result URL is not http(s)", request_id=request_id)
+        with_key = _origin(url) == self._origin
+        headers = {"Accept": ", ".join(f"{a}*" if a.endswith("/") else a for a in accept)}
+        if with_key:
+            headers[KEY_HEADER] = self._api_key
+
+        def too_large() -> SmartResizeError:
+            return DownloadTooLarge("Result image is over the size limit", limit_bytes=limit, request_id=request_id)
+
+        async def attempt() -> Downloaded:
+            try:
+                async with self._media_session.get(
+                    url,
+                    headers=headers,
+                    timeout=self._timeout(self.timeouts.download),
+                    allow_redirects=not with_key,
+                ) as response:
+                    if response.status != 200:
+                        raise DownloadError(
+                            "Result image request failed",
+                            request_id=request_id,
+                            status_code=response.status,
+                            retry_after=parse_retry_after(response.headers),
+                        )
+                    content_type = response.content_type
+                    if not accepts(content_type, accept):
+                        raise DownloadWrongType(
+                            f"Result is {content_type[:80]!r}, not an image",
+                            content_type=content_type,
+                            request_id=request_id,
+                        )
+                    data = await _read_capped(response, limit, too_large=too_large)
+                    return Downloaded(data, content_type)
+            except (aiohttp.ClientError, TimeoutError) as error:
+                raise _transport_error(error, Operation.READ, request_id) from None
+
+        return await self._with_retries(attempt, Operation.READ)
+
+    async def run(self, request: SmartResizeRequest, *, deadline: float | None = None) -> JobResult:
+        """Submit, wait, and download every image, in the service's order (per size, then per variant)."""
+        handle = await self.submit(request)
+        final = await self.wait(handle, deadline=deadline)
+        output = final.output or JobOutput()
+        if not output.media_url:
+            raise MalformedResponse("Job COMPLETED without any image", request_id=handle.request_id)
+        images = [await self.download(url, request_id=handle.request_id) for url in output.media_url]
+        return JobResult(handle.request_id, final, images)
+
+    # --- plumbing -----------------------------------------------------------------------------------------------
+
+    async def _call_json(
+        self,
+        method: str,
+        url: URL,
+        *,
+        operation: Operation,
+        timeout_s: float,
+        body: dict[str, Any] | None = None,
+        request_id: str | None = None,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
+    ) -> Any:
+        # Only ever called with URLs on the API's origin (see _status_url), so the key always goes.
+        headers = {
+            "Cache-Control": "no-cache",  # a poll must never be answered from a cache
+            "Accept": "application/json",
+            "User-Agent": _USER_AGENT,
+            KEY_HEADER: self._api_key,
+        }
+        payload = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            payload = json.dumps(body).encode()
+
+        def too_large() -> SmartResizeError:
+            return MalformedResponse(
+                f"{method} {url.path} answered with more than {self.max_response_bytes} bytes", request_id=request_id
+            )
+
+        async def attempt() -> Any:
+            try:
+                async with self._session.request(
+                    method,
+                    url,
+                    data=payload,
+                    headers=headers,
+                    timeout=self._timeout(timeout_s),
+                    allow_redirects=False,
+                ) as response:
+                    if not 200 <= response.status < 300:
+                        raise await _status_error(response, request_id)
+                    raw = await _read_capped(response, self.max_response_bytes, too_large=too_large)
+            except (aiohttp.ClientError, TimeoutError) as error:
+                # Not chained: some aiohttp errors carry the request headers, and with them the API key.
+                raise _transport_error(error, operation, request_id) from None
+            try:
+                return json.loads(raw)
+            except (ValueError, RecursionError):
+                raise MalformedResponse(
+                    f"{method} {url.path} answered with invalid JSON", request_id=request_id
+                ) from None
+
+        return await self._with_retries(attempt, operation, deadline=deadline, max_attempts=max_attempts)
+
+    async def _with_retries(
+        self,
+        attempt: Callable[[], Awaitable[T]],
+        operation: Operation,
+        *,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
+    ) -> T:
+        return await call_with_retries(
+            attempt,
+            operation=operation,
+            policy=self.retry,
+            classify=_classify,
+            max_attempts=max_attempts,
+            deadline=deadline,
+            sleep=self._sleep,
+            clock=self._clock,
+            rand=self._rand,
+        )
+
+    def _parse_status(self, data: Any, request_id: str) -> StatusResponse:
+        try:
+            answer = StatusResponse.from_json(data)
+        except ContractError as error:
+            raise MalformedResponse(f"Unusable status response: {error.details}", request_id=request_id) from None
+        if answer.request_id != request_id:
+            # Never hand over another job's images (a misrouted or mis-cached answer).
+            raise MalformedResponse("Status response is for another request_id", request_id=request_id)
+        return answer
+
+    def _status_url(self, request_id: str, polling_url: str | None) -> URL:
+        if polling_url:
+            try:
+                url = URL(polling_url)
+            except (TypeError, ValueError):
+                url = None
+            # A polling URL on another origin would get the key, or fail without it: use our own route instead.
+            if url is not None and url.absolute and _origin(url) == self._origin:
+                return url
+        quoted = urllib.parse.quote(request_id, safe="")
+        return self._base.origin().joinpath(*STATUS_PATH, quoted, encoded=True)
+
+    def _timeout(self, total_s: float) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=total_s, connect=min(self.timeouts.connect, total_s))
+
+    def _bounded(self, timeout_s: float, deadline: float | None) -> float:
+        if deadline is None:
+            return timeout_s
+        # Not below a second, so that the last poll before the deadline is not doomed from the start.
+        return min(timeout_s, max(1.0, deadline - self._clock()))
+
+    def _decode_data_uri(self, uri: str, limit: int, accept: tuple[str, ...], request_id: str | None) -> Downloaded:
+        try:
+            fetched = decode_data_uri(uri, max_bytes=limit, accept=accept)
+        except TooLarge:
+            raise DownloadTooLarge(
+                "Inline result image is over the limit", limit_bytes=limit, request_id=request_id
+            ) from None
+        except UnexpectedContentType as error:
+            raise DownloadWrongType(
+                "Inline result is not an image", content_type=error.content_type, request_id=request_id
+            ) from None
+        except FetchError:  # anything else: not valid base64, no comma
+            raise DownloadError("Inline result image is not a valid data URI", request_id=request_id) from None
+        return Downloaded(fetched.data, fetched.content_type)
+
+
+def _origin(url: URL) -> tuple[str, str, int | None]:
+    return (url.scheme.lower(), (url.host or "").lower(), url.port)
+
+
+def _classify(error: BaseException) -> FailureInfo | None:
+    if isinstance(error, TransportError):
+        return None if error.failure is None else FailureInfo(error.failure)
+    if isinstance(error, ApiStatusError | DownloadError) and error.status_code is not None:
+        if error.status_code == 429:
+            return FailureInfo(Failure.RATE_LIMITED, error.retry_after)
+        if error.status_code >= 500:
+            return FailureInfo(Failure.SERVER_ERROR, error.retry_after)
+    return None
+
+
+def _transport_error(error: BaseException, operation: Operation, request_id: str | None) -> TransportError:
+    failure = transport_failure(error)
+    if isinstance(error, TimeoutError):
+        what = "timed out"
+    elif failure is Failure.NOT_SENT:
+        what = "could not connect"
+    else:
+        what = "connection failed"
+    return TransportError(
+        f"Smart Resize API {operation.value} {what} ({type(error).__name__})",
+        operation=operation,
+        failure=failure,
+        request_id=request_id,
+    )
+
+
+async def _status_error(response: aiohttp.ClientResponse, request_id: str | None) -> ApiStatusError:
+    raw = await _read_prefix(response, _ERROR_BODY_BYTES)
+    error, details = _error_fields(raw)
+    status = response.status
+    cls = _STATUS_ERRORS.get(status) or (ServerError if status >= 500 else ApiStatusError)
+    return cls(
+        f"Smart Resize API {response.method} {response.url.path} failed",
+        request_id=request_id,
+        status_code=status,
+        error=error,
+        details=details,
+        retry_after=parse_retry_after(response.headers),
+    )
+
+
+def _error_fields(raw: bytes) -> tuple[str | None, str | None]:
+    """The contract's ``{"error", "details"}``; gateways (Azure APIM) send ``{"statusCode", "message"}`` instead."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    error = body.get("error")
+    details = body.get("details", body.get("message"))
+    return (
+        error[:500] if isinstance(error, str) else None,
+        details[:500] if isinstance(details, str) else None,
+    )
+
+
+async def _read_prefix(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
+        body += chunk
+        if len(body) >= limit:
+            break
+    return bytes(body[:limit])
+
+
+async def _read_capped(
+    response: aiohttp.ClientResponse, limit: int, *, too_large: Callable[[], SmartResizeError]
+) -> bytes:
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        raise too_large()
+    # Counted as it arrives: Content-Length can be absent, wrong, or describe the compressed body.
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
+        body += chunk
+        if len(body) > limit:
+            raise too_large()
+    return bytes(body)

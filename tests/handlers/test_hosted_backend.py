@@ -1,0 +1,127 @@
+"""The app on the hosted backend: a real loopback server speaking the Smart Resize API contract."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from PIL import Image
+
+from bot.jobs.store import Job, JobStore
+from bot.smart_resize.contract import SmartResizeRequest, Status
+from tests.images import astronaut
+from tests.slack_api.emulator import SlackEmulator
+from tests.slack_api.harness import running_app
+from tests.smart_resize.fault_server import API_KEY, FaultServer, respond
+
+
+def _hosted(api: FaultServer) -> dict[str, str]:
+    return {
+        "SMART_RESIZE_BACKEND": "pixazo",
+        "PIXAZO_API_KEY": API_KEY,
+        "PIXAZO_BASE_URL": api.base_url,
+        # Result images are fetched through the SSRF guard; the stand-in CDN is on loopback.
+        "FETCH_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
+    }
+
+
+async def test_private_slack_image_goes_as_a_data_uri_and_results_land_in_the_thread(tmp_path: Path) -> None:
+    api = await FaultServer().start()
+    api.progression = [Status.PROCESSING, Status.COMPLETED]
+    try:
+        async with SlackEmulator() as slack:
+            slack.add_channel("C1", members=("U1",))
+            message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "crew.jpg")])
+            async with running_app(slack, tmp_path, **_hosted(api)) as app:
+                await app.command("300x300 600x200 --variants 2 --prompt 'keep face centered'")
+                await app.services.runner.idle()
+            uploads = slack.uploads_in_thread("C1", message["ts"])
+    finally:
+        await api.close()
+    assert api.count("submit") == 1
+    submitted = SmartResizeRequest.from_json(json.loads(next(s.body for s in api.seen if s.route == "submit")))
+    assert submitted.image_url.startswith("data:image/jpeg;base64,")
+    assert submitted.target_sizes == ["300x300", "600x200"]
+    assert (submitted.num_images_per_size, submitted.prompt, submitted.output_format) == (
+        2,
+        "keep face centered",
+        "jpeg",
+    )
+    # The key went to the API only; the Slack token never left for it.
+    assert all("Authorization" not in s.headers for s in api.seen)
+    assert [u["title"] for u in uploads] == ["300x300", "300x300 (alternative 2)", "600x200", "600x200 (alternative 2)"]
+    assert all(Image.open(io.BytesIO(u["bytes"])).format == "PNG" for u in uploads)
+
+
+async def test_status_blips_are_retried_without_a_second_paid_submit(tmp_path: Path) -> None:
+    api = await FaultServer().start()
+    api.progression = [Status.COMPLETED]
+    api.script("status_get", respond(503), respond(502))
+    try:
+        async with SlackEmulator() as slack:
+            slack.add_channel("C1", members=("U1",))
+            message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "crew.jpg")])
+            async with running_app(slack, tmp_path, **_hosted(api)) as app:
+                await app.command("300x300")
+                await app.services.runner.idle()
+            uploads = slack.uploads_in_thread("C1", message["ts"])
+    finally:
+        await api.close()
+    assert api.count("submit") == 1
+    assert api.count("status_get") == 3
+    assert [u["title"] for u in uploads] == ["300x300"]
+
+
+async def test_after_a_restart_the_stored_request_is_polled_not_paid_again(tmp_path: Path) -> None:
+    api = await FaultServer().start()
+    api.progression = [Status.COMPLETED]
+    try:
+        async with SlackEmulator() as slack:
+            slack.add_channel("C1", members=("U1",))
+            file = slack.add_file(astronaut(), "crew.jpg")
+            message = slack.post_user_message("C1", "U1", "", files=[file])
+            remote_id = api.add_job(
+                SmartResizeRequest(image_url="data:image/png;base64,AA==", target_sizes=["300x300"])
+            )
+            # What a process killed right after its submit was accepted leaves in the store.
+            store = JobStore(tmp_path / "jobs.db")
+            job, _ = await store.insert(
+                Job(
+                    id="",
+                    dedup_key=f"upload:C1:{message['ts']}:{file['id']}",
+                    trigger="mention",
+                    channel_id="C1",
+                    user_id="U1",
+                    source={"kind": "slack_file", "file": file, "message_ts": message["ts"]},
+                    spec={"sizes": [[300, 300]], "output_format": "png"},
+                    thread_ts=message["ts"],
+                )
+            )
+            await store.update(job, state="anchored", remote_id=remote_id)
+            store.close()
+            async with running_app(slack, tmp_path, **_hosted(api)) as app:
+                await app.services.runner.idle()
+            uploads = slack.uploads_in_thread("C1", message["ts"])
+    finally:
+        await api.close()
+    assert api.count("submit") == 0  # no second paid job after the restart
+    assert any(s.path.endswith(remote_id) for s in api.seen if s.route == "status_get")
+    assert [u["title"] for u in uploads] == ["300x300"]
+
+
+async def test_hosted_failures_reach_the_user_in_plain_words(tmp_path: Path) -> None:
+    api = await FaultServer().start()
+    api.script("submit", respond(402, {"error": "Payment required", "details": "No credits left"}))
+    try:
+        async with SlackEmulator() as slack:
+            slack.add_channel("C1", members=("U1",))
+            slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "crew.jpg")])
+            async with running_app(slack, tmp_path, **_hosted(api)) as app:
+                await app.command("300x300")
+                await app.services.runner.idle()
+            [notice] = slack.ephemerals_for("U1")
+    finally:
+        await api.close()
+    assert "credits" in notice
+    assert "Traceback" not in notice
