@@ -30,7 +30,7 @@ class ResizedImage:
 class BackendResult:
     images: list[ResizedImage]
     notes: list[str]
-    crop_map_png: bytes | None = None
+    crop_map: bytes | None = None
 
 
 SaveRemoteId = Callable[[str], Awaitable[None]]
@@ -82,7 +82,7 @@ class LocalBackend:
         images = [
             ResizedImage(o.data, o.content_type, o.width, o.height, o.target, o.variant, o.mode) for o in result.outputs
         ]
-        return BackendResult(images=images, notes=list(result.notes), crop_map_png=result.explain_png)
+        return BackendResult(images=images, notes=list(result.notes), crop_map=result.crop_map)
 
 
 def data_uri(data: bytes, content_type: str) -> str:

@@ -39,7 +39,7 @@ def register(app: AsyncApp, services: Services) -> None:
             channel,
             job.thread_ts,
             crop_map_path(directory, job.id).read_bytes(),
-            filename="crop-map.png",
+            filename="crop-map.jpg",
             title="Crop map: what each size kept",
             alt_txt="The source photo with each output's window outlined and labelled",
             comment=f"What each size kept, outlined on the original · {tag}",

@@ -278,9 +278,9 @@ class JobRunner:
         result = await self.backend.run(
             data, content_type, request, remote_id=job.remote_id, save_remote_id=save_remote_id
         )
-        if result.crop_map_png is not None and self.config.crop_map_dir is not None:
+        if result.crop_map is not None and self.config.crop_map_dir is not None:
             self.config.crop_map_dir.mkdir(parents=True, exist_ok=True)
-            crop_map_path(self.config.crop_map_dir, job.id).write_bytes(result.crop_map_png)
+            crop_map_path(self.config.crop_map_dir, job.id).write_bytes(result.crop_map)
         return result
 
     async def _deliver(self, job: Job, result: BackendResult) -> Job:
@@ -346,7 +346,7 @@ class JobRunner:
 
 
 def crop_map_path(directory: Path, job_id: str) -> Path:
-    return directory / f"{job_id}.png"
+    return directory / f"{job_id}.jpg"
 
 
 def _source_message_ts(job: Job) -> str:

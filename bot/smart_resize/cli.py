@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--variants", type=int, default=1, metavar="N", help="alternatives per size")
     run.add_argument("--seed", type=int, default=None, metavar="N")
     run.add_argument("--resolution", choices=RESOLUTIONS, default="1K", help="quality: 1K fast, 2K/4K sharper")
-    run.add_argument("--explain", metavar="PATH", help="also write the crop map (PNG) here")
+    run.add_argument("--explain", metavar="PATH", help="also write the crop map (a JPEG) here")
     run.add_argument("--json", action="store_true", help="print one JSON object describing the outputs")
     run.add_argument("--max-pixels", type=int, default=Limits().max_pixels, help=argparse.SUPPRESS)
 
@@ -72,8 +72,8 @@ def _resize(args: argparse.Namespace) -> int:
             path = out_dir / _file_name(stem, output)
             path.write_bytes(output.data)
             described.append(_describe(path, output))
-        if args.explain and result.explain_png is not None:
-            Path(args.explain).write_bytes(result.explain_png)
+        if args.explain and result.crop_map is not None:
+            Path(args.explain).write_bytes(result.crop_map)
     except EngineError as error:
         return _fail(str(error))
     except FileNotFoundError:

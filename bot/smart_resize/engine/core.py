@@ -134,7 +134,7 @@ def resize(
         notes=tuple(notes),
         source_size=source,
         source_format=decoded.source_format,
-        explain_png=explain,
+        crop_map=explain,
         faces=faces,  # type: ignore[arg-type]
     )
 

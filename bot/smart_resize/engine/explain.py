@@ -13,7 +13,8 @@ _PALETTE = [(255, 64, 64), (64, 200, 255), (255, 200, 0), (120, 255, 120), (255,
 
 
 def explain_picture(image: Image.Image, scale: float, outputs: list[Output], faces: tuple[Rect, ...]) -> bytes:
-    """``image`` is the decoded source (``scale`` decoded pixels per source pixel); returns a PNG."""
+    """``image`` is the decoded source (``scale`` decoded pixels per source pixel); returns a JPEG: a preview
+    for people, where a PNG of a photo would be ten times the bytes and take 100 ms to encode."""
     factor = min(1.0, PREVIEW_LONG_SIDE / max(image.size))
     preview = image.convert("RGB").resize(
         (max(1, round(image.width * factor)), max(1, round(image.height * factor))), Image.Resampling.BILINEAR
@@ -46,7 +47,7 @@ def explain_picture(image: Image.Image, scale: float, outputs: list[Output], fac
         draw.rectangle((text_box[0] - 3, text_box[1] - 2, text_box[2] + 3, text_box[3] + 2), fill=colour)
         draw.text((left, top), label, fill=(0, 0, 0), font=font)
     buffer = io.BytesIO()
-    preview.save(buffer, "PNG", compress_level=3)
+    preview.save(buffer, "JPEG", quality=85)
     return buffer.getvalue()
 
 

@@ -80,5 +80,5 @@ class ResizeResult:
     notes: tuple[str, ...]
     source_size: Size  # after EXIF orientation
     source_format: str
-    explain_png: bytes | None = None
+    crop_map: bytes | None = None  # JPEG: the source with each output's window drawn, when asked for
     faces: tuple[Rect, ...] = field(default=())

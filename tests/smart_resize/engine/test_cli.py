@@ -42,7 +42,7 @@ def test_resize_json_describes_every_file_truthfully(tmp_path: Path) -> None:
         "--seed",
         "3",
         "--explain",
-        str(tmp_path / "map.png"),
+        str(tmp_path / "map.jpg"),
         "--json",
         cwd=Path(__file__).parents[3],
     )
@@ -61,7 +61,7 @@ def test_resize_json_describes_every_file_truthfully(tmp_path: Path) -> None:
             assert image.size == (item["width"], item["height"]) == tuple(map(int, item["target"].split("x")))
         assert item["mode"] in ("crop", "extend")
         assert len(item["source_rect"]) == 4 and len(item["placed_rect"]) == 4
-    with Image.open(tmp_path / "map.png") as crop_map:
+    with Image.open(tmp_path / "map.jpg") as crop_map:
         assert crop_map.size == (384, 384)
 
 

@@ -12,8 +12,8 @@ from tests.images import encode, scene_with_subject
 def test_crop_map_draws_each_window_on_the_source() -> None:
     data = encode(scene_with_subject(1200, 600, (100, 150, 300, 300)), "PNG")
     result = resize(data, ResizeRequest(sizes=(Size(600, 600), Size(1200, 300)), mode="crop", explain=True))
-    assert result.explain_png is not None
-    crop_map = np.asarray(Image.open(io.BytesIO(result.explain_png)).convert("RGB"), dtype=int)
+    assert result.crop_map is not None
+    crop_map = np.asarray(Image.open(io.BytesIO(result.crop_map)).convert("RGB"), dtype=int)
     assert crop_map.shape[:2] == (512, 1024)  # the source's shape, at preview size
     # The first window's outline is drawn in red along its right edge (its left edge is the image's).
     x, y, w, h = result.outputs[0].source_rect
@@ -22,4 +22,4 @@ def test_crop_map_draws_each_window_on_the_source() -> None:
     middle = int((y + h / 2) * scale)
     column = crop_map[middle - 20 : middle + 20, int((x + w) * scale) - 2]
     assert ((column[:, 0] > 200) & (column[:, 1] < 100)).mean() > 0.9
-    assert resize(data, ResizeRequest(sizes=(Size(600, 600),))).explain_png is None
+    assert resize(data, ResizeRequest(sizes=(Size(600, 600),))).crop_map is None
