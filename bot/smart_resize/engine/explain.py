@@ -16,9 +16,9 @@ def explain_picture(image: Image.Image, scale: float, outputs: list[Output], fac
     """``image`` is the decoded source (``scale`` decoded pixels per source pixel); returns a JPEG: a preview
     for people, where a PNG of a photo would be ten times the bytes and take 100 ms to encode."""
     factor = min(1.0, PREVIEW_LONG_SIDE / max(image.size))
-    preview = image.convert("RGB").resize(
-        (max(1, round(image.width * factor)), max(1, round(image.height * factor))), Image.Resampling.BILINEAR
-    )
+    size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
+    # Shrink first (reducing_gap: a fast box reduce, then a small resample), convert the small copy after.
+    preview = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0).convert("RGB")
     # Dim the photo so the coloured windows read clearly on any content.
     preview = Image.blend(preview, Image.new("RGB", preview.size, (0, 0, 0)), 0.25)
     draw = ImageDraw.Draw(preview)
