@@ -56,11 +56,6 @@ class Settings:
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
 
-    @property
-    def slack_file_hosts_extra(self) -> str:
-        """The host of an overridden SLACK_API_URL also serves files (GovSlack, proxies, the test emulator)."""
-        return urlsplit(self.slack_api_url).netloc
-
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env

@@ -39,10 +39,6 @@ class Decoded:
     source_format: str
     notes: list[str]
 
-    @property
-    def has_alpha(self) -> bool:
-        return self.image.mode == "RGBA"
-
 
 @dataclass(frozen=True)
 class Probe:

@@ -34,11 +34,6 @@ class Analysis:
     map_scale: float  # map pixels per source pixel
     faces: tuple[Box, ...]  # in source pixels
     texts: tuple[Box, ...]  # in source pixels
-    subject: Box  # bounding box of the main content, in source pixels
-
-    def to_source(self, box: Box) -> Box:
-        s = self.map_scale
-        return (box[0] / s, box[1] / s, box[2] / s, box[3] / s)
 
 
 # The cascades ship inside the opencv-python wheel (4.x), so face detection needs no download.
@@ -98,7 +93,6 @@ def analyse(rgb: npt.NDArray[np.uint8], source_scale: float, hints: Hints) -> An
         map_scale=map_scale,
         faces=tuple(tuple(float(v) * to_source for v in f) for f in faces),  # type: ignore[misc]
         texts=tuple(tuple(float(v) * to_source for v in t) for t in texts),  # type: ignore[misc]
-        subject=tuple(v / map_scale for v in _subject_box(importance)),
     )
 
 
@@ -228,22 +222,6 @@ def _priors(width: int, height: int, hints: Hints) -> FloatMap:
         ramp = {"left": 1 - u, "right": u, "top": 1 - v, "bottom": v}[side]
         prior = prior * (0.15 + 1.7 * ramp)
     return prior.astype(np.float32)
-
-
-def _subject_box(importance: FloatMap) -> Box:
-    """The smallest box holding the dense core of the importance (90% of the mass, trimmed symmetrically)."""
-    cols = importance.sum(axis=0)
-    rows = importance.sum(axis=1)
-
-    def span(profile: npt.NDArray[np.float32]) -> tuple[float, float]:
-        cumulative = np.cumsum(profile) / max(float(profile.sum()), 1e-12)
-        start = int(np.searchsorted(cumulative, 0.05))
-        end = int(np.searchsorted(cumulative, 0.95)) + 1
-        return float(start), float(max(end, start + 1))
-
-    x0, x1 = span(cols)
-    y0, y1 = span(rows)
-    return (x0, y0, x1 - x0, y1 - y0)
 
 
 def warm_up() -> None:
