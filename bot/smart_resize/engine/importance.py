@@ -31,7 +31,6 @@ MAP_LONG_SIDE = 128  # the importance map lives here: plenty to place windows, c
 @dataclass(frozen=True)
 class Analysis:
     importance: FloatMap  # MAP-sized, >= 0, sums to 1
-    map_scale: float  # map pixels per source pixel
     faces: tuple[Box, ...]  # in source pixels
     texts: tuple[Box, ...]  # in source pixels
 
@@ -86,11 +85,9 @@ def analyse(rgb: npt.NDArray[np.uint8], source_scale: float, hints: Hints) -> An
         total = float(importance.size)
     importance = (importance / total).astype(np.float32)
 
-    map_scale = to_map * source_scale
     to_source = 1.0 / source_scale
     return Analysis(
         importance=importance,
-        map_scale=map_scale,
         faces=tuple(tuple(float(v) * to_source for v in f) for f in faces),  # type: ignore[misc]
         texts=tuple(tuple(float(v) * to_source for v in t) for t in texts),  # type: ignore[misc]
     )
