@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from PIL import Image
 
-from tests.images import astronaut, encode, photo
+from tests.images import astronaut, encode, photo, png_header_only
 from tests.slack_api.emulator import BOT_USER, SlackEmulator
 from tests.slack_api.harness import eventually, running_app
 
@@ -218,3 +218,17 @@ async def test_upload_that_slack_never_shares_is_posted_again_without_alt_text(
     uploads = slack.uploads_in_thread("C1", message["ts"])
     assert [(u["title"], u["alt_txt"]) for u in uploads] == [("300x300", None)]
     assert len(slack.calls_to("files.completeUploadExternal")) == 2
+
+
+async def test_huge_images_and_files_are_refused_in_plain_words(slack: SlackEmulator, tmp_path: Path) -> None:
+    bomb = _share(slack, data=png_header_only(30000, 30000), name="poster.png")
+    big = _share(slack, data=b"\xff\xd8" + b"\0" * (2 * 1024 * 1024), name="raw.jpg")
+    async with running_app(slack, tmp_path, MAX_DOWNLOAD_MB="1") as app:
+        for message in (bomb, big):
+            await app.event({**message, "type": "app_mention", "channel": "C1", "text": f"<@{BOT_USER}> 300x300"})
+        await eventually(lambda: len(slack.ephemerals_for("U1")) == 2)
+        await app.services.runner.idle()
+    notices = sorted(slack.ephemerals_for("U1"))
+    assert "larger than 1 MB" in notices[0]
+    assert "30000x30000 (900 MP); the limit is 100 MP" in notices[1]
+    assert [d["file_id"] for d in slack.downloads] == [bomb["files"][0]["id"]]  # the big file is never fetched
