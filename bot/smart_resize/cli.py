@@ -1,4 +1,4 @@
-"""``smart-resize``: the engine from the command line."""
+"""``smart-resize``: the engine from the command line (``resize``), and the self-hosted API server (``serve``)."""
 
 from __future__ import annotations
 
@@ -30,11 +30,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--explain", metavar="PATH", help="also write the crop map (a JPEG) here")
     run.add_argument("--json", action="store_true", help="print one JSON object describing the outputs")
     run.add_argument("--max-pixels", type=int, default=Limits().max_pixels, help=argparse.SUPPRESS)
+
+    serve = commands.add_parser("serve", help="serve the engine over the Smart Resize API contract")
+    serve.add_argument("--host", default=None, help="default: 127.0.0.1 without API keys, else all interfaces")
+    serve.add_argument("--port", type=int, default=8080)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        from .server import serve_forever  # the server pulls in aiohttp; resize-only use does not need it
+
+        return serve_forever(args.host, args.port)
     return _resize(args)
 
 

@@ -1,0 +1,153 @@
+"""Our client against our server over loopback: the hosted contract, served on the embedded engine."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from PIL import Image
+
+from bot.smart_resize.client import JobFailed, SmartResizeClient, Unauthorized
+from bot.smart_resize.contract import SmartResizeRequest, Status
+from bot.smart_resize.server import PREFIX, ServerConfig, SmartResizeServer
+from tests.images import encode, photo
+
+KEY = "server-test-key"
+
+
+def _data_uri(data: bytes, kind: str = "image/jpeg") -> str:
+    return f"data:{kind};base64,{base64.b64encode(data).decode()}"
+
+
+SOURCE = _data_uri(encode(photo(800, 600), "JPEG", quality=90))
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[tuple[TestServer, SmartResizeServer]]:
+    service = SmartResizeServer(ServerConfig(keys=frozenset({KEY}), db_path=tmp_path / "server.db", workers=1))
+    test_server = TestServer(service.application(), host="127.0.0.1")
+    await test_server.start_server()
+    yield test_server, service
+    await test_server.close()
+
+
+def _client(session: aiohttp.ClientSession, test_server: TestServer, key: str = KEY) -> SmartResizeClient:
+    base = f"http://127.0.0.1:{test_server.port}{PREFIX}"
+    return SmartResizeClient(session, key, base, poll_interval=(0.05, 0.1))
+
+
+async def test_submit_poll_download_end_to_end(server: tuple[TestServer, SmartResizeServer]) -> None:
+    test_server, _ = server
+    async with aiohttp.ClientSession() as session:
+        client = _client(session, test_server)
+        request = SmartResizeRequest(
+            image_url=SOURCE, target_sizes=["300x300", "600x200"], num_images_per_size=2, output_format="webp", seed=4
+        )
+        job = await client.submit(request)
+        assert job.status is Status.QUEUED
+        assert job.polling_url == f"http://127.0.0.1:{test_server.port}/v2/requests/status/{job.request_id}"
+        status = await client.wait(job)
+        assert status.status is Status.COMPLETED and status.model_id == "smart-resize"
+        assert status.created_at and status.created_at.endswith("Z") and status.completed_at
+        assert status.output is not None and status.output.media_type == "image/webp"
+        sizes = []
+        for url in status.output.media_url:
+            downloaded = await client.download(url)
+            sizes.append(Image.open(io.BytesIO(downloaded.data)).size)
+    assert sizes == [(300, 300), (300, 300), (600, 200), (600, 200)]
+
+
+async def test_contract_error_bodies(server: tuple[TestServer, SmartResizeServer]) -> None:
+    test_server, _ = server
+    url = f"http://127.0.0.1:{test_server.port}"
+    headers = {"Ocp-Apim-Subscription-Key": KEY}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"{url}{PREFIX}/smart-resize-request", json={"image_url": SOURCE, "target_sizes": ["big"]}, headers=headers
+        ) as response:
+            assert response.status == 400
+            assert await response.json() == {
+                "error": "Invalid target_sizes format",
+                "details": "Each item in target_sizes must be in format 'widthxheight'",
+            }
+        async with session.get(f"{url}/nowhere", headers=headers) as response:
+            assert (response.status, await response.json()) == (
+                404,
+                {"error": "Resource not found", "details": "The requested endpoint does not exist"},
+            )
+        async with session.get(f"{url}/v2/requests/status/smart-resize_nope", headers=headers) as response:
+            assert response.status == 404
+        async with session.post(f"{url}{PREFIX}/smart-resize-request", json={}) as response:
+            assert response.status == 401
+        with pytest.raises(Unauthorized):
+            await _client(session, test_server, key="wrong").submit(
+                SmartResizeRequest(image_url=SOURCE, target_sizes=["64x64"])
+            )
+
+
+async def test_non_image_fails_with_the_engines_sentence(server: tuple[TestServer, SmartResizeServer]) -> None:
+    test_server, _ = server
+    async with aiohttp.ClientSession() as session:
+        client = _client(session, test_server)
+        job = await client.submit(
+            SmartResizeRequest(image_url=_data_uri(b"not an image", "image/png"), target_sizes=["64x64"])
+        )
+        with pytest.raises(JobFailed) as caught:
+            await client.wait(job)
+    assert "isn't an image I can read" in str(caught.value.error)
+
+
+async def test_sync_mode_returns_data_uris(server: tuple[TestServer, SmartResizeServer]) -> None:
+    test_server, _ = server
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"http://127.0.0.1:{test_server.port}{PREFIX}/smart-resize-request",
+            json={"image_url": SOURCE, "target_sizes": ["120x80"], "sync_mode": True, "output_format": "jpeg"},
+            headers={"Ocp-Apim-Subscription-Key": KEY},
+        ) as response,
+    ):
+        body = await response.json()
+    assert body["status"] == "COMPLETED"
+    [uri] = body["output"]["media_url"]
+    assert uri.startswith("data:image/jpeg;base64,")
+    assert Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).size == (120, 80)
+
+
+async def test_accepted_requests_survive_a_restart_and_outputs_expire(tmp_path: Path) -> None:
+    db = tmp_path / "server.db"
+    first = SmartResizeServer(ServerConfig(keys=frozenset({KEY}), db_path=db, workers=1))
+    first.store.close()  # stopped before any worker ran: the request below is all that is left
+    with sqlite3.connect(db) as connection:
+        body = SmartResizeRequest(image_url=SOURCE, target_sizes=["64x64"]).to_json()
+        now = time.time()
+        connection.execute(
+            "INSERT INTO requests (id, body, status, created_at, updated_at) VALUES (?, ?, 'QUEUED', ?, ?)",
+            ("smart-resize_left-over", json.dumps(body), now, now),
+        )
+    service = SmartResizeServer(ServerConfig(keys=frozenset({KEY}), db_path=db, workers=1, output_ttl_s=60))
+    test_server = TestServer(service.application(), host="127.0.0.1")
+    await test_server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            status = await _client(session, test_server).wait("smart-resize_left-over")
+            assert status.status is Status.COMPLETED
+            assert (service.store.media_dir / "smart-resize_left-over").is_dir()
+            await service.store.run("UPDATE requests SET completed_at = ?", (time.time() - 120,))
+            assert await service.expire() == 1
+            assert not (service.store.media_dir / "smart-resize_left-over").exists()
+            async with session.get(
+                f"http://127.0.0.1:{test_server.port}/v2/requests/status/smart-resize_left-over",
+                headers={"Ocp-Apim-Subscription-Key": KEY},
+            ) as response:
+                assert response.status == 404
+    finally:
+        await test_server.close()
