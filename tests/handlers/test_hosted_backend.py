@@ -125,3 +125,33 @@ async def test_hosted_failures_reach_the_user_in_plain_words(tmp_path: Path) -> 
         await api.close()
     assert "credits" in notice
     assert "Traceback" not in notice
+
+
+async def test_hosted_backend_against_our_own_server(tmp_path: Path) -> None:
+    from aiohttp.test_utils import TestServer
+
+    from bot.smart_resize.server import PREFIX, ServerConfig, SmartResizeServer
+
+    service = SmartResizeServer(ServerConfig(keys=frozenset({"own-key"}), db_path=tmp_path / "api.db", workers=1))
+    api = TestServer(service.application(), host="127.0.0.1")
+    await api.start_server()
+    try:
+        async with SlackEmulator() as slack:
+            slack.add_channel("C1", members=("U1",))
+            message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "crew.jpg")])
+            env = {
+                "SMART_RESIZE_BACKEND": "pixazo",
+                "PIXAZO_API_KEY": "own-key",
+                "PIXAZO_BASE_URL": f"http://127.0.0.1:{api.port}{PREFIX}",
+                "FETCH_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
+            }
+            async with running_app(slack, tmp_path, **env) as app:
+                await app.command("300x300 600x200")
+                await app.services.runner.idle()
+            uploads = slack.uploads_in_thread("C1", message["ts"])
+    finally:
+        await api.close()
+    assert [(u["title"], Image.open(io.BytesIO(u["bytes"])).size) for u in uploads] == [
+        ("300x300", (300, 300)),
+        ("600x200", (600, 200)),
+    ]
