@@ -141,7 +141,7 @@ class Child:
     async def start(self, session: aiohttp.ClientSession) -> None:
         env = {**self.env, "PORT": str(self.port), "PATH": os.environ["PATH"], "PYTHONPATH": str(REPO_DIR)}
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: ASYNC220 - only forks; output goes straight to the log
+            self.process = subprocess.Popen(
                 self.argv, env=env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + 60
