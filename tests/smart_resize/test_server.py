@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -151,3 +152,25 @@ async def test_accepted_requests_survive_a_restart_and_outputs_expire(tmp_path: 
                 assert response.status == 404
     finally:
         await test_server.close()
+
+
+async def test_full_queue_answers_429_with_retry_after(tmp_path: Path) -> None:
+    service = SmartResizeServer(ServerConfig(keys=frozenset({KEY}), db_path=tmp_path / "q.db", workers=1, queue_size=1))
+    test_server = TestServer(service.application(), host="127.0.0.1")
+    await test_server.start_server()
+    big = _data_uri(encode(photo(4000, 3000), "JPEG", quality=90))
+    url = f"http://127.0.0.1:{test_server.port}{PREFIX}/smart-resize-request"
+    headers = {"Ocp-Apim-Subscription-Key": KEY}
+    try:
+        async with aiohttp.ClientSession() as session:
+            statuses = []
+            for _ in range(3):  # one being processed (a 12 MP image takes a while), one queued, one too many
+                async with session.post(
+                    url, json={"image_url": big, "target_sizes": ["1080x1080"]}, headers=headers
+                ) as r:
+                    statuses.append((r.status, r.headers.get("Retry-After")))
+                await asyncio.sleep(0.05)
+    finally:
+        await test_server.close()
+    assert statuses[:2] == [(200, None), (200, None)]
+    assert statuses[2] == (429, "5")
