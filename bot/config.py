@@ -97,8 +97,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     signing_secret = get("SLACK_SIGNING_SECRET")
     if app_token is None and signing_secret is None:
         problems.append(
-            "SLACK_SIGNING_SECRET is missing: copy it from Basic Information > App Credentials into .env "
-            "(or set SLACK_APP_TOKEN to use Socket Mode, which needs no public URL)."
+            "SLACK_APP_TOKEN is missing: for Socket Mode (no public URL needed) generate one under Basic Information > "
+            "App-Level Tokens with scope connections:write (xapp-...); or, for HTTP mode, set SLACK_SIGNING_SECRET "
+            "from Basic Information > App Credentials."
         )
 
     slack_api_url = get("SLACK_API_URL") or DEFAULT_SLACK_API_URL

@@ -43,7 +43,7 @@ def test_every_problem_is_reported_at_once() -> None:
     problems = caught.value.problems
     assert len(problems) == 7, problems
     assert any(p.startswith("SLACK_BOT_TOKEN must be the bot token") for p in problems)
-    assert any(p.startswith("SLACK_SIGNING_SECRET is missing") for p in problems)
+    assert any(p.startswith("SLACK_APP_TOKEN is missing") and "SLACK_SIGNING_SECRET" in p for p in problems)
     assert any(p.startswith("PORT='eighty'") for p in problems)
     assert any("PIXAZO_API_KEY" in p for p in problems)
     assert any("10.0.0.1/8" in p for p in problems)
