@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
 import signal
@@ -57,6 +58,11 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     stop = stop or _stop_on_signals()
     async with open_services(settings) as services:
         app = build_app(services)
+        # What exists now (numpy, OpenCV, Pillow, slack_sdk, the app) lives as long as the process. Frozen out of
+        # the collector's reach, each full collection walks only what jobs allocate: ~6 ms instead of ~40 ms, and
+        # a poller with 1,000 hosted jobs in flight spends about a point of a core less (bench/README.md).
+        gc.collect()
+        gc.freeze()
         if settings.socket_mode:
             web_app = web.Application()
             socket = AsyncSocketModeHandler(app, settings.slack_app_token)

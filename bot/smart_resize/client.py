@@ -11,8 +11,10 @@ elsewhere, and API calls follow no redirects, because aiohttp would carry a cust
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
+import math
 import random
 import re
 import time
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, TypeVar
 
 import aiohttp
+from aiohttp import hdrs
 from yarl import URL
 
 from bot.net.errors import FetchError, TooLarge, UnexpectedContentType
@@ -64,6 +67,8 @@ DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 _ERROR_BODY_BYTES = 64 * 1024
 _CHUNK_BYTES = 64 * 1024
 _USER_AGENT = "SmartResizeForSlack/0.1"
+DEFAULT_POLL_GRID_S = 0.25
+_MIN_POLL_GRID_S = 0.001
 # Inside wait(), transient status failures are retried until the deadline rather than a fixed number of times:
 # the job is already paid for, and giving up early would throw the result away.
 _UNTIL_DEADLINE = 1_000_000
@@ -318,6 +323,7 @@ class SmartResizeClient:
         *,
         retry: RetryPolicy | None = None,
         poll_interval: tuple[float, float] = (2.0, 3.0),
+        poll_grid: float = DEFAULT_POLL_GRID_S,
         deadline: float = 300.0,
         timeouts: Timeouts | None = None,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
@@ -329,7 +335,8 @@ class SmartResizeClient:
     ) -> None:
         """``media_session`` (e.g. one on an SSRF-guarded connector) fetches result images; default ``session``.
 
-        ``sleep``, ``clock`` and ``rand`` are injectable so tests can run the policy without real waiting.
+        ``poll_grid`` aligns poll wake-ups to multiples of that many seconds (see ``_next_poll_delay``); 0 turns
+        it off. ``sleep``, ``clock`` and ``rand`` are injectable so tests can run the policy without real waiting.
         """
         if not api_key or not api_key.isprintable() or any(c.isspace() for c in api_key):
             # The key is not echoed: this message may be logged.
@@ -340,6 +347,8 @@ class SmartResizeClient:
         low, high = poll_interval
         if not 0 < low <= high:
             raise ValueError("poll_interval must be (low, high) with 0 < low <= high")
+        if poll_grid != 0 and not poll_grid >= _MIN_POLL_GRID_S:
+            raise ValueError(f"poll_grid must be 0 (off) or at least {_MIN_POLL_GRID_S} s")
         self._session = session
         self._media_session = media_session or session
         self._api_key = api_key
@@ -347,6 +356,8 @@ class SmartResizeClient:
         self._origin = _origin(base)
         self.retry = retry or RetryPolicy()
         self.poll_interval = (low, high)
+        # A grid wider than the jitter window would push polls past ``high``: then wake-ups are not aligned.
+        self.poll_grid = poll_grid if poll_grid <= high - low else 0.0
         self.deadline = deadline
         self.timeouts = timeouts or Timeouts()
         self.max_download_bytes = max_download_bytes
@@ -354,6 +365,13 @@ class SmartResizeClient:
         self._sleep = sleep
         self._clock = clock
         self._rand = rand
+        self._headers = {
+            "Cache-Control": "no-cache",  # a poll must never be answered from a cache
+            "Accept": "application/json",
+            "User-Agent": _USER_AGENT,
+            KEY_HEADER: api_key,
+        }
+        self._json_headers = {**self._headers, "Content-Type": "application/json"}
         # Which status route this deployment answers on, learnt from the first poll that gets an answer.
         self._status_route: Literal["get", "post"] | None = None
 
@@ -389,12 +407,19 @@ class SmartResizeClient:
     ) -> StatusResponse:
         """One status read (with the retry policy). ``deadline`` is on this client's clock."""
         request_id, polling_url = (job.request_id, job.polling_url) if isinstance(job, JobHandle) else (job, None)
+        return await self._read_status(
+            request_id, self._status_url(request_id, polling_url), deadline=deadline, max_attempts=max_attempts
+        )
+
+    async def _read_status(
+        self, request_id: str, url: URL, *, deadline: float | None, max_attempts: int | None
+    ) -> StatusResponse:
         timeout_s = self._bounded(self.timeouts.status, deadline)
         if self._status_route != "post":
             try:
                 data = await self._call_json(
                     "GET",
-                    self._status_url(request_id, polling_url),
+                    url,
                     operation=Operation.READ,
                     timeout_s=timeout_s,
                     request_id=request_id,
@@ -430,13 +455,13 @@ class SmartResizeClient:
         Transient status failures (429, 5xx, network) are retried until the deadline, not ``max_attempts`` times;
         one still failing when it passes is raised as is.
         """
-        request_id = job.request_id if isinstance(job, JobHandle) else job
+        request_id, polling_url = (job.request_id, job.polling_url) if isinstance(job, JobHandle) else (job, None)
+        url = self._status_url(request_id, polling_url)  # parsed once, not on every poll
         timeout_s = self.deadline if deadline is None else deadline
         end = self._clock() + timeout_s
         last: Status | None = None
-        low, high = self.poll_interval
         while True:
-            answer = await self.status(job, deadline=end, max_attempts=_UNTIL_DEADLINE)
+            answer = await self._read_status(request_id, url, deadline=end, max_attempts=_UNTIL_DEADLINE)
             if answer.status != last:
                 log.info("smart resize job %s: %s", request_id, answer.status.value)
             last = answer.status
@@ -457,8 +482,23 @@ class SmartResizeClient:
                     timeout_s=timeout_s,
                     last_status=last,
                 )
-            # Jitter keeps many jobs submitted together from polling in lockstep.
-            await self._sleep(min(low + (high - low) * self._rand(), remaining))
+            await self._sleep(min(self._next_poll_delay(), remaining))
+
+    def _next_poll_delay(self) -> float:
+        """Seconds to the next poll: random within ``poll_interval``, ending on a multiple of ``poll_grid``.
+
+        The jitter keeps jobs submitted together from polling in lockstep. The grid makes the wake-ups of many
+        jobs coincide, so the event loop serves them in one pass (one epoll wait for the timers and another for
+        the answers) instead of one pass per job: with 1,000 jobs in flight that halves the poller's CPU
+        (bench/README.md). Drawing from [low, high - grid] and rounding up keeps the delay within the interval.
+        """
+        low, high = self.poll_interval
+        grid = self.poll_grid
+        delay = low + (high - low - grid) * self._rand()
+        if not grid:
+            return delay
+        now = self._clock()
+        return math.ceil((now + delay) / grid) * grid - now
 
     async def download(
         self,
@@ -540,16 +580,8 @@ class SmartResizeClient:
         max_attempts: int | None = None,
     ) -> Any:
         # Only ever called with URLs on the API's origin (see _status_url), so the key always goes.
-        headers = {
-            "Cache-Control": "no-cache",  # a poll must never be answered from a cache
-            "Accept": "application/json",
-            "User-Agent": _USER_AGENT,
-            KEY_HEADER: self._api_key,
-        }
-        payload = None
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-            payload = json.dumps(body).encode()
+        headers = self._headers if body is None else self._json_headers
+        payload = None if body is None else json.dumps(body).encode()
 
         def too_large() -> SmartResizeError:
             return MalformedResponse(
@@ -624,7 +656,7 @@ class SmartResizeClient:
         return self._base.origin().joinpath(*STATUS_PATH, quoted, encoded=True)
 
     def _timeout(self, total_s: float) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(total=total_s, connect=min(self.timeouts.connect, total_s))
+        return _client_timeout(total_s, min(self.timeouts.connect, total_s))
 
     def _bounded(self, timeout_s: float, deadline: float | None) -> float:
         if deadline is None:
@@ -646,6 +678,11 @@ class SmartResizeClient:
         except FetchError:  # anything else: not valid base64, no comma
             raise DownloadError("Inline result image is not a valid data URI", request_id=request_id) from None
         return Downloaded(fetched.data, fetched.content_type)
+
+
+@functools.lru_cache(maxsize=64)  # the usual timeouts recur on every call; only the last polls before a deadline vary
+def _client_timeout(total_s: float, connect_s: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=total_s, connect=connect_s)
 
 
 def _origin(url: URL) -> tuple[str, str, int | None]:
@@ -725,7 +762,10 @@ async def _read_capped(
     declared = response.content_length
     if declared is not None and declared > limit:
         raise too_large()
-    # Counted as it arrives: Content-Length can be absent, wrong, or describe the compressed body.
+    if declared is not None and hdrs.CONTENT_ENCODING not in response.headers:
+        # aiohttp's parser stops at Content-Length, so an uncompressed body cannot exceed it: one read suffices.
+        return await response.read()
+    # Counted as it arrives: Content-Length can be absent, or describe the compressed body.
     body = bytearray()
     async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
         body += chunk

@@ -13,7 +13,7 @@ import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -141,8 +141,10 @@ async def test_run_submits_once_polls_to_completion_and_downloads_every_image(
     assert {image.content_type for image in result.images} == {"image/png"}
     assert result.status.status is Status.COMPLETED
     assert client.status_route == "get"
-    # Two waits between three polls, each 2-3 s as the contract asks.
+    # Two waits between three polls, each 2-3 s as the contract asks, each ending on the 0.25 s poll grid.
     assert len(fake.sleeps) == 2 and all(2.0 <= s <= 3.0 for s in fake.sleeps)
+    wake_ups = [1000.0 + sum(fake.sleeps[: i + 1]) for i in range(2)]  # FakeTime starts at 1000 and only sleeps
+    assert all((wake / 0.25) == pytest.approx(round(wake / 0.25)) for wake in wake_ups)
 
     submit = next(s for s in server.seen if s.route == "submit")
     assert submit.headers["Content-Type"] == "application/json"
@@ -586,6 +588,42 @@ def test_transport_failures_are_classified() -> None:
     assert transport_failure(aiohttp.ClientPayloadError("cut")) is Failure.AFTER_SENT
     assert transport_failure(TimeoutError()) is Failure.AFTER_SENT
     assert transport_failure(ValueError()) is None
+
+
+@given(
+    now=st.floats(0, 1e7),
+    draw=st.floats(0, 1, exclude_max=True),
+    low=st.floats(0.1, 10),
+    width=st.floats(0, 5),
+    grid=st.just(0.0) | st.floats(0.001, 2),
+)
+def test_poll_delays_stay_in_the_interval_and_end_on_the_grid(
+    now: float, draw: float, low: float, width: float, grid: float
+) -> None:
+    # _next_poll_delay does no I/O: the client needs no open session.
+    client = SmartResizeClient(
+        cast(aiohttp.ClientSession, None),
+        API_KEY,
+        "http://127.0.0.1:1/v1",
+        poll_interval=(low, low + width),
+        poll_grid=grid,
+        clock=lambda: now,
+        rand=lambda: draw,
+    )
+    delay = client._next_poll_delay()
+    assert low - 1e-6 <= delay <= low + width + 1e-6
+    window = client.poll_interval[1] - client.poll_interval[0]
+    if grid and grid <= window:
+        wake = (now + delay) / grid
+        assert wake == pytest.approx(round(wake), abs=1e-6 * max(1.0, now / grid))
+    else:  # a grid wider than the jitter window would push polls past it
+        assert client.poll_grid == 0
+
+
+@pytest.mark.parametrize("grid", [-0.25, 1e-300, float("nan")])
+def test_a_meaningless_poll_grid_is_refused(grid: float) -> None:
+    with pytest.raises(ValueError, match="poll_grid"):
+        SmartResizeClient(cast(aiohttp.ClientSession, None), API_KEY, "http://127.0.0.1:1/v1", poll_grid=grid)
 
 
 @given(st.integers(0, 200), st.floats(0, 1, exclude_max=True))
