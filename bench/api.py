@@ -85,7 +85,7 @@ async def bench_server(jobs: int, markdown: bool) -> str:
     env = {
         **os.environ,
         "SMART_RESIZE_API_KEYS": KEY,
-        "SMART_RESIZE_SERVER_DB": str(workdir / "api.db"),
+        "DATABASE_URL": f"sqlite:///{workdir / 'api.db'}",
         "ENGINE_WORKERS": "2",
         "SMART_RESIZE_QUEUE_SIZE": str(jobs + 50),
     }

@@ -141,9 +141,7 @@ class Child:
     async def start(self, session: aiohttp.ClientSession) -> None:
         env = {**self.env, "PORT": str(self.port), "PATH": os.environ["PATH"], "PYTHONPATH": str(REPO_DIR)}
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.argv, env=env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
-            )
+            self.process = subprocess.Popen(self.argv, env=env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

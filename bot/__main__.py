@@ -10,7 +10,7 @@ import signal
 import sys
 
 from aiohttp import web
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
 
 from bot.config import ConfigError, Settings, load_settings
 
@@ -36,7 +36,7 @@ def configure_logging() -> None:
 
 
 def main() -> int:
-    load_dotenv()
+    load_dotenv(find_dotenv(usecwd=True))  # the .env where the app is started, wherever it is installed
     configure_logging()
     try:
         settings = load_settings()

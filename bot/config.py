@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 from bot.net import parse_allow_networks
 from bot.presets import DEFAULT_GROUP, resolve_preset
 from bot.smart_resize.engine import EngineError, Limits, Size, parse_size
+from bot.sqlite import DEFAULT_DATABASE_URL, sqlite_path
 
 Backend = Literal["local", "pixazo"]
 DEFAULT_PIXAZO_BASE_URL = "https://gateway.pixazo.ai/smart-resize/v1"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
-DEFAULT_DATABASE_URL = "sqlite:///data/smart-resize.db"
 MANIFEST_HINT = "create the app from manifest.yml at https://api.slack.com/apps (From an app manifest)"
 
 
@@ -118,15 +118,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if backend == "pixazo" and not pixazo_key:
         problems.append("SMART_RESIZE_BACKEND=pixazo needs PIXAZO_API_KEY; set it, or use the local engine.")
 
-    database_url = get("DATABASE_URL") or DEFAULT_DATABASE_URL
-    database_path = Path("data/smart-resize.db")
-    if database_url.startswith("sqlite:///"):
-        database_path = Path(database_url.removeprefix("sqlite:///"))
-    else:
-        problems.append(
-            f"DATABASE_URL scheme {urlsplit(database_url).scheme!r} is not supported yet; "
-            "use sqlite:///path/to/file.db (the default is sqlite:///data/smart-resize.db)."
-        )
+    database_path = sqlite_path(DEFAULT_DATABASE_URL)
+    try:
+        database_path = sqlite_path(get("DATABASE_URL") or DEFAULT_DATABASE_URL)
+    except ValueError as error:
+        problems.append(str(error))
 
     allow_networks: tuple[IPv4Network | IPv6Network, ...] = ()
     try:

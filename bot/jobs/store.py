@@ -1,20 +1,17 @@
-"""Durable job store on SQLite: an idempotent insert, and every state change written before the next step.
-
-SQLite runs in WAL mode with ``synchronous=NORMAL``: a committed state survives the process crashing or being killed,
-and each call runs in a worker thread so the event loop never waits on the disk.
-"""
+"""Durable job store on SQLite (``bot.sqlite``): an idempotent insert, and every state change written before the
+next step, so a committed state survives the process crashing or being killed."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
+
+from bot.sqlite import Database
 
 State = Literal["accepted", "anchored", "fetched", "processed", "delivering", "done", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"done", "failed", "cancelled"})
@@ -91,28 +88,10 @@ _UPDATABLE = {"thread_ts", "source", "state", "progress_ts", "remote_id", "error
 class JobStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # In WAL mode NORMAL keeps every commit through a process crash (kill -9 included); only an OS crash or
-            # power cut can lose the last commits. FULL would put a disk sync in front of every Slack ack.
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(_SCHEMA)
+        self._db = Database(path, _SCHEMA)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    async def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        def work() -> list[sqlite3.Row]:
-            with self._lock:
-                return self._db.execute(sql, params).fetchall()
-
-        return await asyncio.to_thread(work)
+        self._db.close()
 
     # --- jobs ---------------------------------------------------------------------------------------------------
 
@@ -122,7 +101,7 @@ class JobStore:
         job = replace(job, id=job.id or uuid.uuid4().hex, created_at=now, updated_at=now)
         row = _to_row(job)
         placeholders = ", ".join("?" for _ in _COLUMNS)
-        inserted = await self._run(
+        inserted = await self._db.run(
             f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({placeholders}) "  # noqa: S608 - fixed column names
             "ON CONFLICT(dedup_key) DO NOTHING RETURNING id",
             tuple(row[c] for c in _COLUMNS),
@@ -134,11 +113,11 @@ class JobStore:
         return existing, False
 
     async def get(self, job_id: str) -> Job | None:
-        rows = await self._run("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        rows = await self._db.run("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return _from_row(rows[0]) if rows else None
 
     async def by_dedup_key(self, key: str) -> Job | None:
-        rows = await self._run("SELECT * FROM jobs WHERE dedup_key = ?", (key,))
+        rows = await self._db.run("SELECT * FROM jobs WHERE dedup_key = ?", (key,))
         return _from_row(rows[0]) if rows else None
 
     async def update(self, job: Job, **changes: Any) -> Job:
@@ -150,14 +129,14 @@ class JobStore:
         row = _to_row(updated)
         names = [*changes, "updated_at"]
         assignments = ", ".join(f"{name} = ?" for name in names)
-        await self._run(
+        await self._db.run(
             f"UPDATE jobs SET {assignments} WHERE id = ?",  # noqa: S608 - names come from _UPDATABLE
             (*(row[name] for name in names), job.id),
         )
         return updated
 
     async def runnable(self, now: float, limit: int = 50) -> list[Job]:
-        rows = await self._run(
+        rows = await self._db.run(
             "SELECT * FROM jobs WHERE state NOT IN ('done', 'failed', 'cancelled') AND not_before <= ? "
             "ORDER BY created_at LIMIT ?",
             (now, limit),
@@ -165,26 +144,28 @@ class JobStore:
         return [_from_row(row) for row in rows]
 
     async def next_wakeup(self) -> float | None:
-        rows = await self._run(
+        rows = await self._db.run(
             "SELECT MIN(not_before) AS t FROM jobs WHERE state NOT IN ('done', 'failed', 'cancelled')"
         )
         value = rows[0]["t"] if rows else None
         return float(value) if value is not None else None
 
     async def recent_for_user(self, user_id: str, limit: int = 10) -> list[Job]:
-        rows = await self._run(
+        rows = await self._db.run(
             "SELECT * FROM jobs WHERE user_id = ? ORDER BY created_at DESC LIMIT ?", (user_id, limit)
         )
         return [_from_row(row) for row in rows]
 
     async def count_since(self, user_id: str, since: float) -> int:
-        rows = await self._run("SELECT COUNT(*) AS n FROM jobs WHERE user_id = ? AND created_at >= ?", (user_id, since))
+        rows = await self._db.run(
+            "SELECT COUNT(*) AS n FROM jobs WHERE user_id = ? AND created_at >= ?", (user_id, since)
+        )
         return int(rows[0]["n"])
 
     # --- channel settings ---------------------------------------------------------------------------------------
 
     async def set_auto_sizes(self, channel_id: str, sizes: list[str] | None, user_id: str) -> None:
-        await self._run(
+        await self._db.run(
             "INSERT INTO channel_settings (channel_id, auto_sizes, updated_by, updated_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(channel_id) DO UPDATE SET auto_sizes = excluded.auto_sizes, "
             "updated_by = excluded.updated_by, updated_at = excluded.updated_at",
@@ -192,7 +173,7 @@ class JobStore:
         )
 
     async def auto_sizes(self, channel_id: str) -> list[str] | None:
-        rows = await self._run("SELECT auto_sizes FROM channel_settings WHERE channel_id = ?", (channel_id,))
+        rows = await self._db.run("SELECT auto_sizes FROM channel_settings WHERE channel_id = ?", (channel_id,))
         if not rows or rows[0]["auto_sizes"] is None:
             return None
         return list(json.loads(rows[0]["auto_sizes"]))

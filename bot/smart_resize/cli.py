@@ -40,8 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
+        from dotenv import find_dotenv, load_dotenv
+
         from .server import serve_forever  # the server pulls in aiohttp; resize-only use does not need it
 
+        load_dotenv(find_dotenv(usecwd=True))  # the same .env as the app: one DATABASE_URL for both
         return serve_forever(args.host, args.port)
     return _resize(args)
 

@@ -17,12 +17,10 @@ import json
 import logging
 import os
 import shutil
-import sqlite3
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,8 +38,10 @@ from bot.smart_resize.contract import (
     StatusResponse,
     SubmitResponse,
 )
-from bot.smart_resize.engine import EngineError, Limits, ResizeRequest, Size
+from bot.smart_resize.engine import EngineError, Limits, Output, ResizeRequest, Size
 from bot.smart_resize.engine.pool import EnginePool
+from bot.smart_resize.request_store import RequestStore, StoredRequest
+from bot.sqlite import DEFAULT_DATABASE_URL, sqlite_path
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +49,14 @@ PREFIX = "/smart-resize/v1"
 KEY_HEADER = "Ocp-Apim-Subscription-Key"
 MODEL_ID = "smart-resize"
 _MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+_DEFAULT_DB = sqlite_path(DEFAULT_DATABASE_URL)
 UNAUTHORIZED = {"error": "Unauthorized", "details": f"A valid {KEY_HEADER} header is required"}
 
 
 @dataclass(frozen=True)
 class ServerConfig:
     keys: frozenset[str] = frozenset()
-    db_path: Path = Path("data/smart-resize-server.db")
+    db_path: Path = _DEFAULT_DB  # the app's database: one file for its jobs and these requests
     output_ttl_s: float = 3600.0
     queue_size: int = 100
     workers: int = 2
@@ -71,7 +72,7 @@ class ServerConfig:
         keys = frozenset(k.strip() for k in env.get("SMART_RESIZE_API_KEYS", "").split(",") if k.strip())
         return cls(
             keys=keys,
-            db_path=Path(env.get("SMART_RESIZE_SERVER_DB") or "data/smart-resize-server.db"),
+            db_path=sqlite_path(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL),
             output_ttl_s=float(env.get("SMART_RESIZE_OUTPUT_TTL") or 3600),
             queue_size=int(env.get("SMART_RESIZE_QUEUE_SIZE") or 100),
             workers=int(env.get("ENGINE_WORKERS") or 2),
@@ -85,42 +86,14 @@ def _now_iso(moment: float | None = None) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
 
 
-class RequestStore:
-    """One row per request: its body, status, outputs and timestamps (SQLite, WAL; calls in a thread)."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.media_dir = path.with_suffix(".media")
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS requests (id TEXT PRIMARY KEY, body TEXT NOT NULL, status TEXT NOT NULL, "
-                "error TEXT, files TEXT, media_type TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL, "
-                "completed_at REAL)"
-            )
-
-    async def run(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        def work() -> list[sqlite3.Row]:
-            with self._lock:
-                return self._db.execute(sql, params).fetchall()
-
-        return await asyncio.to_thread(work)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-
 class SmartResizeServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.store = RequestStore(config.db_path)
         self.pool = EnginePool(config.workers, config.limits)
         self.fetcher = SafeFetcher(NetworkPolicy(config.allow_networks), max_bytes=config.max_image_bytes)
-        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=config.queue_size)
+        # One token per QUEUED row this process knows of; the rows themselves are the queue (RequestStore).
+        self._ready: asyncio.Queue[None] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
         self._waiters: dict[str, asyncio.Event] = {}
 
@@ -140,12 +113,12 @@ class SmartResizeServer:
 
     async def _start(self, _app: web.Application) -> None:
         await self.fetcher.start()
-        # Requests accepted before a restart run again: their state is in the database, not in memory.
-        unfinished = await self.store.run(
-            "SELECT id FROM requests WHERE status IN ('QUEUED', 'PROCESSING') ORDER BY created_at"
-        )
-        for row in unfinished[: self.config.queue_size]:
-            self.queue.put_nowait(row["id"])
+        # Requests accepted before a restart run again, all of them: their state is in the database, not in memory.
+        waiting = await self.store.requeue_interrupted(time.time())
+        if waiting:
+            log.info("%d requests accepted before the restart are queued again", waiting)
+        for _ in range(waiting):
+            self._ready.put_nowait(None)
         for index in range(max(1, self.config.workers)):
             self._spawn(self._worker(), f"worker-{index}")
         self._spawn(self._expire_loop(), "expiry")
@@ -196,21 +169,17 @@ class SmartResizeServer:
     async def submit(self, request: web.Request) -> web.Response:
         body = await _json_body(request)
         api_request = SmartResizeRequest.from_json(body)
-        if self.queue.full():
+        if self._ready.qsize() >= self.config.queue_size:
             return web.json_response(
                 {"error": "Too many requests", "details": "The queue is full; retry later"},
                 status=429,
                 headers={"Retry-After": "5"},
             )
         request_id = f"smart-resize_{uuid.uuid4()}"
-        now = time.time()
-        await self.store.run(
-            "INSERT INTO requests (id, body, status, created_at, updated_at) VALUES (?, ?, 'QUEUED', ?, ?)",
-            (request_id, json.dumps(api_request.to_json()), now, now),
-        )
+        await self.store.add(request_id, api_request, time.time())
         done = asyncio.Event()
         self._waiters[request_id] = done
-        self.queue.put_nowait(request_id)
+        self._ready.put_nowait(None)
         if api_request.sync_mode:
             await done.wait()
             return web.json_response((await self._status_of(request, request_id, inline=True)).to_json())
@@ -233,31 +202,30 @@ class SmartResizeServer:
         return web.FileResponse(path, headers={"Content-Type": kind})
 
     async def _status_of(self, request: web.Request, request_id: str, *, inline: bool = False) -> StatusResponse:
-        rows = await self.store.run("SELECT * FROM requests WHERE id = ?", (request_id,))
-        if not rows:
+        stored = await self.store.get(request_id)
+        if stored is None:
             raise web.HTTPNotFound()
-        row = rows[0]
         output = None
-        if row["status"] == Status.COMPLETED:
-            names: list[str] = json.loads(row["files"])
+        if stored.status is Status.COMPLETED:
+            media_type = stored.media_type or "image/png"
             if inline:
-                urls = [self._data_uri(request_id, name, row["media_type"]) for name in names]
+                urls = [await self._data_uri(request_id, name, media_type) for name in stored.files]
             else:
-                urls = [f"{self._origin(request)}/media/{request_id}/{name}" for name in names]
-            output = JobOutput(media_url=urls, media_type=row["media_type"])
+                urls = [f"{self._origin(request)}/media/{request_id}/{name}" for name in stored.files]
+            output = JobOutput(media_url=urls, media_type=media_type)
         return StatusResponse(
             request_id=request_id,
-            status=Status(row["status"]),
+            status=stored.status,
             model_id=MODEL_ID,
-            error=row["error"],
+            error=stored.error,
             output=output,
-            created_at=_now_iso(row["created_at"]),
-            updated_at=_now_iso(row["updated_at"]),
-            completed_at=_now_iso(row["completed_at"]) if row["completed_at"] else None,
+            created_at=_now_iso(stored.created_at),
+            updated_at=_now_iso(stored.updated_at),
+            completed_at=_now_iso(stored.completed_at) if stored.completed_at else None,
         )
 
-    def _data_uri(self, request_id: str, name: str, media_type: str) -> str:
-        data = (self.store.media_dir / request_id / name).read_bytes()
+    async def _data_uri(self, request_id: str, name: str, media_type: str) -> str:
+        data = await asyncio.to_thread((self.store.media_dir / request_id / name).read_bytes)
         return f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"
 
     def _origin(self, request: web.Request) -> str:
@@ -269,26 +237,22 @@ class SmartResizeServer:
 
     async def _worker(self) -> None:
         while True:
-            request_id = await self.queue.get()
+            await self._ready.get()
+            claimed = await self.store.claim_next(time.time())
+            if claimed is None:  # another server process sharing the database took it
+                continue
             try:
-                await self._process(request_id)
+                await self._process(claimed)
             except Exception:  # one bad request must not stop the worker
-                log.exception("request %s crashed", request_id)
-                await self._finish(request_id, Status.ERROR, error="Internal error; the request was not charged.")
+                log.exception("request %s crashed", claimed.id)
+                await self._finish(claimed.id, Status.ERROR, error="Internal error; the request was not charged.")
             finally:
-                self.queue.task_done()
-                waiter = self._waiters.pop(request_id, None)
+                waiter = self._waiters.pop(claimed.id, None)
                 if waiter is not None:
                     waiter.set()
 
-    async def _process(self, request_id: str) -> None:
-        rows = await self.store.run("SELECT body FROM requests WHERE id = ?", (request_id,))
-        if not rows:
-            return
-        api_request = SmartResizeRequest.from_json(json.loads(rows[0]["body"]))
-        await self.store.run(
-            "UPDATE requests SET status = 'PROCESSING', updated_at = ? WHERE id = ?", (time.time(), request_id)
-        )
+    async def _process(self, claimed: StoredRequest) -> None:
+        api_request = claimed.request
         try:
             if api_request.image_url.startswith("data:"):
                 source = decode_data_uri(api_request.image_url, max_bytes=self.config.max_image_bytes)
@@ -296,16 +260,11 @@ class SmartResizeServer:
                 source = await self.fetcher.fetch(api_request.image_url, max_bytes=self.config.max_image_bytes)
             result = await self.pool.resize(source.data, _engine_request(api_request))
         except (EngineError, FetchError) as error:
-            await self._finish(request_id, Status.FAILED, error=str(error))
+            await self._finish(claimed.id, Status.FAILED, error=str(error))
             return
-        directory = self.store.media_dir / request_id
-        directory.mkdir(parents=True, exist_ok=True)
-        names = []
-        for output in result.outputs:
-            name = f"output_{output.target}_{output.variant}.{api_request.output_format}"
-            (directory / name).write_bytes(output.data)
-            names.append(name)
-        await self._finish(request_id, Status.COMPLETED, files=names, media_type=result.outputs[0].content_type)
+        names = [f"output_{output.target}_{output.variant}.{api_request.output_format}" for output in result.outputs]
+        await asyncio.to_thread(_write_outputs, self.store.media_dir / claimed.id, names, result.outputs)
+        await self._finish(claimed.id, Status.COMPLETED, files=names, media_type=result.outputs[0].content_type)
 
     async def _finish(
         self,
@@ -316,28 +275,27 @@ class SmartResizeServer:
         files: list[str] | None = None,
         media_type: str | None = None,
     ) -> None:
-        now = time.time()
-        await self.store.run(
-            "UPDATE requests SET status = ?, error = ?, files = ?, media_type = ?, updated_at = ?, completed_at = ? "
-            "WHERE id = ?",
-            (status.value, error, json.dumps(files or []), media_type, now, now, request_id),
-        )
+        await self.store.finish(request_id, status, time.time(), error=error, files=files, media_type=media_type)
 
     async def _expire_loop(self) -> None:
         while True:
             await self.expire()
             await asyncio.sleep(self.config.cleanup_every_s)
 
-    async def expire(self) -> int:
+    async def expire(self, now: float | None = None) -> int:
         """Delete finished requests older than the TTL, with their files; returns how many went."""
-        cutoff = time.time() - self.config.output_ttl_s
-        rows = await self.store.run(
-            "SELECT id FROM requests WHERE completed_at IS NOT NULL AND completed_at < ?", (cutoff,)
-        )
-        for row in rows:
-            await asyncio.to_thread(shutil.rmtree, self.store.media_dir / row["id"], True)
-            await self.store.run("DELETE FROM requests WHERE id = ?", (row["id"],))
-        return len(rows)
+        cutoff = (time.time() if now is None else now) - self.config.output_ttl_s
+        expired = await self.store.finished_before(cutoff)
+        for request_id in expired:
+            await asyncio.to_thread(shutil.rmtree, self.store.media_dir / request_id, True)
+            await self.store.delete(request_id)
+        return len(expired)
+
+
+def _write_outputs(directory: Path, names: list[str], outputs: Sequence[Output]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, output in zip(names, outputs, strict=True):
+        (directory / name).write_bytes(output.data)
 
 
 def _engine_request(api_request: SmartResizeRequest) -> ResizeRequest:

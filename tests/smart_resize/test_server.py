@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import json
 import sqlite3
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -16,8 +16,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 from PIL import Image
 
+from bot.jobs.store import Job, JobStore
 from bot.smart_resize.client import JobFailed, SmartResizeClient, Unauthorized
 from bot.smart_resize.contract import SmartResizeRequest, Status
+from bot.smart_resize.request_store import RequestStore
 from bot.smart_resize.server import PREFIX, ServerConfig, SmartResizeServer
 from tests.images import encode, photo
 
@@ -125,33 +127,92 @@ async def test_sync_mode_returns_data_uris(server: tuple[TestServer, SmartResize
 
 async def test_accepted_requests_survive_a_restart_and_outputs_expire(tmp_path: Path) -> None:
     db = tmp_path / "server.db"
-    first = SmartResizeServer(ServerConfig(keys=frozenset({KEY}), db_path=db, workers=1))
-    first.store.close()  # stopped before any worker ran: the request below is all that is left
-    with sqlite3.connect(db) as connection:
-        body = SmartResizeRequest(image_url=SOURCE, target_sizes=["64x64"]).to_json()
-        now = time.time()
-        connection.execute(
-            "INSERT INTO requests (id, body, status, created_at, updated_at) VALUES (?, ?, 'QUEUED', ?, ?)",
-            ("smart-resize_left-over", json.dumps(body), now, now),
-        )
-    service = SmartResizeServer(ServerConfig(keys=frozenset({KEY}), db_path=db, workers=1, output_ttl_s=60))
+    # A server stopped with more accepted requests than its queue holds, one of them mid-way through processing.
+    left_over = RequestStore(db)
+    request = SmartResizeRequest(image_url=SOURCE, target_sizes=["64x64"])
+    ids = [f"smart-resize_left-over-{n}" for n in range(3)]
+    for request_id in ids:
+        await left_over.add(request_id, request, time.time())
+    assert (await left_over.claim_next(time.time())) is not None  # PROCESSING when the server stopped
+    left_over.close()
+
+    config = ServerConfig(keys=frozenset({KEY}), db_path=db, workers=1, output_ttl_s=60, queue_size=1)
+    service = SmartResizeServer(config)
     test_server = TestServer(service.application(), host="127.0.0.1")
     await test_server.start_server()
     try:
         async with aiohttp.ClientSession() as session:
-            status = await _client(session, test_server).wait("smart-resize_left-over")
-            assert status.status is Status.COMPLETED
-            assert (service.store.media_dir / "smart-resize_left-over").is_dir()
-            await service.store.run("UPDATE requests SET completed_at = ?", (time.time() - 120,))
-            assert await service.expire() == 1
-            assert not (service.store.media_dir / "smart-resize_left-over").exists()
+            client = _client(session, test_server)
+            for request_id in ids:  # all of them, though the queue holds one: none was accepted to be dropped
+                assert (await client.wait(request_id)).status is Status.COMPLETED
+            assert all((service.store.media_dir / request_id).is_dir() for request_id in ids)
+            assert await service.expire(now=time.time() + 30) == 0
+            assert await service.expire(now=time.time() + 120) == 3
+            assert not any((service.store.media_dir / request_id).exists() for request_id in ids)
             async with session.get(
-                f"http://127.0.0.1:{test_server.port}/v2/requests/status/smart-resize_left-over",
+                f"http://127.0.0.1:{test_server.port}/v2/requests/status/{ids[0]}",
                 headers={"Ocp-Apim-Subscription-Key": KEY},
             ) as response:
                 assert response.status == 404
     finally:
         await test_server.close()
+
+
+async def test_the_server_shares_the_apps_database(tmp_path: Path) -> None:
+    db = tmp_path / "smart-resize.db"
+    jobs = JobStore(db)
+    job, _ = await jobs.insert(
+        Job(id="j1", dedup_key="k1", trigger="command", channel_id="C1", user_id="U1", source={}, spec={})
+    )
+    config = ServerConfig.from_env({"DATABASE_URL": f"sqlite:///{db}", "SMART_RESIZE_API_KEYS": KEY})
+    assert config.db_path == db
+    service = SmartResizeServer(replace(config, workers=1))
+    test_server = TestServer(service.application(), host="127.0.0.1")
+    await test_server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            status = await _client(session, test_server).run(SmartResizeRequest(SOURCE, ["64x64"]))
+            assert status.status.status is Status.COMPLETED
+            # Both live in the one file, while both are open, and neither disturbs the other.
+            await jobs.update(job, state="done")
+            stored_job = await jobs.get("j1")
+            assert stored_job is not None and stored_job.state == "done"
+            assert (await service.store.get(status.request_id)) is not None
+    finally:
+        await test_server.close()
+        jobs.close()
+    with sqlite3.connect(db) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"jobs", "api_requests"} <= tables
+
+
+async def test_two_workers_never_claim_the_same_request(tmp_path: Path) -> None:
+    stores = [RequestStore(tmp_path / "shared.db") for _ in range(2)]  # as two server processes would
+    try:
+        request = SmartResizeRequest(image_url=SOURCE, target_sizes=["64x64"])
+        for n in range(40):
+            await stores[0].add(f"r{n:02d}", request, time.time() + n)
+
+        async def drain(store: RequestStore) -> list[str]:
+            claimed = []
+            while (next_one := await store.claim_next(time.time())) is not None:
+                claimed.append(next_one.id)
+            return claimed
+
+        first, second = await asyncio.gather(drain(stores[0]), drain(stores[1]))
+    finally:
+        for store in stores:
+            store.close()
+    assert sorted(first + second) == [f"r{n:02d}" for n in range(40)]
+    assert not set(first) & set(second)
+    assert first == sorted(first) and second == sorted(second)  # oldest first
+
+
+def test_database_url_is_the_apps_setting() -> None:
+    assert ServerConfig.from_env({}).db_path == Path("data/smart-resize.db")
+    assert ServerConfig.from_env({"DATABASE_URL": "sqlite:////srv/x.db"}).db_path == Path("/srv/x.db")
+    with pytest.raises(ValueError, match="DATABASE_URL scheme 'postgres' is not supported yet"):
+        ServerConfig.from_env({"DATABASE_URL": "postgres://db/x"})
 
 
 async def test_full_queue_answers_429_with_retry_after(tmp_path: Path) -> None:

@@ -1,0 +1,121 @@
+"""The API server's requests: one row each, in the same SQLite database the app keeps its jobs in.
+
+The table is the queue. A worker claims the oldest QUEUED row (QUEUED -> PROCESSING in one statement), so what was
+accepted before a crash or restart is still there afterwards, however many requests were waiting, and two server
+processes sharing the file never take the same request. Outputs live as files beside the database.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.smart_resize.contract import SmartResizeRequest, Status
+from bot.sqlite import Database
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_requests (
+    id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    files TEXT,
+    media_type TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    completed_at REAL
+);
+CREATE INDEX IF NOT EXISTS api_requests_status ON api_requests (status, created_at);
+CREATE INDEX IF NOT EXISTS api_requests_completed ON api_requests (completed_at);
+"""
+
+
+@dataclass(frozen=True)
+class StoredRequest:
+    id: str
+    request: SmartResizeRequest
+    status: Status
+    error: str | None
+    files: list[str]
+    media_type: str | None
+    created_at: float
+    updated_at: float
+    completed_at: float | None
+
+
+class RequestStore:
+    def __init__(self, database: Path) -> None:
+        self._db = Database(database, _SCHEMA)
+        # Beside the database, named after it, so two databases in one folder keep their outputs apart.
+        self.media_dir = database.with_name(f"{database.stem}-api-media")
+
+    def close(self) -> None:
+        self._db.close()
+
+    async def add(self, request_id: str, request: SmartResizeRequest, now: float) -> None:
+        await self._db.run(
+            "INSERT INTO api_requests (id, body, status, created_at, updated_at) VALUES (?, ?, 'QUEUED', ?, ?)",
+            (request_id, json.dumps(request.to_json()), now, now),
+        )
+
+    async def get(self, request_id: str) -> StoredRequest | None:
+        rows = await self._db.run("SELECT * FROM api_requests WHERE id = ?", (request_id,))
+        return _from_row(rows[0]) if rows else None
+
+    async def claim_next(self, now: float) -> StoredRequest | None:
+        """The oldest QUEUED request, now PROCESSING; None when nothing waits."""
+        rows = await self._db.run(
+            "UPDATE api_requests SET status = 'PROCESSING', updated_at = ? WHERE id = "
+            "(SELECT id FROM api_requests WHERE status = 'QUEUED' ORDER BY created_at LIMIT 1) RETURNING *",
+            (now,),
+        )
+        return _from_row(rows[0]) if rows else None
+
+    async def requeue_interrupted(self, now: float) -> int:
+        """At start: requests a stopped server was processing go back to the queue. Returns how many are queued."""
+        await self._db.run(
+            "UPDATE api_requests SET status = 'QUEUED', updated_at = ? WHERE status = 'PROCESSING'", (now,)
+        )
+        rows = await self._db.run("SELECT COUNT(*) AS n FROM api_requests WHERE status = 'QUEUED'")
+        return int(rows[0]["n"])
+
+    async def finish(
+        self,
+        request_id: str,
+        status: Status,
+        now: float,
+        *,
+        error: str | None = None,
+        files: list[str] | None = None,
+        media_type: str | None = None,
+    ) -> None:
+        await self._db.run(
+            "UPDATE api_requests SET status = ?, error = ?, files = ?, media_type = ?, updated_at = ?, "
+            "completed_at = ? WHERE id = ?",
+            (status.value, error, json.dumps(files or []), media_type, now, now, request_id),
+        )
+
+    async def finished_before(self, cutoff: float) -> list[str]:
+        rows = await self._db.run(
+            "SELECT id FROM api_requests WHERE completed_at IS NOT NULL AND completed_at < ?", (cutoff,)
+        )
+        return [row["id"] for row in rows]
+
+    async def delete(self, request_id: str) -> None:
+        await self._db.run("DELETE FROM api_requests WHERE id = ?", (request_id,))
+
+
+def _from_row(row: Any) -> StoredRequest:
+    return StoredRequest(
+        id=row["id"],
+        request=SmartResizeRequest.from_json(json.loads(row["body"])),
+        status=Status(row["status"]),
+        error=row["error"],
+        files=json.loads(row["files"]) if row["files"] else [],
+        media_type=row["media_type"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        completed_at=row["completed_at"],
+    )

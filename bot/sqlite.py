@@ -1,0 +1,54 @@
+"""The SQLite layer under both durable stores: the app's jobs and the API server's requests.
+
+WAL mode with ``synchronous=NORMAL``: a committed change survives the process crashing or being killed (only an OS
+crash or power cut can lose the last commits; FULL would put a disk sync in front of every Slack ack). WAL also lets
+the app and ``smart-resize serve`` share one file. Each call runs in a worker thread, so the event loop never waits
+on the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_DATABASE_URL = "sqlite:///data/smart-resize.db"
+
+
+def sqlite_path(database_url: str) -> Path:
+    """The file a ``sqlite:///relative/path`` or ``sqlite:////absolute/path`` URL names (ValueError otherwise)."""
+    if not database_url.startswith("sqlite:///") or database_url == "sqlite:///":
+        scheme = urlsplit(database_url).scheme or database_url
+        raise ValueError(
+            f"DATABASE_URL scheme {scheme!r} is not supported yet; "
+            f"use sqlite:///path/to/file.db (the default is {DEFAULT_DATABASE_URL})."
+        )
+    return Path(database_url.removeprefix("sqlite:///"))
+
+
+class Database:
+    def __init__(self, path: Path, schema: str) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=5000")  # the other process sharing the file may hold the lock
+            self._db.executescript(schema)
+
+    async def run(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        def work() -> list[sqlite3.Row]:
+            with self._lock:
+                return self._db.execute(sql, params).fetchall()
+
+        return await asyncio.to_thread(work)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
