@@ -3,6 +3,9 @@
 It keeps channels, messages, threads, reactions, files and uploads as state, demands the bot token like Slack
 does (``invalid_auth`` for a bad one; file downloads without it get Slack's HTML login page with status 200), and
 records every call so tests can assert on what the app really sent. Faults can be armed per method.
+
+Socket Mode too: ``apps.connections.open`` (app token only) hands out a websocket URL on this server, which greets
+the app with ``hello``, carries envelopes to it (``send_envelope``) and collects its acks by ``envelope_id``.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 
 BOT_TOKEN = "xoxb-test-1-emulator"
+APP_TOKEN = "xapp-1-AEMU-1-emulator"  # the app-level token Socket Mode connects with
 BOT_USER = "UBOTEMU01"
 BOT_ID = "BBOTEMU01"
 TEAM = "TEMU00001"
@@ -74,6 +78,9 @@ class SlackEmulator:
         self._ids = itertools.count(1)
         self._clock = itertools.count(1)
         self._server: TestServer | None = None
+        self.sockets: list[web.WebSocketResponse] = []
+        self.socket_acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.socket_connected = asyncio.Event()
 
     # --- lifecycle -------------------------------------------------------------------------------------------
 
@@ -84,11 +91,14 @@ class SlackEmulator:
         app.router.add_get("/files/{file_id}/{name}", self._download)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_post("/response/{token}", self._response)
+        app.router.add_get("/socket-mode", self._socket)
         self._server = TestServer(app, host="127.0.0.1")
         await self._server.start_server()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        for socket in self.sockets:
+            await socket.close()
         if self._server is not None:
             await self._server.close()
 
@@ -185,7 +195,7 @@ class SlackEmulator:
         self.calls.append((method, params))
         if not token:
             return _error("not_authed")
-        if token != BOT_TOKEN:
+        if token != (APP_TOKEN if method == "apps.connections.open" else BOT_TOKEN):
             return _error("invalid_auth")
         faults = self.faults.get(method)
         if faults:
@@ -210,6 +220,9 @@ class SlackEmulator:
         if channel is None or BOT_USER not in channel.members:
             return "channel_not_found" if channel is None else "not_in_channel"
         return channel
+
+    def _apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"url": f"ws://127.0.0.1:{self.base_url.rsplit(':', 1)[1]}/socket-mode?ticket={next(self._ids)}"}
 
     def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"user_id": BOT_USER, "bot_id": BOT_ID, "team_id": TEAM, "user": "smart-resize"}
@@ -370,6 +383,41 @@ class SlackEmulator:
         return {"files": [{"id": f["id"], "title": f["title"]} for f in files]}
 
     # --- files, uploads, response_url ----------------------------------------------------------------------------
+
+    # --- Socket Mode ---------------------------------------------------------------------------------------------
+
+    async def send_envelope(self, kind: str, payload: dict[str, Any], *, within: float = 5.0) -> dict[str, Any]:
+        """Deliver ``payload`` as Slack would over the open socket; returns the app's ack (TimeoutError if none)."""
+        envelope_id = f"env-{next(self._ids)}"
+        acked: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.socket_acks[envelope_id] = acked
+        envelope = {
+            "envelope_id": envelope_id,
+            "type": kind,  # events_api | slash_commands | interactive
+            "payload": payload,
+            "accepts_response_payload": kind != "events_api",
+            "retry_attempt": 0,
+            "retry_reason": "",
+        }
+        await self.sockets[-1].send_json(envelope)
+        return await asyncio.wait_for(acked, within)
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse(autoping=True)  # answers the SDK's pings with pongs, as Slack does
+        await socket.prepare(request)
+        self.sockets.append(socket)
+        await socket.send_json(
+            {"type": "hello", "num_connections": len(self.sockets), "connection_info": {"app_id": "AEMU"}}
+        )
+        self.socket_connected.set()
+        async for message in socket:
+            if message.type is not WSMsgType.TEXT:
+                continue
+            ack = json.loads(message.data)
+            waiting = self.socket_acks.get(ack.get("envelope_id", ""))
+            if waiting is not None and not waiting.done():
+                waiting.set_result(ack)
+        return socket
 
     async def _download(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]

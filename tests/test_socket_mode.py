@@ -1,0 +1,93 @@
+"""``python -m bot`` in Socket Mode, end to end: the real ``serve()`` connects to the emulator's websocket, acks
+envelopes over it, and posts results through the Web API, with no signing secret and no public URL."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.__main__ import serve
+from bot.config import load_settings
+from tests.images import astronaut
+from tests.slack_api.emulator import APP_TOKEN, BOT_USER, TEAM, SlackEmulator
+from tests.slack_api.harness import app_env, eventually
+
+
+@pytest.fixture
+async def slack() -> SlackEmulator:  # type: ignore[misc]
+    async with SlackEmulator() as emulator:
+        emulator.add_channel("C1", members=("U1",))
+        yield emulator
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_socket_mode_acks_over_the_websocket_and_posts_results(slack: SlackEmulator, tmp_path: Path) -> None:
+    port = _free_port()
+    env = app_env(slack, tmp_path, SLACK_APP_TOKEN=APP_TOKEN, PORT=str(port))
+    del env["SLACK_SIGNING_SECRET"]  # Socket Mode needs none
+    stop = asyncio.Event()
+    serving = asyncio.create_task(serve(load_settings(env), stop=stop))
+    try:
+        await asyncio.wait_for(slack.socket_connected.wait(), 15)
+        assert slack.calls_to("apps.connections.open")  # with the app token: the emulator refuses the bot token
+
+        async def healthy() -> bool:  # the health server starts once the socket is up
+            try:
+                async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/healthz") as r:
+                    return bool((await r.json())["mode"] == "socket")
+            except aiohttp.ClientConnectionError:
+                return False
+
+        await eventually(healthy, within=10)
+
+        shared = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "team.jpg")])
+        started = time.monotonic()
+        ack = await slack.send_envelope(
+            "slash_commands",
+            {
+                "team_id": TEAM,
+                "channel_id": "C1",
+                "user_id": "U1",
+                "command": "/resize",
+                "text": "640x640",
+                "response_url": slack.response_url(),
+                "trigger_id": uuid.uuid4().hex,
+            },
+        )
+        assert time.monotonic() - started < 3.0
+        assert "resizing the latest image in this channel to 640x640" in ack["payload"]["text"]
+        await eventually(lambda: len(slack.uploads_in_thread("C1", shared["ts"])) == 1)
+
+        mentioned = slack.post_user_message(
+            "C1", "U1", f"<@{BOT_USER}> 300x200", files=[slack.add_file(astronaut(), "b.jpg")]
+        )
+        ack = await slack.send_envelope(
+            "events_api",
+            {
+                "team_id": TEAM,
+                "api_app_id": "AEMU",
+                "type": "event_callback",
+                "event_id": "EvSocket1",
+                "event_time": int(time.time()),
+                "event": {**mentioned, "type": "app_mention", "channel": "C1"},
+                "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}],
+            },
+        )
+        assert "payload" not in ack  # events are acked with the envelope id alone
+        await eventually(lambda: len(slack.uploads_in_thread("C1", mentioned["ts"])) == 1)
+    finally:
+        stop.set()
+        await asyncio.wait_for(serving, 30)
+    assert [u["name"] for u in slack.uploads_in_thread("C1", shared["ts"])] == ["team_640x640.jpg"]
+    assert [u["name"] for u in slack.uploads_in_thread("C1", mentioned["ts"])] == ["b_300x200.jpg"]
