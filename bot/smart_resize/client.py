@@ -460,6 +460,10 @@ class SmartResizeClient:
         timeout_s = self.deadline if deadline is None else deadline
         end = self._clock() + timeout_s
         last: Status | None = None
+        if isinstance(job, JobHandle) and not job.status.terminal:
+            # The submit answer was this job's first status read: the next one is due an interval later.
+            last = job.status
+            await self._sleep(min(self._next_poll_delay(), timeout_s))
         while True:
             answer = await self._read_status(request_id, url, deadline=end, max_attempts=_UNTIL_DEADLINE)
             if answer.status != last:

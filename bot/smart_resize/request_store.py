@@ -1,8 +1,9 @@
 """The API server's requests: one row each, in the same SQLite database the app keeps its jobs in.
 
-The table is the queue. A worker claims the oldest QUEUED row (QUEUED -> PROCESSING in one statement), so what was
-accepted before a crash or restart is still there afterwards, however many requests were waiting, and two server
-processes sharing the file never take the same request. Outputs live as files beside the database.
+The table is the queue. A worker claims the oldest QUEUED row (QUEUED -> PROCESSING in one statement, so two
+workers never take the same one), and what was accepted before a crash or restart is still there afterwards, however
+many requests were waiting. A starting server puts PROCESSING rows back in the queue, so one server runs per
+database file (the app beside it is fine: it has its own tables). Outputs live as files beside the database.
 """
 
 from __future__ import annotations

@@ -239,7 +239,7 @@ class SmartResizeServer:
         while True:
             await self._ready.get()
             claimed = await self.store.claim_next(time.time())
-            if claimed is None:  # another server process sharing the database took it
+            if claimed is None:  # its row is gone (deleted by hand): nothing to do for this token
                 continue
             try:
                 await self._process(claimed)

@@ -141,9 +141,10 @@ async def test_run_submits_once_polls_to_completion_and_downloads_every_image(
     assert {image.content_type for image in result.images} == {"image/png"}
     assert result.status.status is Status.COMPLETED
     assert client.status_route == "get"
-    # Two waits between three polls, each 2-3 s as the contract asks, each ending on the 0.25 s poll grid.
-    assert len(fake.sleeps) == 2 and all(2.0 <= s <= 3.0 for s in fake.sleeps)
-    wake_ups = [1000.0 + sum(fake.sleeps[: i + 1]) for i in range(2)]  # FakeTime starts at 1000 and only sleeps
+    # A wait before each of the three polls (the submit's answer was the first status read), each 2-3 s as the
+    # contract asks, each ending on the 0.25 s poll grid.
+    assert len(fake.sleeps) == 3 and all(2.0 <= s <= 3.0 for s in fake.sleeps)
+    wake_ups = [1000.0 + sum(fake.sleeps[: i + 1]) for i in range(3)]  # FakeTime starts at 1000 and only sleeps
     assert all((wake / 0.25) == pytest.approx(round(wake / 0.25)) for wake in wake_ups)
 
     submit = next(s for s in server.seen if s.route == "submit")
@@ -425,6 +426,19 @@ async def test_failed_and_error_jobs(
     else:
         assert "(Content policy violation)" in error.user_message()
     assert server.count("media") == 0
+
+
+async def test_wait_reads_at_once_given_only_an_id_and_an_interval_after_a_submit(
+    client: SmartResizeClient, server: FaultServer, fake: FakeTime
+) -> None:
+    resumed = await client.submit(request())
+    await client.wait(resumed.request_id)  # as after a restart: nothing is known of the job, so ask now
+    assert len(fake.sleeps) == server.count("status_get") - 1
+
+    fake.sleeps.clear()
+    polls_before = server.count("status_get")
+    await client.wait(await client.submit(request()))  # the submit's answer was a status read already
+    assert len(fake.sleeps) == server.count("status_get") - polls_before
 
 
 async def test_wait_stops_at_the_deadline(client: SmartResizeClient, server: FaultServer, fake: FakeTime) -> None:

@@ -187,7 +187,7 @@ async def test_the_server_shares_the_apps_database(tmp_path: Path) -> None:
 
 
 async def test_two_workers_never_claim_the_same_request(tmp_path: Path) -> None:
-    stores = [RequestStore(tmp_path / "shared.db") for _ in range(2)]  # as two server processes would
+    stores = [RequestStore(tmp_path / "shared.db") for _ in range(2)]  # two connections, racing
     try:
         request = SmartResizeRequest(image_url=SOURCE, target_sizes=["64x64"])
         for n in range(40):
