@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import os
 import sqlite3
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -13,6 +17,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from PIL import Image
 
@@ -235,3 +240,85 @@ async def test_full_queue_answers_429_with_retry_after(tmp_path: Path) -> None:
         await test_server.close()
     assert statuses[:2] == [(200, None), (200, None)]
     assert statuses[2] == (429, "5")
+
+
+@pytest.fixture
+async def image_host() -> AsyncIterator[str]:
+    """A real image server on loopback: /photo.jpg, and /hop redirecting to another loopback address."""
+    photo_bytes = encode(photo(400, 300), "JPEG", quality=85)
+
+    async def serve_photo(_request: web.Request) -> web.Response:
+        return web.Response(body=photo_bytes, content_type="image/jpeg")
+
+    async def hop(_request: web.Request) -> web.Response:
+        raise web.HTTPFound("http://127.0.0.2:9/photo.jpg")  # loopback too, but outside the allowed 127.0.0.1/32
+
+    app = web.Application()
+    app.router.add_get("/photo.jpg", serve_photo)
+    app.router.add_get("/hop", hop)
+    host = TestServer(app, host="127.0.0.1")
+    await host.start_server()
+    yield f"http://127.0.0.1:{host.port}"
+    await host.close()
+
+
+async def _fetch_outcome(tmp_path: Path, image_url: str, allow: str = "") -> tuple[Status, str | None]:
+    config = ServerConfig.from_env(
+        {"SMART_RESIZE_API_KEYS": KEY, "DATABASE_URL": f"sqlite:///{tmp_path / 'guard.db'}"}
+        | ({"FETCH_ALLOW_PRIVATE_NETWORKS": allow} if allow else {})
+    )
+    test_server = TestServer(SmartResizeServer(replace(config, workers=1)).application(), host="127.0.0.1")
+    await test_server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = _client(session, test_server)
+            job = await client.submit(SmartResizeRequest(image_url=image_url, target_sizes=["64x64"]))
+            try:
+                return (await client.wait(job)).status, None
+            except JobFailed as failed:
+                return failed.job_status, failed.error
+    finally:
+        await test_server.close()
+
+
+async def test_image_urls_go_through_the_ssrf_guard(tmp_path: Path, image_host: str) -> None:
+    status, error = await _fetch_outcome(tmp_path, f"{image_host}/photo.jpg")
+    assert status is Status.FAILED
+    assert error is not None and "private or internal address" in error
+
+    # Allowed by CIDR in configuration, the same address is fetched...
+    assert await _fetch_outcome(tmp_path, f"{image_host}/photo.jpg", allow="127.0.0.1/32") == (Status.COMPLETED, None)
+    # ...and a redirect is checked again: its target is outside what was allowed.
+    status, error = await _fetch_outcome(tmp_path, f"{image_host}/hop", allow="127.0.0.1/32")
+    assert status is Status.FAILED
+    assert error is not None and "private or internal address" in error
+
+
+def test_without_keys_the_server_keeps_to_loopback_and_says_so(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMART_RESIZE_")}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'serve.db'}"
+    command = [sys.executable, "-m", "bot.smart_resize.cli", "serve", "--port", "0"]
+
+    refused = subprocess.run(
+        [*command, "--host", "0.0.0.0"],  # noqa: S104 - asking for all interfaces is the point
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "without SMART_RESIZE_API_KEYS the server only listens on loopback" in refused.stderr
+
+    started = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(30, started.kill)  # a server that never logs must not hang the test: EOF ends reads
+    watchdog.start()
+    try:
+        assert started.stderr is not None
+        first_lines = [started.stderr.readline() for _ in range(2)]
+    finally:
+        watchdog.cancel()
+        started.terminate()
+        started.wait(timeout=30)
+    assert any("listening on 127.0.0.1 only, without authentication" in line for line in first_lines)
