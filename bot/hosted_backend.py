@@ -12,10 +12,29 @@ import aiohttp
 from PIL import Image
 
 from bot.backends import BackendResult, ResizedImage, SaveRemoteId, data_uri
-from bot.smart_resize.client import SmartResizeClient
+from bot.smart_resize.client import (
+    DownloadWrongType,
+    MalformedResponse,
+    ServerError,
+    SmartResizeClient,
+    SmartResizeError,
+    TransportError,
+)
 from bot.smart_resize.contract import ContractError, SmartResizeRequest
 from bot.smart_resize.engine import ResizeRequest
+from bot.smart_resize.retry import Failure
 from bot.user_errors import UserError
+
+
+class SubmitOutcomeUnknown(SmartResizeError):
+    """A submit failed after reaching the service (5xx, or the connection broke once sent): the job may run and be
+    charged, and there is no request id to poll it by. Final: the runner does not submit again."""
+
+    def user_message(self) -> str:
+        return (
+            "The Smart Resize API failed while taking the job, so it may still run and be charged; "
+            "wait a few minutes before trying again."
+        )
 
 
 class HostedBackend:
@@ -50,17 +69,31 @@ class HostedBackend:
                 api_request = self._api_request(source, content_type, request)
             except ContractError as error:
                 raise UserError(f"The hosted Smart Resize API can't take that request: {error.details}.") from None
-            submitted = await self.client.submit(api_request)
+            try:
+                submitted = await self.client.submit(api_request)
+            except (ServerError, TransportError) as error:
+                if isinstance(error, TransportError) and error.failure is Failure.NOT_SENT:
+                    raise  # nothing reached the service: the runner may try again
+                # The service may have taken (and will charge for) the job, and we have no id to poll it by:
+                # submitting again could pay twice, so this attempt is the last.
+                raise SubmitOutcomeUnknown(str(error), status_code=error.status_code) from None
             remote_id = submitted.request_id
             await save_remote_id(remote_id)
         status = await self.client.wait(remote_id)
         urls = status.output.media_url if status.output else []
+        if not urls:
+            raise MalformedResponse("Job COMPLETED without any image", request_id=remote_id)
         images: list[ResizedImage] = []
         # The service makes num_images_per_size images per target size, in the order of target_sizes.
         per_size = max(1, request.variants)
         for index, url in enumerate(urls):
-            data, media_type = await self.client.download(url, max_bytes=self.max_download_bytes)
-            width, height = Image.open(io.BytesIO(data)).size
+            data, media_type = await self.client.download(url, max_bytes=self.max_download_bytes, request_id=remote_id)
+            try:
+                width, height = Image.open(io.BytesIO(data)).size
+            except (OSError, Image.DecompressionBombError):  # UnidentifiedImageError is an OSError
+                raise DownloadWrongType(
+                    "Result is not a readable image", content_type=media_type, request_id=remote_id
+                ) from None
             target = request.sizes[min(index // per_size, len(request.sizes) - 1)]
             images.append(ResizedImage(data, media_type, width, height, target, index % per_size, None))
         if request.mode != "auto":

@@ -515,7 +515,7 @@ class SmartResizeClient:
         """Fetch one result image (a URL, or a ``data:image/...;base64,`` URI from sync_mode)."""
         limit = self.max_download_bytes if max_bytes is None else max_bytes
         if media_url[:5].lower() == "data:":
-            return self._decode_data_uri(media_url, limit, accept, request_id)
+            return await asyncio.to_thread(self._decode_data_uri, media_url, limit, accept, request_id)
         try:
             url = URL(media_url)
         except (TypeError, ValueError):
@@ -585,7 +585,12 @@ class SmartResizeClient:
     ) -> Any:
         # Only ever called with URLs on the API's origin (see _status_url), so the key always goes.
         headers = self._headers if body is None else self._json_headers
-        payload = None if body is None else json.dumps(body).encode()
+        payload = None
+        if body is not None and operation is Operation.SUBMIT:
+            # A submit carries its source as a data URI (tens of MB): encoded off the event loop.
+            payload = await asyncio.to_thread(lambda: json.dumps(body).encode())
+        elif body is not None:
+            payload = json.dumps(body).encode()
 
         def too_large() -> SmartResizeError:
             return MalformedResponse(

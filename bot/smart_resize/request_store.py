@@ -4,10 +4,14 @@ The table is the queue. A worker claims the oldest QUEUED row (QUEUED -> PROCESS
 workers never take the same one), and what was accepted before a crash or restart is still there afterwards, however
 many requests were waiting. A starting server puts PROCESSING rows back in the queue, so one server runs per
 database file (the app beside it is fine: it has its own tables). Outputs live as files beside the database.
+
+A request's body can hold its source image as a data URI (tens of MB): only a claim reads it, and it is encoded
+and parsed off the event loop. Status reads take the small columns alone.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +24,9 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_requests (
     id TEXT PRIMARY KEY,
     body TEXT NOT NULL,
+    sync_mode INTEGER NOT NULL,
     status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
     error TEXT,
     files TEXT,
     media_type TEXT,
@@ -31,12 +37,15 @@ CREATE TABLE IF NOT EXISTS api_requests (
 CREATE INDEX IF NOT EXISTS api_requests_status ON api_requests (status, created_at);
 CREATE INDEX IF NOT EXISTS api_requests_completed ON api_requests (completed_at);
 """
+_STATE_COLUMNS = "id, sync_mode, status, error, files, media_type, created_at, updated_at, completed_at"
 
 
 @dataclass(frozen=True)
-class StoredRequest:
+class RequestState:
+    """Everything a status answer needs, without the request body."""
+
     id: str
-    request: SmartResizeRequest
+    sync_mode: bool
     status: Status
     error: str | None
     files: list[str]
@@ -44,6 +53,13 @@ class StoredRequest:
     created_at: float
     updated_at: float
     completed_at: float | None
+
+
+@dataclass(frozen=True)
+class ClaimedRequest:
+    id: str
+    request: SmartResizeRequest
+    attempts: int  # including this one: a request that keeps killing the server is not run forever
 
 
 class RequestStore:
@@ -56,23 +72,30 @@ class RequestStore:
         self._db.close()
 
     async def add(self, request_id: str, request: SmartResizeRequest, now: float) -> None:
+        body = await asyncio.to_thread(json.dumps, request.to_json())
         await self._db.run(
-            "INSERT INTO api_requests (id, body, status, created_at, updated_at) VALUES (?, ?, 'QUEUED', ?, ?)",
-            (request_id, json.dumps(request.to_json()), now, now),
+            "INSERT INTO api_requests (id, body, sync_mode, status, created_at, updated_at) "
+            "VALUES (?, ?, ?, 'QUEUED', ?, ?)",
+            (request_id, body, int(request.sync_mode), now, now),
         )
 
-    async def get(self, request_id: str) -> StoredRequest | None:
-        rows = await self._db.run("SELECT * FROM api_requests WHERE id = ?", (request_id,))
-        return _from_row(rows[0]) if rows else None
+    async def get(self, request_id: str) -> RequestState | None:
+        rows = await self._db.run(f"SELECT {_STATE_COLUMNS} FROM api_requests WHERE id = ?", (request_id,))  # noqa: S608
+        return _state(rows[0]) if rows else None
 
-    async def claim_next(self, now: float) -> StoredRequest | None:
+    async def claim_next(self, now: float) -> ClaimedRequest | None:
         """The oldest QUEUED request, now PROCESSING; None when nothing waits."""
         rows = await self._db.run(
-            "UPDATE api_requests SET status = 'PROCESSING', updated_at = ? WHERE id = "
-            "(SELECT id FROM api_requests WHERE status = 'QUEUED' ORDER BY created_at LIMIT 1) RETURNING *",
+            "UPDATE api_requests SET status = 'PROCESSING', attempts = attempts + 1, updated_at = ? WHERE id = "
+            "(SELECT id FROM api_requests WHERE status = 'QUEUED' ORDER BY created_at LIMIT 1) "
+            "RETURNING id, body, attempts",
             (now,),
         )
-        return _from_row(rows[0]) if rows else None
+        if not rows:
+            return None
+        row = rows[0]
+        request = await asyncio.to_thread(lambda: SmartResizeRequest.from_json(json.loads(row["body"])))
+        return ClaimedRequest(row["id"], request, row["attempts"])
 
     async def requeue_interrupted(self, now: float) -> int:
         """At start: requests a stopped server was processing go back to the queue. Returns how many are queued."""
@@ -108,10 +131,10 @@ class RequestStore:
         await self._db.run("DELETE FROM api_requests WHERE id = ?", (request_id,))
 
 
-def _from_row(row: Any) -> StoredRequest:
-    return StoredRequest(
+def _state(row: Any) -> RequestState:
+    return RequestState(
         id=row["id"],
-        request=SmartResizeRequest.from_json(json.loads(row["body"])),
+        sync_mode=bool(row["sync_mode"]),
         status=Status(row["status"]),
         error=row["error"],
         files=json.loads(row["files"]) if row["files"] else [],

@@ -16,6 +16,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -40,7 +41,7 @@ from bot.smart_resize.contract import (
 )
 from bot.smart_resize.engine import EngineError, Limits, Output, ResizeRequest, Size
 from bot.smart_resize.engine.pool import EnginePool
-from bot.smart_resize.request_store import RequestStore, StoredRequest
+from bot.smart_resize.request_store import ClaimedRequest, RequestStore
 from bot.sqlite import DEFAULT_DATABASE_URL, sqlite_path
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,11 @@ MODEL_ID = "smart-resize"
 _MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 _DEFAULT_DB = sqlite_path(DEFAULT_DATABASE_URL)
 UNAUTHORIZED = {"error": "Unauthorized", "details": f"A valid {KEY_HEADER} header is required"}
+LOOPBACK_ONLY = {"error": "Forbidden", "details": "Without API keys this server only answers requests to localhost"}
+GAVE_UP = "Internal error; the request was not charged."
+MAX_ATTEMPTS = 3
+_REQUEST_ID = re.compile(r"smart-resize_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_MEDIA_NAME = re.compile(r"output_\d+x\d+_\d+\.(png|jpeg|webp)")
 
 
 @dataclass(frozen=True)
@@ -94,8 +100,8 @@ class SmartResizeServer:
         self.fetcher = SafeFetcher(NetworkPolicy(config.allow_networks), max_bytes=config.max_image_bytes)
         # One token per QUEUED row this process knows of; the rows themselves are the queue (RequestStore).
         self._ready: asyncio.Queue[None] = asyncio.Queue()
+        self._adding = 0  # submits between the queue check and their token: counted so a burst can't overfill it
         self._tasks: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
-        self._waiters: dict[str, asyncio.Event] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -153,11 +159,24 @@ class SmartResizeServer:
             )
         except ContractError as error:
             return web.json_response(error.body.to_json(), status=400)
+        except web.HTTPException as error:  # 413 for an oversized body, and the like: JSON too, as the contract has
+            if error.status < 400:
+                raise
+            details = error.text or error.reason
+            return web.json_response({"error": error.reason, "details": details}, status=error.status)
+        except Exception:
+            log.exception("%s %s failed", request.method, request.path)
+            return web.json_response(
+                {"error": "Internal server error", "details": "The request failed on the server; try again"}, status=500
+            )
 
     @web.middleware
     async def _auth(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
+        if not self.config.keys and not _is_loopback(request.url.host or ""):
+            # Keyless means loopback only; a page that rebinds its DNS name to 127.0.0.1 still sends its own Host.
+            return web.json_response(LOOPBACK_ONLY, status=403)
         # Media links are capabilities handed to the client (like a CDN URL): they carry no key.
         needs_key = self.config.keys and not request.path.startswith("/media/")
         if needs_key and request.headers.get(KEY_HEADER, "") not in self.config.keys:
@@ -167,22 +186,21 @@ class SmartResizeServer:
     # --- routes -------------------------------------------------------------------------------------------------
 
     async def submit(self, request: web.Request) -> web.Response:
-        body = await _json_body(request)
-        api_request = SmartResizeRequest.from_json(body)
-        if self._ready.qsize() >= self.config.queue_size:
+        api_request = SmartResizeRequest.from_json(await _json_body(request))
+        if self._ready.qsize() + self._adding >= self.config.queue_size:
             return web.json_response(
                 {"error": "Too many requests", "details": "The queue is full; retry later"},
                 status=429,
                 headers={"Retry-After": "5"},
             )
         request_id = f"smart-resize_{uuid.uuid4()}"
-        await self.store.add(request_id, api_request, time.time())
-        done = asyncio.Event()
-        self._waiters[request_id] = done
+        self._adding += 1
+        try:
+            await self.store.add(request_id, api_request, time.time())
+        finally:
+            self._adding -= 1
         self._ready.put_nowait(None)
-        if api_request.sync_mode:
-            await done.wait()
-            return web.json_response((await self._status_of(request, request_id, inline=True)).to_json())
+        # sync_mode only changes how the outputs are linked (data URIs); the submit answers at once either way.
         polling_url = f"{self._origin(request)}/v2/requests/status/{request_id}"
         return web.json_response(SubmitResponse(request_id, Status.QUEUED, polling_url).to_json())
 
@@ -195,20 +213,24 @@ class SmartResizeServer:
 
     async def media(self, request: web.Request) -> web.FileResponse:
         request_id, name = request.match_info["request_id"], request.match_info["name"]
-        path = self.store.media_dir / request_id / name
-        if "/" in name or name.startswith(".") or not path.is_file():
+        # Only names this server made, of a request it has finished: never a path of the client's choosing.
+        if not (_REQUEST_ID.fullmatch(request_id) and _MEDIA_NAME.fullmatch(name)):
             raise web.HTTPNotFound()
-        kind = _MEDIA_TYPES.get(path.suffix.lstrip("."), "application/octet-stream")
+        state = await self.store.get(request_id)
+        if state is None or state.status is not Status.COMPLETED or name not in state.files:
+            raise web.HTTPNotFound()
+        path = self.store.media_dir / request_id / name
+        kind = _MEDIA_TYPES[path.suffix.lstrip(".")]
         return web.FileResponse(path, headers={"Content-Type": kind})
 
-    async def _status_of(self, request: web.Request, request_id: str, *, inline: bool = False) -> StatusResponse:
+    async def _status_of(self, request: web.Request, request_id: str) -> StatusResponse:
         stored = await self.store.get(request_id)
         if stored is None:
             raise web.HTTPNotFound()
         output = None
         if stored.status is Status.COMPLETED:
             media_type = stored.media_type or "image/png"
-            if inline:
+            if stored.sync_mode:
                 urls = [await self._data_uri(request_id, name, media_type) for name in stored.files]
             else:
                 urls = [f"{self._origin(request)}/media/{request_id}/{name}" for name in stored.files]
@@ -225,8 +247,11 @@ class SmartResizeServer:
         )
 
     async def _data_uri(self, request_id: str, name: str, media_type: str) -> str:
-        data = await asyncio.to_thread((self.store.media_dir / request_id / name).read_bytes)
-        return f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"
+        def encode() -> str:
+            data = (self.store.media_dir / request_id / name).read_bytes()
+            return f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"
+
+        return await asyncio.to_thread(encode)
 
     def _origin(self, request: web.Request) -> str:
         if self.config.public_url:
@@ -238,24 +263,33 @@ class SmartResizeServer:
     async def _worker(self) -> None:
         while True:
             await self._ready.get()
-            claimed = await self.store.claim_next(time.time())
+            try:
+                claimed = await self.store.claim_next(time.time())
+            except Exception:  # the database is locked or failing: keep the token, try again shortly
+                log.exception("could not claim a request; retrying")
+                self._ready.put_nowait(None)
+                await asyncio.sleep(1.0)
+                continue
             if claimed is None:  # its row is gone (deleted by hand): nothing to do for this token
                 continue
             try:
-                await self._process(claimed)
+                if claimed.attempts > MAX_ATTEMPTS:
+                    log.error("request %s was interrupted %d times; giving up", claimed.id, claimed.attempts - 1)
+                    await self._finish(claimed.id, Status.ERROR, error=GAVE_UP)
+                else:
+                    await self._process(claimed)
             except Exception:  # one bad request must not stop the worker
                 log.exception("request %s crashed", claimed.id)
-                await self._finish(claimed.id, Status.ERROR, error="Internal error; the request was not charged.")
-            finally:
-                waiter = self._waiters.pop(claimed.id, None)
-                if waiter is not None:
-                    waiter.set()
+                with contextlib.suppress(Exception):  # if even this fails, a restart queues the request again
+                    await self._finish(claimed.id, Status.ERROR, error=GAVE_UP)
 
-    async def _process(self, claimed: StoredRequest) -> None:
+    async def _process(self, claimed: ClaimedRequest) -> None:
         api_request = claimed.request
         try:
             if api_request.image_url.startswith("data:"):
-                source = decode_data_uri(api_request.image_url, max_bytes=self.config.max_image_bytes)
+                source = await asyncio.to_thread(
+                    decode_data_uri, api_request.image_url, max_bytes=self.config.max_image_bytes
+                )
             else:
                 source = await self.fetcher.fetch(api_request.image_url, max_bytes=self.config.max_image_bytes)
             result = await self.pool.resize(source.data, _engine_request(api_request))
@@ -279,7 +313,10 @@ class SmartResizeServer:
 
     async def _expire_loop(self) -> None:
         while True:
-            await self.expire()
+            try:
+                await self.expire()
+            except Exception:  # a failed sweep is retried on the next round, not the end of all cleaning
+                log.exception("expiring old requests failed")
             await asyncio.sleep(self.config.cleanup_every_s)
 
     async def expire(self, now: float | None = None) -> int:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from bot.jobs.store import Job, JobStore
 from bot.smart_resize.contract import SmartResizeRequest, Status
 from tests.images import astronaut
 from tests.slack_api.emulator import SlackEmulator
-from tests.slack_api.harness import running_app
-from tests.smart_resize.fault_server import API_KEY, FaultServer, respond
+from tests.slack_api.harness import eventually, running_app
+from tests.smart_resize.fault_server import API_KEY, Fault, FaultServer, drop, respond
 
 
 def _hosted(api: FaultServer) -> dict[str, str]:
@@ -125,6 +127,49 @@ async def test_hosted_failures_reach_the_user_in_plain_words(tmp_path: Path) -> 
         await api.close()
     assert "credits" in notice
     assert "Traceback" not in notice
+
+
+@pytest.mark.parametrize("fault", [respond(503, accept=True), drop(accept=True)], ids=["503", "dropped"])
+async def test_a_submit_the_service_may_have_taken_is_never_sent_again(tmp_path: Path, fault: Fault) -> None:
+    api = await FaultServer().start()
+    api.script("submit", fault)  # the gateway failed after its backend accepted the job
+    try:
+        async with SlackEmulator() as slack:
+            slack.add_channel("C1", members=("U1",))
+            slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "crew.jpg")])
+            async with running_app(slack, tmp_path, **_hosted(api)) as app:
+                await app.command("300x300")
+                await app.services.runner.idle()
+                [job] = await app.services.store.recent_for_user("U1")
+            [notice] = slack.ephemerals_for("U1")
+    finally:
+        await api.close()
+    assert api.count("submit") == 1 and len(api.jobs) == 1  # one paid job, however the runner retries
+    assert job.state == "failed"
+    assert "may still run" in notice and "wait a few minutes" in notice
+
+
+async def test_a_completed_job_without_images_is_an_error_not_an_empty_delivery(tmp_path: Path) -> None:
+    api = await FaultServer().start()
+    empty = {"request_id": "", "status": "COMPLETED", "output": {"media_url": [], "media_type": "image/png"}}
+
+    async def answer_empty() -> None:  # the status answer must name the job the submit created
+        await eventually(lambda: bool(api.jobs))
+        api.script("status_get", respond(200, {**empty, "request_id": next(iter(api.jobs))}))
+
+    try:
+        async with SlackEmulator() as slack:
+            slack.add_channel("C1", members=("U1",))
+            message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "crew.jpg")])
+            async with running_app(slack, tmp_path, **_hosted(api)) as app:
+                await asyncio.gather(app.command("300x300"), answer_empty())
+                await app.services.runner.idle()
+            uploads = slack.uploads_in_thread("C1", message["ts"])
+            [notice] = slack.ephemerals_for("U1")
+    finally:
+        await api.close()
+    assert uploads == []
+    assert "Traceback" not in notice and "Smart Resize API" in notice
 
 
 async def test_hosted_backend_against_our_own_server(tmp_path: Path) -> None:
