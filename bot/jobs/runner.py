@@ -33,7 +33,7 @@ from bot.jobs.store import Job, JobStore
 from bot.net import FetchError, SafeFetcher
 from bot.slack import download_slack_file
 from bot.slack.delivery import Delivery, marker
-from bot.slack.messages import progress_blocks
+from bot.slack.messages import escape_mrkdwn, progress_blocks
 from bot.smart_resize.client import RateLimited, ServerError, TransportError
 from bot.smart_resize.engine import EngineError
 from bot.user_errors import UserError, user_message
@@ -109,9 +109,10 @@ class JobRunner:
         while not self._stopping:
             try:
                 await self._schedule()
+                wakeup = await self._next_wakeup()
             except Exception:  # the runner must outlive any one bad row or a locked database
                 log.exception("job scheduling failed; retrying")
-            wakeup = await self._next_wakeup()
+                wakeup = 1.0
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wakeup)
@@ -203,14 +204,15 @@ class JobRunner:
         source = job.source
         thread_ts = job.thread_ts
         if source["kind"] == "latest":
-            file, thread_ts = await self._latest_image(job.channel_id)
+            file, thread_ts = await self._latest_image(job.channel_id, job.created_at)
             source = {"kind": "slack_file", "file": file, "message_ts": thread_ts}
             job = await self.store.update(job, source=source, thread_ts=thread_ts)
         elif thread_ts is None:
             # A link, or an image uploaded in the modal: there is no message to answer, so post one.
             thread_ts = await self.delivery.find_own_post(job.channel_id, tag)
             if thread_ts is None:
-                what = source["url"] if source["kind"] == "url" else "an uploaded image"
+                # The link is shown, not linked: escaped, it can't become <!channel> or a disguised <url|text>.
+                what = escape_mrkdwn(source["url"]) if source["kind"] == "url" else "an uploaded image"
                 thread_ts = await self.delivery.post(
                     job.channel_id, f"<@{job.user_id}> asked for {_describe_sizes(job.spec)} of {what} · _{tag}_"
                 )
@@ -228,9 +230,10 @@ class JobRunner:
             await self.delivery.set_status(job.channel_id, _source_message_ts(job), "working")
         return await self.store.update(job, state="anchored")
 
-    async def _latest_image(self, channel: str) -> tuple[dict[str, Any], str]:
-        oldest = str(self.clock() - LATEST_IMAGE_WINDOW_S)
-        response = await self.client.conversations_history(channel=channel, oldest=oldest, limit=100)
+    async def _latest_image(self, channel: str, asked_at: float) -> tuple[dict[str, Any], str]:
+        # The latest as of the request, not of the run: a busy runner or a restart must not pick a later image.
+        oldest, latest = str(asked_at - LATEST_IMAGE_WINDOW_S), str(asked_at)
+        response = await self.client.conversations_history(channel=channel, oldest=oldest, latest=latest, limit=100)
         messages: list[dict[str, Any]] = response.get("messages", [])
         for message in messages:
             for file in message.get("files", []) or []:

@@ -35,3 +35,8 @@ def progress_blocks(
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
     return blocks
+
+
+def escape_mrkdwn(text: str) -> str:
+    """User text shown as is: Slack reads &, < and > as markup (<!channel>, <url|label>) unless escaped."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -101,7 +101,8 @@ async def test_link_gets_an_anchor_message_and_results_in_its_thread(slack: Slac
     url = f"http://127.0.0.1:{server.port}/p.jpg"
     try:
         async with running_app(slack, tmp_path, FETCH_ALLOW_PRIVATE_NETWORKS="127.0.0.1/32") as app:
-            _status, body = await app.command(f"500x500 <{url}> --format webp")
+            # Slack escapes < and > in command text; the link itself carries a channel ping.
+            _status, body = await app.command(f"500x500 <{url}?x=&lt;!channel&gt;> --format webp")
             assert "this link" in body
             await app.services.runner.idle()
     finally:
@@ -109,6 +110,8 @@ async def test_link_gets_an_anchor_message_and_results_in_its_thread(slack: Slac
     anchors = [m for m in slack.channels["C1"].messages if m["user"] == BOT_USER and "thread_ts" not in m]
     assert len(anchors) == 1
     assert url in anchors[0]["text"]
+    assert "<!channel>" not in anchors[0]["text"]  # the link is shown escaped: it can't ping the channel
+    assert f"{url}?x=&lt;!channel&gt;" in anchors[0]["text"]
     uploads = slack.uploads_in_thread("C1", anchors[0]["ts"])
     assert [(u["title"], Image.open(io.BytesIO(u["bytes"])).format) for u in uploads] == [("500x500", "WEBP")]
 

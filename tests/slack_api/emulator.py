@@ -76,7 +76,7 @@ class SlackEmulator:
         # python-slack-sdk #1818 (open): with alt_txt the upload succeeds but the files are never shared.
         self.alt_txt_breaks_sharing = False  # method -> seconds to wait after acting, before answering
         self._ids = itertools.count(1)
-        self._clock = itertools.count(1)
+        self._last_ts = 0.0
         self._server: TestServer | None = None
         self.sockets: list[web.WebSocketResponse] = []
         self.socket_acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -444,7 +444,9 @@ class SlackEmulator:
         return web.Response(text="ok")
 
     def _ts(self) -> str:
-        return f"{int(time.time())}.{next(self._clock):06d}"
+        # Like Slack's: the posting time to the microsecond, and unique.
+        self._last_ts = max(time.time(), self._last_ts + 1e-6)
+        return f"{self._last_ts:.6f}"
 
 
 def _error(code: str) -> web.Response:

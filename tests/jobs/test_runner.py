@@ -1,0 +1,72 @@
+"""The job runner inside the real app, against the Slack emulator: what it does when time or the database misbehave."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot.jobs.store import Job, JobStore
+from tests.images import astronaut, encode, photo
+from tests.slack_api.emulator import SlackEmulator
+from tests.slack_api.harness import eventually, running_app
+
+
+@pytest.fixture
+async def slack() -> SlackEmulator:  # type: ignore[misc]
+    async with SlackEmulator() as emulator:
+        emulator.add_channel("C1", members=("U1",))
+        yield emulator
+
+
+async def test_the_runner_outlives_a_failing_database_call(
+    slack: SlackEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "a.jpg")])
+    async with running_app(slack, tmp_path) as app:
+        store = app.services.store
+        real_next_wakeup = store.next_wakeup
+        failed: list[bool] = []
+
+        async def locked_once() -> float | None:
+            if not failed:
+                failed.append(True)
+                raise sqlite3.OperationalError("database is locked")
+            return await real_next_wakeup()
+
+        monkeypatch.setattr(store, "next_wakeup", locked_once)
+        await app.command("300x300")
+        await eventually(lambda: len(slack.uploads_in_thread("C1", first["ts"])) == 1)
+        assert failed  # the scheduler's bookkeeping failed once, after the first job started
+        # A job accepted afterwards still runs: the loop went on.
+        second = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "b.jpg")])
+        await app.command("200x200")
+        await eventually(lambda: len(slack.uploads_in_thread("C1", second["ts"])) == 1)
+        await app.services.runner.idle()
+
+
+async def test_the_latest_image_is_the_latest_when_asked_not_when_run(slack: SlackEmulator, tmp_path: Path) -> None:
+    asked_about = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "asked.jpg")])
+    # Accepted, then the process stopped before running it (or the runner was busy)...
+    store = JobStore(tmp_path / "jobs.db")
+    await store.insert(
+        Job(
+            id="",
+            dedup_key="command:latest-1",
+            trigger="command",
+            channel_id="C1",
+            user_id="U1",
+            source={"kind": "latest"},
+            spec={"sizes": [[300, 300]], "output_format": "jpeg"},
+        )
+    )
+    store.close()
+    # ...and meanwhile someone shared another image.
+    later = slack.post_user_message(
+        "C1", "U1", "", files=[slack.add_file(encode(photo(640, 480), "PNG"), "later.png", "image/png")]
+    )
+    async with running_app(slack, tmp_path) as app:
+        await app.services.runner.idle()
+    assert [u["name"] for u in slack.uploads_in_thread("C1", asked_about["ts"])] == ["asked_300x300.jpg"]
+    assert slack.uploads_in_thread("C1", later["ts"]) == []
