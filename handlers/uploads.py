@@ -33,6 +33,19 @@ def register(app: AsyncApp, services: Services) -> None:
             )
             return
         command = parsed if isinstance(parsed, ResizeCommand) else ResizeCommand()
+        notes = " ".join(parsed.notes)
+        if notes and not command.sizes:
+            # Every size asked for was unusable: the defaults would be a guess the user did not make.
+            await services.delivery.ephemeral(
+                channel,
+                user,
+                f"{notes} Nothing started: mention me again with sizes like `1080x1080` or a preset "
+                "(`/resize help` lists them).",
+                thread_ts=reply_in,
+            )
+            return
+        if notes:
+            await services.delivery.ephemeral(channel, user, notes, thread_ts=reply_in)
         options = options_from(command)
         await submit_images(
             services,

@@ -75,6 +75,23 @@ async def test_mention_on_an_upload_resizes_each_image(slack: SlackEmulator, tmp
     assert sorted(u["name"] for u in slack.uploads_in_thread("C1", message["ts"])) == ["a_400x400.jpg", "b_400x400.jpg"]
 
 
+async def test_a_mention_says_what_it_left_out_and_never_guesses_sizes(slack: SlackEmulator, tmp_path: Path) -> None:
+    unusable = _share(slack, f"<@{BOT_USER}> 99999x99999 please")
+    partly = _share(slack, f"<@{BOT_USER}> 400x400 --variants 99")
+    async with running_app(slack, tmp_path) as app:
+        await app.event({**unusable, "type": "app_mention", "channel": "C1"})
+        await app.event({**partly, "type": "app_mention", "channel": "C1"})
+        await eventually(lambda: len(slack.uploads_in_thread("C1", partly["ts"])) == 1)
+        await app.services.runner.idle()
+        jobs = await app.services.store.recent_for_user("U1")
+    nothing, left_out = sorted(slack.ephemerals_for("U1"), key=lambda text: "Nothing started" not in text)
+    assert "99999x99999 is outside the supported range" in nothing and "Nothing started" in nothing
+    assert "--variants takes a whole number" in left_out
+    assert slack.uploads_in_thread("C1", unusable["ts"]) == []  # no job on default sizes the user never asked for
+    assert [u["title"] for u in slack.uploads_in_thread("C1", partly["ts"])] == ["400x400"]
+    assert len(jobs) == 1
+
+
 async def test_retried_and_duplicated_events_post_once(slack: SlackEmulator, tmp_path: Path) -> None:
     message = _share(slack, f"<@{BOT_USER}> 300x300")
     event = {**message, "type": "app_mention", "channel": "C1"}
