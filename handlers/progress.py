@@ -32,7 +32,9 @@ def register(app: AsyncApp, services: Services) -> None:
             )
             return
         tag = f"crop map · _{marker(job.short_id)}_"
-        if await services.delivery.find_own_post(channel, tag, thread_ts=job.thread_ts, with_files=True):
+        if await services.delivery.find_own_post(
+            channel, tag, since=job.created_at, thread_ts=job.thread_ts, with_files=True
+        ):
             await services.delivery.ephemeral(channel, user, "The crop map is already in this thread.")
             return
         await services.delivery.upload_file(

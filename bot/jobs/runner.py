@@ -194,7 +194,9 @@ class JobRunner:
         if job.state == "delivering":
             tag = marker(job.short_id)
             assert job.thread_ts is not None
-            if await self.delivery.find_own_post(job.channel_id, tag, thread_ts=job.thread_ts, with_files=True):
+            if await self.delivery.find_own_post(
+                job.channel_id, tag, since=job.created_at, thread_ts=job.thread_ts, with_files=True
+            ):
                 return await self._complete(job, already_posted=True)
             return await self._deliver(job, await self._resize(job))
         raise RuntimeError(f"job {job.short_id} in unexpected state {job.state}")
@@ -209,7 +211,7 @@ class JobRunner:
             job = await self.store.update(job, source=source, thread_ts=thread_ts)
         elif thread_ts is None:
             # A link, or an image uploaded in the modal: there is no message to answer, so post one.
-            thread_ts = await self.delivery.find_own_post(job.channel_id, tag)
+            thread_ts = await self.delivery.find_own_post(job.channel_id, tag, since=job.created_at)
             if thread_ts is None:
                 # The link is shown, not linked: escaped, it can't become <!channel> or a disguised <url|text>.
                 what = escape_mrkdwn(source["url"]) if source["kind"] == "url" else "an uploaded image"
@@ -219,7 +221,9 @@ class JobRunner:
             job = await self.store.update(job, thread_ts=thread_ts)
         assert thread_ts is not None
         if job.progress_ts is None:
-            progress_ts = await self.delivery.find_own_post(job.channel_id, tag, thread_ts=thread_ts)
+            progress_ts = await self.delivery.find_own_post(
+                job.channel_id, tag, since=job.created_at, thread_ts=thread_ts
+            )
             if progress_ts is None:
                 text = f":hourglass_flowing_sand: Resizing to {_describe_sizes(job.spec)}… · _{tag}_"
                 progress_ts = await self.delivery.post(

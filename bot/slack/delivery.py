@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ from bot.backends import ResizedImage
 log = logging.getLogger(__name__)
 
 SHARE_CHECKS = 5  # about 8 s in all: Slack shares a completed upload within a second or two
+CLOCK_SKEW_S = 300.0
 
 STATUS_REACTIONS = {"working": "hourglass_flowing_sand", "done": "white_check_mark", "failed": "x"}
 
@@ -52,23 +54,36 @@ class Delivery:
         await self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks or [])
 
     async def find_own_post(
-        self, channel: str, tag: str, *, thread_ts: str | None = None, with_files: bool = False
+        self, channel: str, tag: str, *, since: float, thread_ts: str | None = None, with_files: bool = False
     ) -> str | None:
-        """The ts of a message this bot already posted with ``tag`` in it (in a thread, or the channel's last hour)."""
+        """The ts of a message this bot posted with ``tag`` in it, in a thread or in the channel, at ``since`` or later.
+
+        Every page from ``since`` on is read: a busy thread's new replies come after its first 200, and missing our
+        own post would mean posting it twice.
+        """
         bot = await self.bot_user_id()
-        if thread_ts is not None:
-            response = await self.client.conversations_replies(channel=channel, ts=thread_ts, limit=200)
-        else:
-            response = await self.client.conversations_history(channel=channel, limit=100)
-        messages: list[dict[str, Any]] = response.get("messages", [])
-        for message in messages:
-            if message.get("user") != bot or message.get("ts") == thread_ts:  # not ours, or the thread's parent
-                continue
-            if with_files and not message.get("files"):
-                continue
-            if tag in _message_text(message):
-                return str(message["ts"])
-        return None
+        oldest = f"{since - CLOCK_SKEW_S:.6f}"  # our clock against Slack's: a post's ts may read a little earlier
+        cursor: str | None = None
+        while True:
+            if thread_ts is not None:
+                response = await self.client.conversations_replies(
+                    channel=channel, ts=thread_ts, oldest=oldest, limit=200, cursor=cursor
+                )
+            else:
+                response = await self.client.conversations_history(
+                    channel=channel, oldest=oldest, limit=200, cursor=cursor
+                )
+            messages: list[dict[str, Any]] = response.get("messages", [])
+            for message in messages:
+                if message.get("user") != bot or message.get("ts") == thread_ts:  # not ours, or the thread's parent
+                    continue
+                if with_files and not message.get("files"):
+                    continue
+                if tag in _message_text(message):
+                    return str(message["ts"])
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if cursor is None:
+                return None
 
     async def set_status(self, channel: str, ts: str, status: str) -> None:
         """Swap the status reaction on the source message; reactions are decoration, so failures are only logged."""
@@ -108,10 +123,11 @@ class Delivery:
     async def _upload_checked(
         self, channel: str, thread_ts: str, uploads: list[dict[str, Any]], comment: str, tag: str
     ) -> None:
+        started = time.time()
         await self.client.files_upload_v2(
             channel=channel, thread_ts=thread_ts, file_uploads=uploads, initial_comment=comment
         )
-        if await self._shared(channel, thread_ts, tag):
+        if await self._shared(channel, thread_ts, tag, since=started):
             return
         log.warning("upload accepted but not shared in %s; uploading again without alt text", channel)
         for upload in uploads:
@@ -120,10 +136,10 @@ class Delivery:
             channel=channel, thread_ts=thread_ts, file_uploads=uploads, initial_comment=comment
         )
 
-    async def _shared(self, channel: str, thread_ts: str, tag: str) -> bool:
+    async def _shared(self, channel: str, thread_ts: str, tag: str, *, since: float) -> bool:
         delay = 0.25
         for _ in range(SHARE_CHECKS):
-            if await self.find_own_post(channel, tag, thread_ts=thread_ts, with_files=True):
+            if await self.find_own_post(channel, tag, since=since, thread_ts=thread_ts, with_files=True):
                 return True
             await asyncio.sleep(delay)
             delay *= 2

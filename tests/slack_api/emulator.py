@@ -291,16 +291,8 @@ class SlackEmulator:
         channel = self._member_channel(params)
         if isinstance(channel, str):
             return channel
-        oldest = float(params.get("oldest") or 0)
-        latest = float(params.get("latest") or "inf")
-        inclusive = str(params.get("inclusive", "")).lower() in ("1", "true")
         top = [m for m in channel.messages if "thread_ts" not in m or m["thread_ts"] == m["ts"]]
-        newest_first = [
-            m
-            for m in reversed(top)
-            if oldest <= float(m["ts"]) and (float(m["ts"]) < latest or (inclusive and float(m["ts"]) == latest))
-        ]
-        return {"messages": newest_first[: int(params.get("limit") or 100)], "has_more": False}
+        return _page(list(reversed(_between(top, params))), params)  # newest first, as Slack pages it
 
     def _conversations_replies(self, params: dict[str, Any]) -> dict[str, Any] | str:
         channel = self._member_channel(params)
@@ -310,7 +302,8 @@ class SlackEmulator:
         parent = [m for m in channel.messages if m["ts"] == ts]
         if not parent:
             return "thread_not_found"
-        return {"messages": parent + self.thread(channel.id, ts), "has_more": False}
+        # The parent first, then the replies oldest first: a busy thread's newest replies are on later pages.
+        return _page(parent + _between(self.thread(channel.id, ts), params), params)
 
     def _conversations_members(self, params: dict[str, Any]) -> dict[str, Any] | str:
         channel = self._member_channel(params)
@@ -447,6 +440,25 @@ class SlackEmulator:
         # Like Slack's: the posting time to the microsecond, and unique.
         self._last_ts = max(time.time(), self._last_ts + 1e-6)
         return f"{self._last_ts:.6f}"
+
+
+def _between(messages: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
+    oldest = float(params.get("oldest") or 0)
+    latest = float(params.get("latest") or "inf")
+    inclusive = str(params.get("inclusive", "")).lower() in ("1", "true")
+    return [m for m in messages if oldest <= float(m["ts"]) < latest or (inclusive and float(m["ts"]) == latest)]
+
+
+def _page(messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+    """Slack's cursor pagination: ``limit`` per page, ``response_metadata.next_cursor`` empty on the last."""
+    start = int(params.get("cursor") or 0)
+    end = start + int(params.get("limit") or 100)
+    more = end < len(messages)
+    return {
+        "messages": messages[start:end],
+        "has_more": more,
+        "response_metadata": {"next_cursor": str(end) if more else ""},
+    }
 
 
 def _error(code: str) -> web.Response:

@@ -1,0 +1,37 @@
+"""Delivery against the Slack emulator: finding our own posts, however busy the thread."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.images import astronaut
+from tests.slack_api.emulator import SlackEmulator
+from tests.slack_api.harness import running_app
+
+
+async def test_a_result_in_a_thread_with_hundreds_of_replies_is_posted_once(tmp_path: Path) -> None:
+    async with SlackEmulator() as slack:
+        slack.add_channel("C1", members=("U1", "U2"))
+        message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "team.jpg")])
+        for n in range(260):  # more than one page of conversations.replies
+            slack.post_user_message("C1", "U2", f"reply {n}", thread_ts=message["ts"])
+        async with running_app(slack, tmp_path) as app:
+            await app.command("300x300")
+            await app.services.runner.idle()
+        uploads = slack.uploads_in_thread("C1", message["ts"])
+        pages = [call for name, call in slack.calls if name == "conversations.replies" and call.get("cursor")]
+    assert [u["title"] for u in uploads] == ["300x300"]
+    assert len(slack.calls_to("files.completeUploadExternal")) == 1  # shared once, seen as shared
+    assert pages  # the check read past the first page to find it
+
+
+async def test_find_own_post_reads_only_from_the_jobs_start(tmp_path: Path) -> None:
+    async with SlackEmulator() as slack:
+        slack.add_channel("C1", members=("U1",))
+        async with running_app(slack, tmp_path) as app:
+            delivery = app.services.delivery
+            old = await delivery.post("C1", "earlier job · _job 1a2b3c4d_")
+            assert await delivery.find_own_post("C1", "job 1a2b3c4d", since=time.time()) == old  # within the skew
+            assert await delivery.find_own_post("C1", "job 1a2b3c4d", since=time.time() + 3600) is None
+            assert await delivery.find_own_post("C1", "job ffffffff", since=time.time()) is None
