@@ -29,7 +29,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.backends import Backend, BackendResult, request_from_spec
-from bot.jobs.store import Job, JobStore
+from bot.jobs.store import Job, JobStore, StaleJob
 from bot.net import FetchError, SafeFetcher
 from bot.slack import download_slack_file
 from bot.slack.delivery import Delivery, marker
@@ -140,14 +140,21 @@ class JobRunner:
 
     async def cancel(self, job_id: str, by_user: str) -> str:
         """Stop a job's remaining work; only its requester may. Returns the sentence to show that user."""
-        job = await self.store.get(job_id)
-        if job is None:
-            return "I can't find that job any more."
-        if by_user != job.user_id:
-            return f"Only <@{job.user_id}>, who asked for this resize, can cancel it."
-        if job.finished:
-            return f"That job is already {job.state}."
-        job = await self.store.update(job, state="cancelled")
+        while True:
+            job = await self.store.get(job_id)
+            if job is None:
+                return "I can't find that job any more."
+            if by_user != job.user_id:
+                return f"Only <@{job.user_id}>, who asked for this resize, can cancel it."
+            if job.finished:
+                return f"That job is already {job.state}."
+            if job.state == "delivering":
+                return "Too late to cancel: the images are being posted to the thread now."
+            try:
+                job = await self.store.update(job, state="cancelled")
+                break
+            except StaleJob:  # the runner took a step meanwhile: look again
+                continue
         task = self._active.get(job_id)
         if task is not None:
             task.cancel()
@@ -169,7 +176,10 @@ class JobRunner:
                 fresh = await self.store.get(job.id)
                 if fresh is None or fresh.finished:
                     return  # cancelled meanwhile
-                job = await self._step(fresh)
+                try:
+                    job = await self._step(fresh)
+                except StaleJob:
+                    job = fresh  # moved on under us (Cancel): the loop reads it again
         except asyncio.CancelledError:
             if self._stopping:
                 raise
@@ -321,7 +331,12 @@ class JobRunner:
 
     async def _fail(self, job: Job, message: str) -> None:
         fresh = await self.store.get(job.id) or job
-        job = await self.store.update(fresh, state="failed", error=message)
+        if fresh.finished:
+            return  # cancelled meanwhile: that outcome and its message stand
+        try:
+            job = await self.store.update(fresh, state="failed", error=message)
+        except StaleJob:
+            return
         tag = marker(job.short_id)
         log.info("job %s failed: %s", job.short_id, message)
         if job.progress_ts:
@@ -336,6 +351,8 @@ class JobRunner:
 
     async def _retry_or_fail(self, job: Job, error: Exception) -> None:
         fresh = await self.store.get(job.id) or job
+        if fresh.finished:
+            return
         attempts = fresh.attempts + 1
         if attempts >= MAX_ATTEMPTS or not _transient(error):
             log.error("job %s gave up after %d attempts", job.short_id, attempts, exc_info=error)
@@ -343,7 +360,8 @@ class JobRunner:
             return
         delay = min(60.0, 2.0**attempts) * random.uniform(0.5, 1.0)
         log.warning("job %s attempt %d failed (%s); retrying in %.1fs", job.short_id, attempts, _kind(error), delay)
-        await self.store.update(fresh, attempts=attempts, not_before=self.clock() + delay)
+        with contextlib.suppress(StaleJob):  # cancelled meanwhile: nothing to retry
+            await self.store.update(fresh, attempts=attempts, not_before=self.clock() + delay)
 
     async def _quietly(self, step: Any) -> None:
         try:

@@ -48,6 +48,10 @@ CREATE TABLE IF NOT EXISTS channel_settings (
 """
 
 
+class StaleJob(Exception):
+    """The stored job is no longer in the state it was read in: read it again before going on."""
+
+
 @dataclass(frozen=True)
 class Job:
     id: str
@@ -121,7 +125,11 @@ class JobStore:
         return _from_row(rows[0]) if rows else None
 
     async def update(self, job: Job, **changes: Any) -> Job:
-        """Persist ``changes`` (a state step) and return the job as now stored."""
+        """Persist ``changes`` (a state step) and return the job as now stored.
+
+        Only while the stored state is still ``job.state``: a step taken on what was read before Cancel (or any
+        other writer) moved the job on raises StaleJob instead of undoing that move.
+        """
         unknown = set(changes) - _UPDATABLE
         if unknown:
             raise ValueError(f"not updatable: {sorted(unknown)}")
@@ -129,10 +137,12 @@ class JobStore:
         row = _to_row(updated)
         names = [*changes, "updated_at"]
         assignments = ", ".join(f"{name} = ?" for name in names)
-        await self._db.run(
-            f"UPDATE jobs SET {assignments} WHERE id = ?",  # noqa: S608 - names come from _UPDATABLE
-            (*(row[name] for name in names), job.id),
+        written = await self._db.run(
+            f"UPDATE jobs SET {assignments} WHERE id = ? AND state = ? RETURNING id",  # noqa: S608 - from _UPDATABLE
+            (*(row[name] for name in names), job.id, job.state),
         )
+        if not written:
+            raise StaleJob(job.id)
         return updated
 
     async def runnable(self, now: float, limit: int = 50) -> list[Job]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,24 @@ async def test_the_latest_image_is_the_latest_when_asked_not_when_run(slack: Sla
         await app.services.runner.idle()
     assert [u["name"] for u in slack.uploads_in_thread("C1", asked_about["ts"])] == ["asked_300x300.jpg"]
     assert slack.uploads_in_thread("C1", later["ts"]) == []
+
+
+async def test_cancel_is_refused_once_the_images_are_being_posted(slack: SlackEmulator, tmp_path: Path) -> None:
+    async with running_app(slack, tmp_path) as app:
+        job, _ = await app.services.store.insert(
+            Job(
+                id="",
+                dedup_key="command:posting-1",
+                trigger="command",
+                channel_id="C1",
+                user_id="U1",
+                source={"kind": "latest"},
+                spec={"sizes": [[300, 300]]},
+                state="delivering",
+                not_before=time.time() + 3600,  # held, so the runner does not pick it up during the test
+            )
+        )
+        answer = await app.services.runner.cancel(job.id, by_user="U1")
+        stored = await app.services.store.get(job.id)
+    assert answer == "Too late to cancel: the images are being posted to the thread now."
+    assert stored is not None and stored.state == "delivering"

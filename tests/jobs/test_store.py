@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.jobs.store import Job, JobStore
+import pytest
+
+from bot.jobs.store import Job, JobStore, StaleJob
 
 
 def _job(key: str = "upload:C1:1.0:F1", user: str = "U1") -> Job:
@@ -78,4 +80,18 @@ async def test_unknown_fields_cannot_be_updated(tmp_path: Path) -> None:
         assert "dedup_key" in str(error)
     else:
         raise AssertionError("dedup_key must not be updatable")
+    store.close()
+
+
+async def test_a_step_taken_on_a_stale_read_cannot_undo_a_cancel(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "jobs.db")
+    job, _ = await store.insert(_job())
+    runners_view = await store.update(job, state="anchored")  # what the runner read before resizing
+    await store.update(runners_view, state="cancelled")  # the requester pressed Cancel meanwhile
+    with pytest.raises(StaleJob):
+        await store.update(runners_view, state="delivering")
+    with pytest.raises(StaleJob):
+        await store.update(runners_view, progress_ts="9.0")
+    stored = await store.get(job.id)
+    assert stored is not None and stored.state == "cancelled" and stored.progress_ts is None
     store.close()
