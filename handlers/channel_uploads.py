@@ -20,6 +20,8 @@ def register(app: AsyncApp, services: Services) -> None:
         files = image_files(event)
         if not files:
             return
+        if f"<@{await services.delivery.bot_user_id()}>" in event.get("text", ""):
+            return  # a mention of the app: its handler takes the upload, with the sizes it asks for
         ts, user = event["ts"], event.get("user", "")
         options = ResizeOptions(sizes=await channel_sizes(services, channel))
         await submit_images(

@@ -57,7 +57,10 @@ class Intake:
     ) -> tuple[Job, bool]:
         """Returns (job, True) for a new job, or the existing job and False for a repeat of the same request."""
         existing = await self.store.by_dedup_key(dedup_key)
-        if existing is not None:
+        if existing is not None and existing.state in ("failed", "cancelled"):
+            # Asked again after it failed or was cancelled (the reaction removed and added, say): a new try.
+            await self.store.retire(existing)
+        elif existing is not None:
             return existing, False
         recent = await self.store.count_since(user_id, self.clock() - 3600)
         if recent >= self.jobs_per_user_per_hour:

@@ -116,6 +116,13 @@ class JobStore:
         assert existing is not None
         return existing, False
 
+    async def retire(self, job: Job) -> None:
+        """Free a failed or cancelled job's dedup key, so asking again (a new reaction, say) makes a new job."""
+        await self._db.run(
+            "UPDATE jobs SET dedup_key = dedup_key || '#' || id WHERE id = ? AND state IN ('failed', 'cancelled')",
+            (job.id,),
+        )
+
     async def get(self, job_id: str) -> Job | None:
         rows = await self._db.run("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return _from_row(rows[0]) if rows else None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from tests.images import astronaut
-from tests.slack_api.emulator import SlackEmulator
+from tests.slack_api.emulator import BOT_USER, SlackEmulator
 from tests.slack_api.harness import eventually, running_app
 
 
@@ -43,6 +44,41 @@ async def test_reaction_resizes_into_the_thread_and_re_adding_repeats_nothing(
         await app.services.runner.idle()
     assert [u["title"] for u in slack.uploads_in_thread("C1", message["ts"])] == ["300x300"]
     assert len(slack.calls_to("files.completeUploadExternal")) == 1
+
+
+async def test_reacting_again_after_a_failure_tries_again(slack: SlackEmulator, tmp_path: Path) -> None:
+    message = slack.post_user_message("C1", "U1", "our new hire", files=[slack.add_file(astronaut(), "hire.jpg")])
+    slack.fail_next("chat.postMessage", "not_in_channel")  # e.g. the app was removed from the channel
+    async with running_app(slack, tmp_path, DEFAULT_SIZES="300x300") as app:
+        await app.event(_reaction(message))
+        await eventually(lambda: len(slack.ephemerals_for("U2")) == 1)
+        await app.services.runner.idle()
+        assert "invite me" in slack.ephemerals_for("U2")[0]
+        # Invited back, the person removes the reaction and adds it again.
+        await app.event({**_reaction(message), "type": "reaction_removed"})
+        await app.event(_reaction(message))
+        await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 1)
+        await app.services.runner.idle()
+        jobs = await app.services.store.recent_for_user("U2")
+    assert sorted(job.state for job in jobs) == ["done", "failed"]
+
+
+async def test_a_mention_in_an_auto_resize_channel_gets_the_sizes_it_asks_for(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    async with running_app(slack, tmp_path) as app:
+        await app.command("auto on 400x400", response_url=slack.response_url())
+        await eventually(lambda: len(slack.responses) == 1)
+        message = slack.post_user_message(
+            "C1", "U1", f"<@{BOT_USER}> 200x100", files=[slack.add_file(astronaut(), "launch.jpg")]
+        )
+        # Slack sends both; here the channel's upload event first, handled before the mention arrives.
+        await app.event({**message, "channel": "C1", "channel_type": "channel"})
+        await asyncio.sleep(0.5)  # the handler runs after the ack: give it time to act, if it is going to
+        await app.event({**message, "type": "app_mention", "channel": "C1"})
+        await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 1)
+        await app.services.runner.idle()
+    assert [u["title"] for u in slack.uploads_in_thread("C1", message["ts"])] == ["200x100"]
 
 
 async def test_reaction_on_a_message_without_images_says_so(slack: SlackEmulator, tmp_path: Path) -> None:
