@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +46,12 @@ LATEST_IMAGE_WINDOW_S = 3600
 
 @dataclass
 class RunnerConfig:
-    bot_token: str
+    bot_token: str = field(repr=False)
     slack_api_url: str
     max_download_bytes: int
     max_concurrent_jobs: int = 4
     crop_map_dir: Path | None = None  # where crop maps are kept for the "Show crop map" button
+    crop_map_ttl_s: float = 7 * 24 * 3600.0  # then the button says the map has expired
 
 
 class JobRunner:
@@ -74,6 +75,7 @@ class JobRunner:
         self.clock = clock
         self._wake = asyncio.Event()
         self._active: dict[str, asyncio.Task[None]] = {}  # strong references: the loop must not lose a job
+        self._pruned_at = float("-inf")
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -109,6 +111,7 @@ class JobRunner:
         while not self._stopping:
             try:
                 await self._schedule()
+                await self._prune_crop_maps()
                 wakeup = await self._next_wakeup()
             except Exception:  # the runner must outlive any one bad row or a locked database
                 log.exception("job scheduling failed; retrying")
@@ -116,6 +119,23 @@ class JobRunner:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wakeup)
+
+    async def _prune_crop_maps(self) -> None:
+        """At most hourly: delete crop maps past their time, so the folder does not grow with every job."""
+        directory = self.config.crop_map_dir
+        if directory is None or self.clock() - self._pruned_at < 3600:
+            return
+        self._pruned_at = self.clock()
+        cutoff = self._pruned_at - self.config.crop_map_ttl_s
+
+        def prune() -> int:
+            old = [path for path in directory.glob("*.jpg") if path.stat().st_mtime < cutoff]
+            for path in old:
+                path.unlink(missing_ok=True)
+            return len(old)
+
+        if directory.is_dir() and (removed := await asyncio.to_thread(prune)):
+            log.info("deleted %d expired crop maps", removed)
 
     async def _next_wakeup(self) -> float:
         next_time = await self.store.next_wakeup()

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
@@ -171,7 +172,11 @@ class Delivery:
             log.warning("could not tell %s in the channel: %s", user, error.response.get("error"))
         if response_url:
             webhook = AsyncWebhookClient(response_url, session=self.client.session)
-            response = await webhook.send(text=text, response_type="ephemeral", replace_original=False)
+            try:
+                response = await webhook.send(text=text, response_type="ephemeral", replace_original=False)
+            except (aiohttp.ClientError, TimeoutError) as error:  # the last way to reach them: log, don't crash the job
+                log.warning("response_url failed: %s", type(error).__name__)
+                return
             if response.status_code != 200:
                 log.warning("response_url answered %s", response.status_code)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -92,3 +93,16 @@ async def test_cancel_is_refused_once_the_images_are_being_posted(slack: SlackEm
         stored = await app.services.store.get(job.id)
     assert answer == "Too late to cancel: the images are being posted to the thread now."
     assert stored is not None and stored.state == "delivering"
+
+
+async def test_expired_crop_maps_are_deleted(slack: SlackEmulator, tmp_path: Path) -> None:
+    maps = tmp_path / "crop-maps"  # beside the database, where the app keeps them
+    maps.mkdir()
+    expired, recent = maps / "old-job.jpg", maps / "new-job.jpg"
+    for path in (expired, recent):
+        path.write_bytes(b"\xff\xd8 a crop map")
+    eight_days_ago = time.time() - 8 * 24 * 3600
+    os.utime(expired, (eight_days_ago, eight_days_ago))
+    async with running_app(slack, tmp_path):
+        await eventually(lambda: not expired.exists())
+    assert recent.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
@@ -35,3 +36,14 @@ async def test_find_own_post_reads_only_from_the_jobs_start(tmp_path: Path) -> N
             assert await delivery.find_own_post("C1", "job 1a2b3c4d", since=time.time()) == old  # within the skew
             assert await delivery.find_own_post("C1", "job 1a2b3c4d", since=time.time() + 3600) is None
             assert await delivery.find_own_post("C1", "job ffffffff", since=time.time()) is None
+
+
+async def test_a_dead_response_url_is_logged_not_raised(tmp_path: Path) -> None:
+    async with SlackEmulator() as slack:
+        slack.add_channel("C1", members=("U1",), bot_member=False)  # postEphemeral fails: not in the channel
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            dead_port = probe.getsockname()[1]  # nothing listens here once the probe closes
+        async with running_app(slack, tmp_path) as app:
+            await app.services.delivery.ephemeral("C1", "U1", "hello", response_url=f"http://127.0.0.1:{dead_port}/r")
+        assert slack.calls_to("chat.postEphemeral")
