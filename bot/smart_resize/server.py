@@ -275,13 +275,13 @@ class SmartResizeServer:
             try:
                 if claimed.attempts > MAX_ATTEMPTS:
                     log.error("request %s was interrupted %d times; giving up", claimed.id, claimed.attempts - 1)
-                    await self._finish(claimed.id, Status.ERROR, error=GAVE_UP)
+                    await self.store.finish(claimed.id, Status.ERROR, time.time(), error=GAVE_UP)
                 else:
                     await self._process(claimed)
             except Exception:  # one bad request must not stop the worker
                 log.exception("request %s crashed", claimed.id)
                 with contextlib.suppress(Exception):  # if even this fails, a restart queues the request again
-                    await self._finish(claimed.id, Status.ERROR, error=GAVE_UP)
+                    await self.store.finish(claimed.id, Status.ERROR, time.time(), error=GAVE_UP)
 
     async def _process(self, claimed: ClaimedRequest) -> None:
         api_request = claimed.request
@@ -294,22 +294,13 @@ class SmartResizeServer:
                 source = await self.fetcher.fetch(api_request.image_url, max_bytes=self.config.max_image_bytes)
             result = await self.pool.resize(source.data, _engine_request(api_request))
         except (EngineError, FetchError) as error:
-            await self._finish(claimed.id, Status.FAILED, error=str(error))
+            await self.store.finish(claimed.id, Status.FAILED, time.time(), error=str(error))
             return
         names = [f"output_{output.target}_{output.variant}.{api_request.output_format}" for output in result.outputs]
         await asyncio.to_thread(_write_outputs, self.store.media_dir / claimed.id, names, result.outputs)
-        await self._finish(claimed.id, Status.COMPLETED, files=names, media_type=result.outputs[0].content_type)
-
-    async def _finish(
-        self,
-        request_id: str,
-        status: Status,
-        *,
-        error: str | None = None,
-        files: list[str] | None = None,
-        media_type: str | None = None,
-    ) -> None:
-        await self.store.finish(request_id, status, time.time(), error=error, files=files, media_type=media_type)
+        await self.store.finish(
+            claimed.id, Status.COMPLETED, time.time(), files=names, media_type=result.outputs[0].content_type
+        )
 
     async def _expire_loop(self) -> None:
         while True:

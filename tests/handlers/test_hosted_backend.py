@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -28,19 +30,32 @@ def _hosted(api: FaultServer) -> dict[str, str]:
     }
 
 
-async def test_private_slack_image_goes_as_a_data_uri_and_results_land_in_the_thread(tmp_path: Path) -> None:
-    api = await FaultServer().start()
-    api.progression = [Status.PROCESSING, Status.COMPLETED]
+@dataclass
+class Outcome:
+    uploads: list[dict[str, Any]]  # in the source message's thread
+    notices: list[str]  # what the requester was told privately
+    jobs: list[Job]
+
+
+async def _resize_with(api: FaultServer, tmp_path: Path, command: str = "300x300") -> Outcome:
+    """Share a photo, run ``command`` on the hosted backend against ``api`` until idle; ``api`` is closed after."""
     try:
         async with SlackEmulator() as slack:
             slack.add_channel("C1", members=("U1",))
             message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "crew.jpg")])
             async with running_app(slack, tmp_path, **_hosted(api)) as app:
-                await app.command("300x300 600x200 --variants 2 --prompt 'keep face centered'")
+                await app.command(command)
                 await app.services.runner.idle()
-            uploads = slack.uploads_in_thread("C1", message["ts"])
+                jobs = await app.services.store.recent_for_user("U1")
+            return Outcome(slack.uploads_in_thread("C1", message["ts"]), slack.ephemerals_for("U1"), jobs)
     finally:
         await api.close()
+
+
+async def test_private_slack_image_goes_as_a_data_uri_and_results_land_in_the_thread(tmp_path: Path) -> None:
+    api = await FaultServer().start()
+    api.progression = [Status.PROCESSING, Status.COMPLETED]
+    uploads = (await _resize_with(api, tmp_path, "300x300 600x200 --variants 2 --prompt 'keep face centered'")).uploads
     assert api.count("submit") == 1
     submitted = SmartResizeRequest.from_json(json.loads(next(s.body for s in api.seen if s.route == "submit")))
     assert submitted.image_url.startswith("data:image/jpeg;base64,")
@@ -60,16 +75,7 @@ async def test_status_blips_are_retried_without_a_second_paid_submit(tmp_path: P
     api = await FaultServer().start()
     api.progression = [Status.COMPLETED]
     api.script("status_get", respond(503), respond(502))
-    try:
-        async with SlackEmulator() as slack:
-            slack.add_channel("C1", members=("U1",))
-            message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "crew.jpg")])
-            async with running_app(slack, tmp_path, **_hosted(api)) as app:
-                await app.command("300x300")
-                await app.services.runner.idle()
-            uploads = slack.uploads_in_thread("C1", message["ts"])
-    finally:
-        await api.close()
+    uploads = (await _resize_with(api, tmp_path)).uploads
     assert api.count("submit") == 1
     assert api.count("status_get") == 3
     assert [u["title"] for u in uploads] == ["300x300"]
@@ -115,16 +121,7 @@ async def test_after_a_restart_the_stored_request_is_polled_not_paid_again(tmp_p
 async def test_hosted_failures_reach_the_user_in_plain_words(tmp_path: Path) -> None:
     api = await FaultServer().start()
     api.script("submit", respond(402, {"error": "Payment required", "details": "No credits left"}))
-    try:
-        async with SlackEmulator() as slack:
-            slack.add_channel("C1", members=("U1",))
-            slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "crew.jpg")])
-            async with running_app(slack, tmp_path, **_hosted(api)) as app:
-                await app.command("300x300")
-                await app.services.runner.idle()
-            [notice] = slack.ephemerals_for("U1")
-    finally:
-        await api.close()
+    [notice] = (await _resize_with(api, tmp_path)).notices
     assert "credits" in notice
     assert "Traceback" not in notice
 
@@ -133,17 +130,8 @@ async def test_hosted_failures_reach_the_user_in_plain_words(tmp_path: Path) -> 
 async def test_a_submit_the_service_may_have_taken_is_never_sent_again(tmp_path: Path, fault: Fault) -> None:
     api = await FaultServer().start()
     api.script("submit", fault)  # the gateway failed after its backend accepted the job
-    try:
-        async with SlackEmulator() as slack:
-            slack.add_channel("C1", members=("U1",))
-            slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "crew.jpg")])
-            async with running_app(slack, tmp_path, **_hosted(api)) as app:
-                await app.command("300x300")
-                await app.services.runner.idle()
-                [job] = await app.services.store.recent_for_user("U1")
-            [notice] = slack.ephemerals_for("U1")
-    finally:
-        await api.close()
+    outcome = await _resize_with(api, tmp_path)
+    [job], [notice] = outcome.jobs, outcome.notices
     assert api.count("submit") == 1 and len(api.jobs) == 1  # one paid job, however the runner retries
     assert job.state == "failed"
     assert "may still run" in notice and "wait a few minutes" in notice
