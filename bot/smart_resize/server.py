@@ -55,6 +55,7 @@ UNAUTHORIZED = {"error": "Unauthorized", "details": f"A valid {KEY_HEADER} heade
 LOOPBACK_ONLY = {"error": "Forbidden", "details": "Without API keys this server only answers requests to localhost"}
 GAVE_UP = "Internal error; the request was not charged."
 MAX_ATTEMPTS = 3
+_INLINE_JSON_BYTES = 64 * 1024
 _REQUEST_ID = re.compile(r"smart-resize_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _MEDIA_NAME = re.compile(r"output_\d+x\d+_\d+\.(png|jpeg|webp)")
 
@@ -338,9 +339,12 @@ def _engine_request(api_request: SmartResizeRequest) -> ResizeRequest:
 
 
 async def _json_body(request: web.Request) -> object:
+    raw = await request.read()
     try:
-        return await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        if len(raw) > _INLINE_JSON_BYTES:  # a data URI of tens of MB: parsed off the event loop
+            return await asyncio.to_thread(json.loads, raw)
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
         raise ContractError("Invalid JSON", "The request body must be a JSON object") from None
 
 
