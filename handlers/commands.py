@@ -13,6 +13,11 @@ from bot.user_errors import UserError, user_message
 from handlers.common import describe_sizes, options_from
 from handlers.shortcuts import resize_modal
 
+NOT_IN_DMS = (
+    "I can't work in direct messages: use `/resize` in a channel where the image is shared "
+    "(invite me there with `/invite @Smart Resize`)."
+)
+
 
 def register(app: AsyncApp, services: Services) -> None:
     settings = services.settings
@@ -20,6 +25,11 @@ def register(app: AsyncApp, services: Services) -> None:
     @app.command("/resize")
     async def resize_command(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
         text = str(command.get("text") or "")
+        # A direct message: the app can neither read its images nor post results into it (help still works).
+        in_dm = command["channel_id"].startswith("D")
+        if not text.strip() and in_dm:
+            await ack(response_type="ephemeral", text=NOT_IN_DMS)
+            return
         if not text.strip():
             # No arguments: a form with a file input, so an image can be resized from anywhere.
             await ack()
@@ -35,6 +45,9 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         if isinstance(parsed, HelpCommand):
             await ack(response_type="ephemeral", text=_help(services, command.get("command") or "/resize"))
+            return
+        if in_dm:
+            await ack(response_type="ephemeral", text=NOT_IN_DMS)
             return
         if isinstance(parsed, AutoCommand):
             # Membership is checked with a Web API call, which can take a moment: ack first, answer after.
