@@ -15,14 +15,12 @@ from bot.backends import BackendResult, ResizedImage, SaveRemoteId, data_uri
 from bot.smart_resize.client import (
     DownloadWrongType,
     MalformedResponse,
-    ServerError,
     SmartResizeClient,
     SmartResizeError,
-    TransportError,
+    submit_may_have_run,
 )
 from bot.smart_resize.contract import ContractError, SmartResizeRequest
 from bot.smart_resize.engine import ResizeRequest
-from bot.smart_resize.retry import Failure
 from bot.user_errors import UserError
 
 
@@ -71,9 +69,9 @@ class HostedBackend:
                 raise UserError(f"The hosted Smart Resize API can't take that request: {error.details}.") from None
             try:
                 submitted = await self.client.submit(api_request)
-            except (ServerError, TransportError) as error:
-                if isinstance(error, TransportError) and error.failure is Failure.NOT_SENT:
-                    raise  # nothing reached the service: the runner may try again
+            except SmartResizeError as error:
+                if not submit_may_have_run(error):
+                    raise  # refused or never sent: the runner may try again where that helps
                 # The service may have taken (and will charge for) the job, and we have no id to poll it by:
                 # submitting again could pay twice, so this attempt is the last.
                 raise SubmitOutcomeUnknown(str(error), status_code=error.status_code) from None

@@ -47,6 +47,7 @@ from bot.smart_resize.retry import (
     RetryPolicy,
     Sleep,
     call_with_retries,
+    is_retryable,
     parse_retry_after,
     transport_failure,
 )
@@ -696,6 +697,13 @@ def _client_timeout(total_s: float, connect_s: float) -> aiohttp.ClientTimeout:
 
 def _origin(url: URL) -> tuple[str, str, int | None]:
     return (url.scheme.lower(), (url.host or "").lower(), url.port)
+
+
+def submit_may_have_run(error: SmartResizeError) -> bool:
+    """Whether a failed submit may still have created a (paid) job: a failure the retry policy would repeat for a
+    read but not for a submit (a 5xx, a connection that broke once the request was sent)."""
+    info = _classify(error)
+    return info is not None and not is_retryable(Operation.SUBMIT, info.failure)
 
 
 def _classify(error: BaseException) -> FailureInfo | None:

@@ -6,6 +6,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,20 @@ async def slack() -> SlackEmulator:  # type: ignore[misc]
     async with SlackEmulator() as emulator:
         emulator.add_channel("C1", members=("U1",))
         yield emulator
+
+
+def _latest_image_job(dedup_key: str, **fields: Any) -> Job:
+    """A /resize job in C1 for U1 on the channel's latest image, as intake stores it."""
+    settings: dict[str, Any] = {"spec": {"sizes": [[300, 300]]}} | fields
+    return Job(
+        id="",
+        dedup_key=dedup_key,
+        trigger="command",
+        channel_id="C1",
+        user_id="U1",
+        source={"kind": "latest"},
+        **settings,
+    )
 
 
 async def test_the_runner_outlives_a_failing_database_call(
@@ -52,17 +67,7 @@ async def test_the_latest_image_is_the_latest_when_asked_not_when_run(slack: Sla
     asked_about = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "asked.jpg")])
     # Accepted, then the process stopped before running it (or the runner was busy)...
     store = JobStore(tmp_path / "jobs.db")
-    await store.insert(
-        Job(
-            id="",
-            dedup_key="command:latest-1",
-            trigger="command",
-            channel_id="C1",
-            user_id="U1",
-            source={"kind": "latest"},
-            spec={"sizes": [[300, 300]], "output_format": "jpeg"},
-        )
-    )
+    await store.insert(_latest_image_job("command:latest-1", spec={"sizes": [[300, 300]], "output_format": "jpeg"}))
     store.close()
     # ...and meanwhile someone shared another image.
     later = slack.post_user_message(
@@ -77,14 +82,8 @@ async def test_the_latest_image_is_the_latest_when_asked_not_when_run(slack: Sla
 async def test_cancel_is_refused_once_the_images_are_being_posted(slack: SlackEmulator, tmp_path: Path) -> None:
     async with running_app(slack, tmp_path) as app:
         job, _ = await app.services.store.insert(
-            Job(
-                id="",
-                dedup_key="command:posting-1",
-                trigger="command",
-                channel_id="C1",
-                user_id="U1",
-                source={"kind": "latest"},
-                spec={"sizes": [[300, 300]]},
+            _latest_image_job(
+                "command:posting-1",
                 state="delivering",
                 not_before=time.time() + 3600,  # held, so the runner does not pick it up during the test
             )
