@@ -59,10 +59,12 @@ class AppProcess:
         os.kill(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
+        """SIGTERM, then wait off the event loop: the emulator shares this loop and must keep answering while the
+        app finishes its running jobs (a blocking wait stalled both until the app's grace period cut the job)."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=30)
+            await asyncio.to_thread(self.process.wait, 30)
 
 
 def _states(db: Path) -> list[str]:
@@ -99,7 +101,7 @@ async def test_kill_9_mid_job_then_restart_delivers_exactly_once(tmp_path: Path,
             await app.start()
             await eventually(lambda: _states(tmp_path / "jobs.db") == ["done"], within=60)
         finally:
-            app.stop()
+            await app.stop()
 
         uploads = slack.uploads_in_thread("C1", message["ts"])
         assert sorted(u["title"] for u in uploads) == ["300x300", "600x200"]
