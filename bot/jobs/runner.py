@@ -109,6 +109,9 @@ class JobRunner:
 
     async def _loop(self) -> None:
         while not self._stopping:
+            # Cleared before the work, not after: a wake() or stop() that lands while it runs must not be lost
+            # (a SIGTERM during the query used to wait out the whole 30 s sleep).
+            self._wake.clear()
             try:
                 await self._schedule()
                 await self._prune_crop_maps()
@@ -116,7 +119,6 @@ class JobRunner:
             except Exception:  # the runner must outlive any one bad row or a locked database
                 log.exception("job scheduling failed; retrying")
                 wakeup = 1.0
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wakeup)
 

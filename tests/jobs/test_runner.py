@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import time
@@ -105,3 +106,25 @@ async def test_expired_crop_maps_are_deleted(slack: SlackEmulator, tmp_path: Pat
     async with running_app(slack, tmp_path):
         await eventually(lambda: not expired.exists())
     assert recent.exists()
+
+
+async def test_stop_is_prompt_when_it_lands_while_the_loop_is_scheduling(
+    slack: SlackEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running_app(slack, tmp_path) as app:
+        runner, store = app.services.runner, app.services.store
+        real_next_wakeup = store.next_wakeup
+        scheduling, release = asyncio.Event(), asyncio.Event()
+
+        async def held_next_wakeup() -> float | None:
+            scheduling.set()
+            await release.wait()
+            return await real_next_wakeup()  # nothing queued: the loop would sleep 30 s
+
+        monkeypatch.setattr(store, "next_wakeup", held_next_wakeup)
+        runner.wake()
+        await asyncio.wait_for(scheduling.wait(), timeout=5)
+        stopping = asyncio.create_task(runner.stop())  # SIGTERM arrives mid-query...
+        await asyncio.sleep(0.05)
+        release.set()  # ...and the query returns after it
+        await asyncio.wait_for(stopping, timeout=5)
