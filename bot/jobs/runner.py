@@ -301,6 +301,7 @@ class JobRunner:
             self.slack_session,
             url,
             token=self.config.bot_token,
+            off_slack=self.fetcher,
             api_base_url=self.config.slack_api_url,
             max_bytes=self.config.max_download_bytes,
         )

@@ -2,6 +2,7 @@
 
 from bot.slack.files import (
     DEFAULT_API_BASE_URL,
+    RedirectedOffSlack,
     SlackFileAccessDenied,
     SlackFileError,
     SlackFileHosts,
@@ -11,6 +12,7 @@ from bot.slack.files import (
 
 __all__ = [
     "DEFAULT_API_BASE_URL",
+    "RedirectedOffSlack",
     "SlackFileAccessDenied",
     "SlackFileError",
     "SlackFileHosts",

@@ -2,8 +2,10 @@
 
 The token is a bearer credential for the whole workspace, so it goes only to Slack's own file hosts over https,
 or to the exact origin of an overridden API base URL (an emulator or GovSlack proxy). Redirects are followed by
-hand: once a hop leaves those hosts the token is dropped and never re-attached, even if a later hop comes back,
-because a foreign host could otherwise steer the token to a Slack URL of its choosing.
+hand. A hop that leaves those hosts is, from then on, just a link: it is handed to the SSRF-guarded fetcher, which
+never holds the token and vets every address and further redirect itself. So the token is never re-attached, even
+if a later hop comes back to Slack (a foreign host could otherwise steer it to a Slack URL of its choosing), and a
+redirect cannot reach a private or metadata address either.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from bot.net.fetch import (
     DEFAULT_MAX_BYTES,
     DEFAULT_TIMEOUT_S,
     Fetched,
+    SafeFetcher,
     open_following_redirects,
     parse_http_url,
     read_capped,
@@ -54,6 +57,22 @@ class UntrustedFileHost(SlackFileError):
         super().__init__(
             "That file link isn't hosted by Slack, so I won't open it as a Slack file; upload the image to Slack."
         )
+
+
+class RedirectedOffSlack(SlackFileError):
+    code = "redirected_off_slack"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Slack sent that file's download to a site outside Slack, so I stopped; upload the image to Slack again."
+        )
+
+
+class _LeftSlack(Exception):
+    """Raised between hops: the next one is off Slack's hosts, so it continues outside the token's session."""
+
+    def __init__(self, url: URL) -> None:
+        self.url = url
 
 
 def _origin(url: URL) -> tuple[str, str, int | None]:
@@ -91,6 +110,7 @@ async def download_slack_file(
     url: str,
     *,
     token: str,
+    off_slack: SafeFetcher | None = None,
     api_base_url: str = DEFAULT_API_BASE_URL,
     max_bytes: int = DEFAULT_MAX_BYTES,
     timeout_s: float = DEFAULT_TIMEOUT_S,
@@ -98,8 +118,10 @@ async def download_slack_file(
 ) -> Fetched:
     """Download a Slack-hosted file, sending ``token`` only to Slack's hosts (see SlackFileHosts).
 
-    Raises UntrustedFileHost before sending anything if ``url`` is not on those hosts, SlackFileAccessDenied when
-    Slack answers with its login page or a 401/403/404, and the bot.net FetchError family otherwise.
+    A redirect off those hosts continues through ``off_slack``, the SSRF-guarded fetcher, without the token; with
+    no fetcher it is refused (RedirectedOffSlack). Raises UntrustedFileHost before sending anything if ``url`` is
+    not on Slack's hosts, SlackFileAccessDenied when Slack answers with its login page or a 401/403/404, and the
+    bot.net FetchError family otherwise.
     """
     if not token or "\r" in token or "\n" in token:
         raise ValueError("a bot token without line breaks is required to download Slack files")
@@ -108,25 +130,29 @@ async def download_slack_file(
     if not hosts.trusts(first):
         raise UntrustedFileHost()
     authorization = {"Authorization": f"Bearer {token}"}
-    token_dropped = False
 
     def prepare(hop_url: URL, hop: int) -> Mapping[str, str]:
-        nonlocal token_dropped
         if not hosts.trusts(hop_url):
-            token_dropped = True
-        return {} if token_dropped else authorization
+            raise _LeftSlack(hop_url)  # before anything is sent there on this session
+        return authorization
 
     async def run() -> Fetched:
-        async with open_following_redirects(session, first, prepare=prepare) as response:
-            if response.status in _NO_ACCESS_STATUSES:
-                raise SlackFileAccessDenied()
-            if not 200 <= response.status < 300:
-                raise FetchFailed(response.status)
-            if response.content_type == "text/html":
-                # Without a valid token, Slack serves its sign-in page with a 200 instead of an error.
-                raise SlackFileAccessDenied()
-            content_type = require_content_type(response, accept)
-            data = await read_capped(response, max_bytes)
-            return Fetched(data=data, content_type=content_type, final_url=str(response.url))
+        try:
+            async with open_following_redirects(session, first, prepare=prepare) as response:
+                if response.status in _NO_ACCESS_STATUSES:
+                    raise SlackFileAccessDenied()
+                if not 200 <= response.status < 300:
+                    raise FetchFailed(response.status)
+                if response.content_type == "text/html":
+                    # Without a valid token, Slack serves its sign-in page with a 200 instead of an error.
+                    raise SlackFileAccessDenied()
+                content_type = require_content_type(response, accept)
+                data = await read_capped(response, max_bytes)
+                return Fetched(data=data, content_type=content_type, final_url=str(response.url))
+        except _LeftSlack as left:
+            if off_slack is None:
+                raise RedirectedOffSlack() from None
+            # Both legs share the one deadline below.
+            return await off_slack.fetch(str(left.url), max_bytes=max_bytes, timeout_s=timeout_s, accept=accept)
 
     return await run_with_timeout(run(), timeout_s, keep_cause=False)

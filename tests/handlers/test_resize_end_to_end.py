@@ -142,6 +142,17 @@ async def test_private_link_is_refused_in_plain_words(slack: SlackEmulator, tmp_
     assert "Traceback" not in notice
 
 
+async def test_a_slack_file_redirected_to_a_private_address_is_refused(slack: SlackEmulator, tmp_path: Path) -> None:
+    file = slack.add_file(astronaut(), "crew.jpg")
+    slack.download_redirects[file["id"]] = "http://169.254.169.254/latest/meta-data/iam.png"
+    slack.post_user_message("C1", "U1", "", files=[file])
+    async with running_app(slack, tmp_path) as app:
+        await app.command("500x500")
+        await app.services.runner.idle()
+    [notice] = slack.ephemerals_for("U1")
+    assert "private or internal address" in notice  # off Slack's hosts, the SSRF guard vets the redirect
+
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [

@@ -21,9 +21,21 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
-from bot.net import FetchError, FetchFailed, FetchTimeout, InvalidUrl, TooLarge, UnexpectedContentType
+from bot.net import (
+    BlockedAddress,
+    FetchError,
+    FetchFailed,
+    FetchTimeout,
+    InvalidUrl,
+    NetworkPolicy,
+    SafeFetcher,
+    TooLarge,
+    UnexpectedContentType,
+    parse_allow_networks,
+)
 from bot.slack import (
     DEFAULT_API_BASE_URL,
+    RedirectedOffSlack,
     SlackFileAccessDenied,
     SlackFileError,
     SlackFileHosts,
@@ -153,6 +165,14 @@ async def session(attempts: list[str]) -> AsyncIterator[aiohttp.ClientSession]:
         yield client
 
 
+@pytest.fixture
+async def off_slack() -> AsyncIterator[SafeFetcher]:
+    """The SSRF-guarded fetcher, configured to allow loopback: here the foreign server stands in for a public host."""
+    policy = NetworkPolicy(allow_networks=parse_allow_networks("127.0.0.1/32"))
+    async with SafeFetcher(policy, resolver=NoDns()) as fetcher:
+        yield fetcher
+
+
 def api_url(recorder: Recorder) -> str:
     return str(recorder.base / "api" / "")
 
@@ -222,10 +242,12 @@ async def test_redirect_within_the_trusted_origin_keeps_the_token(
 
 
 async def test_redirect_to_another_origin_drops_the_token(
-    session: aiohttp.ClientSession, emulator: Recorder, foreign: Recorder
+    session: aiohttp.ClientSession, emulator: Recorder, foreign: Recorder, off_slack: SafeFetcher
 ) -> None:
     url = (emulator.base / "files" / "redirect").with_query(to=str(foreign.base / "img.png"))
-    fetched = await download_slack_file(session, str(url), token=TOKEN, api_base_url=api_url(emulator))
+    fetched = await download_slack_file(
+        session, str(url), token=TOKEN, off_slack=off_slack, api_base_url=api_url(emulator)
+    )
     assert fetched.data == PNG
     assert fetched.final_url == str(foreign.base / "img.png")
     assert emulator.seen == [(url.path_qs, f"Bearer {TOKEN}")]
@@ -233,15 +255,38 @@ async def test_redirect_to_another_origin_drops_the_token(
 
 
 async def test_token_is_not_restored_when_a_foreign_hop_redirects_back(
-    session: aiohttp.ClientSession, emulator: Recorder, foreign: Recorder
+    session: aiohttp.ClientSession, emulator: Recorder, foreign: Recorder, off_slack: SafeFetcher
 ) -> None:
     back = str(emulator.base / "files" / "a.png")
     away = (foreign.base / "bounce").with_query(to=back)
     url = (emulator.base / "files" / "redirect").with_query(to=str(away))
-    with pytest.raises(SlackFileAccessDenied):
-        await download_slack_file(session, str(url), token=TOKEN, api_base_url=api_url(emulator))
+    with pytest.raises(UnexpectedContentType):  # the sign-in page: Slack's answer to a request without the token
+        await download_slack_file(session, str(url), token=TOKEN, off_slack=off_slack, api_base_url=api_url(emulator))
     assert emulator.seen == [(url.path_qs, f"Bearer {TOKEN}"), ("/files/a.png", None)]
     assert foreign.seen == [(away.path_qs, None)]
+
+
+async def test_without_a_guarded_fetcher_a_redirect_off_slack_is_refused(
+    session: aiohttp.ClientSession, emulator: Recorder, foreign: Recorder
+) -> None:
+    url = (emulator.base / "files" / "redirect").with_query(to=str(foreign.base / "img.png"))
+    with pytest.raises(RedirectedOffSlack):
+        await download_slack_file(session, str(url), token=TOKEN, api_base_url=api_url(emulator))
+    assert foreign.seen == []
+
+
+@pytest.mark.parametrize("target", ["foreign", "http://169.254.169.254/latest/meta-data/", "http://10.0.0.7/a.png"])
+async def test_a_redirect_off_slack_to_a_private_address_is_blocked(
+    session: aiohttp.ClientSession, emulator: Recorder, foreign: Recorder, target: str
+) -> None:
+    to = str(foreign.base / "img.png") if target == "foreign" else target
+    url = (emulator.base / "files" / "redirect").with_query(to=to)
+    async with SafeFetcher(NetworkPolicy(), resolver=NoDns()) as default_policy:
+        with pytest.raises(BlockedAddress):
+            await download_slack_file(
+                session, str(url), token=TOKEN, off_slack=default_policy, api_base_url=api_url(emulator)
+            )
+    assert foreign.seen == []
 
 
 async def test_untrusted_first_url_sends_nothing(

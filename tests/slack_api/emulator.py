@@ -70,6 +70,7 @@ class SlackEmulator:
         self.faults: dict[str, list[Fault]] = {}
         self.scopes: set[str] | None = None  # None: every scope granted
         self.download_delay = 0.0
+        self.download_redirects: dict[str, str] = {}  # file id -> where its download redirects (a CDN, say)
         self.answer_delay: dict[str, float] = {}
         self.home_views: dict[str, dict[str, Any]] = {}
         self.opened_views: list[dict[str, Any]] = []
@@ -418,6 +419,8 @@ class SlackEmulator:
         self.downloads.append({"file_id": file_id, "authorization": authorization})
         if self.download_delay:
             await asyncio.sleep(self.download_delay)
+        if file_id in self.download_redirects:
+            raise web.HTTPFound(self.download_redirects[file_id])
         if authorization != f"Bearer {BOT_TOKEN}" or file_id not in self.file_bytes:
             # What Slack really does: a 200 with its sign-in page, not an error status.
             return web.Response(body=LOGIN_PAGE, content_type="text/html")
