@@ -14,6 +14,7 @@ from PIL import Image
 from bot.backends import BackendResult, ResizedImage, SaveRemoteId, data_uri
 from bot.smart_resize.client import (
     DownloadWrongType,
+    JobHandle,
     MalformedResponse,
     SmartResizeClient,
     SmartResizeError,
@@ -62,6 +63,7 @@ class HostedBackend:
         save_remote_id: SaveRemoteId,
     ) -> BackendResult:
         notes: list[str] = []
+        job: JobHandle | str
         if remote_id is None:
             try:
                 api_request = self._api_request(source, content_type, request)
@@ -77,7 +79,10 @@ class HostedBackend:
                 raise SubmitOutcomeUnknown(str(error), status_code=error.status_code) from None
             remote_id = submitted.request_id
             await save_remote_id(remote_id)
-        status = await self.client.wait(remote_id)
+            job = submitted  # its status came with the submit: the first poll is due an interval later
+        else:
+            job = remote_id  # after a restart: only the id is known, so it is polled at once
+        status = await self.client.wait(job)
         urls = status.output.media_url if status.output else []
         if not urls:
             raise MalformedResponse("Job COMPLETED without any image", request_id=remote_id)

@@ -54,9 +54,12 @@ async def _resize_with(api: FaultServer, tmp_path: Path, command: str = "300x300
 
 async def test_private_slack_image_goes_as_a_data_uri_and_results_land_in_the_thread(tmp_path: Path) -> None:
     api = await FaultServer().start()
-    api.progression = [Status.PROCESSING, Status.COMPLETED]
+    api.progression = [Status.COMPLETED]
     uploads = (await _resize_with(api, tmp_path, "300x300 600x200 --variants 2 --prompt 'keep face centered'")).uploads
     assert api.count("submit") == 1
+    # The submit's answer was the first status read: the first poll waits the 2-3 s interval, not an instant.
+    [submit, status_read] = [s for s in api.seen if s.route in ("submit", "status_get")]
+    assert status_read.at - submit.at >= 2.0
     submitted = SmartResizeRequest.from_json(json.loads(next(s.body for s in api.seen if s.route == "submit")))
     assert submitted.image_url.startswith("data:image/jpeg;base64,")
     assert submitted.target_sizes == ["300x300", "600x200"]

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import io
 import json
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -86,6 +87,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
