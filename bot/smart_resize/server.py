@@ -15,6 +15,7 @@ import datetime as dt
 import ipaddress
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -88,6 +89,32 @@ class ServerConfig:
         )
 
 
+class DrainPace:
+    """How fast the workers get through requests, learnt from the ones they finish: a full queue's Retry-After.
+
+    A 429 says when a place is likely to free up (one request's time, shared by the workers), not a fixed guess,
+    so clients of a fast server come back soon and those of a busy one do not hammer it.
+    """
+
+    FIRST_GUESS_S = 5.0  # before any request has finished
+    WEIGHT = 0.2  # of the newest request in the moving average: recent enough to follow load, steady enough
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(1, workers)
+        self.seconds_per_request: float | None = None
+
+    def record(self, seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        last = self.seconds_per_request
+        self.seconds_per_request = seconds if last is None else last + self.WEIGHT * (seconds - last)
+
+    def retry_after(self) -> int:
+        """Whole seconds, 1 to 60, as the Retry-After header takes them."""
+        if self.seconds_per_request is None:
+            return int(self.FIRST_GUESS_S)
+        return min(60, max(1, math.ceil(self.seconds_per_request / self.workers)))
+
+
 def _now_iso(moment: float | None = None) -> str:
     stamp = dt.datetime.fromtimestamp(time.time() if moment is None else moment, dt.UTC)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
@@ -102,6 +129,7 @@ class SmartResizeServer:
         # One token per QUEUED row this process knows of; the rows themselves are the queue (RequestStore).
         self._ready: asyncio.Queue[None] = asyncio.Queue()
         self._adding = 0  # submits between the queue check and their token: counted so a burst can't overfill it
+        self.pace = DrainPace(config.workers)
         self._tasks: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
@@ -192,7 +220,7 @@ class SmartResizeServer:
             return web.json_response(
                 {"error": "Too many requests", "details": "The queue is full; retry later"},
                 status=429,
-                headers={"Retry-After": "5"},
+                headers={"Retry-After": str(self.pace.retry_after())},
             )
         request_id = f"smart-resize_{uuid.uuid4()}"
         self._adding += 1
@@ -278,7 +306,9 @@ class SmartResizeServer:
                     log.error("request %s was interrupted %d times; giving up", claimed.id, claimed.attempts - 1)
                     await self.store.finish(claimed.id, Status.ERROR, time.time(), error=GAVE_UP)
                 else:
+                    started = time.monotonic()
                     await self._process(claimed)
+                    self.pace.record(time.monotonic() - started)
             except Exception:  # one bad request must not stop the worker
                 log.exception("request %s crashed", claimed.id)
                 with contextlib.suppress(Exception):  # if even this fails, a restart queues the request again

@@ -19,14 +19,17 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from bot.jobs.store import Job, JobStore
 from bot.smart_resize.client import JobFailed, SmartResizeClient, Unauthorized
 from bot.smart_resize.contract import SmartResizeRequest, Status
 from bot.smart_resize.request_store import RequestStore
-from bot.smart_resize.server import KEY_HEADER, MAX_ATTEMPTS, PREFIX, ServerConfig, SmartResizeServer
+from bot.smart_resize.server import KEY_HEADER, MAX_ATTEMPTS, PREFIX, DrainPace, ServerConfig, SmartResizeServer
 from tests.images import encode, photo
+from tests.slack_api.harness import eventually
 
 KEY = "server-test-key"
 
@@ -334,7 +337,80 @@ async def test_a_full_queue_answers_429_with_retry_after_even_to_a_burst(tmp_pat
     accepted = [a for a in answers if a[0] == 200]
     # The queue's three, plus at most the one the worker took off it meanwhile; the rest are told to come back.
     assert 3 <= len(accepted) <= 4
-    assert all(a == (429, "5") for a in answers if a[0] != 200)
+    refused = [a for a in answers if a[0] != 200]
+    assert refused and all(
+        status == 429 and retry_after and 1 <= int(retry_after) <= 60 for status, retry_after in refused
+    )
+
+
+durations = st.lists(st.floats(min_value=0, max_value=1e6, allow_nan=False), min_size=1, max_size=30)
+
+
+@given(durations, st.integers(min_value=1, max_value=64))
+def test_retry_after_is_whole_seconds_within_bounds(seconds: list[float], workers: int) -> None:
+    pace = DrainPace(workers)
+    for duration in seconds:
+        pace.record(duration)
+    assert 1 <= pace.retry_after() <= 60
+
+
+@given(durations, st.floats(min_value=1, max_value=10), st.integers(min_value=1, max_value=8))
+def test_slower_requests_or_fewer_workers_never_shorten_retry_after(
+    seconds: list[float], slower_by: float, workers: int
+) -> None:
+    fast, slow, shared = DrainPace(workers), DrainPace(workers), DrainPace(workers + 1)
+    for duration in seconds:
+        fast.record(duration)
+        slow.record(duration * slower_by)
+        shared.record(duration)
+    assert fast.retry_after() <= slow.retry_after()
+    assert shared.retry_after() <= fast.retry_after()
+
+
+def test_retry_after_examples() -> None:
+    pace = DrainPace(workers=2)
+    assert pace.retry_after() == 5  # nothing finished yet
+    for _ in range(30):
+        pace.record(3.0)
+    assert pace.retry_after() == 2  # a place frees every 1.5 s: come back in 2
+    for _ in range(30):
+        pace.record(0.2)
+    assert pace.retry_after() == 1  # never "0": that would invite a tight loop
+    for _ in range(30):
+        pace.record(600.0)
+    assert pace.retry_after() == 60  # capped: a client should look again within a minute
+
+
+async def test_retry_after_follows_the_pace_the_workers_have_shown(tmp_path: Path) -> None:
+    service = SmartResizeServer(ServerConfig(keys=frozenset({KEY}), db_path=tmp_path / "q.db", workers=1, queue_size=1))
+    assert service.pace.retry_after() == 5  # nothing measured yet: the first guess
+    test_server = TestServer(service.application(), host="127.0.0.1")
+    await test_server.start_server()
+    url = f"http://127.0.0.1:{test_server.port}{PREFIX}/smart-resize-request"
+    big = _data_uri(encode(photo(4000, 3000), "JPEG", quality=90))  # keeps the one worker busy
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = _client(session, test_server)
+            await client.wait(await client.submit(SmartResizeRequest(image_url=SOURCE, target_sizes=["300x300"])))
+            learnt = service.pace.seconds_per_request
+            assert learnt is not None and learnt > 0
+
+            busy = await client.submit(SmartResizeRequest(image_url=big, target_sizes=["1080x1080"]))
+
+            async def taken() -> bool:
+                return (await client.status(busy.request_id)).status is not Status.QUEUED
+
+            await eventually(taken)
+            await client.submit(SmartResizeRequest(image_url=big, target_sizes=["1080x1080"]))  # fills the queue
+            expected = str(service.pace.retry_after())  # from the finished request (the busy one takes seconds)
+            async with session.post(
+                url, json={"image_url": big, "target_sizes": ["1080x1080"]}, headers={KEY_HEADER: KEY}
+            ) as full:
+                assert full.status == 429
+                retry_after = full.headers["Retry-After"]
+    finally:
+        await test_server.close()
+    assert retry_after == expected
 
 
 @pytest.fixture
