@@ -23,6 +23,10 @@ SHORTCUT_ID = "smart_resize"
 MODAL_ID = "resize_modal"
 _FORMATS = {"auto": "Automatic (JPEG, or PNG with transparency)", "jpeg": "JPEG", "png": "PNG", "webp": "WebP"}
 _MODES = {"auto": "Automatic", "crop": "Crop", "extend": "Extend the canvas"}
+NOT_IN_DMS = (
+    "I can't work in direct messages: share the image in a channel and use the shortcut there "
+    "(invite me with `/invite @Smart Resize`)."
+)
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -31,13 +35,15 @@ def register(app: AsyncApp, services: Services) -> None:
         await ack()
         message = shortcut.get("message") or {}
         files = image_files(message)
-        if not files:
-            await services.delivery.ephemeral(
-                shortcut["channel"]["id"],
-                shortcut["user"]["id"],
-                "That message has no image to resize; use the shortcut on a message with a photo.",
-                response_url=shortcut.get("response_url") or None,
-            )
+        channel, user = shortcut["channel"]["id"], shortcut["user"]["id"]
+        refusal = None
+        if channel.startswith("D"):
+            # The bot is in no DM (its Messages tab is read-only): it could not post the results there.
+            refusal = NOT_IN_DMS
+        elif not files:
+            refusal = "That message has no image to resize; use the shortcut on a message with a photo."
+        if refusal is not None:
+            await services.delivery.ephemeral(channel, user, refusal, response_url=shortcut.get("response_url") or None)
             return
         metadata = {
             "channel": shortcut["channel"]["id"],

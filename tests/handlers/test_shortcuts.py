@@ -70,6 +70,23 @@ async def test_shortcut_on_a_message_without_images_says_so(slack: SlackEmulator
     assert "no image to resize" in slack.ephemerals_for("U1")[0]
 
 
+async def test_shortcut_in_a_direct_message_says_where_to_use_it(slack: SlackEmulator, tmp_path: Path) -> None:
+    in_dm = {
+        "type": "message",
+        "user": "U2",
+        "text": "",
+        "ts": "1700000000.000100",
+        "files": [slack.add_file(astronaut())],
+    }
+    async with running_app(slack, tmp_path) as app:
+        await app.message_shortcut(in_dm, user="U1", channel="D0123DM", response_url=slack.response_url())
+        await eventually(lambda: len(slack.responses) == 1)
+        assert await app.services.store.count_since("U1", 0) == 0
+    assert slack.opened_views == []  # no form whose results would have nowhere to go
+    assert "I can't work in direct messages" in slack.responses[0]["text"]
+    assert slack.responses[0]["response_type"] == "ephemeral"
+
+
 async def test_resize_without_arguments_opens_an_upload_modal(slack: SlackEmulator, tmp_path: Path) -> None:
     file = slack.add_file(astronaut(), "from-laptop.jpg")
     async with running_app(slack, tmp_path) as app:

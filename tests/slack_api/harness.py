@@ -92,7 +92,9 @@ class RunningApp:
             urlencode({"payload": json.dumps(payload)}).encode(), "application/x-www-form-urlencoded"
         )
 
-    async def message_shortcut(self, message: dict[str, Any], *, user: str, channel: str = "C1") -> tuple[int, str]:
+    async def message_shortcut(
+        self, message: dict[str, Any], *, user: str, channel: str = "C1", response_url: str = ""
+    ) -> tuple[int, str]:
         payload = {
             "type": "message_action",
             "callback_id": "smart_resize",
@@ -102,7 +104,7 @@ class RunningApp:
             "channel": {"id": channel},
             "message": message,
             "message_ts": message["ts"],
-            "response_url": "",
+            "response_url": response_url,
         }
         return await self.post(
             urlencode({"payload": json.dumps(payload)}).encode(), "application/x-www-form-urlencoded"
