@@ -50,6 +50,7 @@ class Settings:
     max_sizes: int
     max_download_bytes: int
     jobs_per_user_per_hour: int
+    job_retention_days: int
     limits: Limits
 
     @property
@@ -143,6 +144,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     engine_workers = integer("ENGINE_WORKERS", max(1, min(4, os.cpu_count() or 1)), 1, 64)
     max_sizes = integer("MAX_SIZES_PER_REQUEST", 10, 1, 40)
     jobs_per_user_per_hour = integer("JOBS_PER_USER_PER_HOUR", 60, 1, 10_000)
+    job_retention_days = integer("JOB_RETENTION_DAYS", 30, 1, 3650)
 
     if problems:
         raise ConfigError(problems)
@@ -164,6 +166,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_sizes=max_sizes,
         max_download_bytes=max_download_mb * 1024 * 1024,
         jobs_per_user_per_hour=jobs_per_user_per_hour,
+        job_retention_days=job_retention_days,
         limits=limits,
     )
 

@@ -67,6 +67,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 max_download_bytes=settings.max_download_bytes,
                 max_concurrent_jobs=max(2, settings.engine_workers * 2),
                 crop_map_dir=settings.database_path.parent / "crop-maps" if settings.backend == "local" else None,
+                job_retention_s=settings.job_retention_days * 24 * 3600.0,
             ),
         )
         intake = Intake(store, runner, settings.default_sizes, settings.jobs_per_user_per_hour)

@@ -20,6 +20,7 @@ def test_defaults_in_socket_mode() -> None:
     assert settings.database_path == Path("data/smart-resize.db")
     assert settings.default_sizes == (Size(1080, 1080), Size(1080, 1350), Size(1080, 1920), Size(1200, 630))
     assert settings.resize_reaction == "frame_with_picture"
+    assert settings.job_retention_days == 30
     assert "xoxb" not in repr(settings) and "xapp" not in repr(settings)
 
 
@@ -38,10 +39,11 @@ def test_every_problem_is_reported_at_once() -> None:
                 "FETCH_ALLOW_PRIVATE_NETWORKS": "10.0.0.1/8",
                 "DEFAULT_SIZES": "social 5x5",
                 "DATABASE_URL": "postgres://db/jobs",
+                "JOB_RETENTION_DAYS": "0",
             }
         )
     problems = caught.value.problems
-    assert len(problems) == 7, problems
+    assert len(problems) == 8, problems
     assert any(p.startswith("SLACK_BOT_TOKEN must be the bot token") for p in problems)
     assert any(p.startswith("SLACK_APP_TOKEN is missing") and "SLACK_SIGNING_SECRET" in p for p in problems)
     assert any(p.startswith("PORT='eighty'") for p in problems)
@@ -49,6 +51,7 @@ def test_every_problem_is_reported_at_once() -> None:
     assert any("10.0.0.1/8" in p for p in problems)
     assert any(p.startswith("DEFAULT_SIZES: 5x5") for p in problems)
     assert any("postgres" in p for p in problems)
+    assert "JOB_RETENTION_DAYS=0 is out of range; use a number from 1 to 3650." in problems
 
 
 def test_slack_api_url_override_gets_a_trailing_slash() -> None:

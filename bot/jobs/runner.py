@@ -52,6 +52,7 @@ class RunnerConfig:
     max_concurrent_jobs: int = 4
     crop_map_dir: Path | None = None  # where crop maps are kept for the "Show crop map" button
     crop_map_ttl_s: float = 7 * 24 * 3600.0  # then the button says the map has expired
+    job_retention_s: float = 30 * 24 * 3600.0  # finished jobs: who asked, where and for what is kept no longer
 
 
 class JobRunner:
@@ -114,7 +115,7 @@ class JobRunner:
             self._wake.clear()
             try:
                 await self._schedule()
-                await self._prune_crop_maps()
+                await self._tidy()
                 wakeup = await self._next_wakeup()
             except Exception:  # the runner must outlive any one bad row or a locked database
                 log.exception("job scheduling failed; retrying")
@@ -122,12 +123,16 @@ class JobRunner:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wakeup)
 
-    async def _prune_crop_maps(self) -> None:
-        """At most hourly: delete crop maps past their time, so the folder does not grow with every job."""
-        directory = self.config.crop_map_dir
-        if directory is None or self.clock() - self._pruned_at < 3600:
+    async def _tidy(self) -> None:
+        """At most hourly: delete finished jobs and crop maps past their time, so neither grows with every job."""
+        if self.clock() - self._pruned_at < 3600:
             return
         self._pruned_at = self.clock()
+        if removed := await self.store.delete_finished_before(self._pruned_at - self.config.job_retention_s):
+            log.info("deleted %d finished jobs older than the retention period", removed)
+        directory = self.config.crop_map_dir
+        if directory is None:
+            return
         cutoff = self._pruned_at - self.config.crop_map_ttl_s
 
         def prune() -> int:

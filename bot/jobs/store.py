@@ -179,6 +179,14 @@ class JobStore:
         )
         return int(rows[0]["n"])
 
+    async def delete_finished_before(self, cutoff: float) -> int:
+        """Delete finished jobs last changed before ``cutoff``; open ones stay whatever their age."""
+        deleted = await self._db.run(
+            "DELETE FROM jobs WHERE state IN ('done', 'failed', 'cancelled') AND updated_at < ? RETURNING id",
+            (cutoff,),
+        )
+        return len(deleted)
+
     # --- channel settings ---------------------------------------------------------------------------------------
 
     async def set_auto_sizes(self, channel_id: str, sizes: list[str] | None, user_id: str) -> None:

@@ -108,6 +108,25 @@ async def test_expired_crop_maps_are_deleted(slack: SlackEmulator, tmp_path: Pat
     assert recent.exists()
 
 
+async def test_finished_jobs_are_deleted_after_the_retention_period(slack: SlackEmulator, tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "jobs.db")
+    held = time.time() + 3600  # open, but not due: the runner leaves it alone during the test
+    await store.insert(_latest_image_job("command:open", state="anchored", not_before=held))
+    for key, state in (("command:done", "done"), ("command:failed", "failed"), ("command:recent", "done")):
+        await store.insert(_latest_image_job(key, state=state))
+    store.close()
+    forty_days_ago = time.time() - 40 * 24 * 3600
+    with sqlite3.connect(tmp_path / "jobs.db") as db:
+        db.execute("UPDATE jobs SET updated_at = ? WHERE dedup_key != 'command:recent'", (forty_days_ago,))
+
+    def keys() -> list[str]:
+        with sqlite3.connect(tmp_path / "jobs.db") as db:
+            return sorted(row[0] for row in db.execute("SELECT dedup_key FROM jobs"))
+
+    async with running_app(slack, tmp_path, JOB_RETENTION_DAYS="30"):
+        await eventually(lambda: keys() == ["command:open", "command:recent"])
+
+
 async def test_stop_is_prompt_when_it_lands_while_the_loop_is_scheduling(
     slack: SlackEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
