@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 DEFAULT_DATABASE_URL = "sqlite:///data/smart-resize.db"
+
+T = TypeVar("T")
 
 
 def sqlite_path(database_url: str) -> Path:
@@ -48,6 +51,26 @@ class Database:
                 return self._db.execute(sql, params).fetchall()
 
         return await asyncio.to_thread(work)
+
+    async def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` as one write transaction in one worker-thread hop: all of it is committed, or none.
+
+        For paths that must be fast and consistent together (intake before Slack's ack): one hop and one lock
+        instead of one per statement, and no other writer in between.
+        """
+
+        def run() -> T:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(self._db)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+                return result
+
+        return await asyncio.to_thread(run)
 
     def close(self) -> None:
         with self._lock:

@@ -56,18 +56,6 @@ class Intake:
         response_url: str | None = None,
     ) -> tuple[Job, bool]:
         """Returns (job, True) for a new job, or the existing job and False for a repeat of the same request."""
-        existing = await self.store.by_dedup_key(dedup_key)
-        if existing is not None and existing.state in ("failed", "cancelled"):
-            # Asked again after it failed or was cancelled (the reaction removed and added, say): a new try.
-            await self.store.retire(existing)
-        elif existing is not None:
-            return existing, False
-        recent = await self.store.count_since(user_id, self.clock() - 3600)
-        if recent >= self.jobs_per_user_per_hour:
-            raise UserError(
-                f"You've started {recent} resize jobs in the last hour, the most allowed; "
-                "please wait a little and try again."
-            )
         sizes = options.sizes or self.default_sizes
         job = Job(
             id=uuid.uuid4().hex,
@@ -89,7 +77,13 @@ class Intake:
             },
             response_url=response_url,
         )
-        stored, new = await self.store.insert(job)
-        if new:
+        # One transaction, one thread hop: this runs before Slack's ack, with many requests arriving at once.
+        admission = await self.store.admit(job, since=self.clock() - 3600, limit=self.jobs_per_user_per_hour)
+        if admission.job is None:
+            raise UserError(
+                f"You've started {admission.recent} resize jobs in the last hour, the most allowed; "
+                "please wait a little and try again."
+            )
+        if admission.new:
             self.runner.wake()
-        return stored, new
+        return admission.job, admission.new

@@ -48,6 +48,10 @@ CREATE TABLE IF NOT EXISTS channel_settings (
 """
 
 
+_RETIRE = "UPDATE jobs SET dedup_key = dedup_key || '#' || id WHERE id = ? AND state IN ('failed', 'cancelled')"
+_COUNT_SINCE = "SELECT COUNT(*) AS n FROM jobs WHERE user_id = ? AND created_at >= ?"
+
+
 class StaleJob(Exception):
     """The stored job is no longer in the state it was read in: read it again before going on."""
 
@@ -87,6 +91,14 @@ _COLUMNS = [
     "progress_ts", "remote_id", "response_url", "error", "attempts", "not_before", "created_at", "updated_at",
 ]  # fmt: skip
 _UPDATABLE = {"thread_ts", "source", "state", "progress_ts", "remote_id", "error", "attempts", "not_before"}
+_INSERT = f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"  # noqa: S608
+
+
+@dataclass(frozen=True)
+class Admission:
+    job: Job | None  # the stored job (new, or the live one this repeats); None when refused by the rate limit
+    new: bool
+    recent: int  # the user's jobs in the window, not counting this one
 
 
 class JobStore:
@@ -104,11 +116,8 @@ class JobStore:
         now = time.time()
         job = replace(job, id=job.id or uuid.uuid4().hex, created_at=now, updated_at=now)
         row = _to_row(job)
-        placeholders = ", ".join("?" for _ in _COLUMNS)
         inserted = await self._db.run(
-            f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({placeholders}) "  # noqa: S608 - fixed column names
-            "ON CONFLICT(dedup_key) DO NOTHING RETURNING id",
-            tuple(row[c] for c in _COLUMNS),
+            f"{_INSERT} ON CONFLICT(dedup_key) DO NOTHING RETURNING id", tuple(row[c] for c in _COLUMNS)
         )
         if inserted:
             return job, True
@@ -116,12 +125,28 @@ class JobStore:
         assert existing is not None
         return existing, False
 
-    async def retire(self, job: Job) -> None:
-        """Free a failed or cancelled job's dedup key, so asking again (a new reaction, say) makes a new job."""
-        await self._db.run(
-            "UPDATE jobs SET dedup_key = dedup_key || '#' || id WHERE id = ? AND state IN ('failed', 'cancelled')",
-            (job.id,),
-        )
+    async def admit(self, job: Job, *, since: float, limit: int) -> Admission:
+        """Intake's decision, in one transaction: a repeat of a live job gets that job; a repeat of one that failed
+        or was cancelled retires it (asking again is a new try); more than ``limit`` of the user's jobs created
+        since ``since`` refuses; anything else is inserted."""
+        now = time.time()
+        job = replace(job, id=job.id or uuid.uuid4().hex, created_at=now, updated_at=now)
+        row = _to_row(job)
+
+        def decide(db: sqlite3.Connection) -> Admission:
+            found = db.execute("SELECT * FROM jobs WHERE dedup_key = ?", (job.dedup_key,)).fetchone()
+            if found is not None:
+                existing = _from_row(found)
+                if existing.state not in ("failed", "cancelled"):
+                    return Admission(existing, new=False, recent=0)
+                db.execute(_RETIRE, (existing.id,))
+            recent = int(db.execute(_COUNT_SINCE, (job.user_id, since)).fetchone()["n"])
+            if recent >= limit:
+                return Admission(None, new=False, recent=recent)
+            db.execute(_INSERT, tuple(row[c] for c in _COLUMNS))
+            return Admission(job, new=True, recent=recent)
+
+        return await self._db.transaction(decide)
 
     async def get(self, job_id: str) -> Job | None:
         rows = await self._db.run("SELECT * FROM jobs WHERE id = ?", (job_id,))
@@ -174,9 +199,7 @@ class JobStore:
         return [_from_row(row) for row in rows]
 
     async def count_since(self, user_id: str, since: float) -> int:
-        rows = await self._db.run(
-            "SELECT COUNT(*) AS n FROM jobs WHERE user_id = ? AND created_at >= ?", (user_id, since)
-        )
+        rows = await self._db.run(_COUNT_SINCE, (user_id, since))
         return int(rows[0]["n"])
 
     async def delete_finished_before(self, cutoff: float) -> int:

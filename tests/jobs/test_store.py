@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from bot.jobs.store import Job, JobStore, StaleJob
+from bot.sqlite import Database
 
 
 def _job(key: str = "upload:C1:1.0:F1", user: str = "U1") -> Job:
@@ -95,3 +98,53 @@ async def test_a_step_taken_on_a_stale_read_cannot_undo_a_cancel(tmp_path: Path)
     stored = await store.get(job.id)
     assert stored is not None and stored.state == "cancelled" and stored.progress_ts is None
     store.close()
+
+
+async def test_admit_returns_a_live_repeat_and_retries_a_failed_one(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "jobs.db")
+    first = await store.admit(_job(), since=0, limit=10)
+    assert first.new and first.job is not None
+    repeat = await store.admit(_job(), since=0, limit=10)
+    assert not repeat.new and repeat.job is not None and repeat.job.id == first.job.id
+
+    await store.update(first.job, state="failed", error="boom")
+    again = await store.admit(_job(), since=0, limit=10)
+    assert again.new and again.job is not None and again.job.id != first.job.id
+    old = await store.get(first.job.id)
+    assert old is not None and old.state == "failed"  # kept, under a retired key
+    by_key = await store.by_dedup_key(_job().dedup_key)
+    assert by_key is not None and by_key.id == again.job.id
+    store.close()
+
+
+async def test_admit_refuses_over_the_limit_and_stores_nothing(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "jobs.db")
+    for index in range(2):
+        assert (await store.admit(_job(f"k{index}"), since=0, limit=2)).new
+    refused = await store.admit(_job("k2"), since=0, limit=2)
+    assert (refused.job, refused.new, refused.recent) == (None, False, 2)
+    assert await store.by_dedup_key("k2") is None
+    assert (await store.admit(_job("k2", user="U2"), since=0, limit=2)).new  # the limit is per user
+    store.close()
+
+
+async def test_admit_holds_the_limit_under_a_burst(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "jobs.db")
+    # Count and insert are one transaction, so 20 at once cannot all read "4 so far" and all get in.
+    admissions = await asyncio.gather(*(store.admit(_job(f"burst{n}"), since=0, limit=5) for n in range(20)))
+    assert sum(a.new for a in admissions) == 5
+    assert await store.count_since("U1", 0) == 5
+    store.close()
+
+
+async def test_a_failing_transaction_leaves_nothing_behind(tmp_path: Path) -> None:
+    database = Database(tmp_path / "t.db", "CREATE TABLE IF NOT EXISTS t (x INTEGER);")
+
+    def insert_then_fail(db: sqlite3.Connection) -> None:
+        db.execute("INSERT INTO t VALUES (1)")
+        raise RuntimeError("half way")
+
+    with pytest.raises(RuntimeError, match="half way"):
+        await database.transaction(insert_then_fail)
+    assert await database.transaction(lambda db: db.execute("SELECT COUNT(*) FROM t").fetchone()[0]) == 0
+    database.close()
