@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from bot.jobs.store import Job, JobStore
+from bot.net import parse_allow_networks
 from bot.smart_resize.client import JobFailed, SmartResizeClient, Unauthorized
 from bot.smart_resize.contract import SmartResizeRequest, Status
 from bot.smart_resize.request_store import RequestStore
@@ -382,35 +383,55 @@ def test_retry_after_examples() -> None:
 
 
 async def test_retry_after_follows_the_pace_the_workers_have_shown(tmp_path: Path) -> None:
-    service = SmartResizeServer(ServerConfig(keys=frozenset({KEY}), db_path=tmp_path / "q.db", workers=1, queue_size=1))
+    release = asyncio.Event()
+    photo_bytes = encode(photo(400, 300), "JPEG", quality=85)
+
+    async def held_photo(_request: web.Request) -> web.Response:  # keeps the one worker busy until released
+        await release.wait()
+        return web.Response(body=photo_bytes, content_type="image/jpeg")
+
+    host_app = web.Application()
+    host_app.router.add_get("/held.jpg", held_photo)
+    host = TestServer(host_app, host="127.0.0.1")
+    await host.start_server()
+    config = ServerConfig(
+        keys=frozenset({KEY}),
+        db_path=tmp_path / "q.db",
+        workers=1,
+        queue_size=1,
+        allow_networks=parse_allow_networks("127.0.0.1/32"),
+    )
+    service = SmartResizeServer(config)
     assert service.pace.retry_after() == 5  # nothing measured yet: the first guess
     test_server = TestServer(service.application(), host="127.0.0.1")
     await test_server.start_server()
     url = f"http://127.0.0.1:{test_server.port}{PREFIX}/smart-resize-request"
-    big = _data_uri(encode(photo(4000, 3000), "JPEG", quality=90))  # keeps the one worker busy
+    small = SmartResizeRequest(image_url=SOURCE, target_sizes=["300x300"])
     try:
         async with aiohttp.ClientSession() as session:
             client = _client(session, test_server)
-            await client.wait(await client.submit(SmartResizeRequest(image_url=SOURCE, target_sizes=["300x300"])))
+            await client.wait(await client.submit(small))
             learnt = service.pace.seconds_per_request
             assert learnt is not None and learnt > 0
 
-            busy = await client.submit(SmartResizeRequest(image_url=big, target_sizes=["1080x1080"]))
+            busy = await client.submit(
+                SmartResizeRequest(image_url=f"http://127.0.0.1:{host.port}/held.jpg", target_sizes=["300x300"])
+            )
 
             async def taken() -> bool:
                 return (await client.status(busy.request_id)).status is not Status.QUEUED
 
             await eventually(taken)
-            await client.submit(SmartResizeRequest(image_url=big, target_sizes=["1080x1080"]))  # fills the queue
-            expected = str(service.pace.retry_after())  # from the finished request (the busy one takes seconds)
-            async with session.post(
-                url, json={"image_url": big, "target_sizes": ["1080x1080"]}, headers={KEY_HEADER: KEY}
-            ) as full:
+            await client.submit(small)  # fills the queue while the worker waits on the held download
+            async with session.post(url, json=small.to_json(), headers={KEY_HEADER: KEY}) as full:
                 assert full.status == 429
                 retry_after = full.headers["Retry-After"]
+            assert service.pace.seconds_per_request == learnt  # nothing has finished since
+            assert retry_after == str(service.pace.retry_after())
     finally:
+        release.set()
         await test_server.close()
-    assert retry_after == expected
+        await host.close()
 
 
 @pytest.fixture
