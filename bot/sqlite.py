@@ -4,13 +4,15 @@ WAL mode with ``synchronous=NORMAL``: a committed change survives the process cr
 crash or power cut can lose the last commits; FULL would put a disk sync in front of every Slack ack). WAL also lets
 the app and ``smart-resize serve`` share one file. Each call runs in the database's own worker thread, so the
 event loop never waits on the disk. One thread, not asyncio's shared pool: the calls take one lock anyway, and a
-pool's threads queueing on it only pass the GIL back and forth with the event loop (a measured ~30% on the ack
-p99 under bursts, bench/README.md).
+pool's threads queueing on it only pass the GIL back and forth with the event loop (the app's ack p99 under load
+was lower in alternating runs, though within a noisy machine's spread: bench/README.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -20,6 +22,8 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 DEFAULT_DATABASE_URL = "sqlite:///data/smart-resize.db"
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -44,7 +48,9 @@ class Database:
         self._lock = threading.Lock()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{path.name}")
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
+            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":  # e.g. a network file system: still correct, but writers block readers
+                log.warning("SQLite could not use WAL for %s (journal mode %s); keep it on a local disk", path, mode)
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")  # the other process sharing the file may hold the lock
             self._db.executescript(schema)
@@ -68,10 +74,14 @@ class Database:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     result = work(self._db)
+                    self._db.execute("COMMIT")
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    # A failed COMMIT can leave the transaction open (every later BEGIN would fail), and after some
+                    # errors SQLite has already rolled back: roll back only what is open, and keep the first error.
+                    if self._db.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            self._db.execute("ROLLBACK")
                     raise
-                self._db.execute("COMMIT")
                 return result
 
         return await asyncio.get_running_loop().run_in_executor(self._thread, run)

@@ -21,6 +21,7 @@ from bot.net.fetch import (
     DEFAULT_ACCEPT,
     DEFAULT_MAX_BYTES,
     DEFAULT_TIMEOUT_S,
+    MAX_REDIRECTS,
     Fetched,
     SafeFetcher,
     open_following_redirects,
@@ -71,8 +72,9 @@ class RedirectedOffSlack(SlackFileError):
 class _LeftSlack(Exception):
     """Raised between hops: the next one is off Slack's hosts, so it continues outside the token's session."""
 
-    def __init__(self, url: URL) -> None:
+    def __init__(self, url: URL, hop: int) -> None:
         self.url = url
+        self.hop = hop
 
 
 def _origin(url: URL) -> tuple[str, str, int | None]:
@@ -133,10 +135,11 @@ async def download_slack_file(
 
     def prepare(hop_url: URL, hop: int) -> Mapping[str, str]:
         if not hosts.trusts(hop_url):
-            raise _LeftSlack(hop_url)  # before anything is sent there on this session
+            raise _LeftSlack(hop_url, hop)  # before anything is sent there on this session
         return authorization
 
     async def run() -> Fetched:
+        left: _LeftSlack | None = None
         try:
             async with open_following_redirects(session, first, prepare=prepare) as response:
                 if response.status in _NO_ACCESS_STATUSES:
@@ -149,10 +152,17 @@ async def download_slack_file(
                 content_type = require_content_type(response, accept)
                 data = await read_capped(response, max_bytes)
                 return Fetched(data=data, content_type=content_type, final_url=str(response.url))
-        except _LeftSlack as left:
-            if off_slack is None:
-                raise RedirectedOffSlack() from None
-            # Both legs share the one deadline below.
-            return await off_slack.fetch(str(left.url), max_bytes=max_bytes, timeout_s=timeout_s, accept=accept)
+        except _LeftSlack as leaving:
+            left = leaving  # fetched below, outside this block: its errors must not chain to the URL
+        if off_slack is None:
+            raise RedirectedOffSlack()
+        # Both legs share the one deadline below, and the redirects left.
+        return await off_slack.fetch(
+            str(left.url),
+            max_bytes=max_bytes,
+            timeout_s=timeout_s,
+            accept=accept,
+            max_redirects=MAX_REDIRECTS - left.hop,
+        )
 
     return await run_with_timeout(run(), timeout_s, keep_cause=False)

@@ -128,13 +128,38 @@ async def test_admit_refuses_over_the_limit_and_stores_nothing(tmp_path: Path) -
     store.close()
 
 
-async def test_admit_holds_the_limit_under_a_burst(tmp_path: Path) -> None:
-    store = JobStore(tmp_path / "jobs.db")
-    # Count and insert are one transaction, so 20 at once cannot all read "4 so far" and all get in.
-    admissions = await asyncio.gather(*(store.admit(_job(f"burst{n}"), since=0, limit=5) for n in range(20)))
+async def test_admit_holds_the_limit_under_a_burst_from_two_connections(tmp_path: Path) -> None:
+    # Two stores on one file: two connections, each on its own thread. Count and insert are one transaction
+    # (BEGIN IMMEDIATE), so requests from both cannot all read "4 so far" and all get in.
+    stores = [JobStore(tmp_path / "jobs.db"), JobStore(tmp_path / "jobs.db")]
+    admissions = await asyncio.gather(*(stores[n % 2].admit(_job(f"burst{n}"), since=0, limit=5) for n in range(40)))
     assert sum(a.new for a in admissions) == 5
-    assert await store.count_since("U1", 0) == 5
-    store.close()
+    assert await stores[0].count_since("U1", 0) == 5
+    for store in stores:
+        store.close()
+
+
+async def test_a_failed_commit_is_rolled_back_and_the_next_transaction_works(tmp_path: Path) -> None:
+    schema = """
+        PRAGMA foreign_keys = ON;
+        CREATE TABLE IF NOT EXISTS parent (id INTEGER PRIMARY KEY);
+        CREATE TABLE IF NOT EXISTS child (parent_id INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);
+    """
+    database = Database(tmp_path / "t.db", schema)
+
+    def orphan(db: sqlite3.Connection) -> None:
+        db.execute("INSERT INTO child VALUES (7)")  # checked only at COMMIT, which then fails
+
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        await database.transaction(orphan)
+
+    def family(db: sqlite3.Connection) -> int:
+        db.execute("INSERT INTO parent VALUES (7)")
+        db.execute("INSERT INTO child VALUES (7)")
+        return int(db.execute("SELECT COUNT(*) FROM child").fetchone()[0])
+
+    assert await database.transaction(family) == 1  # the orphan is gone and BEGIN works again
+    database.close()
 
 
 async def test_a_failing_transaction_leaves_nothing_behind(tmp_path: Path) -> None:

@@ -266,6 +266,27 @@ async def test_token_is_not_restored_when_a_foreign_hop_redirects_back(
     assert foreign.seen == [(away.path_qs, None)]
 
 
+@pytest.mark.parametrize(("foreign_hops", "allowed"), [(4, True), (5, False)])
+async def test_the_redirect_limit_spans_both_legs(
+    session: aiohttp.ClientSession,
+    emulator: Recorder,
+    foreign: Recorder,
+    off_slack: SafeFetcher,
+    foreign_hops: int,
+    allowed: bool,
+) -> None:
+    target = foreign.base / "img.png"
+    for _ in range(foreign_hops):
+        target = (foreign.base / "bounce").with_query(to=str(target))
+    url = (emulator.base / "files" / "redirect").with_query(to=str(target))  # one more redirect, on Slack's side
+    download = download_slack_file(session, str(url), token=TOKEN, off_slack=off_slack, api_base_url=api_url(emulator))
+    if allowed:  # 5 redirects in all: the limit
+        assert (await download).data == PNG
+    else:
+        with pytest.raises(FetchFailed, match="redirected too many times"):
+            await download
+
+
 async def test_without_a_guarded_fetcher_a_redirect_off_slack_is_refused(
     session: aiohttp.ClientSession, emulator: Recorder, foreign: Recorder
 ) -> None:
