@@ -3,9 +3,9 @@
 WAL mode with ``synchronous=NORMAL``: a committed change survives the process crashing or being killed (only an OS
 crash or power cut can lose the last commits; FULL would put a disk sync in front of every Slack ack). WAL also lets
 the app and ``smart-resize serve`` share one file. Each call runs in the database's own worker thread, so the
-event loop never waits on the disk. One thread, not asyncio's shared pool: the calls take one lock anyway, and a
-pool's threads queueing on it only pass the GIL back and forth with the event loop (the app's ack p99 under load
-was lower in alternating runs, though within a noisy machine's spread: bench/README.md).
+event loop never waits on the disk. One thread, not asyncio's shared pool: one connection serves one call at a
+time anyway, and a pool's threads queueing for it only pass the GIL back and forth with the event loop (the
+app's ack p99 under load was lower in alternating runs, though within a noisy machine's spread: bench/README.md).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -45,48 +44,44 @@ class Database:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
-        self._lock = threading.Lock()
+        # After set-up here, the connection is used only on this thread (so no lock): calls run one at a time.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{path.name}")
-        with self._lock:
-            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":  # e.g. a network file system: still correct, but writers block readers
-                log.warning("SQLite could not use WAL for %s (journal mode %s); keep it on a local disk", path, mode)
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=5000")  # the other process sharing the file may hold the lock
-            self._db.executescript(schema)
+        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":  # e.g. a network file system: still correct, but writers block readers
+            log.warning("SQLite could not use WAL for %s (journal mode %s); keep it on a local disk", path, mode)
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")  # the other process sharing the file may hold the lock
+        self._db.executescript(schema)
 
     async def run(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         def work() -> list[sqlite3.Row]:
-            with self._lock:
-                return self._db.execute(sql, params).fetchall()
+            return self._db.execute(sql, params).fetchall()
 
         return await asyncio.get_running_loop().run_in_executor(self._thread, work)
 
     async def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` as one write transaction in one worker-thread hop: all of it is committed, or none.
 
-        For paths that must be fast and consistent together (intake before Slack's ack): one hop and one lock
-        instead of one per statement, and no other writer in between.
+        For paths that must be fast and consistent together (intake before Slack's ack): one hop instead of one
+        per statement, and no other writer (this process or another) in between.
         """
 
         def run() -> T:
-            with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    result = work(self._db)
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    # A failed COMMIT can leave the transaction open (every later BEGIN would fail), and after some
-                    # errors SQLite has already rolled back: roll back only what is open, and keep the first error.
-                    if self._db.in_transaction:
-                        with contextlib.suppress(sqlite3.Error):
-                            self._db.execute("ROLLBACK")
-                    raise
-                return result
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(self._db)
+                self._db.execute("COMMIT")
+            except BaseException:
+                # A failed COMMIT can leave the transaction open (every later BEGIN would fail), and after some
+                # errors SQLite has already rolled back: roll back only what is open, and keep the first error.
+                if self._db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                raise
+            return result
 
         return await asyncio.get_running_loop().run_in_executor(self._thread, run)
 
     def close(self) -> None:
-        self._thread.shutdown(wait=True)
-        with self._lock:
-            self._db.close()
+        self._thread.shutdown(wait=True)  # lets queued calls finish first
+        self._db.close()

@@ -113,12 +113,8 @@ class JobStore:
 
     async def insert(self, job: Job) -> tuple[Job, bool]:
         """Insert unless a job with the same dedup key exists; returns (the stored job, whether it is new)."""
-        now = time.time()
-        job = replace(job, id=job.id or uuid.uuid4().hex, created_at=now, updated_at=now)
-        row = _to_row(job)
-        inserted = await self._db.run(
-            f"{_INSERT} ON CONFLICT(dedup_key) DO NOTHING RETURNING id", tuple(row[c] for c in _COLUMNS)
-        )
+        job, values = _new_row(job)
+        inserted = await self._db.run(f"{_INSERT} ON CONFLICT(dedup_key) DO NOTHING RETURNING id", values)
         if inserted:
             return job, True
         existing = await self.by_dedup_key(job.dedup_key)
@@ -129,9 +125,7 @@ class JobStore:
         """Intake's decision, in one transaction: a repeat of a live job gets that job; a repeat of one that failed
         or was cancelled retires it (asking again is a new try); more than ``limit`` of the user's jobs created
         since ``since`` refuses; anything else is inserted."""
-        now = time.time()
-        job = replace(job, id=job.id or uuid.uuid4().hex, created_at=now, updated_at=now)
-        row = _to_row(job)
+        job, values = _new_row(job)
 
         def decide(db: sqlite3.Connection) -> Admission:
             found = db.execute("SELECT * FROM jobs WHERE dedup_key = ?", (job.dedup_key,)).fetchone()
@@ -143,7 +137,7 @@ class JobStore:
             recent = int(db.execute(_COUNT_SINCE, (job.user_id, since)).fetchone()["n"])
             if recent >= limit:
                 return Admission(None, new=False, recent=recent)
-            db.execute(_INSERT, tuple(row[c] for c in _COLUMNS))
+            db.execute(_INSERT, values)
             return Admission(job, new=True, recent=recent)
 
         return await self._db.transaction(decide)
@@ -225,6 +219,14 @@ class JobStore:
         if not rows or rows[0]["auto_sizes"] is None:
             return None
         return list(json.loads(rows[0]["auto_sizes"]))
+
+
+def _new_row(job: Job) -> tuple[Job, tuple[Any, ...]]:
+    """The job as it is first stored (id, timestamps) and its values in ``_COLUMNS`` order, for ``_INSERT``."""
+    now = time.time()
+    job = replace(job, id=job.id or uuid.uuid4().hex, created_at=now, updated_at=now)
+    row = _to_row(job)
+    return job, tuple(row[c] for c in _COLUMNS)
 
 
 def _to_row(job: Job) -> dict[str, Any]:
