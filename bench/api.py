@@ -37,8 +37,8 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import machine_line, peak_rss_mb, render_table
-from bot.smart_resize.client import DEFAULT_POLL_GRID_S, SmartResizeClient
-from bot.smart_resize.engine import ResizeRequest, Size, resize
+from bot.engine import ResizeRequest, Size, resize
+from bot.smart_resize_api.client import DEFAULT_POLL_GRID_S, SmartResizeClient
 from tests.images import encode, photo
 
 KEY = "bench-key"
@@ -90,7 +90,7 @@ async def bench_server(jobs: int, markdown: bool) -> str:
         "SMART_RESIZE_QUEUE_SIZE": str(jobs + 50),
     }
     child = subprocess.Popen(
-        [sys.executable, "-m", "bot.smart_resize.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -249,7 +249,7 @@ async def bench_client(jobs: int, markdown: bool) -> str:
 
 
 def _request():  # type: ignore[no-untyped-def]
-    from bot.smart_resize.contract import SmartResizeRequest
+    from bot.smart_resize_api.contract import SmartResizeRequest
 
     return SmartResizeRequest(image_url="https://example.com/p.jpg", target_sizes=["1080x1080"])
 

@@ -46,11 +46,11 @@ class Engine:
 
     @property
     def label(self) -> str:
-        return "centre-crop STAND-IN (engine not importable)" if self.stand_in else "bot.smart_resize.engine"
+        return "centre-crop STAND-IN (engine not importable)" if self.stand_in else "bot.engine"
 
     def banner(self) -> str:
         if not self.stand_in:
-            return "ours = bot.smart_resize.engine.resize"
+            return "ours = bot.engine.resize"
         line = "!" * 100
         return (
             f"{line}\n!!! ENGINE NOT IMPORTABLE ({self.import_error})\n"
@@ -65,7 +65,7 @@ def load_engine() -> Engine:
     try:
         if os.environ.get("BENCH_ENGINE") == "standin":
             raise ImportError("BENCH_ENGINE=standin")
-        from bot.smart_resize.engine import Limits, ResizeRequest, Size, resize
+        from bot.engine import Limits, ResizeRequest, Size, resize
     except Exception as exc:  # the engine is being written: any import-time failure means "not ready"
         from bench import engine_standin
 

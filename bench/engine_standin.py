@@ -1,4 +1,4 @@
-"""TEMPORARY centre-crop stand-in for ``bot.smart_resize.engine.resize``, used by the bench harness ONLY while the
+"""TEMPORARY centre-crop stand-in for ``bot.engine.resize``, used by the bench harness ONLY while the
 real engine cannot be imported (``bench.common.load_engine`` prints a loud banner when it is in use).
 
 Same contract as the engine for mode="crop": header checked against ``Limits`` before any pixel is decoded, JPEG
@@ -14,8 +14,8 @@ import warnings
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from bot.smart_resize.engine.errors import CorruptImage, ImageTooLarge, NotAnImage
-from bot.smart_resize.engine.types import (
+from bot.engine.errors import CorruptImage, ImageTooLarge, NotAnImage
+from bot.engine.types import (
     CONTENT_TYPES,
     Limits,
     Output,

@@ -52,7 +52,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` (and `tests`, `bo
 
 from bench.common import REPO_DIR, Engine, load_engine, machine_line, ms, out_dir, render_table, stats
 from bench.speed import make_photo
-from bot.smart_resize.engine.pool import EnginePool
+from bot.engine.pool import EnginePool
 from tests.images import astronaut
 from tests.slack_api.emulator import TEAM, SlackEmulator
 from tests.slack_api.harness import SIGNING_SECRET, app_env

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from bot.engine import EngineError, Limits, Size, parse_size
 from bot.net import parse_allow_networks
 from bot.presets import DEFAULT_GROUP, resolve_preset
-from bot.smart_resize.engine import EngineError, Limits, Size, parse_size
 from bot.sqlite import DEFAULT_DATABASE_URL, sqlite_path
 
 Backend = Literal["local", "pixazo"]

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from bot.smart_resize.engine import Size
+from bot.engine import Size
 
 
 @dataclass(frozen=True)

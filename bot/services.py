@@ -13,12 +13,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.backends import Backend, LocalBackend
 from bot.config import Settings
+from bot.engine.pool import EnginePool
 from bot.jobs.intake import Intake
 from bot.jobs.runner import JobRunner, RunnerConfig
 from bot.jobs.store import JobStore
 from bot.net import NetworkPolicy, SafeFetcher
 from bot.slack.delivery import Delivery
-from bot.smart_resize.engine.pool import EnginePool
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
 
 def _backend(settings: Settings, pool: EnginePool, session: aiohttp.ClientSession, fetcher: SafeFetcher) -> Backend:
     if settings.backend == "pixazo":
-        from bot.hosted_backend import HostedBackend
+        from bot.backends.hosted import HostedBackend
 
         assert settings.pixazo_api_key is not None
         return HostedBackend(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from slack_sdk.errors import SlackApiError
 
+from bot.engine import EngineError
 from bot.net import FetchError
-from bot.smart_resize.engine import EngineError
 
 GENERIC = "Something went wrong on our side; please try again in a few minutes."
 

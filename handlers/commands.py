@@ -7,7 +7,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 
-from bot.requests import AutoCommand, HelpCommand, ParseError, ResizeCommand, help_text, parse_command
+from bot.grammar import AutoCommand, HelpCommand, ParseError, ResizeCommand, help_text, parse_command
 from bot.services import Services
 from bot.user_errors import UserError, user_message
 from handlers.common import describe_sizes, options_from

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from bot.engine import Size
+from bot.grammar import ResizeCommand
 from bot.jobs.intake import ResizeOptions
-from bot.requests import ResizeCommand
 from bot.services import Services
-from bot.smart_resize.engine import Size
 from bot.user_errors import UserError
 
 

@@ -11,11 +11,11 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
+from bot.engine import MAX_VARIANTS, Size
+from bot.grammar import ParseError, parse_size_list
 from bot.jobs.intake import ResizeOptions
 from bot.presets import PRESETS
-from bot.requests import ParseError, parse_size_list
 from bot.services import Services
-from bot.smart_resize.engine import MAX_VARIANTS, Size
 from bot.user_errors import UserError
 from handlers.common import image_files
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.requests import HelpCommand, ResizeCommand, help_text, parse_mention
+from bot.grammar import HelpCommand, ResizeCommand, help_text, parse_mention
 from bot.services import Services
 from handlers.common import image_files, options_from, submit_images
 

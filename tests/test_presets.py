@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.engine import Limits, Size, parse_size
 from bot.presets import (
     ALIASES,
     BRAND_PREFIXES,
@@ -18,7 +19,6 @@ from bot.presets import (
     presets_markdown,
     resolve_preset,
 )
-from bot.smart_resize.engine import Limits, Size, parse_size
 
 
 @pytest.mark.parametrize(

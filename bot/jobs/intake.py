@@ -8,9 +8,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.engine import Size
 from bot.jobs.runner import JobRunner
 from bot.jobs.store import Job, JobStore
-from bot.smart_resize.engine import Size
 from bot.user_errors import UserError
 
 

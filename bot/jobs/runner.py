@@ -29,13 +29,13 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.backends import Backend, BackendResult, request_from_spec
+from bot.engine import EngineError
 from bot.jobs.store import Job, JobStore, StaleJob
 from bot.net import FetchError, SafeFetcher
 from bot.slack import download_slack_file
 from bot.slack.delivery import Delivery, marker
 from bot.slack.messages import escape_mrkdwn, progress_blocks
-from bot.smart_resize.client import RateLimited, ServerError, TransportError
-from bot.smart_resize.engine import EngineError
+from bot.smart_resize_api.client import RateLimited, ServerError, TransportError
 from bot.user_errors import UserError, user_message
 
 log = logging.getLogger(__name__)

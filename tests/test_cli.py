@@ -14,7 +14,7 @@ from tests.images import astronaut, png_header_only
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bot.smart_resize.cli", *args],
+        [sys.executable, "-m", "bot.cli", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -94,7 +94,7 @@ def test_progress_bar_is_drawn_only_on_a_terminal(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "bot.smart_resize.cli",
+            "bot.cli",
             "resize",
             str(source),
             "--size",

@@ -29,8 +29,10 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.engine import EngineError, Limits, Output, ResizeRequest, Size
+from bot.engine.pool import EnginePool
 from bot.net import FetchError, NetworkPolicy, SafeFetcher, decode_data_uri, parse_allow_networks
-from bot.smart_resize.contract import (
+from bot.smart_resize_api.contract import (
     NOT_FOUND,
     ContractError,
     JobOutput,
@@ -40,9 +42,7 @@ from bot.smart_resize.contract import (
     StatusResponse,
     SubmitResponse,
 )
-from bot.smart_resize.engine import EngineError, Limits, Output, ResizeRequest, Size
-from bot.smart_resize.engine.pool import EnginePool
-from bot.smart_resize.request_store import ClaimedRequest, RequestStore
+from bot.smart_resize_api.server.store import ClaimedRequest, RequestStore
 from bot.sqlite import DEFAULT_DATABASE_URL, sqlite_path
 
 log = logging.getLogger(__name__)

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.smart_resize.engine import InvalidSize, Limits, Size, parse_size
-from bot.smart_resize.engine.prompts import parse_prompt
+from bot.engine import InvalidSize, Limits, Size, parse_size
+from bot.engine.prompts import parse_prompt
 
 
 @pytest.mark.parametrize(

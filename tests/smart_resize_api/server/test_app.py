@@ -25,10 +25,10 @@ from PIL import Image
 
 from bot.jobs.store import Job, JobStore
 from bot.net import parse_allow_networks
-from bot.smart_resize.client import JobFailed, SmartResizeClient, Unauthorized
-from bot.smart_resize.contract import SmartResizeRequest, Status
-from bot.smart_resize.request_store import RequestStore
-from bot.smart_resize.server import KEY_HEADER, MAX_ATTEMPTS, PREFIX, DrainPace, ServerConfig, SmartResizeServer
+from bot.smart_resize_api.client import JobFailed, SmartResizeClient, Unauthorized
+from bot.smart_resize_api.contract import SmartResizeRequest, Status
+from bot.smart_resize_api.server.app import KEY_HEADER, MAX_ATTEMPTS, PREFIX, DrainPace, ServerConfig, SmartResizeServer
+from bot.smart_resize_api.server.store import RequestStore
 from tests.images import encode, photo
 from tests.slack_api.harness import eventually
 
@@ -489,7 +489,7 @@ async def test_image_urls_go_through_the_ssrf_guard(tmp_path: Path, image_host: 
 def test_without_keys_the_server_keeps_to_loopback_and_says_so(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMART_RESIZE_")}
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'serve.db'}"
-    command = [sys.executable, "-m", "bot.smart_resize.cli", "serve", "--port", "0"]
+    command = [sys.executable, "-m", "bot.cli", "serve", "--port", "0"]
 
     refused = subprocess.run(
         [*command, "--host", "0.0.0.0"],  # noqa: S104 - asking for all interfaces is the point

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from aiohttp import web
 from PIL import Image
 
-from bot.smart_resize.contract import (
+from bot.smart_resize_api.contract import (
     NOT_FOUND,
     ContractError,
     JobOutput,

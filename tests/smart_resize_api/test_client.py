@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.smart_resize.client import (
+from bot.smart_resize_api.client import (
     KEY_HEADER,
     ApiStatusError,
     BadRequest,
@@ -41,8 +41,8 @@ from bot.smart_resize.client import (
     TransportError,
     Unauthorized,
 )
-from bot.smart_resize.contract import SmartResizeRequest, Status
-from bot.smart_resize.retry import (
+from bot.smart_resize_api.contract import SmartResizeRequest, Status
+from bot.smart_resize_api.retry import (
     Failure,
     FailureInfo,
     Operation,
@@ -53,7 +53,7 @@ from bot.smart_resize.retry import (
     parse_retry_after,
     transport_failure,
 )
-from tests.smart_resize.fault_server import (
+from tests.smart_resize_api.fault_server import (
     API_KEY,
     APIM_401,
     FaultServer,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.smart_resize.contract import (
+from bot.smart_resize_api.contract import (
     MAX_DATA_URI_CHARS,
     MAX_IMAGES_PER_SIZE,
     MAX_OUTPUTS,

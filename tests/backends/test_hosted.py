@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 
 from bot.jobs.store import Job, JobStore
-from bot.smart_resize.contract import SmartResizeRequest, Status
+from bot.smart_resize_api.contract import SmartResizeRequest, Status
 from tests.images import astronaut
 from tests.slack_api.emulator import SlackEmulator
 from tests.slack_api.harness import eventually, running_app
-from tests.smart_resize.fault_server import API_KEY, Fault, FaultServer, drop, respond
+from tests.smart_resize_api.fault_server import API_KEY, Fault, FaultServer, drop, respond
 
 
 def _hosted(api: FaultServer) -> dict[str, str]:
@@ -166,7 +166,7 @@ async def test_a_completed_job_without_images_is_an_error_not_an_empty_delivery(
 async def test_hosted_backend_against_our_own_server(tmp_path: Path) -> None:
     from aiohttp.test_utils import TestServer
 
-    from bot.smart_resize.server import PREFIX, ServerConfig, SmartResizeServer
+    from bot.smart_resize_api.server.app import PREFIX, ServerConfig, SmartResizeServer
 
     service = SmartResizeServer(ServerConfig(keys=frozenset({"own-key"}), db_path=tmp_path / "api.db", workers=1))
     api = TestServer(service.application(), host="127.0.0.1")

@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot.smart_resize.engine import ResizeRequest, Size
-from bot.smart_resize.engine.pool import EnginePool
+from bot.engine import ResizeRequest, Size
+from bot.engine.pool import EnginePool
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from bot.smart_resize.engine import ResizeRequest, Size, resize
-from bot.smart_resize.engine.types import Output
+from bot.engine import ResizeRequest, Size, resize
+from bot.engine.types import Output
 from tests.images import astronaut, encode, photo, scene_with_subject
 
 

@@ -12,7 +12,8 @@ import aiohttp
 from PIL import Image
 
 from bot.backends import BackendResult, ResizedImage, SaveRemoteId, data_uri
-from bot.smart_resize.client import (
+from bot.engine import ResizeRequest
+from bot.smart_resize_api.client import (
     DownloadWrongType,
     JobHandle,
     MalformedResponse,
@@ -20,8 +21,7 @@ from bot.smart_resize.client import (
     SmartResizeError,
     submit_may_have_run,
 )
-from bot.smart_resize.contract import ContractError, SmartResizeRequest
-from bot.smart_resize.engine import ResizeRequest
+from bot.smart_resize_api.contract import ContractError, SmartResizeRequest
 from bot.user_errors import UserError
 
 

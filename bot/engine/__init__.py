@@ -1,7 +1,7 @@
 """The embedded content-aware resize engine: pure, synchronous image code (bytes in, images + geometry out).
 
 Public surface: ``resize``, ``validate``, ``parse_size`` and the request/result/error types. ``EnginePool`` (in
-``bot.smart_resize.engine.pool``) runs ``resize`` in worker processes for asyncio callers.
+``bot.engine.pool``) runs ``resize`` in worker processes for asyncio callers.
 """
 
 from .core import MAX_VARIANTS, resize, validate

@@ -7,9 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.net.fetch import parse_http_url
-from bot.presets import DEFAULT_SIZES, known_names, presets_help, resolve_preset
-from bot.requests import (
+from bot.engine import MAX_VARIANTS, Limits, ResizeRequest, Size
+from bot.grammar import (
     EMPTY_COMMAND_REASON,
     MAX_SEED,
     MAX_SIZES,
@@ -23,7 +22,8 @@ from bot.requests import (
     parse_mention,
     parse_size_list,
 )
-from bot.smart_resize.engine import MAX_VARIANTS, Limits, ResizeRequest, Size
+from bot.net.fetch import parse_http_url
+from bot.presets import DEFAULT_SIZES, known_names, presets_help, resolve_preset
 
 SQUARE, PORTRAIT, STORY, OG = Size(1080, 1080), Size(1080, 1350), Size(1080, 1920), Size(1200, 630)
 

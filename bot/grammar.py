@@ -33,11 +33,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeAlias
 
+from bot.engine import MAX_VARIANTS, InvalidSize, Limits, ResizeRequest, Size, parse_size
+from bot.engine.types import MODES, RESOLUTIONS, FormatChoice, Mode, OutputFormat, Resolution
 from bot.net.errors import InvalidUrl
 from bot.net.fetch import parse_http_url
 from bot.presets import DEFAULT_GROUP, DEFAULT_SIZES, canonical_name, known_names, presets_help, resolve_preset
-from bot.smart_resize.engine import MAX_VARIANTS, InvalidSize, Limits, ResizeRequest, Size, parse_size
-from bot.smart_resize.engine.types import MODES, RESOLUTIONS, FormatChoice, Mode, OutputFormat, Resolution
 
 MAX_SIZES = 10
 # The hosted API does not document a range; a signed 32-bit value is accepted by every seeded generator we call.

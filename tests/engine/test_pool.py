@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from bot.smart_resize.engine import NotAnImage, ResizeRequest, Size
-from bot.smart_resize.engine.pool import EnginePool
+from bot.engine import NotAnImage, ResizeRequest, Size
+from bot.engine.pool import EnginePool
 from tests.images import astronaut
 
 

@@ -5,7 +5,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from bot.smart_resize.engine import ResizeRequest, Size, resize
+from bot.engine import ResizeRequest, Size, resize
 from tests.images import encode, scene_with_subject
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from bot.smart_resize.engine import (
+from bot.engine import (
     CorruptImage,
     ImageTooLarge,
     InvalidOption,

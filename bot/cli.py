@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from .engine import EngineError, Limits, ResizeRequest, parse_size, resize
-from .engine.types import MODES, OUTPUT_FORMATS, RESOLUTIONS, Output
+from bot.engine import EngineError, Limits, ResizeRequest, parse_size, resize
+from bot.engine.types import MODES, OUTPUT_FORMATS, RESOLUTIONS, Output
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         from dotenv import find_dotenv, load_dotenv
 
-        from .server import serve_forever  # the server pulls in aiohttp; resize-only use does not need it
+        from bot.smart_resize_api.server.app import (
+            serve_forever,  # the server pulls in aiohttp; resize-only use does not need it
+        )
 
         load_dotenv(find_dotenv(usecwd=True))  # the same .env as the app: one DATABASE_URL for both
         return serve_forever(args.host, args.port)

@@ -2,7 +2,7 @@
 
 Every failure is a ``SmartResizeError`` subclass (one per kind) carrying the job's ``request_id`` when known, the
 HTTP status, and the service's ``error``/``details``; ``user_message()`` is one sentence a Slack user can act on.
-What is retried, and how, lives in ``bot.smart_resize.retry``.
+What is retried, and how, lives in ``bot.smart_resize_api.retry``.
 
 The API key goes only to the API's own origin (scheme, host, port): never to the media CDN or to a polling URL
 elsewhere, and API calls follow no redirects, because aiohttp would carry a custom header across origins.
@@ -29,7 +29,7 @@ from yarl import URL
 
 from bot.net.errors import FetchError, TooLarge, UnexpectedContentType
 from bot.net.fetch import accepts, decode_data_uri
-from bot.smart_resize.contract import (
+from bot.smart_resize_api.contract import (
     ContractError,
     JobOutput,
     ResultRequest,
@@ -38,7 +38,7 @@ from bot.smart_resize.contract import (
     StatusResponse,
     SubmitResponse,
 )
-from bot.smart_resize.retry import (
+from bot.smart_resize_api.retry import (
     Clock,
     Failure,
     FailureInfo,

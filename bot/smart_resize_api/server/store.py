@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.smart_resize.contract import SmartResizeRequest, Status
+from bot.smart_resize_api.contract import SmartResizeRequest, Status
 from bot.sqlite import Database
 
 _SCHEMA = """
