@@ -6,11 +6,14 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
-from bot.engine import EngineError, Limits, ResizeRequest, parse_size, resize
+from bot.config import ConfigError, load_limits
+from bot.engine import EngineError, parse_size, resize
 from bot.engine.types import MODES, OUTPUT_FORMATS, RESOLUTIONS, Output
+from bot.spec import ResizeSpec
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resolution", choices=RESOLUTIONS, default="1K", help="quality: 1K fast, 2K/4K sharper")
     run.add_argument("--explain", metavar="PATH", help="also write the crop map (a JPEG) here")
     run.add_argument("--json", action="store_true", help="print one JSON object describing the outputs")
-    run.add_argument("--max-pixels", type=int, default=Limits().max_pixels, help=argparse.SUPPRESS)
+    run.add_argument("--max-pixels", type=int, default=None, help=argparse.SUPPRESS)
 
     serve = commands.add_parser("serve", help="serve the engine over the Smart Resize API contract")
     serve.add_argument("--host", default=None, help="default: 127.0.0.1 without API keys, else all interfaces")
@@ -53,21 +56,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _resize(args: argparse.Namespace) -> int:
     try:
-        limits = Limits(max_pixels=args.max_pixels)
-        sizes = tuple(parse_size(text, limits) for text in args.size)
-        data = Path(args.input).read_bytes()
-        request = ResizeRequest(
-            sizes=sizes,
+        limits = load_limits()
+    except ConfigError as error:
+        return _fail(" ".join(error.problems))
+    if args.max_pixels is not None:
+        limits = replace(limits, max_pixels=args.max_pixels)
+    try:
+        spec = ResizeSpec(
+            sizes=tuple(parse_size(text, limits) for text in args.size),
             mode=args.mode,
             output_format=args.output_format,
             prompt=args.prompt,
             variants=args.variants,
             seed=args.seed,
             resolution=args.resolution,
-            explain=bool(args.explain),
         )
+        data = Path(args.input).read_bytes()
         progress = _Progress(sys.stderr)
-        result = resize(data, request, limits, on_output=progress.update)
+        result = resize(data, spec.engine_request(explain=bool(args.explain)), limits, on_output=progress.update)
         progress.done()
         out_dir = Path(args.out)
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -6,22 +6,27 @@ A bad or missing setting stops start-up with one line per problem saying what to
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 from bot.engine import EngineError, Limits, Size, parse_size
-from bot.net import parse_allow_networks
+from bot.engine.pool import default_workers
 from bot.presets import DEFAULT_GROUP, resolve_preset
+from bot.smart_resize_api.contract import DEFAULT_BASE_URL
 from bot.sqlite import DEFAULT_DATABASE_URL, sqlite_path
 
-Backend = Literal["local", "pixazo"]
-DEFAULT_PIXAZO_BASE_URL = "https://gateway.pixazo.ai/smart-resize/v1"
+Backend = Literal["local", "hosted"]
+# "pixazo" is the hosted service's vendor: the value earlier releases documented, still accepted.
+_BACKEND_NAMES: dict[str, Backend] = {"local": "local", "hosted": "hosted", "pixazo": "hosted"}
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 MANIFEST_HINT = "create the app from manifest.yml at https://api.slack.com/apps (From an app manifest)"
+DEFAULT_DATABASE_PATH = sqlite_path(DEFAULT_DATABASE_URL)
+Network = IPv4Network | IPv6Network
+T = TypeVar("T")
 
 
 class ConfigError(Exception):
@@ -34,21 +39,22 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class Settings:
+    """The Slack app's settings (``python -m bot``)."""
+
     slack_bot_token: str = field(repr=False)
     slack_signing_secret: str | None = field(repr=False)
     slack_app_token: str | None = field(repr=False)
     slack_api_url: str
     port: int
     backend: Backend
-    pixazo_api_key: str | None = field(repr=False)
-    pixazo_base_url: str
+    hosted_api_key: str | None = field(repr=False)
+    hosted_base_url: str
     database_path: Path
-    allow_networks: tuple[IPv4Network | IPv6Network, ...]
+    allow_networks: tuple[Network, ...]
     default_sizes: tuple[Size, ...]
     resize_reaction: str
     engine_workers: int
     max_sizes: int
-    max_download_bytes: int
     jobs_per_user_per_hour: int
     job_retention_days: int
     limits: Limits
@@ -57,28 +63,122 @@ class Settings:
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
 
+    @property
+    def max_download_bytes(self) -> int:
+        return self.limits.max_input_bytes
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    env = os.environ if env is None else env
-    problems: list[str] = []
 
-    def get(name: str) -> str | None:
-        value = env.get(name, "").strip()
+@dataclass(frozen=True)
+class ServerSettings:
+    """``smart-resize serve``'s settings: the self-hosted API server."""
+
+    keys: frozenset[str] = field(default=frozenset(), repr=False)
+    database_path: Path = DEFAULT_DATABASE_PATH  # the app's database: its jobs and these requests
+    output_ttl_s: float = 3600.0
+    queue_size: int = 100
+    workers: int = field(default_factory=default_workers)
+    allow_networks: tuple[Network, ...] = ()
+    public_url: str | None = None  # how clients reach us, for polling and media URLs; default: the request's host
+    cleanup_every_s: float = 60.0
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def max_image_bytes(self) -> int:
+        return self.limits.max_input_bytes
+
+
+class _Reader:
+    """Reads one environment, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, env: Mapping[str, str] | None) -> None:
+        self.env = os.environ if env is None else env
+        self.problems: list[str] = []
+
+    def get(self, name: str) -> str | None:
+        value = self.env.get(name, "").strip()
         return value or None
 
-    def integer(name: str, default: int, low: int, high: int) -> int:
-        raw = get(name)
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.get(name)
         if raw is None:
             return default
         try:
             value = int(raw)
         except ValueError:
-            problems.append(f"{name}={raw!r} is not a whole number; use a number from {low} to {high}.")
+            self.problems.append(f"{name}={raw!r} is not a whole number; use a number from {low} to {high}.")
             return default
         if not low <= value <= high:
-            problems.append(f"{name}={value} is out of range; use a number from {low} to {high}.")
+            self.problems.append(f"{name}={value} is out of range; use a number from {low} to {high}.")
             return default
         return value
+
+    def parsed(self, parse: Callable[[str], T], raw: str, default: T) -> T:
+        """``parse(raw)``, or ``default`` with the problem noted when it raises ValueError."""
+        try:
+            return parse(raw)
+        except ValueError as error:
+            self.problems.append(str(error))
+            return default
+
+    def limits(self) -> Limits:
+        return Limits(
+            max_pixels=self.integer("MAX_IMAGE_MEGAPIXELS", 100, 1, 1000) * 1_000_000,
+            max_outputs=self.integer("MAX_OUTPUTS_PER_REQUEST", Limits().max_outputs, 1, 100),
+            max_input_bytes=self.integer("MAX_DOWNLOAD_MB", 50, 1, 1000) * 1024 * 1024,
+        )
+
+    def database_path(self) -> Path:
+        return self.parsed(sqlite_path, self.get("DATABASE_URL") or DEFAULT_DATABASE_URL, DEFAULT_DATABASE_PATH)
+
+    def allow_networks(self) -> tuple[Network, ...]:
+        from bot.net import parse_allow_networks  # the fetcher (aiohttp): not for the CLI's settings
+
+        return self.parsed(parse_allow_networks, self.get("FETCH_ALLOW_PRIVATE_NETWORKS") or "", ())
+
+    def engine_workers(self) -> int:
+        return self.integer("ENGINE_WORKERS", default_workers(), 1, 64)
+
+    def done(self) -> None:
+        if self.problems:
+            raise ConfigError(self.problems)
+
+
+def load_limits(env: Mapping[str, str] | None = None) -> Limits:
+    """The engine's caps (the CLI's settings): MAX_IMAGE_MEGAPIXELS, MAX_DOWNLOAD_MB, MAX_OUTPUTS_PER_REQUEST."""
+    read = _Reader(env)
+    limits = read.limits()
+    read.done()
+    return limits
+
+
+def load_server_settings(env: Mapping[str, str] | None = None) -> ServerSettings:
+    read = _Reader(env)
+    keys = frozenset(k.strip() for k in (read.get("SMART_RESIZE_API_KEYS") or "").split(",") if k.strip())
+    public_url = read.get("SMART_RESIZE_PUBLIC_URL")
+    if public_url is not None and not _is_http_url(public_url):
+        read.problems.append(
+            f"SMART_RESIZE_PUBLIC_URL={public_url!r} is not an http(s) URL; use the address clients reach this "
+            "server at, like https://resize.example.com."
+        )
+    settings = ServerSettings(
+        keys=keys,
+        database_path=read.database_path(),
+        output_ttl_s=float(read.integer("SMART_RESIZE_OUTPUT_TTL", 3600, 1, 30 * 24 * 3600)),
+        queue_size=read.integer("SMART_RESIZE_QUEUE_SIZE", 100, 1, 100_000),
+        workers=read.engine_workers(),
+        allow_networks=read.allow_networks(),
+        public_url=public_url,
+        limits=read.limits(),
+    )
+    read.done()
+    return settings
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    read = _Reader(env)
+    problems = read.problems
+    get = read.get
+    integer = read.integer
 
     bot_token = get("SLACK_BOT_TOKEN")
     if bot_token is None:
@@ -104,50 +204,31 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         )
 
     slack_api_url = get("SLACK_API_URL") or DEFAULT_SLACK_API_URL
-    if urlsplit(slack_api_url).scheme not in ("http", "https") or not urlsplit(slack_api_url).netloc:
+    if not _is_http_url(slack_api_url):
         problems.append(f"SLACK_API_URL={slack_api_url!r} is not an http(s) URL; leave it unset for Slack.")
     if not slack_api_url.endswith("/"):
         slack_api_url += "/"
 
-    pixazo_key = get("PIXAZO_API_KEY")
-    backend_raw = (get("SMART_RESIZE_BACKEND") or ("pixazo" if pixazo_key else "local")).lower()
-    backend: Backend = "local"
-    if backend_raw in ("local", "pixazo"):
-        backend = backend_raw  # type: ignore[assignment]
-    else:
-        problems.append(f"SMART_RESIZE_BACKEND={backend_raw!r} is unknown; use local or pixazo.")
-    if backend == "pixazo" and not pixazo_key:
-        problems.append("SMART_RESIZE_BACKEND=pixazo needs PIXAZO_API_KEY; set it, or use the local engine.")
+    hosted_key = get("PIXAZO_API_KEY")
+    backend_raw = (get("SMART_RESIZE_BACKEND") or ("hosted" if hosted_key else "local")).lower()
+    backend: Backend = _BACKEND_NAMES.get(backend_raw, "local")
+    if backend_raw not in _BACKEND_NAMES:
+        problems.append(f"SMART_RESIZE_BACKEND={backend_raw!r} is unknown; use local or hosted.")
+    if backend == "hosted" and not hosted_key:
+        problems.append(f"SMART_RESIZE_BACKEND={backend_raw} needs PIXAZO_API_KEY; set it, or use the local engine.")
 
-    database_path = sqlite_path(DEFAULT_DATABASE_URL)
-    try:
-        database_path = sqlite_path(get("DATABASE_URL") or DEFAULT_DATABASE_URL)
-    except ValueError as error:
-        problems.append(str(error))
-
-    allow_networks: tuple[IPv4Network | IPv6Network, ...] = ()
-    try:
-        allow_networks = parse_allow_networks(get("FETCH_ALLOW_PRIVATE_NETWORKS") or "")
-    except ValueError as error:
-        problems.append(str(error))
-
-    max_pixels = integer("MAX_IMAGE_MEGAPIXELS", 100, 1, 1000) * 1_000_000
-    max_download_mb = integer("MAX_DOWNLOAD_MB", 50, 1, 1000)
-    limits = Limits(
-        max_pixels=max_pixels,
-        max_outputs=integer("MAX_OUTPUTS_PER_REQUEST", 20, 1, 100),
-        max_input_bytes=max_download_mb * 1024 * 1024,
-    )
+    database_path = read.database_path()
+    allow_networks = read.allow_networks()
+    limits = read.limits()
     default_sizes = _default_sizes(get("DEFAULT_SIZES"), limits, problems)
     reaction = (get("RESIZE_REACTION") or "frame_with_picture").strip(":")
     port = integer("PORT", 3000, 1, 65535)
-    engine_workers = integer("ENGINE_WORKERS", max(1, min(4, os.cpu_count() or 1)), 1, 64)
+    engine_workers = read.engine_workers()
     max_sizes = integer("MAX_SIZES_PER_REQUEST", 10, 1, 40)
     jobs_per_user_per_hour = integer("JOBS_PER_USER_PER_HOUR", 60, 1, 10_000)
     job_retention_days = integer("JOB_RETENTION_DAYS", 30, 1, 3650)
 
-    if problems:
-        raise ConfigError(problems)
+    read.done()
     assert bot_token is not None
     return Settings(
         slack_bot_token=bot_token,
@@ -156,19 +237,23 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         slack_api_url=slack_api_url,
         port=port,
         backend=backend,
-        pixazo_api_key=pixazo_key,
-        pixazo_base_url=get("PIXAZO_BASE_URL") or DEFAULT_PIXAZO_BASE_URL,
+        hosted_api_key=hosted_key,
+        hosted_base_url=get("PIXAZO_BASE_URL") or DEFAULT_BASE_URL,
         database_path=database_path,
         allow_networks=allow_networks,
         default_sizes=default_sizes,
         resize_reaction=reaction,
         engine_workers=engine_workers,
         max_sizes=max_sizes,
-        max_download_bytes=max_download_mb * 1024 * 1024,
         jobs_per_user_per_hour=jobs_per_user_per_hour,
         job_retention_days=job_retention_days,
         limits=limits,
     )
+
+
+def _is_http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _default_sizes(raw: str | None, limits: Limits, problems: list[str]) -> tuple[Size, ...]:

@@ -33,20 +33,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeAlias
 
-from bot.engine import MAX_VARIANTS, InvalidSize, Limits, ResizeRequest, Size, parse_size
-from bot.engine.types import MODES, RESOLUTIONS, FormatChoice, Mode, OutputFormat, Resolution
+from bot.engine import MAX_VARIANTS, InvalidSize, Limits, Size, TooManyOutputs, check_output_count, parse_size
+from bot.engine.types import MODES, RESOLUTIONS, Mode, OutputFormat, Resolution
 from bot.net.errors import InvalidUrl
 from bot.net.fetch import parse_http_url
 from bot.presets import DEFAULT_GROUP, DEFAULT_SIZES, canonical_name, known_names, presets_help, resolve_preset
+from bot.smart_resize_api.contract import MAX_PROMPT_CHARS, MAX_SEED
+from bot.spec import ResizeSpec
 
 MAX_SIZES = 10
-# The hosted API does not document a range; a signed 32-bit value is accepted by every seeded generator we call.
-MAX_SEED = 2**31 - 1
-MAX_PROMPT_CHARS = 1000
-
 DEFAULT_LIMITS = Limits()
-# Defaults come from the engine's request so a command with no options asks for exactly what the engine would do.
-_ENGINE = ResizeRequest(sizes=())
 
 
 class ParseError(ValueError):
@@ -59,30 +55,14 @@ class ParseError(ValueError):
 
 @dataclass(frozen=True)
 class ResizeCommand:
-    """Resize one image. Empty ``sizes`` means the defaults; ``url`` None means the image comes from Slack."""
+    """Resize one image as ``spec`` says; ``url`` None means the image comes from Slack."""
 
-    sizes: tuple[Size, ...] = ()
+    spec: ResizeSpec
     url: str | None = None
-    mode: Mode = _ENGINE.mode
-    # Unlike the API (png), Slack defaults to "auto": photos come back as JPEG, transparent images as PNG.
-    output_format: FormatChoice = "auto"
-    variants: int = _ENGINE.variants
-    prompt: str = _ENGINE.prompt
-    seed: int | None = _ENGINE.seed
-    resolution: Resolution = _ENGINE.resolution
     # What a lenient parse dropped or changed, one sentence each; always empty from parse_command.
     notes: tuple[str, ...] = ()
-
-    def to_request(self, default_sizes: Sequence[Size] = DEFAULT_SIZES) -> ResizeRequest:
-        return ResizeRequest(
-            sizes=self.sizes or tuple(default_sizes),
-            mode=self.mode,
-            output_format=self.output_format,
-            prompt=self.prompt,
-            variants=self.variants,
-            seed=self.seed,
-            resolution=self.resolution,
-        )
+    # False when the text named no size, so ``spec.sizes`` are the defaults.
+    sizes_named: bool = True
 
 
 @dataclass(frozen=True)
@@ -111,26 +91,60 @@ EMPTY_COMMAND_REASON = (
 )
 
 
-def parse_command(
-    text: str, *, limits: Limits = DEFAULT_LIMITS, max_sizes: int = MAX_SIZES, command_name: str = "/resize"
-) -> Command:
-    """Read the text of a ``/resize`` command; raises ParseError on the first thing it can't use."""
-    return _Parser(strict=True, limits=limits, max_sizes=max_sizes, command_name=command_name).parse(text)
+@dataclass(frozen=True)
+class Grammar:
+    """The grammar with one deployment's limits and defaults: made once from the settings, used by every handler."""
+
+    limits: Limits = DEFAULT_LIMITS
+    max_sizes: int = MAX_SIZES
+    default_sizes: tuple[Size, ...] = DEFAULT_SIZES
+    reaction: str = "frame_with_picture"
+    command_name: str = "/resize"
+
+    def parse_command(self, text: str) -> Command:
+        """Read the text of a ``/resize`` command; raises ParseError on the first thing it can't use."""
+        return _Parser(self, strict=True).parse(text)
+
+    def parse_mention(self, text: str) -> Command:
+        """Read an @mention's text leniently: never raises; problems become ``ResizeCommand.notes``."""
+        return _Parser(self, strict=False).parse(text)
+
+    def parse_size_list(self, text: str, *, max_sizes: int | None = None) -> tuple[Size, ...]:
+        """Sizes and presets only (settings such as DEFAULT_SIZES, the form's custom sizes); ParseError otherwise."""
+        grammar = replace(self, max_sizes=max_sizes or self.max_sizes)
+        parsed = grammar.parse_command(text)
+        # Anything but sizes (a link, an option, help, auto) makes the parse differ from a bare list of its sizes.
+        if not isinstance(parsed, ResizeCommand) or parsed != ResizeCommand(ResizeSpec(sizes=parsed.spec.sizes)):
+            raise ParseError(f"{text.strip()!r} should be sizes or presets only, like 'social 1200x628'.")
+        return parsed.spec.sizes
+
+    def default_command(self) -> ResizeCommand:
+        return ResizeCommand(ResizeSpec(sizes=self.default_sizes), sizes_named=False)
+
+    def help_text(self, command_name: str | None = None) -> str:
+        """The help, for ``command_name`` if the command the user typed goes by another name."""
+        return help_text(
+            command_name or self.command_name,
+            limits=self.limits,
+            max_sizes=self.max_sizes,
+            default_sizes=self.default_sizes,
+            reaction=self.reaction,
+        )
 
 
-def parse_mention(
-    text: str, *, limits: Limits = DEFAULT_LIMITS, max_sizes: int = MAX_SIZES, command_name: str = "/resize"
-) -> Command:
-    """Read an @mention's text leniently: never raises; problems become ``ResizeCommand.notes``."""
-    return _Parser(strict=False, limits=limits, max_sizes=max_sizes, command_name=command_name).parse(text)
+def parse_command(text: str, **grammar: Any) -> Command:
+    """``Grammar(**grammar).parse_command(text)``."""
+    return Grammar(**grammar).parse_command(text)
 
 
-def parse_size_list(text: str, *, limits: Limits = DEFAULT_LIMITS, max_sizes: int = MAX_SIZES) -> tuple[Size, ...]:
-    """Sizes and presets only (settings such as DEFAULT_SIZES); ParseError for anything else."""
-    parsed = parse_command(text, limits=limits, max_sizes=max_sizes)
-    if not isinstance(parsed, ResizeCommand) or parsed != ResizeCommand(sizes=parsed.sizes) or not parsed.sizes:
-        raise ParseError(f"{text.strip()!r} should be sizes or presets only, like 'social 1200x628'.")
-    return parsed.sizes
+def parse_mention(text: str, **grammar: Any) -> Command:
+    """``Grammar(**grammar).parse_mention(text)``."""
+    return Grammar(**grammar).parse_mention(text)
+
+
+def parse_size_list(text: str, **grammar: Any) -> tuple[Size, ...]:
+    """``Grammar(**grammar).parse_size_list(text)``."""
+    return Grammar(**grammar).parse_size_list(text)
 
 
 # --- tokens -----------------------------------------------------------------------------------------------------
@@ -287,11 +301,12 @@ def _suggestions(word: str, cutoff: float) -> list[str]:
 
 
 class _Parser:
-    def __init__(self, *, strict: bool, limits: Limits, max_sizes: int, command_name: str) -> None:
+    def __init__(self, grammar: Grammar, *, strict: bool) -> None:
+        self.grammar = grammar
         self.strict = strict
-        self.limits = limits
-        self.max_sizes = max_sizes
-        self.command_name = command_name
+        self.limits = grammar.limits
+        self.max_sizes = grammar.max_sizes
+        self.command_name = grammar.command_name
         self.sizes: list[Size] = []
         self.url: str | None = None
         # Any: each value is checked against its field's choices before it is stored here.
@@ -307,7 +322,7 @@ class _Parser:
     def parse(self, text: str) -> Command:
         tokens = [t for t in _tokenize(text) if t.kind == "word" or _is_link(t)]
         if not tokens:
-            return HelpCommand(EMPTY_COMMAND_REASON) if self.strict else ResizeCommand()
+            return HelpCommand(EMPTY_COMMAND_REASON) if self.strict else self.grammar.default_command()
         first = tokens[0].text.lower() if _is_plain(tokens[0]) else ""
         if first in _HELP_WORDS:
             return HelpCommand()
@@ -538,23 +553,19 @@ class _Parser:
         return sizes
 
     def resize_command(self) -> ResizeCommand:
-        sizes = self.final_sizes()
-        count = len(sizes) or len(DEFAULT_SIZES)
-        variants = self.values.get("variants", _ENGINE.variants)
+        sizes = self.final_sizes() or self.grammar.default_sizes
+        variants = self.values.get("variants", 1)
         assert isinstance(variants, int)
-        cap = self.limits.max_outputs
-        if count * variants > cap:
-            fewer = max(1, cap // count)
-            self.problem(
-                f"That would make {count * variants} images ({count} sizes x {variants} variants); the limit is "
-                f"{cap} per request, so ask for fewer sizes or variants.",
-                f"I made {fewer} variant{'s' if fewer > 1 else ''} per size.",
-            )
+        try:
+            check_output_count(len(sizes), variants, self.limits)
+        except TooManyOutputs as error:
+            fewer = max(1, self.limits.max_outputs // len(sizes))
+            self.problem(str(error), f"I made {fewer} variant{'s' if fewer > 1 else ''} per size.")
             variants = fewer
-            sizes = sizes[:cap]
+            sizes = sizes[: self.limits.max_outputs]
         fields = {_FIELDS[name]: value for name, value in self.values.items()}
-        command = ResizeCommand(sizes=sizes, url=self.url, notes=tuple(self.notes))
-        return replace(command, **{**fields, "variants": variants})
+        spec = ResizeSpec(sizes=sizes, **{**fields, "variants": variants})
+        return ResizeCommand(spec, url=self.url, notes=tuple(self.notes), sizes_named=bool(self.sizes))
 
 
 def _whole_number(text: str) -> int | None:

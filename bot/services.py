@@ -11,9 +11,12 @@ import aiohttp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler, AsyncServerErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.backends import Backend, LocalBackend
+from bot.backends import Backend
+from bot.backends.local import LocalBackend
 from bot.config import Settings
 from bot.engine.pool import EnginePool
+from bot.grammar import Grammar
+from bot.jobs.crop_maps import CropMaps
 from bot.jobs.intake import Intake
 from bot.jobs.runner import JobRunner, RunnerConfig
 from bot.jobs.store import JobStore
@@ -26,12 +29,14 @@ log = logging.getLogger(__name__)
 @dataclass
 class Services:
     settings: Settings
+    grammar: Grammar
     client: AsyncWebClient
     store: JobStore
     runner: JobRunner
     intake: Intake
     delivery: Delivery
     backend: Backend
+    crop_maps: CropMaps | None  # only the local engine draws them
 
 
 def web_client(settings: Settings, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
@@ -42,23 +47,36 @@ def web_client(settings: Settings, session: aiohttp.ClientSession | None = None)
     return client
 
 
+def grammar_for(settings: Settings) -> Grammar:
+    return Grammar(
+        limits=settings.limits,
+        max_sizes=settings.max_sizes,
+        default_sizes=settings.default_sizes,
+        reaction=settings.resize_reaction,
+    )
+
+
 @contextlib.asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
+async def open_services(settings: Settings, *, pool: EnginePool | None = None) -> AsyncIterator[Services]:
+    """``pool``: an engine pool to share (tests start one per session); by default the app starts and owns one."""
     store = JobStore(settings.database_path)
     # Slack's own hosts are reached with a plain session (the token may only go there, see bot.slack.files);
     # user-supplied links go through the SSRF-guarded fetcher.
     slack_session = aiohttp.ClientSession(trust_env=False, cookie_jar=aiohttp.DummyCookieJar())
     fetcher = SafeFetcher(NetworkPolicy(settings.allow_networks), max_bytes=settings.max_download_bytes)
-    pool = EnginePool(settings.engine_workers, settings.limits)
+    own_pool = pool is None
+    pool = pool or EnginePool(settings.engine_workers)
     runner: JobRunner | None = None
     try:
         await fetcher.start()
         client = web_client(settings, slack_session)
+        delivery = Delivery(client)
         backend = _backend(settings, pool, slack_session, fetcher)
+        crop_maps = CropMaps(settings.database_path.parent / "crop-maps") if backend.name == "local" else None
         runner = JobRunner(
             store,
             backend,
-            client,
+            delivery,
             fetcher,
             slack_session,
             RunnerConfig(
@@ -66,32 +84,35 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 slack_api_url=settings.slack_api_url,
                 max_download_bytes=settings.max_download_bytes,
                 max_concurrent_jobs=max(2, settings.engine_workers * 2),
-                crop_map_dir=settings.database_path.parent / "crop-maps" if settings.backend == "local" else None,
                 job_retention_s=settings.job_retention_days * 24 * 3600.0,
             ),
+            crop_maps,
         )
-        intake = Intake(store, runner, settings.default_sizes, settings.jobs_per_user_per_hour)
+        intake = Intake(store, runner, settings.jobs_per_user_per_hour)
         runner.start()
-        yield Services(settings, client, store, runner, intake, Delivery(client), backend)
+        yield Services(
+            settings, grammar_for(settings), client, store, runner, intake, delivery, backend, crop_maps
+        )
     finally:
         if runner is not None:
             await runner.stop()
-        await pool.close()
+        if own_pool:
+            await pool.close()
         await fetcher.close()
         await slack_session.close()
         store.close()
 
 
 def _backend(settings: Settings, pool: EnginePool, session: aiohttp.ClientSession, fetcher: SafeFetcher) -> Backend:
-    if settings.backend == "pixazo":
+    if settings.backend == "hosted":
         from bot.backends.hosted import HostedBackend
 
-        assert settings.pixazo_api_key is not None
+        assert settings.hosted_api_key is not None
         return HostedBackend(
             session,
-            settings.pixazo_api_key,
-            settings.pixazo_base_url,
+            settings.hosted_api_key,
+            settings.hosted_base_url,
             settings.max_download_bytes,
             media_session=fetcher.session,
         )
-    return LocalBackend(pool)
+    return LocalBackend(pool, settings.limits)

@@ -6,9 +6,8 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.jobs.intake import ResizeOptions
 from bot.services import Services
-from handlers.common import channel_sizes, image_files, submit_images
+from handlers.common import channel_spec, image_files, submit_images
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -23,7 +22,6 @@ def register(app: AsyncApp, services: Services) -> None:
         if f"<@{await services.delivery.bot_user_id()}>" in event.get("text", ""):
             return  # a mention of the app: its handler takes the upload, with the sizes it asks for
         ts, user = event["ts"], event.get("user", "")
-        options = ResizeOptions(sizes=await channel_sizes(services, channel))
         await submit_images(
             services,
             trigger="auto",
@@ -34,7 +32,7 @@ def register(app: AsyncApp, services: Services) -> None:
             message_ts=ts,
             thread_ts=event.get("thread_ts") or ts,
             files=files,
-            options=options,
+            spec=await channel_spec(services, channel),
         )
 
     @app.event("message")

@@ -7,20 +7,19 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 
-from bot.grammar import AutoCommand, HelpCommand, ParseError, ResizeCommand, help_text, parse_command
+from bot.grammar import AutoCommand, HelpCommand, ParseError, ResizeCommand
+from bot.jobs.model import JobSource
 from bot.services import Services
+from bot.slack.messages import not_in_dms
+from bot.slack.views import resize_modal
 from bot.user_errors import UserError, user_message
-from handlers.common import describe_sizes, options_from
-from handlers.shortcuts import resize_modal
+from handlers.common import describe_sizes
 
-NOT_IN_DMS = (
-    "I can't work in direct messages: use `/resize` in a channel where the image is shared "
-    "(invite me there with `/invite @Smart Resize`)."
-)
+NOT_IN_DMS = not_in_dms("use `/resize` in a channel where the image is shared")
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    settings = services.settings
+    grammar = services.grammar
 
     @app.command("/resize")
     async def resize_command(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
@@ -39,12 +38,12 @@ def register(app: AsyncApp, services: Services) -> None:
             )
             return
         try:
-            parsed = parse_command(text, limits=settings.limits, max_sizes=settings.max_sizes)
+            parsed = grammar.parse_command(text)
         except ParseError as error:
             await ack(response_type="ephemeral", text=f"{error} Type `/resize help` for examples.")
             return
         if isinstance(parsed, HelpCommand):
-            await ack(response_type="ephemeral", text=_help(services, command.get("command") or "/resize"))
+            await ack(response_type="ephemeral", text=grammar.help_text(command.get("command")))
             return
         if in_dm:
             await ack(response_type="ephemeral", text=NOT_IN_DMS)
@@ -56,8 +55,7 @@ def register(app: AsyncApp, services: Services) -> None:
             await respond(text=text, response_type="ephemeral")
             return
         assert isinstance(parsed, ResizeCommand)
-        options = options_from(parsed)
-        source: dict[str, Any] = {"kind": "url", "url": parsed.url} if parsed.url else {"kind": "latest"}
+        source = JobSource.link(parsed.url) if parsed.url else JobSource.latest()
         try:
             _, new = await services.intake.submit(
                 trigger="command",
@@ -67,30 +65,19 @@ def register(app: AsyncApp, services: Services) -> None:
                 user_id=command["user_id"],
                 team_id=command.get("team_id"),
                 source=source,
-                options=options,
+                spec=parsed.spec,
                 response_url=command.get("response_url"),
             )
         except UserError as error:
             await ack(response_type="ephemeral", text=str(error))
             return
-        sizes = describe_sizes(options.sizes or services.intake.default_sizes)
+        sizes = describe_sizes(parsed.spec.sizes)
         where = "this link" if parsed.url else "the latest image in this channel"
         verb = "On it" if new else "Already on it"
         await ack(
             response_type="ephemeral",
             text=f"{verb}: resizing {where} to {sizes}. The images will appear in its thread.",
         )
-
-
-def _help(services: Services, command_name: str) -> str:
-    settings = services.settings
-    return help_text(
-        command_name,
-        limits=settings.limits,
-        max_sizes=settings.max_sizes,
-        default_sizes=settings.default_sizes,
-        reaction=settings.resize_reaction,
-    )
 
 
 async def channel_auto_resize(services: Services, command: AutoCommand, channel: str, user: str) -> str:
@@ -108,7 +95,7 @@ async def channel_auto_resize(services: Services, command: AutoCommand, channel:
     if command.action == "off":
         await services.store.set_auto_sizes(channel, None, user)
         return "Auto-resize is now off in this channel."
-    sizes = command.sizes or services.intake.default_sizes
+    sizes = command.sizes or services.grammar.default_sizes
     await services.store.set_auto_sizes(channel, [str(size) for size in sizes], user)
     return (
         f"Auto-resize is on: every image shared in this channel will come back as {describe_sizes(sizes)} "

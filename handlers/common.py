@@ -6,22 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.engine import Size
-from bot.grammar import ResizeCommand
-from bot.jobs.intake import ResizeOptions
+from bot.jobs.model import JobSource, Trigger
 from bot.services import Services
+from bot.spec import ResizeSpec
 from bot.user_errors import UserError
-
-
-def options_from(parsed: ResizeCommand) -> ResizeOptions:
-    return ResizeOptions(
-        sizes=tuple(parsed.sizes),
-        mode=parsed.mode,
-        output_format=parsed.output_format,
-        variants=parsed.variants,
-        prompt=parsed.prompt,
-        seed=parsed.seed,
-        resolution=parsed.resolution,
-    )
 
 
 def describe_sizes(sizes: Sequence[Size]) -> str:
@@ -35,16 +23,18 @@ def image_files(event: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-async def channel_sizes(services: Services, channel: str) -> tuple[Size, ...]:
-    """The channel's auto-resize sizes when it has them; empty means the app's defaults."""
+async def channel_spec(services: Services, channel: str) -> ResizeSpec:
+    """What a reaction or an upload in this channel asks for: its auto-resize sizes when it has them, else the
+    defaults, with every other option at its default."""
     stored = await services.store.auto_sizes(channel)
-    return tuple(Size(*(int(v) for v in text.split("x"))) for text in stored or [])
+    sizes = tuple(Size(*(int(v) for v in text.split("x"))) for text in stored or [])
+    return ResizeSpec(sizes=sizes or services.grammar.default_sizes)
 
 
 async def submit_images(
     services: Services,
     *,
-    trigger: str,
+    trigger: Trigger,
     key_prefix: str,
     channel: str,
     user: str,
@@ -52,7 +42,7 @@ async def submit_images(
     message_ts: str,
     thread_ts: str,
     files: list[dict[str, Any]],
-    options: ResizeOptions,
+    spec: ResizeSpec,
 ) -> None:
     """One job per image of a message, keyed on (prefix, channel, message, file) so repeats make no new job."""
     for file in files:
@@ -63,9 +53,9 @@ async def submit_images(
                 channel_id=channel,
                 user_id=user,
                 team_id=team,
-                source={"kind": "slack_file", "file": file, "message_ts": message_ts},
+                source=JobSource.slack_file(file, message_ts),
                 thread_ts=thread_ts,
-                options=options,
+                spec=spec,
             )
         except UserError as error:
             await services.delivery.ephemeral(channel, user, str(error))

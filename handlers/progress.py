@@ -6,9 +6,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.jobs.runner import crop_map_path
 from bot.services import Services
-from bot.slack.delivery import marker
 from bot.slack.messages import CANCEL_ACTION, CROP_MAP_ACTION
 
 
@@ -25,13 +23,13 @@ def register(app: AsyncApp, services: Services) -> None:
         await ack()
         job = await services.store.get(action["value"])
         channel, user = body["channel"]["id"], body["user"]["id"]
-        directory = services.runner.config.crop_map_dir
-        if job is None or job.thread_ts is None or directory is None or not crop_map_path(directory, job.id).exists():
+        picture = services.crop_maps.read(job.id) if job is not None and services.crop_maps is not None else None
+        if job is None or job.thread_ts is None or picture is None:
             await services.delivery.ephemeral(
                 channel, user, "That crop map has expired; run the resize again to see it."
             )
             return
-        tag = f"crop map · _{marker(job.short_id)}_"
+        tag = f"crop map · _{job.marker}_"
         if await services.delivery.find_own_post(
             channel, tag, since=job.created_at, thread_ts=job.thread_ts, with_files=True
         ):
@@ -40,7 +38,7 @@ def register(app: AsyncApp, services: Services) -> None:
         await services.delivery.upload_file(
             channel,
             job.thread_ts,
-            crop_map_path(directory, job.id).read_bytes(),
+            picture,
             filename="crop-map.jpg",
             title="Crop map: what each size kept",
             alt_txt="The source photo with each output's window outlined and labelled",

@@ -8,10 +8,9 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
-from bot.jobs.intake import ResizeOptions
 from bot.services import Services
 from bot.user_errors import user_message
-from handlers.common import channel_sizes, image_files, submit_images
+from handlers.common import channel_spec, image_files, submit_images
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -34,7 +33,6 @@ def register(app: AsyncApp, services: Services) -> None:
                 channel, user, f"That message has no image to resize; add :{reaction}: to a message with a photo."
             )
             return
-        options = ResizeOptions(sizes=await channel_sizes(services, channel))
         await submit_images(
             services,
             trigger="reaction",
@@ -45,7 +43,7 @@ def register(app: AsyncApp, services: Services) -> None:
             message_ts=ts,
             thread_ts=message.get("thread_ts") or ts,
             files=files,
-            options=options,
+            spec=await channel_spec(services, channel),
         )
 
 

@@ -11,22 +11,19 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.engine import MAX_VARIANTS, Size
-from bot.grammar import ParseError, parse_size_list
-from bot.jobs.intake import ResizeOptions
+from bot.engine import Size, TooManyOutputs, check_output_count
+from bot.grammar import ParseError
+from bot.jobs.model import JobSource
 from bot.presets import PRESETS
 from bot.services import Services
+from bot.slack.messages import not_in_dms
+from bot.slack.views import MODAL_ID, resize_modal
+from bot.spec import ResizeSpec
 from bot.user_errors import UserError
 from handlers.common import image_files
 
 SHORTCUT_ID = "smart_resize"
-MODAL_ID = "resize_modal"
-_FORMATS = {"auto": "Automatic (JPEG, or PNG with transparency)", "jpeg": "JPEG", "png": "PNG", "webp": "WebP"}
-_MODES = {"auto": "Automatic", "crop": "Crop", "extend": "Extend the canvas"}
-NOT_IN_DMS = (
-    "I can't work in direct messages: share the image in a channel and use the shortcut there "
-    "(invite me with `/invite @Smart Resize`)."
-)
+NOT_IN_DMS = not_in_dms("share the image in a channel and use the shortcut there")
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -59,7 +56,7 @@ def register(app: AsyncApp, services: Services) -> None:
     async def on_submit(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         metadata = json.loads(view["private_metadata"])
         values = view["state"]["values"]
-        errors, options = read_form(values, services)
+        errors, spec = read_form(values, services)
         file_ids = list(metadata.get("files") or [])
         if "upload" in values:
             uploaded = values["upload"]["value"].get("files") or []
@@ -81,22 +78,20 @@ def register(app: AsyncApp, services: Services) -> None:
                     channel_id=channel,
                     user_id=user,
                     team_id=(body.get("team") or {}).get("id"),
-                    source={
-                        "kind": "slack_file",
-                        "file": {"id": file_id, "file_access": "check_file_info"},
-                        "message_ts": metadata.get("message_ts"),
-                    },
+                    source=JobSource.slack_file(
+                        {"id": file_id, "file_access": "check_file_info"}, metadata.get("message_ts")
+                    ),
                     thread_ts=metadata.get("thread_ts"),
-                    options=options,
+                    spec=spec,
                 )
             except UserError as error:
                 await services.delivery.ephemeral(channel, user, str(error))
                 return
 
 
-def read_form(values: dict[str, Any], services: Services) -> tuple[dict[str, str], ResizeOptions]:
-    """The modal's fields -> options, or field errors shown under the fields that need fixing."""
-    settings = services.settings
+def read_form(values: dict[str, Any], services: Services) -> tuple[dict[str, str], ResizeSpec]:
+    """The modal's fields -> the spec, or field errors shown under the fields that need fixing."""
+    grammar = services.grammar
     errors: dict[str, str] = {}
     chosen = [o["value"] for o in values["presets"]["value"].get("selected_options") or []]
     sizes: list[Size] = []
@@ -106,109 +101,22 @@ def read_form(values: dict[str, Any], services: Services) -> tuple[dict[str, str
     custom = (values["sizes"]["value"].get("value") or "").strip()
     if custom:
         try:
-            sizes.extend(s for s in parse_size_list(custom, limits=settings.limits, max_sizes=40) if s not in sizes)
+            sizes.extend(s for s in grammar.parse_size_list(custom, max_sizes=40) if s not in sizes)
         except ParseError as error:
             errors["sizes"] = error.message
     variants = int(values["variants"]["value"]["selected_option"]["value"])
-    if len(sizes) > settings.max_sizes:
-        errors["sizes"] = f"That's {len(sizes)} sizes; the limit is {settings.max_sizes} per request."
-    elif len(sizes or services.intake.default_sizes) * variants > settings.limits.max_outputs:
-        errors["variants"] = (
-            f"{len(sizes or services.intake.default_sizes)} sizes x {variants} variants is more than "
-            f"{settings.limits.max_outputs} images; choose fewer."
-        )
-    options = ResizeOptions(
-        sizes=tuple(sizes),
+    spec = ResizeSpec(
+        sizes=tuple(sizes) or grammar.default_sizes,
         mode=values["mode"]["value"]["selected_option"]["value"],
         output_format=values["format"]["value"]["selected_option"]["value"],
         variants=variants,
         prompt=(values["prompt"]["value"].get("value") or "").strip(),
     )
-    return errors, options
-
-
-def resize_modal(metadata: dict[str, Any], *, file_input: bool) -> dict[str, Any]:
-    blocks: list[dict[str, Any]] = []
-    if file_input:
-        blocks.append(
-            _input(
-                "upload",
-                "Image",
-                {
-                    "type": "file_input",
-                    "filetypes": ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tiff"],
-                    "max_files": 1,
-                },
-            )
-        )
-    blocks += [
-        _input(
-            "presets",
-            "Presets",
-            {
-                "type": "multi_static_select",
-                "placeholder": _text("Instagram story, OG image…"),
-                "options": [_option(name, f"{name} ({preset.size})") for name, preset in PRESETS.items()][:100],
-            },
-            optional=True,
-        ),
-        _input(
-            "sizes",
-            "Custom sizes",
-            {"type": "plain_text_input", "placeholder": _text("1080x1080 1200x628")},
-            optional=True,
-            hint="Width x height in pixels, separated by spaces. With no presets or sizes, the defaults are used.",
-        ),
-        _select("mode", "Mode", _MODES, "auto"),
-        _select("format", "Format", _FORMATS, "auto"),
-        _select("variants", "Alternatives per size", {str(n): str(n) for n in range(1, min(MAX_VARIANTS, 4) + 1)}, "1"),
-        _input(
-            "prompt",
-            "Instructions",
-            {"type": "plain_text_input", "placeholder": _text("keep face centered")},
-            optional=True,
-        ),
-    ]
-    return {
-        "type": "modal",
-        "callback_id": MODAL_ID,
-        "title": _text("Smart resize"),
-        "submit": _text("Resize"),
-        "close": _text("Cancel"),
-        "private_metadata": json.dumps(metadata),
-        "blocks": blocks,
-    }
-
-
-def _text(text: str) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text}
-
-
-def _option(value: str, label: str) -> dict[str, Any]:
-    return {"text": _text(label[:75]), "value": value}
-
-
-def _input(
-    block_id: str, label: str, element: dict[str, Any], *, optional: bool = False, hint: str | None = None
-) -> dict[str, Any]:
-    block: dict[str, Any] = {
-        "type": "input",
-        "block_id": block_id,
-        "label": _text(label),
-        "element": {**element, "action_id": "value"},
-    }
-    if optional:
-        block["optional"] = True
-    if hint:
-        block["hint"] = _text(hint)
-    return block
-
-
-def _select(block_id: str, label: str, choices: dict[str, str], initial: str) -> dict[str, Any]:
-    options = [_option(value, text) for value, text in choices.items()]
-    element = {
-        "type": "static_select",
-        "options": options,
-        "initial_option": next(o for o in options if o["value"] == initial),
-    }
-    return _input(block_id, label, element)
+    if len(sizes) > grammar.max_sizes:
+        errors["sizes"] = f"That's {len(sizes)} sizes; the limit is {grammar.max_sizes} per request."
+    else:
+        try:
+            check_output_count(len(spec.sizes), variants, grammar.limits)
+        except TooManyOutputs as error:
+            errors["variants"] = str(error)
+    return errors, spec

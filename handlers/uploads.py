@@ -6,21 +6,21 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.grammar import HelpCommand, ResizeCommand, help_text, parse_mention
+from bot.grammar import HelpCommand, ResizeCommand
 from bot.services import Services
-from handlers.common import image_files, options_from, submit_images
+from handlers.common import image_files, submit_images
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    settings = services.settings
+    grammar = services.grammar
 
     @app.event("app_mention")
     async def on_mention(event: dict[str, Any]) -> None:
         channel, user, ts = event["channel"], event.get("user", ""), event["ts"]
         reply_in = event.get("thread_ts")
-        parsed = parse_mention(event.get("text", ""), limits=settings.limits, max_sizes=settings.max_sizes)
+        parsed = grammar.parse_mention(event.get("text", ""))
         if isinstance(parsed, HelpCommand):
-            await services.delivery.ephemeral(channel, user, _help(services), thread_ts=reply_in)
+            await services.delivery.ephemeral(channel, user, grammar.help_text(), thread_ts=reply_in)
             return
         files = image_files(event)
         if not files:
@@ -32,9 +32,9 @@ def register(app: AsyncApp, services: Services) -> None:
                 thread_ts=reply_in,
             )
             return
-        command = parsed if isinstance(parsed, ResizeCommand) else ResizeCommand()
+        command = parsed if isinstance(parsed, ResizeCommand) else grammar.default_command()
         notes = " ".join(parsed.notes)
-        if notes and not command.sizes:
+        if notes and not command.sizes_named:
             # Every size asked for was unusable: the defaults would be a guess the user did not make.
             await services.delivery.ephemeral(
                 channel,
@@ -46,7 +46,6 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         if notes:
             await services.delivery.ephemeral(channel, user, notes, thread_ts=reply_in)
-        options = options_from(command)
         await submit_images(
             services,
             # The same upload can arrive as app_mention and as a message event, and Slack retries events:
@@ -59,16 +58,6 @@ def register(app: AsyncApp, services: Services) -> None:
             message_ts=ts,
             thread_ts=reply_in or ts,
             files=files,
-            options=options,
+            spec=command.spec,
         )
 
-
-def _help(services: Services) -> str:
-    settings = services.settings
-    return help_text(
-        "/resize",
-        limits=settings.limits,
-        max_sizes=settings.max_sizes,
-        default_sizes=settings.default_sizes,
-        reaction=settings.resize_reaction,
-    )

@@ -25,7 +25,10 @@ def test_defaults_in_socket_mode() -> None:
 
 
 def test_hosted_backend_is_chosen_by_its_key() -> None:
-    assert load_settings({**SOCKET, "PIXAZO_API_KEY": "k"}).backend == "pixazo"
+    assert load_settings({**SOCKET, "PIXAZO_API_KEY": "k"}).backend == "hosted"
+    # "pixazo", the value earlier releases documented, still names the hosted backend.
+    assert load_settings({**SOCKET, "PIXAZO_API_KEY": "k", "SMART_RESIZE_BACKEND": "pixazo"}).backend == "hosted"
+    assert load_settings({**SOCKET, "PIXAZO_API_KEY": "k", "SMART_RESIZE_BACKEND": "hosted"}).backend == "hosted"
     assert load_settings({**SOCKET, "PIXAZO_API_KEY": "k", "SMART_RESIZE_BACKEND": "local"}).backend == "local"
 
 

@@ -7,13 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.engine import MAX_VARIANTS, Limits, ResizeRequest, Size
+from bot.engine import MAX_VARIANTS, Limits, ResizeRequest, Size, validate
 from bot.grammar import (
     EMPTY_COMMAND_REASON,
     MAX_SEED,
     MAX_SIZES,
     AutoCommand,
     Command,
+    Grammar,
     HelpCommand,
     ParseError,
     ResizeCommand,
@@ -24,8 +25,17 @@ from bot.grammar import (
 )
 from bot.net.fetch import parse_http_url
 from bot.presets import DEFAULT_SIZES, known_names, presets_help, resolve_preset
+from bot.spec import ResizeSpec
 
 SQUARE, PORTRAIT, STORY, OG = Size(1080, 1080), Size(1080, 1350), Size(1080, 1920), Size(1200, 630)
+
+
+def command(
+    sizes: tuple[Size, ...] = (), url: str | None = None, notes: tuple[str, ...] = (), **options: object
+) -> ResizeCommand:
+    """What the grammar makes of a request for these sizes (none: the defaults) and options."""
+    spec = ResizeSpec(sizes=sizes or DEFAULT_SIZES, **options)  # type: ignore[arg-type]
+    return ResizeCommand(spec, url=url, notes=notes, sizes_named=bool(sizes))
 
 
 def sizes(*pairs: tuple[int, int]) -> tuple[Size, ...]:
@@ -45,82 +55,82 @@ def error_of(text: str, **kwargs: object) -> str:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("1080x1080 1920x1080", ResizeCommand(sizes=sizes((1080, 1080), (1920, 1080)))),
-        ("1080X1080 1920×1080", ResizeCommand(sizes=sizes((1080, 1080), (1920, 1080)))),
-        ("1080 x 1080", ResizeCommand(sizes=(SQUARE,))),
-        ("1080x 1080 1920 ×1080", ResizeCommand(sizes=sizes((1080, 1080), (1920, 1080)))),
-        ("1080x1080px", ResizeCommand(sizes=(SQUARE,))),
-        ("1080x1080,1200x630", ResizeCommand(sizes=(SQUARE, OG))),
-        ("1080x1080, 1200x630.", ResizeCommand(sizes=(SQUARE, OG))),
-        ("16x16 8192x8192", ResizeCommand(sizes=sizes((16, 16), (8192, 8192)))),
-        ("instagram-story og-image", ResizeCommand(sizes=(STORY, OG))),
-        ("Instagram_Story OG", ResizeCommand(sizes=(STORY, OG))),
-        ("instagram story", ResizeCommand(sizes=(STORY,))),
-        ("youtube thumbnail", ResizeCommand(sizes=sizes((1280, 720)))),
-        ("instagram, story", ResizeCommand(sizes=sizes((1080, 1080), (1080, 1350), (1080, 566), (1080, 1920)))),
-        ("twitter-post", ResizeCommand(sizes=sizes((1600, 900)))),
-        ("social", ResizeCommand(sizes=DEFAULT_SIZES)),
+        ("1080x1080 1920x1080", command(sizes=sizes((1080, 1080), (1920, 1080)))),
+        ("1080X1080 1920×1080", command(sizes=sizes((1080, 1080), (1920, 1080)))),
+        ("1080 x 1080", command(sizes=(SQUARE,))),
+        ("1080x 1080 1920 ×1080", command(sizes=sizes((1080, 1080), (1920, 1080)))),
+        ("1080x1080px", command(sizes=(SQUARE,))),
+        ("1080x1080,1200x630", command(sizes=(SQUARE, OG))),
+        ("1080x1080, 1200x630.", command(sizes=(SQUARE, OG))),
+        ("16x16 8192x8192", command(sizes=sizes((16, 16), (8192, 8192)))),
+        ("instagram-story og-image", command(sizes=(STORY, OG))),
+        ("Instagram_Story OG", command(sizes=(STORY, OG))),
+        ("instagram story", command(sizes=(STORY,))),
+        ("youtube thumbnail", command(sizes=sizes((1280, 720)))),
+        ("instagram, story", command(sizes=sizes((1080, 1080), (1080, 1350), (1080, 566), (1080, 1920)))),
+        ("twitter-post", command(sizes=sizes((1600, 900)))),
+        ("social", command(sizes=DEFAULT_SIZES)),
         # Duplicates collapse and the first mention keeps its place.
-        ("og-image 1080x1080 facebook-post square", ResizeCommand(sizes=(OG, SQUARE))),
-        ("social 1200x630 story", ResizeCommand(sizes=DEFAULT_SIZES)),
+        ("og-image 1080x1080 facebook-post square", command(sizes=(OG, SQUARE))),
+        ("social 1200x630 story", command(sizes=DEFAULT_SIZES)),
         (
             "1200x628 https://example.com/p.jpg",
-            ResizeCommand(sizes=sizes((1200, 628)), url="https://example.com/p.jpg"),
+            command(sizes=sizes((1200, 628)), url="https://example.com/p.jpg"),
         ),
-        ("<https://example.com/p.jpg> square", ResizeCommand(sizes=(SQUARE,), url="https://example.com/p.jpg")),
-        ("<https://example.com/p.jpg|example.com/p.jpg>", ResizeCommand(url="https://example.com/p.jpg")),
-        ("<http://e.com/a?x=1&amp;y=2|a picture>", ResizeCommand(url="http://e.com/a?x=1&y=2")),
-        ("https://e.com/a?x=1&amp;y=2", ResizeCommand(url="https://e.com/a?x=1&y=2")),
-        ("HTTPS://E.com/A.PNG", ResizeCommand(url="HTTPS://E.com/A.PNG")),
-        ("<https://e.com/a.jpg> <https://e.com/a.jpg>", ResizeCommand(url="https://e.com/a.jpg")),
-        ("<@U123ABC> square <#C42|general> <!here>", ResizeCommand(sizes=(SQUARE,))),
-        ("--format webp", ResizeCommand(output_format="webp")),
-        ("--format JPG", ResizeCommand(output_format="jpeg")),
-        ("-f jpeg", ResizeCommand(output_format="jpeg")),
-        ("--format=png", ResizeCommand(output_format="png")),
-        ("-f=webp", ResizeCommand(output_format="webp")),
-        ("—format webp", ResizeCommand(output_format="webp")),  # macOS turns -- into an em dash
-        ("–format webp", ResizeCommand(output_format="webp")),
-        ("--output_format webp", ResizeCommand(output_format="webp")),
-        ("webp", ResizeCommand(output_format="webp")),
-        ("webp --format webp", ResizeCommand(output_format="webp")),
-        ("--mode crop", ResizeCommand(mode="crop")),
-        ("-m EXTEND", ResizeCommand(mode="extend")),
-        ("--mode auto", ResizeCommand(mode="auto")),
-        ("extend", ResizeCommand(mode="extend")),
-        ("--variants 3", ResizeCommand(variants=3)),
-        ("-n 10", ResizeCommand(variants=10)),
-        ("--variant=1", ResizeCommand(variants=1)),
-        ("--seed 42", ResizeCommand(seed=42)),
-        ("-s 0", ResizeCommand(seed=0)),
-        (f"--seed={MAX_SEED}", ResizeCommand(seed=MAX_SEED)),
-        ("--resolution 2k", ResizeCommand(resolution="2K")),
-        ("-r 4K", ResizeCommand(resolution="4K")),
-        ("--res=1k", ResizeCommand(resolution="1K")),
-        ("4k", ResizeCommand(resolution="4K")),
-        ('--prompt "keep face centered"', ResizeCommand(prompt="keep face centered")),
-        ("--prompt “keep face centered”", ResizeCommand(prompt="keep face centered")),
-        ("--prompt „keep face centered“", ResizeCommand(prompt="keep face centered")),
-        ("--prompt ‘keep face centered’", ResizeCommand(prompt="keep face centered")),
-        ("--prompt 'don't crop the dog'", ResizeCommand(prompt="don't crop the dog")),
-        ("--prompt “don’t crop”", ResizeCommand(prompt="don’t crop")),
-        ('--prompt="keep  face\ncentered"', ResizeCommand(prompt="keep face centered")),
-        ('-p "a &amp; b &lt;c&gt;"', ResizeCommand(prompt="a & b <c>")),
-        ('--prompt ""', ResizeCommand(prompt="")),
-        ('--prompt "say --format png 1080x1080"', ResizeCommand(prompt="say --format png 1080x1080")),
-        ('--prompt "unclosed, and --format webp', ResizeCommand(prompt="unclosed, and --format webp")),
-        ("--prompt keep face centered", ResizeCommand(prompt="keep face centered")),
-        ("--prompt=keep the logo, please", ResizeCommand(prompt="keep the logo, please")),
-        ("--prompt keep help visible", ResizeCommand(prompt="keep help visible")),
+        ("<https://example.com/p.jpg> square", command(sizes=(SQUARE,), url="https://example.com/p.jpg")),
+        ("<https://example.com/p.jpg|example.com/p.jpg>", command(url="https://example.com/p.jpg")),
+        ("<http://e.com/a?x=1&amp;y=2|a picture>", command(url="http://e.com/a?x=1&y=2")),
+        ("https://e.com/a?x=1&amp;y=2", command(url="https://e.com/a?x=1&y=2")),
+        ("HTTPS://E.com/A.PNG", command(url="HTTPS://E.com/A.PNG")),
+        ("<https://e.com/a.jpg> <https://e.com/a.jpg>", command(url="https://e.com/a.jpg")),
+        ("<@U123ABC> square <#C42|general> <!here>", command(sizes=(SQUARE,))),
+        ("--format webp", command(output_format="webp")),
+        ("--format JPG", command(output_format="jpeg")),
+        ("-f jpeg", command(output_format="jpeg")),
+        ("--format=png", command(output_format="png")),
+        ("-f=webp", command(output_format="webp")),
+        ("—format webp", command(output_format="webp")),  # macOS turns -- into an em dash
+        ("–format webp", command(output_format="webp")),
+        ("--output_format webp", command(output_format="webp")),
+        ("webp", command(output_format="webp")),
+        ("webp --format webp", command(output_format="webp")),
+        ("--mode crop", command(mode="crop")),
+        ("-m EXTEND", command(mode="extend")),
+        ("--mode auto", command(mode="auto")),
+        ("extend", command(mode="extend")),
+        ("--variants 3", command(variants=3)),
+        ("-n 5", command(variants=5)),
+        ("--variant=1", command(variants=1)),
+        ("--seed 42", command(seed=42)),
+        ("-s 0", command(seed=0)),
+        (f"--seed={MAX_SEED}", command(seed=MAX_SEED)),
+        ("--resolution 2k", command(resolution="2K")),
+        ("-r 4K", command(resolution="4K")),
+        ("--res=1k", command(resolution="1K")),
+        ("4k", command(resolution="4K")),
+        ('--prompt "keep face centered"', command(prompt="keep face centered")),
+        ("--prompt “keep face centered”", command(prompt="keep face centered")),
+        ("--prompt „keep face centered“", command(prompt="keep face centered")),
+        ("--prompt ‘keep face centered’", command(prompt="keep face centered")),
+        ("--prompt 'don't crop the dog'", command(prompt="don't crop the dog")),
+        ("--prompt “don’t crop”", command(prompt="don’t crop")),
+        ('--prompt="keep  face\ncentered"', command(prompt="keep face centered")),
+        ('-p "a &amp; b &lt;c&gt;"', command(prompt="a & b <c>")),
+        ('--prompt ""', command(prompt="")),
+        ('--prompt "say --format png 1080x1080"', command(prompt="say --format png 1080x1080")),
+        ('--prompt "unclosed, and --format webp', command(prompt="unclosed, and --format webp")),
+        ("--prompt keep face centered", command(prompt="keep face centered")),
+        ("--prompt=keep the logo, please", command(prompt="keep the logo, please")),
+        ("--prompt keep help visible", command(prompt="keep help visible")),
         (
             "--prompt keep face centered 1080x1080 <https://e.com/p.jpg> --format webp",
-            ResizeCommand(
+            command(
                 sizes=(SQUARE,), url="https://e.com/p.jpg", prompt="keep face centered", output_format="webp"
             ),
         ),
         (
             '1200x628 https://example.com/p.jpg --format webp --variants 2 --prompt "keep face centered"',
-            ResizeCommand(
+            command(
                 sizes=sizes((1200, 628)),
                 url="https://example.com/p.jpg",
                 output_format="webp",
@@ -128,11 +138,11 @@ def error_of(text: str, **kwargs: object) -> str:
                 prompt="keep face centered",
             ),
         ),
-        ('"instagram-story" "webp"', ResizeCommand(sizes=(STORY,), output_format="webp")),
-        ("“”", ResizeCommand()),
+        ('"instagram-story" "webp"', command(sizes=(STORY,), output_format="webp")),
+        ("“”", command()),
         (
             "crop 2K png square\u00a0story",
-            ResizeCommand(sizes=(SQUARE, STORY), mode="crop", resolution="2K", output_format="png"),
+            command(sizes=(SQUARE, STORY), mode="crop", resolution="2K", output_format="png"),
         ),
     ],
 )
@@ -170,22 +180,23 @@ def test_auto_commands(text: str, expected: Command) -> None:
 
 
 def test_auto_as_a_mode_value_is_not_the_auto_command() -> None:
-    assert parse_command("square --mode auto") == ResizeCommand(sizes=(SQUARE,), mode="auto")
+    assert parse_command("square --mode auto") == command(sizes=(SQUARE,), mode="auto")
 
 
 def test_defaults_are_the_engines() -> None:
     engine = ResizeRequest(sizes=())
-    command = ResizeCommand()
+    spec = ResizeSpec(sizes=())
     for name in ("mode", "variants", "prompt", "seed", "resolution"):
-        assert getattr(command, name) == getattr(engine, name)
+        assert getattr(spec, name) == getattr(engine, name)
     # The one deliberate difference: Slack picks JPEG or PNG per image unless a format is asked for.
-    assert command.output_format == "auto"
+    assert spec.output_format == "auto"
 
 
-def test_to_request_fills_in_the_default_sizes() -> None:
-    command = parse_command("--format webp --variants 2 --seed 7 -r 2k -m crop -p 'keep face centered'")
-    assert isinstance(command, ResizeCommand)
-    assert command.to_request() == ResizeRequest(
+def test_the_spec_fills_in_the_default_sizes() -> None:
+    text = "--format webp --variants 2 --seed 7 -r 2k -m crop -p 'keep face centered'"
+    parsed = parse_command(text)
+    assert isinstance(parsed, ResizeCommand) and not parsed.sizes_named
+    assert parsed.spec.engine_request() == ResizeRequest(
         sizes=DEFAULT_SIZES,
         mode="crop",
         output_format="webp",
@@ -194,8 +205,10 @@ def test_to_request_fills_in_the_default_sizes() -> None:
         seed=7,
         resolution="2K",
     )
-    assert command.to_request([Size(100, 100)]).sizes == (Size(100, 100),)
-    assert dataclasses.replace(command, sizes=(OG,)).to_request().sizes == (OG,)
+    own = Grammar(default_sizes=(Size(100, 100),)).parse_command(text)
+    assert isinstance(own, ResizeCommand) and own.spec.sizes == (Size(100, 100),)
+    named = parse_command(f"og-image {text}")
+    assert isinstance(named, ResizeCommand) and named.sizes_named and named.spec.sizes == (OG,)
 
 
 # --- refusals ---------------------------------------------------------------------------------------------------
@@ -289,22 +302,27 @@ def test_too_many_sizes() -> None:
     assert error_of(many) == "You asked for 14 sizes; the limit is 10 per request."
     assert error_of("social instagram x", max_sizes=5) == "You asked for 7 sizes; the limit is 5 per request."
     # Sizes that repeat are made once, so they don't count against the limit.
-    command = parse_command("social social instagram, square, story", max_sizes=5)
-    assert command == ResizeCommand(sizes=(*DEFAULT_SIZES, Size(1080, 566)))
+    parsed = parse_command("social social instagram, square, story", max_sizes=5)
+    assert parsed == command(sizes=(*DEFAULT_SIZES, Size(1080, 566)))
     assert error_of("auto on " + many) == "You asked for 14 sizes; the limit is 10 per request."
 
 
 def test_too_many_outputs() -> None:
-    assert error_of("social youtube x --variants 10") == (
+    assert error_of("social youtube x --variants 10", limits=Limits(max_outputs=40)) == (
         "That would make 80 images (8 sizes x 10 variants); the limit is 40 per request, so ask for fewer sizes or "
         "variants."
     )
-    # With no size the defaults are made, so they count too.
-    assert error_of("-n 9", limits=Limits(max_outputs=20)) == (
+    # With no size the defaults are made, so they count too: the deployment's defaults, not the built-in ones.
+    assert error_of("-n 9") == (
         "That would make 36 images (4 sizes x 9 variants); the limit is 20 per request, so ask for fewer sizes or "
         "variants."
     )
-    assert parse_command("social youtube --variants 6") == ResizeCommand(
+    six = tuple(Size(100 + i, 100) for i in range(6))
+    assert error_of("-n 4", default_sizes=six) == (
+        "That would make 24 images (6 sizes x 4 variants); the limit is 20 per request, so ask for fewer sizes or "
+        "variants."
+    )
+    assert parse_command("social youtube --variants 6", limits=Limits(max_outputs=40)) == command(
         sizes=(*DEFAULT_SIZES, Size(1280, 720), Size(2560, 1440)), variants=6
     )
 
@@ -320,7 +338,7 @@ def test_limits_are_the_callers() -> None:
     )
     assert error_of("youtube banner", limits=small).startswith("2560x1440 is outside")
     command = parse_mention("youtube", limits=small)
-    assert isinstance(command, ResizeCommand) and command.sizes == (Size(1280, 720),) and len(command.notes) == 1
+    assert isinstance(command, ResizeCommand) and command.spec.sizes == (Size(1280, 720),) and len(command.notes) == 1
 
 
 def test_command_name_appears_in_messages() -> None:
@@ -334,24 +352,24 @@ def test_command_name_appears_in_messages() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("<@U1>", ResizeCommand()),
-        ("<@U1> thanks!", ResizeCommand()),
+        ("<@U1>", command()),
+        ("<@U1> thanks!", command()),
         ("<@U1> help", HelpCommand()),
         (
             "<@U1> can you make this a square and a story please? webp",
-            ResizeCommand(sizes=(SQUARE, STORY), output_format="webp"),
+            command(sizes=(SQUARE, STORY), output_format="webp"),
         ),
-        ("<@U1> 1080 x 1080 and 1200x630, in crop mode", ResizeCommand(sizes=(SQUARE, OG), mode="crop")),
+        ("<@U1> 1080 x 1080 and 1200x630, in crop mode", command(sizes=(SQUARE, OG), mode="crop")),
         (
             "<@U1> resize <https://e.com/p.jpg|this> for instagram story",
-            ResizeCommand(sizes=(STORY,), url="https://e.com/p.jpg"),
+            command(sizes=(STORY,), url="https://e.com/p.jpg"),
         ),
-        ("hey <@U1>, social --prompt keep the logo", ResizeCommand(sizes=DEFAULT_SIZES, prompt="keep the logo")),
-        ("<@U1> make 2 versions of 1080x1080", ResizeCommand(sizes=(SQUARE,))),
+        ("hey <@U1>, social --prompt keep the logo", command(sizes=DEFAULT_SIZES, prompt="keep the logo")),
+        ("<@U1> make 2 versions of 1080x1080", command(sizes=(SQUARE,))),
         ("<@U1> auto on social", AutoCommand("on", DEFAULT_SIZES)),
         ("<@U1> auto off", AutoCommand("off")),
-        ("<@U1> automatically, please", ResizeCommand()),
-        ("<@U1> auto-magic square", ResizeCommand(sizes=(SQUARE,))),
+        ("<@U1> automatically, please", command()),
+        ("<@U1> auto-magic square", command(sizes=(SQUARE,))),
     ],
 )
 def test_mentions_pick_out_what_they_can(text: str, expected: Command) -> None:
@@ -363,32 +381,32 @@ def test_mentions_pick_out_what_they_can(text: str, expected: Command) -> None:
     [
         (
             "<@U1> 1080x1080 --variants 99",
-            ResizeCommand(sizes=(SQUARE,)),
+            command(sizes=(SQUARE,)),
             (f"--variants takes a whole number from 1 to {MAX_VARIANTS}, not '99'. I left it out.",),
         ),
         (
             "<@U1> 20000x5 and 1200x630",
-            ResizeCommand(sizes=(OG,)),
+            command(sizes=(OG,)),
             ("20000x5 is outside the supported range; each side must be between 16 and 8192 pixels. I left it out.",),
         ),
         (
             "<@U1> instagramm please",
-            ResizeCommand(),
+            command(),
             ("I didn't recognise 'instagramm'; if you meant 'instagram', ask again.",),
         ),
         (
             "<@U1> <https://a.com/1.jpg> <https://b.com/2.jpg>",
-            ResizeCommand(url="https://a.com/1.jpg"),
+            command(url="https://a.com/1.jpg"),
             ("Give one image link per request; this has two. I used the first.",),
         ),
         (
             "<@U1> webp and png",
-            ResizeCommand(output_format="png"),
+            command(output_format="png"),
             ("You gave --format twice (webp and png); keep one. I used png.",),
         ),
         (
             "<@U1> <mailto:a@b.co|a@b.co> square",
-            ResizeCommand(sizes=(SQUARE,)),
+            command(sizes=(SQUARE,)),
             (
                 "I can't fetch that link: only http:// and https:// links are supported. Use a plain http:// or "
                 "https:// link to the image. I left it out.",
@@ -404,13 +422,13 @@ def test_mentions_pick_out_what_they_can(text: str, expected: Command) -> None:
         ),
         (
             "<@U1> social youtube x --variants 10",
-            ResizeCommand(
+            command(
                 sizes=(*DEFAULT_SIZES, *sizes((1280, 720), (2560, 1440), (1600, 900), (1500, 500))),
-                variants=5,
+                variants=2,
             ),
             (
-                "That would make 80 images (8 sizes x 10 variants); the limit is 40 per request, so ask for fewer "
-                "sizes or variants. I made 5 variants per size.",
+                "That would make 80 images (8 sizes x 10 variants); the limit is 20 per request, so ask for fewer "
+                "sizes or variants. I made 2 variants per size.",
             ),
         ),
     ],
@@ -423,7 +441,7 @@ def test_mentions_cap_sizes_keeping_the_first() -> None:
     many = " ".join(f"{100 + i}x100" for i in range(14))
     command = parse_mention(many)
     assert isinstance(command, ResizeCommand)
-    assert command.sizes == tuple(Size(100 + i, 100) for i in range(MAX_SIZES))
+    assert command.spec.sizes == tuple(Size(100 + i, 100) for i in range(MAX_SIZES))
     assert command.notes == ("You asked for 14 sizes; the limit is 10 per request. I made the first 10.",)
 
 
@@ -520,17 +538,20 @@ _ANY_TEXT = st.one_of(st.text(max_size=60), st.lists(_SOUP, max_size=25).map("".
 def _check_invariants(command: Command, limits: Limits) -> None:
     if isinstance(command, HelpCommand):
         return
-    assert len(command.sizes) == len(set(command.sizes)) <= MAX_SIZES
     if isinstance(command, AutoCommand):
+        assert len(command.sizes) == len(set(command.sizes)) <= MAX_SIZES
         assert command.action in ("on", "off", "show")
         assert not command.sizes or command.action == "on"
         return
-    assert 1 <= command.variants <= MAX_VARIANTS
-    assert (len(command.sizes) or len(DEFAULT_SIZES)) * command.variants <= limits.max_outputs
-    assert command.seed is None or 0 <= command.seed <= MAX_SEED
+    spec = command.spec
+    assert spec.sizes and len(spec.sizes) == len(set(spec.sizes))
+    assert len(spec.sizes) <= MAX_SIZES or not command.sizes_named
+    assert 1 <= spec.variants <= MAX_VARIANTS
+    assert spec.output_count <= limits.max_outputs
+    assert spec.seed is None or 0 <= spec.seed <= MAX_SEED
     if command.url is not None:
         parse_http_url(command.url)
-    command.to_request()  # builds: every field has a value the engine accepts
+    validate(spec.engine_request(), limits)  # every field has a value the engine accepts
 
 
 @settings(max_examples=300)
@@ -556,11 +577,13 @@ def test_mentions_never_raise(text: str, max_sizes: int, max_outputs: int) -> No
     limits = Limits(max_outputs=max_outputs)
     command = parse_mention(text, limits=limits, max_sizes=max_sizes)
     assert isinstance(command, (ResizeCommand, HelpCommand, AutoCommand))
-    if not isinstance(command, HelpCommand):
+    if isinstance(command, AutoCommand):
         assert len(command.sizes) <= max_sizes
+    if not isinstance(command, HelpCommand):
         assert all(note.strip() for note in command.notes)
     if isinstance(command, ResizeCommand):
-        assert (len(command.sizes) or len(DEFAULT_SIZES)) * command.variants <= max(max_outputs, len(DEFAULT_SIZES))
+        assert len(command.spec.sizes) <= max_sizes or not command.sizes_named
+        assert command.spec.output_count <= max(max_outputs, len(DEFAULT_SIZES))
 
 
 # Round trip: build a valid request, write it the many ways a person (and Slack) might, and read it back.
@@ -667,7 +690,7 @@ def _requests(draw: st.DrawFn) -> tuple[str, ResizeCommand]:
         comma = kind in ("size", "preset") and (next_is_preset or draw(st.booleans()))
         parts.append(text + ("," if comma else ""))
     spacing = draw(st.sampled_from([" ", "  ", "\n", "\u00a0"]))
-    return spacing.join(parts), ResizeCommand(**expected)  # type: ignore[arg-type]
+    return spacing.join(parts), command(**expected)  # type: ignore[arg-type]
 
 
 @settings(max_examples=400)
@@ -675,5 +698,5 @@ def _requests(draw: st.DrawFn) -> tuple[str, ResizeCommand]:
 def test_round_trip(case: tuple[str, ResizeCommand]) -> None:
     text, expected = case
     # With nothing but Slack mentions in it, a command asks for help instead.
-    assert parse_command(text) in (expected, HelpCommand(EMPTY_COMMAND_REASON) if expected == ResizeCommand() else None)
+    assert parse_command(text) in (expected, HelpCommand(EMPTY_COMMAND_REASON) if expected == command() else None)
     assert parse_mention(text) == expected

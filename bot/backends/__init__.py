@@ -1,14 +1,18 @@
-"""One resize interface, two backends: the embedded engine (default) and the hosted Smart Resize API."""
+"""One resize interface, two backends: the embedded engine (``local``, the default) and the hosted Smart Resize API
+(``hosted``). The runner sees only what is here: a backend takes a ``ResizeSpec`` and returns images, or raises
+``UserError`` (final: tell the requester) or ``TransientError`` (a later attempt may succeed)."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-from bot.engine import ResizeRequest, Size
-from bot.engine.pool import EnginePool
+from bot.engine import Size
+from bot.spec import ResizeSpec
+from bot.user_errors import GENERIC, UserError
+
+__all__ = ["Backend", "BackendResult", "ResizedImage", "SaveRemoteId", "TransientError", "UserError"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,18 @@ class BackendResult:
     crop_map: bytes | None = None
 
 
+class TransientError(Exception):
+    """A failure a later attempt may not meet (rate limit, outage, network, a crashed worker).
+
+    ``str()`` is the operator's detail for the log; ``user_message`` is what the requester is told if every
+    attempt fails.
+    """
+
+    def __init__(self, detail: str, user_message: str = GENERIC) -> None:
+        super().__init__(detail)
+        self.user_message = user_message
+
+
 SaveRemoteId = Callable[[str], Awaitable[None]]
 
 
@@ -43,47 +59,8 @@ class Backend(Protocol):
         self,
         source: bytes,
         content_type: str,
-        request: ResizeRequest,
+        spec: ResizeSpec,
         *,
         remote_id: str | None,
         save_remote_id: SaveRemoteId,
     ) -> BackendResult: ...
-
-
-def request_from_spec(spec: dict[str, Any], *, explain: bool = False) -> ResizeRequest:
-    return ResizeRequest(
-        sizes=tuple(Size(*size) for size in spec["sizes"]),
-        mode=spec.get("mode", "auto"),
-        output_format=spec.get("output_format", "auto"),
-        prompt=spec.get("prompt", ""),
-        variants=int(spec.get("variants", 1)),
-        seed=spec.get("seed"),
-        resolution=spec.get("resolution", "1K"),
-        explain=explain,
-    )
-
-
-class LocalBackend:
-    name = "local"
-
-    def __init__(self, pool: EnginePool) -> None:
-        self.pool = pool
-
-    async def run(
-        self,
-        source: bytes,
-        content_type: str,
-        request: ResizeRequest,
-        *,
-        remote_id: str | None,
-        save_remote_id: SaveRemoteId,
-    ) -> BackendResult:
-        result = await self.pool.resize(source, request)
-        images = [
-            ResizedImage(o.data, o.content_type, o.width, o.height, o.target, o.variant, o.mode) for o in result.outputs
-        ]
-        return BackendResult(images=images, notes=list(result.notes), crop_map=result.crop_map)
-
-
-def data_uri(data: bytes, content_type: str) -> str:
-    return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"

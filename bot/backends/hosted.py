@@ -1,43 +1,57 @@
 """The hosted Smart Resize API as a backend: submit once, store the request id, poll, download the results.
 
 Private Slack images are not reachable by the service, so the source goes as a data URI. The request id is saved
-before polling starts, so a restart polls the same remote job instead of paying for a second one.
+before polling starts, so a restart polls the same remote job instead of paying for a second one. This is the only
+module that knows the API client: its errors become the backend's ``TransientError`` or ``UserError`` here.
 """
 
 from __future__ import annotations
 
+import base64
 import io
+import logging
 
 import aiohttp
 from PIL import Image
 
-from bot.backends import BackendResult, ResizedImage, SaveRemoteId, data_uri
-from bot.engine import ResizeRequest
-from bot.smart_resize_api.client import (
-    DownloadWrongType,
-    JobHandle,
-    MalformedResponse,
-    SmartResizeClient,
-    SmartResizeError,
-    submit_may_have_run,
-)
+from bot.backends import BackendResult, ResizedImage, SaveRemoteId, TransientError
+from bot.smart_resize_api.client import JobHandle, SmartResizeClient, submit_may_have_run
 from bot.smart_resize_api.contract import ContractError, SmartResizeRequest
-from bot.user_errors import UserError
+from bot.smart_resize_api.errors import (
+    DownloadWrongType,
+    MalformedResponse,
+    RateLimited,
+    ServerError,
+    SmartResizeError,
+    TransportError,
+)
+from bot.spec import ResizeSpec
+from bot.user_errors import SUBMIT_OUTCOME_UNKNOWN, UserError, api_error_message
+
+log = logging.getLogger(__name__)
 
 
-class SubmitOutcomeUnknown(SmartResizeError):
-    """A submit failed after reaching the service (5xx, or the connection broke once sent): the job may run and be
-    charged, and there is no request id to poll it by. Final: the runner does not submit again."""
+def api_request(spec: ResizeSpec, source: bytes, content_type: str) -> SmartResizeRequest:
+    output_format = spec.output_format
+    if output_format == "auto":  # the API has no "auto": photos as JPEG, anything that may have alpha as PNG
+        output_format = "jpeg" if content_type == "image/jpeg" else "png"
+    return SmartResizeRequest(
+        image_url=data_uri(source, content_type),
+        target_sizes=[str(size) for size in spec.sizes],
+        prompt=spec.prompt,
+        num_images_per_size=spec.variants,
+        resolution=spec.resolution,
+        output_format=output_format,
+        seed=spec.seed,
+    )
 
-    def user_message(self) -> str:
-        return (
-            "The Smart Resize API failed while taking the job, so it may still run and be charged; "
-            "wait a few minutes before trying again."
-        )
+
+def data_uri(data: bytes, content_type: str) -> str:
+    return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 class HostedBackend:
-    name = "pixazo"
+    name = "hosted"
 
     def __init__(
         self,
@@ -57,26 +71,40 @@ class HostedBackend:
         self,
         source: bytes,
         content_type: str,
-        request: ResizeRequest,
+        spec: ResizeSpec,
         *,
         remote_id: str | None,
         save_remote_id: SaveRemoteId,
     ) -> BackendResult:
-        notes: list[str] = []
+        try:
+            return await self._run(source, content_type, spec, remote_id=remote_id, save_remote_id=save_remote_id)
+        except SmartResizeError as error:
+            raise _backend_error(error) from None
+
+    async def _run(
+        self,
+        source: bytes,
+        content_type: str,
+        spec: ResizeSpec,
+        *,
+        remote_id: str | None,
+        save_remote_id: SaveRemoteId,
+    ) -> BackendResult:
         job: JobHandle | str
         if remote_id is None:
             try:
-                api_request = self._api_request(source, content_type, request)
+                request = api_request(spec, source, content_type)
             except ContractError as error:
                 raise UserError(f"The hosted Smart Resize API can't take that request: {error.details}.") from None
             try:
-                submitted = await self.client.submit(api_request)
+                submitted = await self.client.submit(request)
             except SmartResizeError as error:
                 if not submit_may_have_run(error):
                     raise  # refused or never sent: the runner may try again where that helps
                 # The service may have taken (and will charge for) the job, and we have no id to poll it by:
                 # submitting again could pay twice, so this attempt is the last.
-                raise SubmitOutcomeUnknown(str(error), status_code=error.status_code) from None
+                log.warning("hosted API submit outcome unknown, not retried: %s", error)
+                raise UserError(SUBMIT_OUTCOME_UNKNOWN) from None
             remote_id = submitted.request_id
             await save_remote_id(remote_id)
             job = submitted  # its status came with the submit: the first poll is due an interval later
@@ -88,7 +116,7 @@ class HostedBackend:
             raise MalformedResponse("Job COMPLETED without any image", request_id=remote_id)
         images: list[ResizedImage] = []
         # The service makes num_images_per_size images per target size, in the order of target_sizes.
-        per_size = max(1, request.variants)
+        per_size = max(1, spec.variants)
         for index, url in enumerate(urls):
             data, media_type = await self.client.download(url, max_bytes=self.max_download_bytes, request_id=remote_id)
             try:
@@ -97,23 +125,18 @@ class HostedBackend:
                 raise DownloadWrongType(
                     "Result is not a readable image", content_type=media_type, request_id=remote_id
                 ) from None
-            target = request.sizes[min(index // per_size, len(request.sizes) - 1)]
+            target = spec.sizes[min(index // per_size, len(spec.sizes) - 1)]
             images.append(ResizedImage(data, media_type, width, height, target, index % per_size, None))
-        if request.mode != "auto":
+        notes = []
+        if spec.mode != "auto":
             notes.append("The hosted Smart Resize API chooses its own framing; the mode option was not sent.")
         return BackendResult(images=images, notes=notes)
 
-    @staticmethod
-    def _api_request(source: bytes, content_type: str, request: ResizeRequest) -> SmartResizeRequest:
-        output_format = request.output_format
-        if output_format == "auto":  # the API has no "auto": photos as JPEG, anything that may have alpha as PNG
-            output_format = "jpeg" if content_type == "image/jpeg" else "png"
-        return SmartResizeRequest(
-            image_url=data_uri(source, content_type),
-            target_sizes=[str(size) for size in request.sizes],
-            prompt=request.prompt,
-            num_images_per_size=request.variants,
-            resolution=request.resolution,
-            output_format=output_format,
-            seed=request.seed,
-        )
+
+def _backend_error(error: SmartResizeError) -> TransientError | UserError:
+    """Rate limits, outages and broken connections may pass; anything else is the job's final answer."""
+    message = api_error_message(error)
+    if isinstance(error, RateLimited | ServerError | TransportError):
+        return TransientError(str(error), message)
+    log.warning("hosted API job failed: %s", error)
+    return UserError(message)

@@ -15,7 +15,7 @@ from .errors import (
     TooManyOutputs,
     UnsupportedFormat,
 )
-from .sizes import parse_size
+from .sizes import check_output_count, parse_size
 from .types import Limits, Output, ResizeRequest, ResizeResult, Size
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "Size",
     "TooManyOutputs",
     "UnsupportedFormat",
+    "check_output_count",
     "parse_size",
     "resize",
     "validate",

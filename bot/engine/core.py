@@ -8,12 +8,13 @@ import numpy as np
 from PIL import Image
 
 from . import decode as decoding
-from .errors import InvalidOption, InvalidSize, TooManyOutputs
+from .errors import InvalidOption, InvalidSize
 from .explain import explain_picture
 from .framing import Framer
 from .importance import ANALYSIS_LONG_SIDE, analyse
 from .prompts import Fill, parse_prompt
 from .render import choose_format, encode, render
+from .sizes import check_output_count
 from .types import (
     CONTENT_TYPES,
     MODES,
@@ -51,12 +52,7 @@ def validate(request: ResizeRequest, limits: Limits) -> None:
         raise InvalidOption(f"Unknown resolution {request.resolution!r}; use 1K, 2K or 4K.")
     if not 1 <= request.variants <= MAX_VARIANTS:
         raise InvalidOption(f"Variants must be between 1 and {MAX_VARIANTS}.")
-    outputs = len(request.sizes) * request.variants
-    if outputs > limits.max_outputs:
-        raise TooManyOutputs(
-            f"That would make {outputs} images; the limit is {limits.max_outputs} per request. "
-            "Ask for fewer sizes or variants."
-        )
+    check_output_count(len(request.sizes), request.variants, limits)
 
 
 def resize(

@@ -6,32 +6,30 @@ from __future__ import annotations
 class EngineError(Exception):
     """Base class: ``str(error)`` is a one-line explanation with what to do instead."""
 
-    code = "engine_error"
-
 
 class NotAnImage(EngineError):
-    code = "not_an_image"
+    pass
 
 
 class UnsupportedFormat(EngineError):
-    code = "unsupported_format"
+    pass
 
 
 class CorruptImage(EngineError):
-    code = "corrupt_image"
+    pass
 
 
 class ImageTooLarge(EngineError):
-    code = "image_too_large"
+    pass
 
 
 class InvalidSize(EngineError):
-    code = "invalid_size"
+    pass
 
 
 class TooManyOutputs(EngineError):
-    code = "too_many_outputs"
+    pass
 
 
 class InvalidOption(EngineError):
-    code = "invalid_option"
+    pass

@@ -36,10 +36,11 @@ class EnginePool:
             )
         return self._executor
 
-    async def resize(self, data: bytes, request: ResizeRequest) -> ResizeResult:
+    async def resize(self, data: bytes, request: ResizeRequest, limits: Limits | None = None) -> ResizeResult:
+        """``limits``: this call's caps, where they are not the pool's (one pool can serve several callers)."""
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool(), resize, data, request, self.limits)
+            return await loop.run_in_executor(self._pool(), resize, data, request, limits or self.limits)
         except BrokenProcessPool:
             # A worker died (out of memory, killed): replace the pool once so one bad input doesn't take the
             # service down, and let this job fail loudly.

@@ -1,10 +1,10 @@
-"""Parsing "WxH" sizes, shared by the CLI and the Slack grammar."""
+"""Sizes and how many outputs a request may make: one rule each, shared by the engine, the grammar and the server."""
 
 from __future__ import annotations
 
 import re
 
-from .errors import InvalidSize
+from .errors import InvalidSize, TooManyOutputs
 from .types import Limits, Size
 
 _SIZE = re.compile(r"^\s*(\d{1,6})\s*[xX×]\s*(\d{1,6})\s*$")
@@ -23,3 +23,12 @@ def parse_size(text: str, limits: Limits | None = None) -> Size:
             f"{limits.max_side} pixels."
         )
     return Size(width, height)
+
+
+def check_output_count(sizes: int, variants: int, limits: Limits) -> None:
+    """The one output cap (sizes x variants), with the one sentence every surface shows; TooManyOutputs if over."""
+    if sizes * variants > limits.max_outputs:
+        raise TooManyOutputs(
+            f"That would make {sizes * variants} images ({sizes} sizes x {variants} variants); the limit is "
+            f"{limits.max_outputs} per request, so ask for fewer sizes or variants."
+        )

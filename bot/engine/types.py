@@ -39,7 +39,7 @@ class Limits:
     max_pixels: int = 100_000_000
     min_side: int = 16
     max_side: int = 8192
-    max_outputs: int = 40
+    max_outputs: int = 20  # sizes x variants; MAX_OUTPUTS_PER_REQUEST
     max_input_bytes: int = 50 * 1024 * 1024
 
 

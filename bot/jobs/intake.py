@@ -4,27 +4,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
 
-from bot.engine import Size
+from bot.jobs.model import Job, JobSource, Trigger
 from bot.jobs.runner import JobRunner
-from bot.jobs.store import Job, JobStore
+from bot.jobs.store import JobStore
+from bot.spec import ResizeSpec
 from bot.user_errors import UserError
-
-
-@dataclass(frozen=True)
-class ResizeOptions:
-    """What the user asked for, in the engine's terms (sizes empty = the defaults)."""
-
-    sizes: tuple[Size, ...] = ()
-    mode: str = "auto"
-    output_format: str = "auto"
-    variants: int = 1
-    prompt: str = ""
-    seed: int | None = None
-    resolution: str = "1K"
 
 
 class Intake:
@@ -32,31 +18,28 @@ class Intake:
         self,
         store: JobStore,
         runner: JobRunner,
-        default_sizes: Sequence[Size],
         jobs_per_user_per_hour: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.runner = runner
-        self.default_sizes = tuple(default_sizes)
         self.jobs_per_user_per_hour = jobs_per_user_per_hour
         self.clock = clock
 
     async def submit(
         self,
         *,
-        trigger: str,
+        trigger: Trigger,
         dedup_key: str,
         channel_id: str,
         user_id: str,
-        source: dict[str, Any],
-        options: ResizeOptions,
+        source: JobSource,
+        spec: ResizeSpec,
         team_id: str | None = None,
         thread_ts: str | None = None,
         response_url: str | None = None,
     ) -> tuple[Job, bool]:
         """Returns (job, True) for a new job, or the existing job and False for a repeat of the same request."""
-        sizes = options.sizes or self.default_sizes
         job = Job(
             id=uuid.uuid4().hex,
             dedup_key=dedup_key,
@@ -66,15 +49,7 @@ class Intake:
             user_id=user_id,
             thread_ts=thread_ts,
             source=source,
-            spec={
-                "sizes": [[size.width, size.height] for size in sizes],
-                "mode": options.mode,
-                "output_format": options.output_format,
-                "variants": options.variants,
-                "prompt": options.prompt,
-                "seed": options.seed,
-                "resolution": options.resolution,
-            },
+            spec=spec,
             response_url=response_url,
         )
         # One transaction, one thread hop: this runs before Slack's ack, with many requests arriving at once.

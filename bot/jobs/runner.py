@@ -18,24 +18,22 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Callable
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.backends import Backend, BackendResult, request_from_spec
+from bot.backends import Backend, BackendResult, TransientError
 from bot.engine import EngineError
-from bot.jobs.store import Job, JobStore, StaleJob
+from bot.jobs.crop_maps import CropMaps
+from bot.jobs.model import Job, JobSource
+from bot.jobs.store import JobStore, StaleJob
 from bot.net import FetchError, SafeFetcher
 from bot.slack import download_slack_file
-from bot.slack.delivery import Delivery, marker
+from bot.slack.delivery import Delivery
 from bot.slack.messages import escape_mrkdwn, progress_blocks
-from bot.smart_resize_api.client import RateLimited, ServerError, TransportError
 from bot.user_errors import UserError, user_message
 
 log = logging.getLogger(__name__)
@@ -50,8 +48,6 @@ class RunnerConfig:
     slack_api_url: str
     max_download_bytes: int
     max_concurrent_jobs: int = 4
-    crop_map_dir: Path | None = None  # where crop maps are kept for the "Show crop map" button
-    crop_map_ttl_s: float = 7 * 24 * 3600.0  # then the button says the map has expired
     job_retention_s: float = 30 * 24 * 3600.0  # finished jobs: who asked, where and for what is kept no longer
 
 
@@ -60,16 +56,18 @@ class JobRunner:
         self,
         store: JobStore,
         backend: Backend,
-        client: AsyncWebClient,
+        delivery: Delivery,
         fetcher: SafeFetcher,
         slack_session: aiohttp.ClientSession,
         config: RunnerConfig,
+        crop_maps: CropMaps | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.backend = backend
-        self.delivery = Delivery(client)
-        self.client = client
+        self.delivery = delivery
+        self.client = delivery.client
+        self.crop_maps = crop_maps
         self.fetcher = fetcher
         self.slack_session = slack_session
         self.config = config
@@ -130,18 +128,7 @@ class JobRunner:
         self._pruned_at = self.clock()
         if removed := await self.store.delete_finished_before(self._pruned_at - self.config.job_retention_s):
             log.info("deleted %d finished jobs older than the retention period", removed)
-        directory = self.config.crop_map_dir
-        if directory is None:
-            return
-        cutoff = self._pruned_at - self.config.crop_map_ttl_s
-
-        def prune() -> int:
-            old = [path for path in directory.glob("*.jpg") if path.stat().st_mtime < cutoff]
-            for path in old:
-                path.unlink(missing_ok=True)
-            return len(old)
-
-        if directory.is_dir() and (removed := await asyncio.to_thread(prune)):
+        if self.crop_maps is not None and (removed := await self.crop_maps.prune(self._pruned_at)):
             log.info("deleted %d expired crop maps", removed)
 
     async def _next_wakeup(self) -> float:
@@ -185,14 +172,12 @@ class JobRunner:
         task = self._active.get(job_id)
         if task is not None:
             task.cancel()
-        tag = marker(job.short_id)
         if job.progress_ts:
-            text = f":no_entry_sign: Cancelled by <@{by_user}> · _{tag}_"
+            text = f":no_entry_sign: Cancelled by <@{by_user}> · _{job.marker}_"
             await self._quietly(
                 self.delivery.update(job.channel_id, job.progress_ts, text, blocks=progress_blocks(text, job.id))
             )
-        if job.thread_ts and job.source.get("kind") == "slack_file":
-            await self._quietly(self.delivery.clear_status(job.channel_id, _source_message_ts(job)))
+        await self._set_status(job, None)
         return "Cancelled: nothing more will be posted for that request."
 
     # --- one job ------------------------------------------------------------------------------------------------
@@ -211,9 +196,7 @@ class JobRunner:
             if self._stopping:
                 raise
             # Cancelled by its requester: the state is already stored, nothing more to do.
-        except UserError as error:
-            await self._fail(job, str(error))
-        except (EngineError, FetchError) as error:
+        except (UserError, EngineError, FetchError) as error:
             await self._fail(job, user_message(error))
         except Exception as error:  # anything else may be transient: retry with backoff, then give up plainly
             await self._retry_or_fail(job, error)
@@ -229,31 +212,30 @@ class JobRunner:
             job = await self.store.update(fresh, state="delivering")
             return await self._deliver(job, result)
         if job.state == "delivering":
-            tag = marker(job.short_id)
             assert job.thread_ts is not None
             if await self.delivery.find_own_post(
-                job.channel_id, tag, since=job.created_at, thread_ts=job.thread_ts, with_files=True
+                job.channel_id, job.marker, since=job.created_at, thread_ts=job.thread_ts, with_files=True
             ):
                 return await self._complete(job, already_posted=True)
             return await self._deliver(job, await self._resize(job))
         raise RuntimeError(f"job {job.short_id} in unexpected state {job.state}")
 
     async def _anchor(self, job: Job) -> Job:
-        tag = marker(job.short_id)
+        tag = job.marker
         source = job.source
         thread_ts = job.thread_ts
-        if source["kind"] == "latest":
+        if source.kind == "latest":
             file, thread_ts = await self._latest_image(job.channel_id, job.created_at)
-            source = {"kind": "slack_file", "file": file, "message_ts": thread_ts}
+            source = JobSource.slack_file(file, thread_ts)
             job = await self.store.update(job, source=source, thread_ts=thread_ts)
         elif thread_ts is None:
             # A link, or an image uploaded in the modal: there is no message to answer, so post one.
             thread_ts = await self.delivery.find_own_post(job.channel_id, tag, since=job.created_at)
             if thread_ts is None:
                 # The link is shown, not linked: escaped, it can't become <!channel> or a disguised <url|text>.
-                what = escape_mrkdwn(source["url"]) if source["kind"] == "url" else "an uploaded image"
+                what = escape_mrkdwn(source.url) if source.url is not None else "an uploaded image"
                 thread_ts = await self.delivery.post(
-                    job.channel_id, f"<@{job.user_id}> asked for {_describe_sizes(job.spec)} of {what} · _{tag}_"
+                    job.channel_id, f"<@{job.user_id}> asked for {job.spec.describe()} of {what} · _{tag}_"
                 )
             job = await self.store.update(job, thread_ts=thread_ts)
         assert thread_ts is not None
@@ -262,16 +244,15 @@ class JobRunner:
                 job.channel_id, tag, since=job.created_at, thread_ts=thread_ts
             )
             if progress_ts is None:
-                text = f":hourglass_flowing_sand: Resizing to {_describe_sizes(job.spec)}… · _{tag}_"
+                text = f":hourglass_flowing_sand: Resizing to {job.spec.describe()}… · _{tag}_"
                 progress_ts = await self.delivery.post(
                     job.channel_id, text, thread_ts=thread_ts, blocks=progress_blocks(text, job.id, cancellable=True)
                 )
             job = await self.store.update(job, progress_ts=progress_ts)
-        if source["kind"] == "slack_file":
-            await self.delivery.set_status(job.channel_id, _source_message_ts(job), "working")
+        await self._set_status(job, "working")
         return await self.store.update(job, state="anchored")
 
-    async def _latest_image(self, channel: str, asked_at: float) -> tuple[dict[str, Any], str]:
+    async def _latest_image(self, channel: str, asked_at: float) -> tuple[Mapping[str, Any], str]:
         # The latest as of the request, not of the run: a busy runner or a restart must not pick a later image.
         oldest, latest = str(asked_at - LATEST_IMAGE_WINDOW_S), str(asked_at)
         response = await self.client.conversations_history(channel=channel, oldest=oldest, latest=latest, limit=100)
@@ -287,10 +268,11 @@ class JobRunner:
 
     async def _source_bytes(self, job: Job) -> tuple[bytes, str]:
         source = job.source
-        if source["kind"] == "url":
-            fetched = await self.fetcher.fetch(source["url"], max_bytes=self.config.max_download_bytes)
+        if source.url is not None:
+            fetched = await self.fetcher.fetch(source.url, max_bytes=self.config.max_download_bytes)
             return fetched.data, fetched.content_type
-        file = source["file"]
+        file = source.file
+        assert file is not None  # a "latest" source became a Slack file when the job was anchored
         if file.get("file_access") == "check_file_info" or not file.get("url_private"):
             info = await self.client.files_info(file=file["id"])
             file = dict(info["file"])
@@ -314,24 +296,22 @@ class JobRunner:
 
     async def _resize(self, job: Job) -> BackendResult:
         data, content_type = await self._source_bytes(job)
-        request = request_from_spec(job.spec, explain=self.config.crop_map_dir is not None)
 
         async def save_remote_id(remote_id: str) -> None:
             nonlocal job
             job = await self.store.update(job, remote_id=remote_id)
 
         result = await self.backend.run(
-            data, content_type, request, remote_id=job.remote_id, save_remote_id=save_remote_id
+            data, content_type, job.spec, remote_id=job.remote_id, save_remote_id=save_remote_id
         )
-        if result.crop_map is not None and self.config.crop_map_dir is not None:
-            self.config.crop_map_dir.mkdir(parents=True, exist_ok=True)
-            crop_map_path(self.config.crop_map_dir, job.id).write_bytes(result.crop_map)
+        if result.crop_map is not None and self.crop_maps is not None:
+            await asyncio.to_thread(self.crop_maps.save, job.id, result.crop_map)
         return result
 
     async def _deliver(self, job: Job, result: BackendResult) -> Job:
         assert job.thread_ts is not None
-        tag = marker(job.short_id)
-        stem = _stem(job)
+        tag = job.marker
+        stem = _stem(job.source)
         count = len(result.images)
         notes = "".join(f"\n• {note}" for note in result.notes)
         comment = f"<@{job.user_id}> here are your {count} image{'s' if count != 1 else ''} · _{tag}_{notes}"
@@ -346,14 +326,12 @@ class JobRunner:
         thread_ts = job.thread_ts
         assert thread_ts is not None
         job = await self.store.update(job, state="done", error=None)
-        tag = marker(job.short_id)
         if job.progress_ts:
-            text = f":white_check_mark: Done: {_describe_sizes(job.spec)} · _{tag}_"
-            has_map = self.config.crop_map_dir is not None and crop_map_path(self.config.crop_map_dir, job.id).exists()
+            text = f":white_check_mark: Done: {job.spec.describe()} · _{job.marker}_"
+            has_map = self.crop_maps is not None and self.crop_maps.exists(job.id)
             blocks = progress_blocks(text, job.id, crop_map=has_map)
             await self._quietly(self.delivery.update(job.channel_id, job.progress_ts, text, blocks=blocks))
-        if job.source.get("kind") == "slack_file":
-            await self._quietly(self.delivery.set_status(job.channel_id, _source_message_ts(job), "done"))
+        await self._set_status(job, "done")
         log.info("job %s delivered%s", job.short_id, " (found already posted)" if already_posted else "")
         return job
 
@@ -365,14 +343,11 @@ class JobRunner:
             job = await self.store.update(fresh, state="failed", error=message)
         except StaleJob:
             return
-        tag = marker(job.short_id)
         log.info("job %s failed: %s", job.short_id, message)
         if job.progress_ts:
-            await self._quietly(
-                self.delivery.update(job.channel_id, job.progress_ts, f":x: Couldn't resize: {message} · _{tag}_")
-            )
-        if job.thread_ts and job.source.get("kind") == "slack_file":
-            await self._quietly(self.delivery.set_status(job.channel_id, _source_message_ts(job), "failed"))
+            text = f":x: Couldn't resize: {message} · _{job.marker}_"
+            await self._quietly(self.delivery.update(job.channel_id, job.progress_ts, text))
+        await self._set_status(job, "failed")
         await self.delivery.ephemeral(
             job.channel_id, job.user_id, message, thread_ts=job.thread_ts, response_url=job.response_url
         )
@@ -383,58 +358,46 @@ class JobRunner:
             return
         attempts = fresh.attempts + 1
         if attempts >= MAX_ATTEMPTS or not _transient(error):
-            log.error("job %s gave up after %d attempts", job.short_id, attempts, exc_info=error)
-            await self._fail(fresh, user_message(error))
+            if isinstance(error, TransientError):  # an outage that outlasted the retries: expected, no traceback
+                log.error("job %s gave up after %d attempts: %s", job.short_id, attempts, error)
+            else:
+                log.error("job %s gave up after %d attempts", job.short_id, attempts, exc_info=error)
+            await self._fail(fresh, error.user_message if isinstance(error, TransientError) else user_message(error))
             return
         delay = min(60.0, 2.0**attempts) * random.uniform(0.5, 1.0)
         log.warning("job %s attempt %d failed (%s); retrying in %.1fs", job.short_id, attempts, _kind(error), delay)
         with contextlib.suppress(StaleJob):  # cancelled meanwhile: nothing to retry
             await self.store.update(fresh, attempts=attempts, not_before=self.clock() + delay)
 
-    async def _quietly(self, step: Any) -> None:
+    async def _set_status(self, job: Job, status: str | None) -> None:
+        """The status reaction on the source message (Slack files only: a link has no message of its own)."""
+        ts = job.source_message_ts
+        if job.source.kind != "slack_file" or ts is None:
+            return
+        if status is None:
+            await self._quietly(self.delivery.clear_status(job.channel_id, ts))
+        else:
+            await self._quietly(self.delivery.set_status(job.channel_id, ts, status))
+
+    async def _quietly(self, step: Awaitable[None]) -> None:
         try:
             await step
         except SlackApiError as error:
             log.warning("cosmetic update failed: %s", error.response.get("error"))
 
 
-def crop_map_path(directory: Path, job_id: str) -> Path:
-    return directory / f"{job_id}.jpg"
-
-
-def _source_message_ts(job: Job) -> str:
-    """The message holding the image (status reactions go there); replies go to its thread."""
-    ts = job.source.get("message_ts") or job.thread_ts
-    assert ts is not None
-    return str(ts)
-
-
 def _transient(error: Exception) -> bool:
     if isinstance(error, SlackApiError):
         return error.response.get("error") in ("ratelimited", "internal_error", "service_unavailable", "fatal_error")
-    return isinstance(
-        error, (aiohttp.ClientError, TimeoutError, OSError, BrokenProcessPool, RateLimited, ServerError, TransportError)
-    )
+    return isinstance(error, (TransientError, aiohttp.ClientError, TimeoutError, OSError))
 
 
 def _kind(error: Exception) -> str:
     return type(error).__name__
 
 
-def _describe_sizes(spec: dict[str, Any]) -> str:
-    sizes = [f"{w}x{h}" for w, h in spec["sizes"]]
-    variants = int(spec.get("variants", 1))
-    text = ", ".join(sizes)
-    return text + (f" ({variants} alternatives each)" if variants > 1 else "")
-
-
-def _stem(job: Job) -> str:
-    source = job.source
-    name = ""
-    if source.get("kind") == "slack_file":
-        name = str(source["file"].get("name") or "")
-    elif source.get("kind") == "url":
-        name = str(source["url"]).rstrip("/").rsplit("/", 1)[-1].split("?")[0]
+def _stem(source: JobSource) -> str:
+    name = source.file_name
     stem = name.rsplit(".", 1)[0] if "." in name else name
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in stem)[:60].strip("-")
     return safe or "image"

@@ -7,14 +7,13 @@ import json
 import sqlite3
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from bot.jobs.model import Job, JobSource
+from bot.spec import ResizeSpec
 from bot.sqlite import Database
-
-State = Literal["accepted", "anchored", "fetched", "processed", "delivering", "done", "failed", "cancelled"]
-TERMINAL: frozenset[str] = frozenset({"done", "failed", "cancelled"})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -56,36 +55,6 @@ class StaleJob(Exception):
     """The stored job is no longer in the state it was read in: read it again before going on."""
 
 
-@dataclass(frozen=True)
-class Job:
-    id: str
-    dedup_key: str
-    trigger: str  # command | mention | reaction | shortcut | upload | auto
-    channel_id: str
-    user_id: str
-    source: dict[str, Any]  # {"kind": "slack_file", "file": {...}} | {"kind": "url", "url": ...} | {"kind": "latest"}
-    spec: dict[str, Any]  # sizes, mode, output_format, variants, prompt, seed, resolution
-    state: State = "accepted"
-    team_id: str | None = None
-    thread_ts: str | None = None  # where results go: the source message's ts
-    progress_ts: str | None = None
-    remote_id: str | None = None  # the hosted API's request_id, kept so a restart polls instead of paying twice
-    response_url: str | None = field(default=None, repr=False)
-    error: str | None = None
-    attempts: int = 0
-    not_before: float = 0.0
-    created_at: float = 0.0
-    updated_at: float = 0.0
-
-    @property
-    def finished(self) -> bool:
-        return self.state in TERMINAL
-
-    @property
-    def short_id(self) -> str:
-        return self.id[:8]
-
-
 _COLUMNS = [
     "id", "dedup_key", "trigger", "team_id", "channel_id", "user_id", "thread_ts", "source", "spec", "state",
     "progress_ts", "remote_id", "response_url", "error", "attempts", "not_before", "created_at", "updated_at",
@@ -110,16 +79,6 @@ class JobStore:
         self._db.close()
 
     # --- jobs ---------------------------------------------------------------------------------------------------
-
-    async def insert(self, job: Job) -> tuple[Job, bool]:
-        """Insert unless a job with the same dedup key exists; returns (the stored job, whether it is new)."""
-        job, values = _new_row(job)
-        inserted = await self._db.run(f"{_INSERT} ON CONFLICT(dedup_key) DO NOTHING RETURNING id", values)
-        if inserted:
-            return job, True
-        existing = await self.by_dedup_key(job.dedup_key)
-        assert existing is not None
-        return existing, False
 
     async def admit(self, job: Job, *, since: float, limit: int) -> Admission:
         """Intake's decision, in one transaction: a repeat of a live job gets that job; a repeat of one that failed
@@ -192,10 +151,6 @@ class JobStore:
         )
         return [_from_row(row) for row in rows]
 
-    async def count_since(self, user_id: str, since: float) -> int:
-        rows = await self._db.run(_COUNT_SINCE, (user_id, since))
-        return int(rows[0]["n"])
-
     async def delete_finished_before(self, cutoff: float) -> int:
         """Delete finished jobs last changed before ``cutoff``; open ones stay whatever their age."""
         deleted = await self._db.run(
@@ -231,13 +186,13 @@ def _new_row(job: Job) -> tuple[Job, tuple[Any, ...]]:
 
 def _to_row(job: Job) -> dict[str, Any]:
     row = {name: getattr(job, name) for name in _COLUMNS}
-    row["source"] = json.dumps(job.source)
-    row["spec"] = json.dumps(job.spec)
+    row["source"] = json.dumps(job.source.to_json())
+    row["spec"] = json.dumps(job.spec.to_json())
     return row
 
 
 def _from_row(row: sqlite3.Row) -> Job:
     values = {name: row[name] for name in _COLUMNS}
-    values["source"] = json.loads(values["source"])
-    values["spec"] = json.loads(values["spec"])
+    values["source"] = JobSource.from_json(json.loads(values["source"]))
+    values["spec"] = ResizeSpec.from_json(json.loads(values["spec"]))
     return Job(**values)

@@ -26,12 +26,9 @@ def human_size(n_bytes: int) -> str:
 class FetchError(Exception):
     """Base class for every refused or failed download."""
 
-    code = "fetch_error"
 
 
 class BlockedAddress(FetchError):
-    code = "blocked_address"
-
     def __init__(self, address: str | None = None) -> None:
         super().__init__(
             "That link points to a private or internal address, which I can't fetch; "
@@ -41,16 +38,12 @@ class BlockedAddress(FetchError):
 
 
 class InvalidUrl(FetchError):
-    code = "invalid_url"
-
     def __init__(self, detail: str) -> None:
         super().__init__(f"I can't fetch that link: {detail}. Use a plain http:// or https:// link to the image.")
         self.detail = detail
 
 
 class TooLarge(FetchError):
-    code = "too_large"
-
     def __init__(self, limit_bytes: int) -> None:
         super().__init__(
             f"That file is bigger than the {human_size(limit_bytes)} I can download; share a smaller image."
@@ -59,8 +52,6 @@ class TooLarge(FetchError):
 
 
 class FetchTimeout(FetchError):
-    code = "fetch_timeout"
-
     def __init__(self, timeout_s: float) -> None:
         super().__init__(
             f"The server took longer than {timeout_s:g} seconds to send the image; "
@@ -70,8 +61,6 @@ class FetchTimeout(FetchError):
 
 
 class FetchFailed(FetchError):
-    code = "fetch_failed"
-
     def __init__(self, status: int | None, detail: str | None = None) -> None:
         if detail is not None:
             message = f"I couldn't download that link ({detail}); check that it opens in a browser."
@@ -84,8 +73,6 @@ class FetchFailed(FetchError):
 
 
 class UnexpectedContentType(FetchError):
-    code = "unexpected_content_type"
-
     def __init__(self, content_type: str) -> None:
         shown = _UNSAFE_TYPE_CHARS.sub("", content_type)[:80] or "something unrecognised"
         super().__init__(

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
+from aiohttp import hdrs
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
@@ -83,8 +84,11 @@ async def read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> bytes
     declared = response.content_length
     if declared is not None and declared > max_bytes:
         raise TooLarge(max_bytes)
-    # Count what arrives rather than trusting Content-Length: it can be absent, wrong, or describe the compressed
-    # body while the decompressed one is far larger.
+    if declared is not None and hdrs.CONTENT_ENCODING not in response.headers:
+        # aiohttp's parser stops at Content-Length, so an uncompressed body cannot exceed it: one read suffices.
+        return await response.read()
+    # Otherwise count what arrives: Content-Length can be absent, or describe the compressed body while the
+    # decompressed one is far larger.
     body = bytearray()
     async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
         body += chunk

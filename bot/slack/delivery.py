@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -22,19 +22,25 @@ from bot.backends import ResizedImage
 
 log = logging.getLogger(__name__)
 
-SHARE_CHECKS = 5  # about 8 s in all: Slack shares a completed upload within a second or two
+# Seconds between looks for a finished upload in the thread: about 8 s in all, since Slack shares a completed
+# upload within a second or two.
+SHARE_CHECK_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0)
 CLOCK_SKEW_S = 300.0
 
 STATUS_REACTIONS = {"working": "hourglass_flowing_sand", "done": "white_check_mark", "failed": "x"}
 
 
-def marker(job_short_id: str) -> str:
-    return f"job {job_short_id}"
-
-
 class Delivery:
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        *,
+        share_check_delays: Sequence[float] = SHARE_CHECK_DELAYS,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.client = client
+        self.share_check_delays = tuple(share_check_delays)
+        self._sleep = sleep
         self._bot_user_id: str | None = None
 
     async def bot_user_id(self) -> str:
@@ -138,12 +144,10 @@ class Delivery:
         )
 
     async def _shared(self, channel: str, thread_ts: str, tag: str, *, since: float) -> bool:
-        delay = 0.25
-        for _ in range(SHARE_CHECKS):
+        for delay in self.share_check_delays:
             if await self.find_own_post(channel, tag, since=since, thread_ts=thread_ts, with_files=True):
                 return True
-            await asyncio.sleep(delay)
-            delay *= 2
+            await self._sleep(delay)
         return False
 
     async def upload_file(

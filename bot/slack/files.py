@@ -39,12 +39,10 @@ _NO_ACCESS_STATUSES = frozenset({401, 403, 404, 410})
 
 
 class SlackFileError(FetchError):
-    code = "slack_file_error"
+    """A Slack file that could not be read."""
 
 
 class SlackFileAccessDenied(SlackFileError):
-    code = "slack_file_access_denied"
-
     def __init__(self) -> None:
         super().__init__(
             "I couldn't read that file: add me to the channel it was shared in, or share the file again there."
@@ -52,8 +50,6 @@ class SlackFileAccessDenied(SlackFileError):
 
 
 class UntrustedFileHost(SlackFileError):
-    code = "untrusted_file_host"
-
     def __init__(self) -> None:
         super().__init__(
             "That file link isn't hosted by Slack, so I won't open it as a Slack file; upload the image to Slack."
@@ -61,8 +57,6 @@ class UntrustedFileHost(SlackFileError):
 
 
 class RedirectedOffSlack(SlackFileError):
-    code = "redirected_off_slack"
-
     def __init__(self) -> None:
         super().__init__(
             "Slack sent that file's download to a site outside Slack, so I stopped; upload the image to Slack again."

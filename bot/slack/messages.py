@@ -40,3 +40,9 @@ def progress_blocks(
 def escape_mrkdwn(text: str) -> str:
     """User text shown as is: Slack reads &, < and > as markup (<!channel>, <url|label>) unless escaped."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def not_in_dms(how: str) -> str:
+    """Why nothing starts in a direct message (the app can neither read its images nor post there), and ``how``
+    to ask instead, like "use `/resize` in a channel where the image is shared"."""
+    return f"I can't work in direct messages: {how} (invite me there with `/invite @Smart Resize`)."

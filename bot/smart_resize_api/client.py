@@ -1,8 +1,8 @@
 """Client for the hosted Smart Resize API: submit a job, poll it to the end, download the images.
 
-Every failure is a ``SmartResizeError`` subclass (one per kind) carrying the job's ``request_id`` when known, the
-HTTP status, and the service's ``error``/``details``; ``user_message()`` is one sentence a Slack user can act on.
-What is retried, and how, lives in ``bot.smart_resize_api.retry``.
+Every failure is a ``SmartResizeError`` subclass (one per kind, ``bot.smart_resize_api.errors``) carrying the job's
+``request_id`` when known, the HTTP status, and the service's ``error``/``details``. What is retried, and how, lives
+in ``bot.smart_resize_api.retry``.
 
 The API key goes only to the API's own origin (scheme, host, port): never to the media CDN or to a polling URL
 elsewhere, and API calls follow no redirects, because aiohttp would carry a custom header across origins.
@@ -16,7 +16,6 @@ import json
 import logging
 import math
 import random
-import re
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -24,19 +23,35 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, TypeVar
 
 import aiohttp
-from aiohttp import hdrs
 from yarl import URL
 
 from bot.net.errors import FetchError, TooLarge, UnexpectedContentType
-from bot.net.fetch import accepts, decode_data_uri
+from bot.net.fetch import accepts, decode_data_uri, read_capped
 from bot.smart_resize_api.contract import (
+    DEFAULT_BASE_URL,
+    KEY_HEADER,
+    RESULT_PATH,
+    STATUS_PATH,
+    SUBMIT_PATH,
     ContractError,
-    JobOutput,
     ResultRequest,
     SmartResizeRequest,
     Status,
     StatusResponse,
     SubmitResponse,
+)
+from bot.smart_resize_api.errors import (
+    STATUS_ERRORS,
+    ApiStatusError,
+    DownloadError,
+    DownloadTooLarge,
+    DownloadWrongType,
+    JobFailed,
+    JobTimedOut,
+    MalformedResponse,
+    ServerError,
+    SmartResizeError,
+    TransportError,
 )
 from bot.smart_resize_api.retry import (
     Clock,
@@ -55,13 +70,6 @@ from bot.smart_resize_api.retry import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-DEFAULT_BASE_URL = "https://gateway.pixazo.ai/smart-resize/v1"
-KEY_HEADER = "Ocp-Apim-Subscription-Key"
-SUBMIT_PATH = "smart-resize-request"
-RESULT_PATH = "smart-resize-request-result"
-# Polling lives at the root of the API host, outside the base path.
-STATUS_PATH = ("v2", "requests", "status")
-
 DEFAULT_MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
 # sync_mode answers carry every image inline as base64, so a status body can be large.
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
@@ -73,208 +81,6 @@ _MIN_POLL_GRID_S = 0.001
 # Inside wait(), transient status failures are retried until the deadline rather than a fixed number of times:
 # the job is already paid for, and giving up early would throw the result away.
 _UNTIL_DEADLINE = 1_000_000
-_SHOWN_TEXT = re.compile(r"[^A-Za-z0-9 .,:;'()/_-]")
-
-
-# --- errors -----------------------------------------------------------------------------------------------------
-
-
-class SmartResizeError(Exception):
-    """Base class. ``str()`` is for operators' logs; ``user_message()`` is for Slack users."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        request_id: str | None = None,
-        status_code: int | None = None,
-        error: str | None = None,
-        details: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.request_id = request_id
-        self.status_code = status_code
-        self.error = error
-        self.details = details
-        self.retry_after = retry_after
-
-    def __str__(self) -> str:
-        parts = [super().__str__()]
-        if self.status_code is not None:
-            parts.append(f"HTTP {self.status_code}")
-        service = ": ".join(text for text in (self.error, self.details) if text)
-        if service:
-            parts.append(f"service said {service[:300]!r}")
-        if self.request_id is not None:
-            parts.append(f"request_id={self.request_id}")
-        return "; ".join(parts)
-
-    def user_message(self) -> str:
-        return "Something went wrong with the Smart Resize API; please try again in a few minutes."
-
-
-class ApiStatusError(SmartResizeError):
-    """The API answered with an HTTP error; the subclasses name the statuses the contract documents."""
-
-    def user_message(self) -> str:
-        return (
-            f"The Smart Resize API answered with an unexpected error (HTTP {self.status_code}); please try again later."
-        )
-
-
-class BadRequest(ApiStatusError):
-    def user_message(self) -> str:
-        reason = _shown(self.details or self.error)
-        because = f" ({reason})" if reason else ""
-        return f"The Smart Resize API refused the request{because}; check the sizes and options and try again."
-
-
-class Unauthorized(ApiStatusError):
-    def user_message(self) -> str:
-        return "The Smart Resize API rejected the app's API key; ask your workspace admin to check the key."
-
-
-class PaymentRequired(ApiStatusError):
-    def user_message(self) -> str:
-        return (
-            "The Smart Resize API account is out of credits; ask your workspace admin to top it up "
-            "or switch the app to the local engine."
-        )
-
-
-class Forbidden(ApiStatusError):
-    def user_message(self) -> str:
-        return (
-            "The Smart Resize API account is not allowed to do this; ask your workspace admin to check "
-            "its subscription or switch the app to the local engine."
-        )
-
-
-class NotFound(ApiStatusError):
-    def user_message(self) -> str:
-        return "The Smart Resize API no longer knows this job; please start the resize again."
-
-
-class RateLimited(ApiStatusError):
-    def user_message(self) -> str:
-        when = f"in about {max(1, round(self.retry_after))} seconds" if self.retry_after else "in a minute"
-        return f"The Smart Resize API is rate-limiting the app right now; please try again {when}."
-
-
-class ServerError(ApiStatusError):
-    def user_message(self) -> str:
-        return "The Smart Resize API is having trouble on its side; please try again in a few minutes."
-
-
-class JobFailed(SmartResizeError):
-    """The job ended FAILED (``error`` says why) or ERROR (a system error the service did not charge for)."""
-
-    def __init__(self, message: str, *, job_status: Status, request_id: str, error: str | None) -> None:
-        super().__init__(message, request_id=request_id, error=error)
-        self.job_status = job_status
-
-    @property
-    def charged(self) -> bool | None:
-        """False for ERROR (the contract says so); None for FAILED, on which the contract is silent."""
-        return False if self.job_status is Status.ERROR else None
-
-    def user_message(self) -> str:
-        if self.job_status is Status.ERROR:
-            return "The Smart Resize API hit a system error and did not charge for this job; please try again."
-        reason = _shown(self.error)
-        because = f" ({reason})" if reason else ""
-        return f"The Smart Resize API could not resize this image{because}; try another image or other sizes."
-
-
-class JobTimedOut(SmartResizeError):
-    """Our deadline passed; the job may still finish (and be charged) on the service's side."""
-
-    def __init__(self, message: str, *, request_id: str, timeout_s: float, last_status: Status | None) -> None:
-        super().__init__(message, request_id=request_id)
-        self.timeout_s = timeout_s
-        self.last_status = last_status
-
-    def user_message(self) -> str:
-        return (
-            f"The Smart Resize API did not finish within {self.timeout_s:g} seconds; "
-            "please try again later or with fewer sizes."
-        )
-
-
-class TransportError(SmartResizeError):
-    """No HTTP answer: the connection failed, broke off or timed out."""
-
-    def __init__(
-        self, message: str, *, operation: Operation, failure: Failure | None, request_id: str | None = None
-    ) -> None:
-        super().__init__(message, request_id=request_id)
-        self.operation = operation
-        self.failure = failure
-
-    def user_message(self) -> str:
-        if self.operation is Operation.SUBMIT and self.failure is not Failure.NOT_SENT:
-            return (
-                "The connection to the Smart Resize API broke after the job was sent, so it may still run; "
-                "wait a few minutes before trying again."
-            )
-        return "I couldn't reach the Smart Resize API; please try again in a few minutes."
-
-
-class MalformedResponse(SmartResizeError):
-    """A 2xx answer that is not valid JSON or not the contract's shape."""
-
-    def user_message(self) -> str:
-        return (
-            "The Smart Resize API sent an answer I couldn't understand; please try again later "
-            "or switch the app to the local engine."
-        )
-
-
-class DownloadError(SmartResizeError):
-    """A result image could not be fetched (``status_code`` is the media server's)."""
-
-    def user_message(self) -> str:
-        return "I couldn't download the resized image from the Smart Resize API; please try again."
-
-
-class DownloadTooLarge(DownloadError):
-    def __init__(self, message: str, *, limit_bytes: int, request_id: str | None = None) -> None:
-        super().__init__(message, request_id=request_id)
-        self.limit_bytes = limit_bytes
-
-    def user_message(self) -> str:
-        megabytes = f"{self.limit_bytes / (1024 * 1024):.1f}".removesuffix(".0")
-        return (
-            f"A resized image from the Smart Resize API is larger than the {megabytes} MB limit; "
-            "try smaller sizes or a lower resolution."
-        )
-
-
-class DownloadWrongType(DownloadError):
-    def __init__(self, message: str, *, content_type: str, request_id: str | None = None) -> None:
-        super().__init__(message, request_id=request_id)
-        self.content_type = content_type
-
-    def user_message(self) -> str:
-        return "The Smart Resize API returned something that isn't an image; please try again."
-
-
-_STATUS_ERRORS: dict[int, type[ApiStatusError]] = {
-    400: BadRequest,
-    401: Unauthorized,
-    402: PaymentRequired,
-    403: Forbidden,
-    404: NotFound,
-    429: RateLimited,
-}
-
-
-def _shown(text: str | None) -> str:
-    """Service text made safe to post: no Slack markup (<!channel>, links), short, no trailing full stop."""
-    if not text:
-        return ""
-    return " ".join(_SHOWN_TEXT.sub("", text).split())[:160].rstrip(" .")
 
 
 # --- models -----------------------------------------------------------------------------------------------------
@@ -293,13 +99,6 @@ class Downloaded(NamedTuple):
 
     def __repr__(self) -> str:  # not the bytes: a repr ends up in logs
         return f"Downloaded({len(self.data)} bytes, {self.content_type!r})"
-
-
-@dataclass(frozen=True, slots=True)
-class JobResult:
-    request_id: str
-    status: StatusResponse
-    images: list[Downloaded]
 
 
 @dataclass(frozen=True, slots=True)
@@ -553,22 +352,14 @@ class SmartResizeClient:
                             content_type=content_type,
                             request_id=request_id,
                         )
-                    data = await _read_capped(response, limit, too_large=too_large)
-                    return Downloaded(data, content_type)
+                    try:
+                        return Downloaded(await read_capped(response, limit), content_type)
+                    except TooLarge:
+                        raise too_large() from None
             except (aiohttp.ClientError, TimeoutError) as error:
                 raise _transport_error(error, Operation.READ, request_id) from None
 
         return await self._with_retries(attempt, Operation.READ)
-
-    async def run(self, request: SmartResizeRequest, *, deadline: float | None = None) -> JobResult:
-        """Submit, wait, and download every image, in the service's order (per size, then per variant)."""
-        handle = await self.submit(request)
-        final = await self.wait(handle, deadline=deadline)
-        output = final.output or JobOutput()
-        if not output.media_url:
-            raise MalformedResponse("Job COMPLETED without any image", request_id=handle.request_id)
-        images = [await self.download(url, request_id=handle.request_id) for url in output.media_url]
-        return JobResult(handle.request_id, final, images)
 
     # --- plumbing -----------------------------------------------------------------------------------------------
 
@@ -610,7 +401,10 @@ class SmartResizeClient:
                 ) as response:
                     if not 200 <= response.status < 300:
                         raise await _status_error(response, request_id)
-                    raw = await _read_capped(response, self.max_response_bytes, too_large=too_large)
+                    try:
+                        raw = await read_capped(response, self.max_response_bytes)
+                    except TooLarge:
+                        raise too_large() from None
             except (aiohttp.ClientError, TimeoutError) as error:
                 # Not chained: some aiohttp errors carry the request headers, and with them the API key.
                 raise _transport_error(error, operation, request_id) from None
@@ -737,7 +531,7 @@ async def _status_error(response: aiohttp.ClientResponse, request_id: str | None
     raw = await _read_prefix(response, _ERROR_BODY_BYTES)
     error, details = _error_fields(raw)
     status = response.status
-    cls = _STATUS_ERRORS.get(status) or (ServerError if status >= 500 else ApiStatusError)
+    cls = STATUS_ERRORS.get(status) or (ServerError if status >= 500 else ApiStatusError)
     return cls(
         f"Smart Resize API {response.method} {response.url.path} failed",
         request_id=request_id,
@@ -771,21 +565,3 @@ async def _read_prefix(response: aiohttp.ClientResponse, limit: int) -> bytes:
         if len(body) >= limit:
             break
     return bytes(body[:limit])
-
-
-async def _read_capped(
-    response: aiohttp.ClientResponse, limit: int, *, too_large: Callable[[], SmartResizeError]
-) -> bytes:
-    declared = response.content_length
-    if declared is not None and declared > limit:
-        raise too_large()
-    if declared is not None and hdrs.CONTENT_ENCODING not in response.headers:
-        # aiohttp's parser stops at Content-Length, so an uncompressed body cannot exceed it: one read suffices.
-        return await response.read()
-    # Counted as it arrives: Content-Length can be absent, or describe the compressed body.
-    body = bytearray()
-    async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
-        body += chunk
-        if len(body) > limit:
-            raise too_large()
-    return bytes(body)

@@ -16,6 +16,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+DEFAULT_BASE_URL = "https://gateway.pixazo.ai/smart-resize/v1"
+KEY_HEADER = "Ocp-Apim-Subscription-Key"
+SUBMIT_PATH = "smart-resize-request"
+RESULT_PATH = "smart-resize-request-result"
+# Polling lives at the root of the API host, outside the base path.
+STATUS_PATH = ("v2", "requests", "status")
+
 Resolution = Literal["1K", "2K", "4K"]
 OutputFormat = Literal["jpeg", "png", "webp"]
 SafetyTolerance = Literal["1", "2", "3", "4", "5", "6"]

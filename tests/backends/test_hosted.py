@@ -12,8 +12,12 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot.jobs.store import Job, JobStore
+from bot.engine import Size
+from bot.jobs.model import Job, JobSource
+from bot.jobs.store import JobStore
 from bot.smart_resize_api.contract import SmartResizeRequest, Status
+from bot.spec import ResizeSpec
+from tests.factories import insert, make_job
 from tests.images import astronaut
 from tests.slack_api.emulator import SlackEmulator
 from tests.slack_api.harness import eventually, running_app
@@ -97,17 +101,14 @@ async def test_after_a_restart_the_stored_request_is_polled_not_paid_again(tmp_p
             )
             # What a process killed right after its submit was accepted leaves in the store.
             store = JobStore(tmp_path / "jobs.db")
-            job, _ = await store.insert(
-                Job(
-                    id="",
-                    dedup_key=f"upload:C1:{message['ts']}:{file['id']}",
-                    trigger="mention",
-                    channel_id="C1",
-                    user_id="U1",
-                    source={"kind": "slack_file", "file": file, "message_ts": message["ts"]},
-                    spec={"sizes": [[300, 300]], "output_format": "png"},
+            job, _ = await insert(
+                store,
+                make_job(
+                    f"upload:C1:{message['ts']}:{file['id']}",
+                    source=JobSource.slack_file(file, message["ts"]),
+                    spec=ResizeSpec(sizes=(Size(300, 300),), output_format="png"),
                     thread_ts=message["ts"],
-                )
+                ),
             )
             await store.update(job, state="anchored", remote_id=remote_id)
             store.close()
@@ -166,9 +167,11 @@ async def test_a_completed_job_without_images_is_an_error_not_an_empty_delivery(
 async def test_hosted_backend_against_our_own_server(tmp_path: Path) -> None:
     from aiohttp.test_utils import TestServer
 
-    from bot.smart_resize_api.server.app import PREFIX, ServerConfig, SmartResizeServer
+    from bot.config import ServerSettings
+    from bot.smart_resize_api.server.app import PREFIX, SmartResizeServer
 
-    service = SmartResizeServer(ServerConfig(keys=frozenset({"own-key"}), db_path=tmp_path / "api.db", workers=1))
+    settings = ServerSettings(keys=frozenset({"own-key"}), database_path=tmp_path / "api.db", workers=1)
+    service = SmartResizeServer(settings)
     api = TestServer(service.application(), host="127.0.0.1")
     await api.start_server()
     try:

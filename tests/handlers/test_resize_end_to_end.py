@@ -170,14 +170,14 @@ async def test_bad_commands_get_one_private_sentence_and_no_job(
         assert status == 200
         assert words.lower() in body.lower()
         assert '"response_type":"ephemeral"' in body.replace(" ", "")
-        assert await app.services.store.count_since("U1", 0) == 0
+        assert await app.services.store.recent_for_user("U1") == []
 
 
 async def test_in_a_direct_message_it_says_where_to_ask_instead(slack: SlackEmulator, tmp_path: Path) -> None:
     async with running_app(slack, tmp_path) as app:
         answers = [await app.command(text, channel="D0123DM") for text in ("1080x1080", "", "auto on")]
         _, help_body = await app.command("--help", channel="D0123DM")
-        assert await app.services.store.count_since("U1", 0) == 0
+        assert await app.services.store.recent_for_user("U1") == []
     assert all(status == 200 and "I can't work in direct messages" in body for status, body in answers)
     assert not slack.opened_views  # no form whose results would have nowhere to go
     assert "/resize" in help_body and "direct messages" not in help_body

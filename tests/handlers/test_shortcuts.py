@@ -54,11 +54,11 @@ async def test_modal_field_errors_are_shown_on_the_fields(slack: SlackEmulator, 
         view = slack.opened_views[0]
         _, bad_size = await app.submit_view(view, form_values(sizes="300 by 300"), user="U1")
         _, too_many = await app.submit_view(view, form_values(sizes="300x300 400x400 500x500", variants="2"), user="U1")
-        assert await app.services.store.count_since("U1", 0) == 0
+        assert await app.services.store.recent_for_user("U1") == []
     bad = json.loads(bad_size)
     assert bad["response_action"] == "errors"
     assert "WIDTHxHEIGHT" in bad["errors"]["sizes"] or "size" in bad["errors"]["sizes"]
-    assert "more than 4 images" in json.loads(too_many)["errors"]["variants"]
+    assert "6 images (3 sizes x 2 variants); the limit is 4" in json.loads(too_many)["errors"]["variants"]
 
 
 async def test_shortcut_on_a_message_without_images_says_so(slack: SlackEmulator, tmp_path: Path) -> None:
@@ -81,7 +81,7 @@ async def test_shortcut_in_a_direct_message_says_where_to_use_it(slack: SlackEmu
     async with running_app(slack, tmp_path) as app:
         await app.message_shortcut(in_dm, user="U1", channel="D0123DM", response_url=slack.response_url())
         await eventually(lambda: len(slack.responses) == 1)
-        assert await app.services.store.count_since("U1", 0) == 0
+        assert await app.services.store.recent_for_user("U1") == []
     assert slack.opened_views == []  # no form whose results would have nowhere to go
     assert "I can't work in direct messages" in slack.responses[0]["text"]
     assert slack.responses[0]["response_type"] == "ephemeral"

@@ -11,7 +11,11 @@ from typing import Any
 
 import pytest
 
-from bot.jobs.store import Job, JobStore
+from bot.engine import Size
+from bot.jobs.model import Job, JobSource
+from bot.jobs.store import JobStore
+from bot.spec import ResizeSpec
+from tests.factories import insert, make_job
 from tests.images import astronaut, encode, photo
 from tests.slack_api.emulator import SlackEmulator
 from tests.slack_api.harness import eventually, running_app
@@ -26,16 +30,8 @@ async def slack() -> SlackEmulator:  # type: ignore[misc]
 
 def _latest_image_job(dedup_key: str, **fields: Any) -> Job:
     """A /resize job in C1 for U1 on the channel's latest image, as intake stores it."""
-    settings: dict[str, Any] = {"spec": {"sizes": [[300, 300]]}} | fields
-    return Job(
-        id="",
-        dedup_key=dedup_key,
-        trigger="command",
-        channel_id="C1",
-        user_id="U1",
-        source={"kind": "latest"},
-        **settings,
-    )
+    defaults: dict[str, Any] = {"trigger": "command", "source": JobSource.latest(), "thread_ts": None}
+    return make_job(dedup_key, **(defaults | {"spec": ResizeSpec(sizes=(Size(300, 300),))} | fields))
 
 
 async def test_the_runner_outlives_a_failing_database_call(
@@ -68,7 +64,8 @@ async def test_the_latest_image_is_the_latest_when_asked_not_when_run(slack: Sla
     asked_about = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "asked.jpg")])
     # Accepted, then the process stopped before running it (or the runner was busy)...
     store = JobStore(tmp_path / "jobs.db")
-    await store.insert(_latest_image_job("command:latest-1", spec={"sizes": [[300, 300]], "output_format": "jpeg"}))
+    spec = ResizeSpec(sizes=(Size(300, 300),), output_format="jpeg")
+    await insert(store, _latest_image_job("command:latest-1", spec=spec))
     store.close()
     # ...and meanwhile someone shared another image.
     later = slack.post_user_message(
@@ -82,7 +79,7 @@ async def test_the_latest_image_is_the_latest_when_asked_not_when_run(slack: Sla
 
 async def test_cancel_is_refused_once_the_images_are_being_posted(slack: SlackEmulator, tmp_path: Path) -> None:
     async with running_app(slack, tmp_path) as app:
-        job, _ = await app.services.store.insert(
+        job, _ = await insert(app.services.store,
             _latest_image_job(
                 "command:posting-1",
                 state="delivering",
@@ -111,9 +108,9 @@ async def test_expired_crop_maps_are_deleted(slack: SlackEmulator, tmp_path: Pat
 async def test_finished_jobs_are_deleted_after_the_retention_period(slack: SlackEmulator, tmp_path: Path) -> None:
     store = JobStore(tmp_path / "jobs.db")
     held = time.time() + 3600  # open, but not due: the runner leaves it alone during the test
-    await store.insert(_latest_image_job("command:open", state="anchored", not_before=held))
+    await insert(store, _latest_image_job("command:open", state="anchored", not_before=held))
     for key, state in (("command:done", "done"), ("command:failed", "failed"), ("command:recent", "done")):
-        await store.insert(_latest_image_job(key, state=state))
+        await insert(store, _latest_image_job(key, state=state))
     store.close()
     forty_days_ago = time.time() - 40 * 24 * 3600
     with sqlite3.connect(tmp_path / "jobs.db") as db:

@@ -11,6 +11,7 @@ import json
 import random
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any, cast
@@ -20,8 +21,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.smart_resize_api.client import (
-    KEY_HEADER,
+from bot.smart_resize_api.client import Downloaded, SmartResizeClient, Timeouts
+from bot.smart_resize_api.contract import KEY_HEADER, SmartResizeRequest, Status, StatusResponse
+from bot.smart_resize_api.errors import (
     ApiStatusError,
     BadRequest,
     DownloadError,
@@ -35,13 +37,10 @@ from bot.smart_resize_api.client import (
     PaymentRequired,
     RateLimited,
     ServerError,
-    SmartResizeClient,
     SmartResizeError,
-    Timeouts,
     TransportError,
     Unauthorized,
 )
-from bot.smart_resize_api.contract import SmartResizeRequest, Status
 from bot.smart_resize_api.retry import (
     Failure,
     FailureInfo,
@@ -53,6 +52,7 @@ from bot.smart_resize_api.retry import (
     parse_retry_after,
     transport_failure,
 )
+from bot.user_errors import user_message
 from tests.smart_resize_api.fault_server import (
     API_KEY,
     APIM_401,
@@ -120,6 +120,22 @@ def request(**options: Any) -> SmartResizeRequest:
     return SmartResizeRequest(IMAGE, ["1024x1024", "1920x1080"], **options)
 
 
+@dataclass(frozen=True)
+class Ran:
+    request_id: str
+    status: StatusResponse
+    images: list[Downloaded]
+
+
+async def run(client: SmartResizeClient, api_request: SmartResizeRequest) -> Ran:
+    """What an app does with the client: submit, wait, download every image in the service's order."""
+    handle = await client.submit(api_request)
+    final = await client.wait(handle)
+    assert final.output is not None
+    images = [await client.download(url, request_id=handle.request_id) for url in final.output.media_url]
+    return Ran(handle.request_id, final, images)
+
+
 def assert_backoff_bounds(sleeps: list[float], policy: RetryPolicy = POLICY) -> None:
     for retry, delay in enumerate(sleeps):
         assert 0 <= delay <= min(policy.max_delay, policy.base_delay * 2**retry), (retry, delay)
@@ -131,7 +147,7 @@ def assert_backoff_bounds(sleeps: list[float], policy: RetryPolicy = POLICY) -> 
 async def test_run_submits_once_polls_to_completion_and_downloads_every_image(
     client: SmartResizeClient, server: FaultServer, fake: FakeTime
 ) -> None:
-    result = await client.run(request(num_images_per_size=2, seed=7))
+    result = await run(client, request(num_images_per_size=2, seed=7))
 
     assert result.request_id in server.jobs
     assert server.count("submit") == 1
@@ -162,7 +178,7 @@ async def test_key_goes_only_to_the_api_origin(
         server.media_origin = cdn.origin
         server.polling_origin = cdn.origin  # a polling URL elsewhere must not be followed with the key
         client = make_client(session, server.base_url, fake)
-        result = await client.run(request())
+        result = await run(client, request())
         assert len(result.images) == 2
         assert cdn.count("media") == 2 and server.count("media") == 0
         assert cdn.count("status_get") == 0 and server.count("status_get") == 3
@@ -177,7 +193,7 @@ async def test_key_is_never_shown(client: SmartResizeClient, server: FaultServer
     server.script("submit", respond(401, APIM_401))
     with pytest.raises(Unauthorized) as caught:
         await client.submit(request())
-    assert API_KEY not in str(caught.value) and API_KEY not in caught.value.user_message()
+    assert API_KEY not in str(caught.value) and API_KEY not in user_message(caught.value)
 
 
 # --- retries: submit ----------------------------------------------------------------------------------------------
@@ -246,7 +262,7 @@ async def test_submit_is_never_repeated_once_the_service_may_have_it(
         assert len(server.jobs) == 1  # the service did take it: one paid job, not two
     if isinstance(caught.value, TransportError):
         assert caught.value.failure is Failure.AFTER_SENT
-        assert "may still run" in caught.value.user_message()
+        assert "may still run" in user_message(caught.value)
 
 
 async def test_submit_is_retried_when_the_connection_is_refused(fake: FakeTime) -> None:
@@ -269,7 +285,7 @@ async def test_submit_is_retried_when_the_connection_is_refused(fake: FakeTime) 
     assert all(url.endswith("/smart-resize/v1/smart-resize-request") for url in attempts)
     assert len(fake.sleeps) == POLICY.max_attempts - 1
     assert_backoff_bounds(fake.sleeps)
-    assert "couldn't reach" in caught.value.user_message()
+    assert "couldn't reach" in user_message(caught.value)
 
 
 # --- retries: reads -----------------------------------------------------------------------------------------------
@@ -422,9 +438,9 @@ async def test_failed_and_error_jobs(
     assert (error.request_id, error.job_status, error.error) == (handle.request_id, final, "Content policy violation")
     assert error.charged is charged
     if final is Status.ERROR:
-        assert "did not charge" in error.user_message()
+        assert "did not charge" in user_message(error)
     else:
-        assert "(Content policy violation)" in error.user_message()
+        assert "(Content policy violation)" in user_message(error)
     assert server.count("media") == 0
 
 
@@ -452,7 +468,7 @@ async def test_wait_stops_at_the_deadline(client: SmartResizeClient, server: Fau
     assert fake.now - started == pytest.approx(10.0)
     assert 4 <= server.count("status_get") <= 6
     assert all(0 < s <= 3.0 for s in fake.sleeps)
-    assert "10 seconds" in caught.value.user_message()
+    assert "10 seconds" in user_message(caught.value)
 
 
 # --- HTTP errors ----------------------------------------------------------------------------------------------------
@@ -493,7 +509,7 @@ async def test_a_wrong_key_is_unauthorized(session: aiohttp.ClientSession, serve
     with pytest.raises(Unauthorized) as caught:
         await client.submit(request())
     assert caught.value.status_code == 401
-    assert "API key" in caught.value.user_message()
+    assert "API key" in user_message(caught.value)
 
 
 def test_user_messages_are_one_plain_sentence_each() -> None:
@@ -516,15 +532,15 @@ def test_user_messages_are_one_plain_sentence_each() -> None:
         DownloadWrongType("x", content_type="text/html"),
     ]
     for error in errors:
-        message = error.user_message()
+        message = user_message(error)
         assert message.endswith(".") and "\n" not in message and ". " not in message, message
         assert not any(c in message for c in "<>*|`"), message
-    assert errors[2].user_message() == (
+    assert user_message(errors[2]) == (
         "The Smart Resize API account is out of credits; "
         "ask your workspace admin to top it up or switch the app to the local engine."
     )
-    assert "12 seconds" in errors[5].user_message()
-    assert "5 MB" in errors[14].user_message()
+    assert "12 seconds" in user_message(errors[5])
+    assert "5 MB" in user_message(errors[14])
 
 
 # --- downloads ------------------------------------------------------------------------------------------------------
@@ -565,7 +581,7 @@ async def test_download_retries_5xx_but_not_404(client: SmartResizeClient, serve
 
 
 async def test_sync_mode_results_arrive_as_data_uris(client: SmartResizeClient, server: FaultServer) -> None:
-    result = await client.run(request(sync_mode=True))
+    result = await run(client, request(sync_mode=True))
     assert [image.data for image in result.images] == [server.media_body] * 2
     assert server.count("media") == 0
 

@@ -16,23 +16,22 @@ import ipaddress
 import json
 import logging
 import math
-import os
 import re
 import shutil
 import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
-from bot.engine import EngineError, Limits, Output, ResizeRequest, Size
+from bot.config import ConfigError, ServerSettings, load_server_settings
+from bot.engine import EngineError, Output, Size, TooManyOutputs, check_output_count
 from bot.engine.pool import EnginePool
-from bot.net import FetchError, NetworkPolicy, SafeFetcher, decode_data_uri, parse_allow_networks
+from bot.net import FetchError, NetworkPolicy, SafeFetcher, decode_data_uri
 from bot.smart_resize_api.contract import (
+    KEY_HEADER,
     NOT_FOUND,
     ContractError,
     JobOutput,
@@ -43,15 +42,13 @@ from bot.smart_resize_api.contract import (
     SubmitResponse,
 )
 from bot.smart_resize_api.server.store import ClaimedRequest, RequestStore
-from bot.sqlite import DEFAULT_DATABASE_URL, sqlite_path
+from bot.spec import ResizeSpec
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/smart-resize/v1"
-KEY_HEADER = "Ocp-Apim-Subscription-Key"
 MODEL_ID = "smart-resize"
 _MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
-_DEFAULT_DB = sqlite_path(DEFAULT_DATABASE_URL)
 UNAUTHORIZED = {"error": "Unauthorized", "details": f"A valid {KEY_HEADER} header is required"}
 LOOPBACK_ONLY = {"error": "Forbidden", "details": "Without API keys this server only answers requests to localhost"}
 GAVE_UP = "Internal error; the request was not charged."
@@ -59,34 +56,6 @@ MAX_ATTEMPTS = 3
 _INLINE_JSON_BYTES = 64 * 1024
 _REQUEST_ID = re.compile(r"smart-resize_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _MEDIA_NAME = re.compile(r"output_\d+x\d+_\d+\.(png|jpeg|webp)")
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    keys: frozenset[str] = frozenset()
-    db_path: Path = _DEFAULT_DB  # the app's database: one file for its jobs and these requests
-    output_ttl_s: float = 3600.0
-    queue_size: int = 100
-    workers: int = 2
-    allow_networks: tuple[Any, ...] = ()
-    max_image_bytes: int = 50 * 1024 * 1024
-    public_url: str | None = None  # how clients reach us, for polling and media URLs; default: the request's host
-    cleanup_every_s: float = 60.0
-    limits: Limits = field(default_factory=Limits)
-
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> ServerConfig:
-        env = dict(os.environ) if env is None else env
-        keys = frozenset(k.strip() for k in env.get("SMART_RESIZE_API_KEYS", "").split(",") if k.strip())
-        return cls(
-            keys=keys,
-            db_path=sqlite_path(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL),
-            output_ttl_s=float(env.get("SMART_RESIZE_OUTPUT_TTL") or 3600),
-            queue_size=int(env.get("SMART_RESIZE_QUEUE_SIZE") or 100),
-            workers=int(env.get("ENGINE_WORKERS") or 2),
-            allow_networks=parse_allow_networks(env.get("FETCH_ALLOW_PRIVATE_NETWORKS") or ""),
-            public_url=env.get("SMART_RESIZE_PUBLIC_URL") or None,
-        )
 
 
 class DrainPace:
@@ -121,9 +90,9 @@ def _now_iso(moment: float | None = None) -> str:
 
 
 class SmartResizeServer:
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerSettings) -> None:
         self.config = config
-        self.store = RequestStore(config.db_path)
+        self.store = RequestStore(config.database_path)
         self.pool = EnginePool(config.workers, config.limits)
         self.fetcher = SafeFetcher(NetworkPolicy(config.allow_networks), max_bytes=config.max_image_bytes)
         # One token per QUEUED row this process knows of; the rows themselves are the queue (RequestStore).
@@ -216,6 +185,10 @@ class SmartResizeServer:
 
     async def submit(self, request: web.Request) -> web.Response:
         api_request = SmartResizeRequest.from_json(await _json_body(request))
+        try:
+            check_output_count(len(api_request.target_sizes), api_request.num_images_per_size, self.config.limits)
+        except TooManyOutputs as error:
+            raise ContractError("Too many images", str(error)) from None
         if self._ready.qsize() + self._adding >= self.config.queue_size:
             return web.json_response(
                 {"error": "Too many requests", "details": "The queue is full; retry later"},
@@ -323,7 +296,7 @@ class SmartResizeServer:
                 )
             else:
                 source = await self.fetcher.fetch(api_request.image_url, max_bytes=self.config.max_image_bytes)
-            result = await self.pool.resize(source.data, _engine_request(api_request))
+            result = await self.pool.resize(source.data, spec_of(api_request).engine_request())
         except (EngineError, FetchError) as error:
             await self.store.finish(claimed.id, Status.FAILED, time.time(), error=str(error))
             return
@@ -357,8 +330,9 @@ def _write_outputs(directory: Path, names: list[str], outputs: Sequence[Output])
         (directory / name).write_bytes(output.data)
 
 
-def _engine_request(api_request: SmartResizeRequest) -> ResizeRequest:
-    return ResizeRequest(
+def spec_of(api_request: SmartResizeRequest) -> ResizeSpec:
+    """The API's request as the engine's spec (the contract has no mode: the engine chooses, as the service does)."""
+    return ResizeSpec(
         sizes=tuple(Size(w, h) for w, h in api_request.sizes),
         output_format=api_request.output_format,
         prompt=api_request.prompt,
@@ -389,9 +363,10 @@ def _is_loopback(host: str) -> bool:
 def serve_forever(host: str | None, port: int) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        config = ServerConfig.from_env()
-    except ValueError as error:
-        print(f"smart-resize serve: {error}", file=sys.stderr)
+        config = load_server_settings()
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"smart-resize serve: {problem}", file=sys.stderr)
         return 2
     if not config.keys:
         if host is not None and not _is_loopback(host):

@@ -23,12 +23,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from bot.jobs.store import Job, JobStore
+from bot.config import ConfigError, ServerSettings, load_server_settings
+from bot.engine import Limits
+from bot.jobs.store import JobStore
 from bot.net import parse_allow_networks
-from bot.smart_resize_api.client import JobFailed, SmartResizeClient, Unauthorized
-from bot.smart_resize_api.contract import SmartResizeRequest, Status
-from bot.smart_resize_api.server.app import KEY_HEADER, MAX_ATTEMPTS, PREFIX, DrainPace, ServerConfig, SmartResizeServer
+from bot.smart_resize_api.client import SmartResizeClient
+from bot.smart_resize_api.contract import KEY_HEADER, SmartResizeRequest, Status
+from bot.smart_resize_api.errors import JobFailed, Unauthorized
+from bot.smart_resize_api.server.app import MAX_ATTEMPTS, PREFIX, DrainPace, SmartResizeServer
 from bot.smart_resize_api.server.store import RequestStore
+from tests.factories import insert, make_job
 from tests.images import encode, photo
 from tests.slack_api.harness import eventually
 
@@ -44,7 +48,7 @@ SOURCE = _data_uri(encode(photo(800, 600), "JPEG", quality=90))
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[tuple[TestServer, SmartResizeServer]]:
-    service = SmartResizeServer(ServerConfig(keys=frozenset({KEY}), db_path=tmp_path / "server.db", workers=1))
+    service = SmartResizeServer(ServerSettings(keys=frozenset({KEY}), database_path=tmp_path / "server.db", workers=1))
     test_server = TestServer(service.application(), host="127.0.0.1")
     await test_server.start_server()
     yield test_server, service
@@ -168,7 +172,7 @@ async def test_media_serves_only_files_the_server_made(server: tuple[TestServer,
 
 
 async def test_without_keys_only_requests_addressed_to_localhost_are_answered(tmp_path: Path) -> None:
-    service = SmartResizeServer(ServerConfig(db_path=tmp_path / "open.db", workers=1))
+    service = SmartResizeServer(ServerSettings(database_path=tmp_path / "open.db", workers=1))
     test_server = TestServer(service.application(), host="127.0.0.1")
     await test_server.start_server()
     url = f"http://127.0.0.1:{test_server.port}/v2/requests/status/smart-resize_x"
@@ -185,7 +189,8 @@ async def test_without_keys_only_requests_addressed_to_localhost_are_answered(tm
 
 
 async def test_every_error_is_a_json_body(tmp_path: Path) -> None:
-    config = ServerConfig(keys=frozenset({KEY}), db_path=tmp_path / "s.db", workers=1, max_image_bytes=1000)
+    limits = Limits(max_input_bytes=1000)
+    config = ServerSettings(keys=frozenset({KEY}), database_path=tmp_path / "s.db", workers=1, limits=limits)
     test_server = TestServer(SmartResizeServer(config).application(), host="127.0.0.1")
     await test_server.start_server()
     try:
@@ -218,7 +223,7 @@ async def test_accepted_requests_survive_a_restart_and_outputs_expire(tmp_path: 
     assert (await left_over.claim_next(time.time())) is not None  # PROCESSING when the server stopped
     left_over.close()
 
-    config = ServerConfig(keys=frozenset({KEY}), db_path=db, workers=1, output_ttl_s=60, queue_size=1)
+    config = ServerSettings(keys=frozenset({KEY}), database_path=db, workers=1, output_ttl_s=60, queue_size=1)
     service = SmartResizeServer(config)
     test_server = TestServer(service.application(), host="127.0.0.1")
     await test_server.start_server()
@@ -249,7 +254,7 @@ async def test_a_request_that_keeps_killing_the_server_is_not_run_forever(tmp_pa
         await store.requeue_interrupted(time.time())
     store.close()
 
-    test_server = TestServer(SmartResizeServer(ServerConfig(keys=frozenset({KEY}), db_path=db)).application())
+    test_server = TestServer(SmartResizeServer(ServerSettings(keys=frozenset({KEY}), database_path=db)).application())
     await test_server.start_server()
     try:
         async with aiohttp.ClientSession() as session:
@@ -264,23 +269,22 @@ async def test_a_request_that_keeps_killing_the_server_is_not_run_forever(tmp_pa
 async def test_the_server_shares_the_apps_database(tmp_path: Path) -> None:
     db = tmp_path / "smart-resize.db"
     jobs = JobStore(db)
-    job, _ = await jobs.insert(
-        Job(id="j1", dedup_key="k1", trigger="command", channel_id="C1", user_id="U1", source={}, spec={})
-    )
-    config = ServerConfig.from_env({"DATABASE_URL": f"sqlite:///{db}", "SMART_RESIZE_API_KEYS": KEY})
-    assert config.db_path == db
+    job, _ = await insert(jobs, make_job("k1", id="j1"))
+    config = load_server_settings({"DATABASE_URL": f"sqlite:///{db}", "SMART_RESIZE_API_KEYS": KEY})
+    assert config.database_path == db
     service = SmartResizeServer(replace(config, workers=1))
     test_server = TestServer(service.application(), host="127.0.0.1")
     await test_server.start_server()
     try:
         async with aiohttp.ClientSession() as session:
-            status = await _client(session, test_server).run(SmartResizeRequest(SOURCE, ["64x64"]))
-            assert status.status.status is Status.COMPLETED
+            client = _client(session, test_server)
+            final = await client.wait(await client.submit(SmartResizeRequest(SOURCE, ["64x64"])))
+            assert final.status is Status.COMPLETED
             # Both live in the one file, while both are open, and neither disturbs the other.
             await jobs.update(job, state="done")
             stored_job = await jobs.get("j1")
             assert stored_job is not None and stored_job.state == "done"
-            assert (await service.store.get(status.request_id)) is not None
+            assert (await service.store.get(final.request_id)) is not None
     finally:
         await test_server.close()
         jobs.close()
@@ -312,14 +316,14 @@ async def test_two_workers_never_claim_the_same_request(tmp_path: Path) -> None:
 
 
 def test_database_url_is_the_apps_setting() -> None:
-    assert ServerConfig.from_env({}).db_path == Path("data/smart-resize.db")
-    assert ServerConfig.from_env({"DATABASE_URL": "sqlite:////srv/x.db"}).db_path == Path("/srv/x.db")
-    with pytest.raises(ValueError, match="DATABASE_URL scheme 'postgres' is not supported yet"):
-        ServerConfig.from_env({"DATABASE_URL": "postgres://db/x"})
+    assert load_server_settings({}).database_path == Path("data/smart-resize.db")
+    assert load_server_settings({"DATABASE_URL": "sqlite:////srv/x.db"}).database_path == Path("/srv/x.db")
+    with pytest.raises(ConfigError, match="DATABASE_URL scheme 'postgres' is not supported yet"):
+        load_server_settings({"DATABASE_URL": "postgres://db/x"})
 
 
 async def test_a_full_queue_answers_429_with_retry_after_even_to_a_burst(tmp_path: Path) -> None:
-    config = ServerConfig(keys=frozenset({KEY}), db_path=tmp_path / "q.db", workers=1, queue_size=3)
+    config = ServerSettings(keys=frozenset({KEY}), database_path=tmp_path / "q.db", workers=1, queue_size=3)
     test_server = TestServer(SmartResizeServer(config).application(), host="127.0.0.1")
     await test_server.start_server()
     big = _data_uri(encode(photo(4000, 3000), "JPEG", quality=90))  # a 12 MP image keeps the worker busy
@@ -394,9 +398,9 @@ async def test_retry_after_follows_the_pace_the_workers_have_shown(tmp_path: Pat
     host_app.router.add_get("/held.jpg", held_photo)
     host = TestServer(host_app, host="127.0.0.1")
     await host.start_server()
-    config = ServerConfig(
+    config = ServerSettings(
         keys=frozenset({KEY}),
-        db_path=tmp_path / "q.db",
+        database_path=tmp_path / "q.db",
         workers=1,
         queue_size=1,
         allow_networks=parse_allow_networks("127.0.0.1/32"),
@@ -455,7 +459,7 @@ async def image_host() -> AsyncIterator[str]:
 
 
 async def _fetch_outcome(tmp_path: Path, image_url: str, allow: str = "") -> tuple[Status, str | None]:
-    config = ServerConfig.from_env(
+    config = load_server_settings(
         {"SMART_RESIZE_API_KEYS": KEY, "DATABASE_URL": f"sqlite:///{tmp_path / 'guard.db'}"}
         | ({"FETCH_ALLOW_PRIVATE_NETWORKS": allow} if allow else {})
     )

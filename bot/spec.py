@@ -1,0 +1,82 @@
+"""One resize request, in one shape: what every surface (Slack, the CLI, the API server) asks either backend for.
+
+The grammar and the forms make it once, with the sizes the job will really make (the defaults filled in); the job
+stores it as versioned JSON; each backend maps it to its own terms in one function: ``engine_request`` here for the
+engine (the local backend, the CLI and the API server all run it, and the CLI must start without the Slack side's
+imports), ``bot.backends.hosted.api_request`` for the API contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bot.engine.types import FormatChoice, Mode, ResizeRequest, Resolution, Size
+
+SPEC_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ResizeSpec:
+    sizes: tuple[Size, ...]
+    mode: Mode = "auto"
+    # Unlike the API (png), the app and the forms default to "auto": JPEG for photos, PNG where there is alpha.
+    output_format: FormatChoice = "auto"
+    variants: int = 1
+    prompt: str = ""
+    seed: int | None = None
+    resolution: Resolution = "1K"
+
+    @property
+    def output_count(self) -> int:
+        return len(self.sizes) * self.variants
+
+    def describe(self) -> str:
+        """The sizes as people read them: ``1080x1080, 1200x630 (2 alternatives each)``."""
+        text = ", ".join(str(size) for size in self.sizes)
+        return text + (f" ({self.variants} alternatives each)" if self.variants > 1 else "")
+
+    def engine_request(self, *, explain: bool = False) -> ResizeRequest:
+        return ResizeRequest(
+            sizes=self.sizes,
+            mode=self.mode,
+            output_format=self.output_format,
+            prompt=self.prompt,
+            variants=self.variants,
+            seed=self.seed,
+            resolution=self.resolution,
+            explain=explain,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": SPEC_VERSION,
+            "sizes": [str(size) for size in self.sizes],
+            "mode": self.mode,
+            "output_format": self.output_format,
+            "variants": self.variants,
+            "prompt": self.prompt,
+            "seed": self.seed,
+            "resolution": self.resolution,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> ResizeSpec:
+        """Read a stored spec: this version, or the unversioned one jobs stored before (sizes as [w, h] pairs)."""
+        version = obj.get("version", 0)
+        if version not in (0, SPEC_VERSION):
+            raise ValueError(f"unknown resize spec version {version!r}")
+        sizes = tuple(
+            Size(*(int(side) for side in size.split("x"))) if isinstance(size, str) else Size(*size)
+            for size in obj["sizes"]
+        )
+        return cls(
+            sizes=sizes,
+            mode=obj.get("mode", "auto"),
+            output_format=obj.get("output_format", "auto"),
+            variants=int(obj.get("variants", 1)),
+            prompt=obj.get("prompt", ""),
+            seed=obj.get("seed"),
+            resolution=obj.get("resolution", "1K"),
+        )
