@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -21,7 +21,7 @@ from bot.jobs.intake import Intake
 from bot.jobs.runner import JobRunner, RunnerConfig
 from bot.jobs.store import JobStore
 from bot.net import NetworkPolicy, SafeFetcher
-from bot.slack.delivery import Delivery
+from bot.slack.delivery import SHARE_CHECK_DELAYS, Delivery
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,14 @@ def grammar_for(settings: Settings) -> Grammar:
 
 
 @contextlib.asynccontextmanager
-async def open_services(settings: Settings, *, pool: EnginePool | None = None) -> AsyncIterator[Services]:
-    """``pool``: an engine pool to share (tests start one per session); by default the app starts and owns one."""
+async def open_services(
+    settings: Settings,
+    *,
+    pool: EnginePool | None = None,
+    share_check_delays: Sequence[float] = SHARE_CHECK_DELAYS,
+) -> AsyncIterator[Services]:
+    """``pool``: an engine pool to share (the tests start one for the session); by default the app starts and
+    owns one. ``share_check_delays``: how patiently delivery looks for a finished upload (see ``Delivery``)."""
     store = JobStore(settings.database_path)
     # Slack's own hosts are reached with a plain session (the token may only go there, see bot.slack.files);
     # user-supplied links go through the SSRF-guarded fetcher.
@@ -70,7 +76,7 @@ async def open_services(settings: Settings, *, pool: EnginePool | None = None) -
     try:
         await fetcher.start()
         client = web_client(settings, slack_session)
-        delivery = Delivery(client)
+        delivery = Delivery(client, share_check_delays=share_check_delays)
         backend = _backend(settings, pool, slack_session, fetcher)
         crop_maps = CropMaps(settings.database_path.parent / "crop-maps") if backend.name == "local" else None
         runner = JobRunner(

@@ -9,7 +9,7 @@ imports), ``bot.backends.hosted.api_request`` for the API contract.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from bot.engine.types import FormatChoice, Mode, ResizeRequest, Resolution, Size
@@ -38,16 +38,8 @@ class ResizeSpec:
         return text + (f" ({self.variants} alternatives each)" if self.variants > 1 else "")
 
     def engine_request(self, *, explain: bool = False) -> ResizeRequest:
-        return ResizeRequest(
-            sizes=self.sizes,
-            mode=self.mode,
-            output_format=self.output_format,
-            prompt=self.prompt,
-            variants=self.variants,
-            seed=self.seed,
-            resolution=self.resolution,
-            explain=explain,
-        )
+        # The engine's request is this spec plus what only the engine has (explain), under the same field names.
+        return ResizeRequest(**{f.name: getattr(self, f.name) for f in fields(self)}, explain=explain)
 
     def to_json(self) -> dict[str, Any]:
         return {

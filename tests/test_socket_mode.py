@@ -10,20 +10,12 @@ import uuid
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from bot.__main__ import serve
 from bot.config import load_settings
 from tests.images import astronaut
 from tests.slack_api.emulator import APP_TOKEN, BOT_USER, TEAM, SlackEmulator
 from tests.slack_api.harness import app_env, eventually
-
-
-@pytest.fixture
-async def slack() -> SlackEmulator:  # type: ignore[misc]
-    async with SlackEmulator() as emulator:
-        emulator.add_channel("C1", members=("U1",))
-        yield emulator
 
 
 def _free_port() -> int:

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bot.engine import Size
+from bot.net import Fetched
 from bot.spec import ResizeSpec
 from bot.user_errors import GENERIC, UserError
 
-__all__ = ["Backend", "BackendResult", "ResizedImage", "SaveRemoteId", "TransientError", "UserError"]
+__all__ = ["Backend", "BackendResult", "RemoteId", "ResizedImage", "TransientError", "UserError"]
 
 
 @dataclass(frozen=True)
@@ -49,18 +50,16 @@ class TransientError(Exception):
         self.user_message = user_message
 
 
-SaveRemoteId = Callable[[str], Awaitable[None]]
+@dataclass(frozen=True)
+class RemoteId:
+    """A remote service's id for this job's request (the hosted API's ``request_id``): ``value`` as the job has it,
+    ``save`` to store a new one before waiting on it, so a restart polls that request instead of paying again."""
+
+    value: str | None
+    save: Callable[[str], Awaitable[None]]
 
 
 class Backend(Protocol):
     name: str
 
-    async def run(
-        self,
-        source: bytes,
-        content_type: str,
-        spec: ResizeSpec,
-        *,
-        remote_id: str | None,
-        save_remote_id: SaveRemoteId,
-    ) -> BackendResult: ...
+    async def run(self, image: Fetched, spec: ResizeSpec, remote: RemoteId) -> BackendResult: ...

@@ -14,7 +14,8 @@ import logging
 import aiohttp
 from PIL import Image
 
-from bot.backends import BackendResult, ResizedImage, SaveRemoteId, TransientError
+from bot.backends import BackendResult, RemoteId, ResizedImage, TransientError
+from bot.net import Fetched
 from bot.smart_resize_api.client import JobHandle, SmartResizeClient, submit_may_have_run
 from bot.smart_resize_api.contract import ContractError, SmartResizeRequest
 from bot.smart_resize_api.errors import (
@@ -31,12 +32,12 @@ from bot.user_errors import SUBMIT_OUTCOME_UNKNOWN, UserError, api_error_message
 log = logging.getLogger(__name__)
 
 
-def api_request(spec: ResizeSpec, source: bytes, content_type: str) -> SmartResizeRequest:
+def api_request(spec: ResizeSpec, image: Fetched) -> SmartResizeRequest:
     output_format = spec.output_format
     if output_format == "auto":  # the API has no "auto": photos as JPEG, anything that may have alpha as PNG
-        output_format = "jpeg" if content_type == "image/jpeg" else "png"
+        output_format = "jpeg" if image.content_type == "image/jpeg" else "png"
     return SmartResizeRequest(
-        image_url=data_uri(source, content_type),
+        image_url=data_uri(image.data, image.content_type),
         target_sizes=[str(size) for size in spec.sizes],
         prompt=spec.prompt,
         num_images_per_size=spec.variants,
@@ -67,33 +68,18 @@ class HostedBackend:
         )
         self.max_download_bytes = max_download_bytes
 
-    async def run(
-        self,
-        source: bytes,
-        content_type: str,
-        spec: ResizeSpec,
-        *,
-        remote_id: str | None,
-        save_remote_id: SaveRemoteId,
-    ) -> BackendResult:
+    async def run(self, image: Fetched, spec: ResizeSpec, remote: RemoteId) -> BackendResult:
         try:
-            return await self._run(source, content_type, spec, remote_id=remote_id, save_remote_id=save_remote_id)
+            return await self._run(image, spec, remote)
         except SmartResizeError as error:
             raise _backend_error(error) from None
 
-    async def _run(
-        self,
-        source: bytes,
-        content_type: str,
-        spec: ResizeSpec,
-        *,
-        remote_id: str | None,
-        save_remote_id: SaveRemoteId,
-    ) -> BackendResult:
+    async def _run(self, image: Fetched, spec: ResizeSpec, remote: RemoteId) -> BackendResult:
         job: JobHandle | str
+        remote_id = remote.value
         if remote_id is None:
             try:
-                request = api_request(spec, source, content_type)
+                request = api_request(spec, image)
             except ContractError as error:
                 raise UserError(f"The hosted Smart Resize API can't take that request: {error.details}.") from None
             try:
@@ -106,7 +92,7 @@ class HostedBackend:
                 log.warning("hosted API submit outcome unknown, not retried: %s", error)
                 raise UserError(SUBMIT_OUTCOME_UNKNOWN) from None
             remote_id = submitted.request_id
-            await save_remote_id(remote_id)
+            await remote.save(remote_id)
             job = submitted  # its status came with the submit: the first poll is due an interval later
         else:
             job = remote_id  # after a restart: only the id is known, so it is polled at once

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from concurrent.futures.process import BrokenProcessPool
 
-from bot.backends import BackendResult, ResizedImage, SaveRemoteId, TransientError
+from bot.backends import BackendResult, RemoteId, ResizedImage, TransientError
 from bot.engine import Limits
 from bot.engine.pool import EnginePool
+from bot.net import Fetched
 from bot.spec import ResizeSpec
 
 
@@ -17,18 +18,10 @@ class LocalBackend:
         self.pool = pool
         self.limits = limits
 
-    async def run(
-        self,
-        source: bytes,
-        content_type: str,
-        spec: ResizeSpec,
-        *,
-        remote_id: str | None,
-        save_remote_id: SaveRemoteId,
-    ) -> BackendResult:
+    async def run(self, image: Fetched, spec: ResizeSpec, remote: RemoteId) -> BackendResult:
         try:
             # The crop map comes with every job: the "Show crop map" button needs it, and it costs a few ms.
-            result = await self.pool.resize(source, spec.engine_request(explain=True), self.limits)
+            result = await self.pool.resize(image.data, spec.engine_request(explain=True), self.limits)
         except BrokenProcessPool:
             raise TransientError("an engine worker process died") from None
         images = [

@@ -25,12 +25,12 @@ from typing import Any
 import aiohttp
 from slack_sdk.errors import SlackApiError
 
-from bot.backends import Backend, BackendResult, TransientError
+from bot.backends import Backend, BackendResult, RemoteId, TransientError
 from bot.engine import EngineError
 from bot.jobs.crop_maps import CropMaps
 from bot.jobs.model import Job, JobSource
 from bot.jobs.store import JobStore, StaleJob
-from bot.net import FetchError, SafeFetcher
+from bot.net import Fetched, FetchError, SafeFetcher
 from bot.slack import download_slack_file
 from bot.slack.delivery import Delivery
 from bot.slack.messages import escape_mrkdwn, progress_blocks
@@ -266,11 +266,10 @@ class JobRunner:
             "`/resize 1080x1080 https://example.com/photo.jpg`."
         )
 
-    async def _source_bytes(self, job: Job) -> tuple[bytes, str]:
+    async def _source_image(self, job: Job) -> Fetched:
         source = job.source
         if source.url is not None:
-            fetched = await self.fetcher.fetch(source.url, max_bytes=self.config.max_download_bytes)
-            return fetched.data, fetched.content_type
+            return await self.fetcher.fetch(source.url, max_bytes=self.config.max_download_bytes)
         file = source.file
         assert file is not None  # a "latest" source became a Slack file when the job was anchored
         if file.get("file_access") == "check_file_info" or not file.get("url_private"):
@@ -284,7 +283,7 @@ class JobRunner:
             limit_mb = self.config.max_download_bytes // (1024 * 1024)
             raise UserError(f"That image is larger than {limit_mb} MB; share a smaller or more compressed version.")
         url = file.get("url_private_download") or file["url_private"]
-        fetched = await download_slack_file(
+        return await download_slack_file(
             self.slack_session,
             url,
             token=self.config.bot_token,
@@ -292,18 +291,15 @@ class JobRunner:
             api_base_url=self.config.slack_api_url,
             max_bytes=self.config.max_download_bytes,
         )
-        return fetched.data, fetched.content_type
 
     async def _resize(self, job: Job) -> BackendResult:
-        data, content_type = await self._source_bytes(job)
+        image = await self._source_image(job)
 
         async def save_remote_id(remote_id: str) -> None:
             nonlocal job
             job = await self.store.update(job, remote_id=remote_id)
 
-        result = await self.backend.run(
-            data, content_type, job.spec, remote_id=job.remote_id, save_remote_id=save_remote_id
-        )
+        result = await self.backend.run(image, job.spec, RemoteId(job.remote_id, save_remote_id))
         if result.crop_map is not None and self.crop_maps is not None:
             await asyncio.to_thread(self.crop_maps.save, job.id, result.crop_map)
         return result

@@ -105,10 +105,6 @@ class JobStore:
         rows = await self._db.run("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return _from_row(rows[0]) if rows else None
 
-    async def by_dedup_key(self, key: str) -> Job | None:
-        rows = await self._db.run("SELECT * FROM jobs WHERE dedup_key = ?", (key,))
-        return _from_row(rows[0]) if rows else None
-
     async def update(self, job: Job, **changes: Any) -> Job:
         """Persist ``changes`` (a state step) and return the job as now stored.
 

@@ -79,6 +79,14 @@ def require_content_type(response: aiohttp.ClientResponse, accept: tuple[str, ..
     return content_type
 
 
+Origin = tuple[str, str, int | None]
+
+
+def origin(url: URL) -> Origin:
+    """Scheme, host and port, normalised: where a credential may go is decided by comparing these."""
+    return (url.scheme.lower(), (url.raw_host or "").rstrip(".").lower(), url.port)
+
+
 async def read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
     """Read the body, giving up as soon as it is known to exceed ``max_bytes``. Raises TooLarge."""
     declared = response.content_length

@@ -23,8 +23,10 @@ from bot.net.fetch import (
     DEFAULT_TIMEOUT_S,
     MAX_REDIRECTS,
     Fetched,
+    Origin,
     SafeFetcher,
     open_following_redirects,
+    origin,
     parse_http_url,
     read_capped,
     require_content_type,
@@ -71,15 +73,11 @@ class _LeftSlack(Exception):
         self.hop = hop
 
 
-def _origin(url: URL) -> tuple[str, str, int | None]:
-    return (url.scheme, (url.raw_host or "").rstrip(".").lower(), url.port)
-
-
 @dataclass(frozen=True, slots=True)
 class SlackFileHosts:
     """Where the bot token may be sent: Slack's file domains over https, plus one overridden API origin."""
 
-    extra_origin: tuple[str, str, int | None] | None = None
+    extra_origin: Origin | None = None
 
     @classmethod
     def from_api_base_url(cls, api_base_url: str) -> SlackFileHosts:
@@ -90,13 +88,13 @@ class SlackFileHosts:
         if base.scheme not in ("http", "https") or not base.raw_host:
             raise ValueError("api_base_url must be an absolute http(s) URL")
         hosts = cls()
-        return hosts if hosts.trusts(base) else cls(extra_origin=_origin(base))
+        return hosts if hosts.trusts(base) else cls(extra_origin=origin(base))
 
     def trusts(self, url: URL) -> bool:
-        origin = _origin(url)
-        if self.extra_origin is not None and origin == self.extra_origin:
+        where = origin(url)
+        if self.extra_origin is not None and where == self.extra_origin:
             return True
-        scheme, host, _ = origin
+        scheme, host, _ = where
         # Suffix match on a label boundary: files.slack.com passes, evilslack.com and slack.com.evil.net do not.
         return scheme == "https" and any(host == d or host.endswith("." + d) for d in SLACK_FILE_DOMAINS)
 

@@ -26,7 +26,7 @@ import aiohttp
 from yarl import URL
 
 from bot.net.errors import FetchError, TooLarge, UnexpectedContentType
-from bot.net.fetch import accepts, decode_data_uri, read_capped
+from bot.net.fetch import accepts, decode_data_uri, origin, read_capped
 from bot.smart_resize_api.contract import (
     DEFAULT_BASE_URL,
     KEY_HEADER,
@@ -153,7 +153,7 @@ class SmartResizeClient:
         self._media_session = media_session or session
         self._api_key = api_key
         self._base = base
-        self._origin = _origin(base)
+        self._origin = origin(base)
         self.retry = retry or RetryPolicy()
         self.poll_interval = (low, high)
         # A grid wider than the jitter window would push polls past ``high``: then wake-ups are not aligned.
@@ -322,7 +322,7 @@ class SmartResizeClient:
             raise DownloadError("Result URL is not a URL", request_id=request_id) from None
         if url.scheme not in ("http", "https") or not url.host:
             raise DownloadError("Result URL is not http(s)", request_id=request_id)
-        with_key = _origin(url) == self._origin
+        with_key = origin(url) == self._origin
         headers = {"Accept": ", ".join(f"{a}*" if a.endswith("/") else a for a in accept)}
         if with_key:
             headers[KEY_HEADER] = self._api_key
@@ -454,7 +454,7 @@ class SmartResizeClient:
             except (TypeError, ValueError):
                 url = None
             # A polling URL on another origin would get the key, or fail without it: use our own route instead.
-            if url is not None and url.absolute and _origin(url) == self._origin:
+            if url is not None and url.absolute and origin(url) == self._origin:
                 return url
         quoted = urllib.parse.quote(request_id, safe="")
         return self._base.origin().joinpath(*STATUS_PATH, quoted, encoded=True)
@@ -487,10 +487,6 @@ class SmartResizeClient:
 @functools.lru_cache(maxsize=64)  # the usual timeouts recur on every call; only the last polls before a deadline vary
 def _client_timeout(total_s: float, connect_s: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=total_s, connect=connect_s)
-
-
-def _origin(url: URL) -> tuple[str, str, int | None]:
-    return (url.scheme.lower(), (url.host or "").lower(), url.port)
 
 
 def submit_may_have_run(error: SmartResizeError) -> bool:

@@ -5,18 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-
 from tests.images import astronaut
 from tests.slack_api.emulator import BOT_USER, SlackEmulator
 from tests.slack_api.harness import eventually, running_app
-
-
-@pytest.fixture
-async def slack() -> SlackEmulator:  # type: ignore[misc]
-    async with SlackEmulator() as emulator:
-        emulator.add_channel("C1", members=("U1", "U2"))
-        yield emulator
 
 
 def _reaction(message: dict, user: str = "U2", name: str = "frame_with_picture") -> dict:  # type: ignore[type-arg]

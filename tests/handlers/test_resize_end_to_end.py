@@ -16,13 +16,6 @@ from tests.slack_api.emulator import BOT_USER, SlackEmulator
 from tests.slack_api.harness import eventually, running_app
 
 
-@pytest.fixture
-async def slack() -> SlackEmulator:  # type: ignore[misc]
-    async with SlackEmulator() as emulator:
-        emulator.add_channel("C1", members=("U1", "U2"))
-        yield emulator
-
-
 def _share(slack: SlackEmulator, text: str = "", data: bytes | None = None, name: str = "team.jpg") -> dict:  # type: ignore[type-arg]
     file = slack.add_file(data or astronaut(), name=name)
     return slack.post_user_message("C1", "U1", text, files=[file])

@@ -6,19 +6,11 @@ import io
 import json
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
 from tests.images import astronaut
 from tests.slack_api.emulator import BOT_USER, SlackEmulator
 from tests.slack_api.harness import eventually, form_values, running_app
-
-
-@pytest.fixture
-async def slack() -> SlackEmulator:  # type: ignore[misc]
-    async with SlackEmulator() as emulator:
-        emulator.add_channel("C1", members=("U1",))
-        yield emulator
 
 
 async def test_shortcut_modal_resizes_into_the_message_thread(slack: SlackEmulator, tmp_path: Path) -> None:

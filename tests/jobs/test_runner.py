@@ -21,13 +21,6 @@ from tests.slack_api.emulator import SlackEmulator
 from tests.slack_api.harness import eventually, running_app
 
 
-@pytest.fixture
-async def slack() -> SlackEmulator:  # type: ignore[misc]
-    async with SlackEmulator() as emulator:
-        emulator.add_channel("C1", members=("U1",))
-        yield emulator
-
-
 def _latest_image_job(dedup_key: str, **fields: Any) -> Job:
     """A /resize job in C1 for U1 on the channel's latest image, as intake stores it."""
     defaults: dict[str, Any] = {"trigger": "command", "source": JobSource.latest(), "thread_ts": None}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import json
 import time
 import uuid
@@ -18,6 +20,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.app import add_health_route, build_app
 from bot.config import load_settings
+from bot.engine.pool import EnginePool
 from bot.services import Services, open_services
 from tests.slack_api.emulator import BOT_TOKEN, TEAM, SlackEmulator
 
@@ -157,10 +160,25 @@ def app_env(emulator: SlackEmulator, tmp_path: Path, **extra: str) -> dict[str, 
     }
 
 
+# The emulator shares an upload as soon as it is complete, so delivery need not wait long to see it.
+SHARE_CHECK_DELAYS = (0.01,) * 5
+
+
+@dataclass
+class SharedEngine:
+    """The test session's engine pool (tests/conftest.py): starting one per app costs about a second."""
+
+    pool: EnginePool | None = None
+
+
+SHARED_ENGINE = SharedEngine()
+
+
 @contextlib.asynccontextmanager
 async def running_app(emulator: SlackEmulator, tmp_path: Path, **extra: str) -> AsyncIterator[RunningApp]:
     settings = load_settings(app_env(emulator, tmp_path, **extra))
-    async with open_services(settings) as services, aiohttp.ClientSession() as session:
+    services_context = open_services(settings, pool=SHARED_ENGINE.pool, share_check_delays=SHARE_CHECK_DELAYS)
+    async with services_context as services, aiohttp.ClientSession() as session:
         app = build_app(services)
         web_app = app.web_app(path="/slack/events", port=0)
         add_health_route(web_app, services)
@@ -174,9 +192,6 @@ async def running_app(emulator: SlackEmulator, tmp_path: Path, **extra: str) -> 
 
 async def eventually(check: Callable[[], Awaitable[bool] | bool], within: float = 30.0) -> None:
     """Poll ``check`` until it holds; the job runs in the background, so tests wait for its effects."""
-    import asyncio
-    import inspect
-
     deadline = time.monotonic() + within
     while True:
         outcome = check()
