@@ -512,37 +512,6 @@ async def test_a_wrong_key_is_unauthorized(session: aiohttp.ClientSession, serve
     assert "API key" in user_message(caught.value)
 
 
-def test_user_messages_are_one_plain_sentence_each() -> None:
-    errors: list[SmartResizeError] = [
-        BadRequest("x", status_code=400, details="<!channel> *now* <https://evil.example|click>"),
-        Unauthorized("x", status_code=401),
-        PaymentRequired("x", status_code=402),
-        Forbidden("x", status_code=403),
-        NotFound("x", status_code=404),
-        RateLimited("x", status_code=429, retry_after=12),
-        ServerError("x", status_code=500),
-        ApiStatusError("x", status_code=418),
-        JobFailed("x", job_status=Status.FAILED, request_id="r", error="bad\nimage"),
-        JobFailed("x", job_status=Status.ERROR, request_id="r", error=None),
-        JobTimedOut("x", request_id="r", timeout_s=300, last_status=Status.QUEUED),
-        TransportError("x", operation=Operation.READ, failure=Failure.AFTER_SENT),
-        MalformedResponse("x"),
-        DownloadError("x"),
-        DownloadTooLarge("x", limit_bytes=5 * 1024 * 1024),
-        DownloadWrongType("x", content_type="text/html"),
-    ]
-    for error in errors:
-        message = user_message(error)
-        assert message.endswith(".") and "\n" not in message and ". " not in message, message
-        assert not any(c in message for c in "<>*|`"), message
-    assert user_message(errors[2]) == (
-        "The Smart Resize API account is out of credits; "
-        "ask your workspace admin to top it up or switch the app to the local engine."
-    )
-    assert "12 seconds" in user_message(errors[5])
-    assert "5 MB" in user_message(errors[14])
-
-
 # --- downloads ------------------------------------------------------------------------------------------------------
 
 
