@@ -76,6 +76,8 @@ class ServerSettings:
     database_path: Path = DEFAULT_DATABASE_PATH  # the app's database: its jobs and these requests
     output_ttl_s: float = 3600.0
     queue_size: int = 100
+    queue_per_key: int | None = None  # waiting requests one key may hold; default: an equal share of the queue
+    requests_per_minute: int = 120  # submits per key
     workers: int = field(default_factory=default_workers)
     allow_networks: tuple[Network, ...] = ()
     public_url: str | None = None  # how clients reach us, for polling and media URLs; default: the request's host
@@ -85,6 +87,13 @@ class ServerSettings:
     @property
     def max_image_bytes(self) -> int:
         return self.limits.max_input_bytes
+
+    @property
+    def queue_share(self) -> int:
+        """How many waiting requests one key may hold, so one tenant's burst cannot fill the queue for all."""
+        if self.queue_per_key is not None:
+            return self.queue_per_key
+        return max(1, self.queue_size // max(1, len(self.keys)))
 
 
 class _Reader:
@@ -165,6 +174,8 @@ def load_server_settings(env: Mapping[str, str] | None = None) -> ServerSettings
         database_path=read.database_path(),
         output_ttl_s=float(read.integer("SMART_RESIZE_OUTPUT_TTL", 3600, 1, 30 * 24 * 3600)),
         queue_size=read.integer("SMART_RESIZE_QUEUE_SIZE", 100, 1, 100_000),
+        queue_per_key=read.integer("SMART_RESIZE_QUEUE_PER_KEY", 0, 0, 100_000) or None,
+        requests_per_minute=read.integer("SMART_RESIZE_REQUESTS_PER_MINUTE", 120, 1, 100_000),
         workers=read.engine_workers(),
         allow_networks=read.allow_networks(),
         public_url=public_url,

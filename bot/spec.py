@@ -28,10 +28,6 @@ class ResizeSpec:
     seed: int | None = None
     resolution: Resolution = "1K"
 
-    @property
-    def output_count(self) -> int:
-        return len(self.sizes) * self.variants
-
     def describe(self) -> str:
         """The sizes as people read them: ``1080x1080, 1200x630 (2 alternatives each)``."""
         text = ", ".join(str(size) for size in self.sizes)

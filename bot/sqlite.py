@@ -27,6 +27,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+def add_missing_column(db: sqlite3.Connection, table: str, column: str, definition: str) -> None:
+    """An in-place upgrade step: ``ALTER TABLE ... ADD COLUMN`` unless the column is already there."""
+    present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    if column not in present:
+        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+
+
 def sqlite_path(database_url: str) -> Path:
     """The file a ``sqlite:///relative/path`` or ``sqlite:////absolute/path`` URL names (ValueError otherwise)."""
     if not database_url.startswith("sqlite:///") or database_url == "sqlite:///":
@@ -39,7 +46,8 @@ def sqlite_path(database_url: str) -> Path:
 
 
 class Database:
-    def __init__(self, path: Path, schema: str) -> None:
+    def __init__(self, path: Path, schema: str, upgrade: Callable[[sqlite3.Connection], None] | None = None) -> None:
+        """``schema`` creates what is missing; ``upgrade`` then brings a file an earlier release wrote up to date."""
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -52,6 +60,8 @@ class Database:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")  # the other process sharing the file may hold the lock
         self._db.executescript(schema)
+        if upgrade is not None:
+            upgrade(self._db)
 
     async def run(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         def work() -> list[sqlite3.Row]:

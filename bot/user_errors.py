@@ -1,7 +1,12 @@
-"""One plain sentence for every way a Slack job can fail, so no traceback or error code ever reaches a user.
+"""One plain sentence for every way a request can fail, in the words of the surface it came from.
 
-The engine's and the fetcher's errors already speak to a person; the API client's errors and Slack's error codes
-are put into words here, for Slack (the API server and the CLI answer in their own words).
+- Slack (``user_message``): the engine's and the fetcher's errors already speak to a Slack user; the API client's
+  errors and Slack's error codes are put into words here.
+- The API server (``api_message``): the same failures, never telling anyone to share something in Slack, and naming
+  the server setting that would allow the thing where there is one.
+- The CLI (``cli_message``): the engine's sentence and the setting behind a limit.
+
+No traceback or error code ever reaches a person.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ import re
 from slack_sdk.errors import SlackApiError
 
 from bot.engine import EngineError
-from bot.net import FetchError
+from bot.net import BlockedAddress, FetchError, FetchFailed, FetchTimeout, InvalidUrl, TooLarge, UnexpectedContentType
+from bot.net.errors import human_size, shown_content_type
 from bot.smart_resize_api import errors as api
 from bot.smart_resize_api.contract import Status
 from bot.smart_resize_api.retry import Operation
@@ -36,6 +42,45 @@ def user_message(error: BaseException) -> str:
     if isinstance(error, SlackApiError):
         return slack_error_message(str(error.response.get("error", "")), error.response.get("needed"))
     return GENERIC
+
+
+def api_message(error: EngineError | FetchError) -> str:
+    """For a client of ``smart-resize serve``: what went wrong with its ``image_url`` or image, and the fix."""
+    if isinstance(error, EngineError):
+        return _with_setting(error, "the server's")
+    if isinstance(error, BlockedAddress):
+        return (
+            "image_url points to a private or internal address, which this server does not fetch; use a public "
+            "URL or a data URI, or allow that network with the server's FETCH_ALLOW_PRIVATE_NETWORKS setting."
+        )
+    if isinstance(error, TooLarge):
+        return (
+            f"The image is larger than the {human_size(error.limit_bytes)} this server downloads; send a smaller "
+            "image, or raise the server's MAX_DOWNLOAD_MB setting."
+        )
+    if isinstance(error, FetchTimeout):
+        return (
+            f"The server at image_url took longer than {error.timeout_s:g} seconds to send the image; "
+            "try again, or send the image as a data URI."
+        )
+    if isinstance(error, UnexpectedContentType):
+        return f"image_url returned {shown_content_type(error.content_type)}, not an image; link to the image file."
+    if isinstance(error, InvalidUrl):
+        return f"image_url can't be fetched: {error.detail}; use a plain http:// or https:// URL or a data URI."
+    if isinstance(error, FetchFailed) and error.status is not None:
+        return f"The server at image_url answered HTTP {error.status} instead of the image; check the URL."
+    return "The image at image_url could not be downloaded; check that the URL opens from the internet."
+
+
+def cli_message(error: EngineError) -> str:
+    """For ``smart-resize resize``: the engine's sentence, and which setting raises a limit it hit."""
+    return _with_setting(error, "the")
+
+
+def _with_setting(error: EngineError, whose: str) -> str:
+    if error.setting is None:
+        return str(error)
+    return f"{str(error).rstrip('.')} ({whose} {error.setting} setting sets this limit)."
 
 
 def slack_error_message(code: str, needed: object = None) -> str:

@@ -547,7 +547,7 @@ def _check_invariants(command: Command, limits: Limits) -> None:
     assert spec.sizes and len(spec.sizes) == len(set(spec.sizes))
     assert len(spec.sizes) <= MAX_SIZES or not command.sizes_named
     assert 1 <= spec.variants <= MAX_VARIANTS
-    assert spec.output_count <= limits.max_outputs
+    assert len(spec.sizes) * spec.variants <= limits.max_outputs
     assert spec.seed is None or 0 <= spec.seed <= MAX_SEED
     if command.url is not None:
         parse_http_url(command.url)
@@ -583,7 +583,7 @@ def test_mentions_never_raise(text: str, max_sizes: int, max_outputs: int) -> No
         assert all(note.strip() for note in command.notes)
     if isinstance(command, ResizeCommand):
         assert len(command.spec.sizes) <= max_sizes or not command.sizes_named
-        assert command.spec.output_count <= max(max_outputs, len(DEFAULT_SIZES))
+        assert len(command.spec.sizes) * command.spec.variants <= max(max_outputs, len(DEFAULT_SIZES))
 
 
 # Round trip: build a valid request, write it the many ways a person (and Slack) might, and read it back.

@@ -97,7 +97,7 @@ class HostedBackend:
         else:
             job = remote_id  # after a restart: only the id is known, so it is polled at once
         status = await self.client.wait(job)
-        urls = status.output.media_url if status.output else []
+        urls = status.media_urls
         if not urls:
             raise MalformedResponse("Job COMPLETED without any image", request_id=remote_id)
         images: list[ResizedImage] = []

@@ -67,11 +67,12 @@ def _sniff_unsupported(data: bytes) -> str | None:
 def probe(data: bytes, limits: Limits) -> Probe:
     """Read only the header: refuse anything we will not decode, with a sentence saying what to do instead."""
     if not data:
-        raise NotAnImage("The file is empty; share the image again.")
+        raise NotAnImage("The file is empty; export the image again and use that file.")
     if len(data) > limits.max_input_bytes:
         raise ImageTooLarge(
             f"The file is {len(data) / 1e6:.0f} MB; the limit is {limits.max_input_bytes / 1e6:.0f} MB. "
-            "Share a smaller or more compressed version."
+            "Use a smaller or more compressed version.",
+            setting="MAX_DOWNLOAD_MB",
         )
     sniffed = _sniff_unsupported(data)
     if sniffed:
@@ -81,19 +82,20 @@ def probe(data: bytes, limits: Limits) -> Probe:
             warnings.simplefilter("ignore")
             image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise NotAnImage(f"That file isn't an image I can read; share a {_FORMAT_NAMES} file.") from None
+        raise NotAnImage(f"That file isn't an image I can read; use a {_FORMAT_NAMES} file.") from None
     except _DECODE_ERRORS:
-        raise CorruptImage("The image file is damaged or incomplete; re-export it and share it again.") from None
+        raise CorruptImage("The image file is damaged or incomplete; export it again and retry.") from None
     if image.format not in SUPPORTED_FORMATS:
-        raise UnsupportedFormat(f"{image.format} images aren't supported; share a {_FORMAT_NAMES} file.")
+        raise UnsupportedFormat(f"{image.format} images aren't supported; convert it to a {_FORMAT_NAMES} file.")
     width, height = image.size
     if width < 1 or height < 1:
-        raise CorruptImage("The image has no pixels; re-export it and share it again.")
+        raise CorruptImage("The image has no pixels; export it again and retry.")
     pixels = width * height
     if pixels > limits.max_pixels:
         raise ImageTooLarge(
             f"The image is {width}x{height} ({pixels / 1e6:.0f} MP); the limit is "
-            f"{limits.max_pixels / 1e6:.0f} MP. Share a smaller version."
+            f"{limits.max_pixels / 1e6:.0f} MP. Use a smaller version.",
+            setting="MAX_IMAGE_MEGAPIXELS",
         )
     try:
         orientation = int(_header_exif(image).get(0x0112, 1))
@@ -130,7 +132,7 @@ def decode(probed: Probe, min_scale: float) -> Decoded:
     try:
         image.load()
     except _DECODE_ERRORS:
-        raise CorruptImage("The image file is damaged or incomplete; re-export it and share it again.") from None
+        raise CorruptImage("The image file is damaged or incomplete; export it again and retry.") from None
     try:
         if probed.orientation != 1:
             image = ImageOps.exif_transpose(image)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 
 class EngineError(Exception):
-    """Base class: ``str(error)`` is a one-line explanation with what to do instead."""
+    """Base class: ``str(error)`` is a one-line explanation with what to do instead, in words that fit every
+    surface (Slack, the API, the CLI). ``setting`` names the deployment setting behind a limit, where one is."""
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Errors cross the worker-process pool pickled; the default would rebuild them without ``setting``.
+        return (type(self), (str(self),), {"setting": self.setting})
 
 
 class NotAnImage(EngineError):

@@ -30,5 +30,6 @@ def check_output_count(sizes: int, variants: int, limits: Limits) -> None:
     if sizes * variants > limits.max_outputs:
         raise TooManyOutputs(
             f"That would make {sizes * variants} images ({sizes} sizes x {variants} variants); the limit is "
-            f"{limits.max_outputs} per request, so ask for fewer sizes or variants."
+            f"{limits.max_outputs} per request, so ask for fewer sizes or variants.",
+            setting="MAX_OUTPUTS_PER_REQUEST",
         )

@@ -1,4 +1,5 @@
-"""One error class per way a download can be refused; ``str(error)`` is one sentence a Slack user can act on.
+"""One error class per way a download can be refused; ``str(error)`` is one sentence a Slack user can act on
+(``bot.user_errors.api_message`` words them for the API server).
 
 Messages never echo the URL, the resolved address or any header: URLs can carry signed tokens, and resolved
 addresses would tell a prober what the bot's internal network looks like. Operators get the details from the
@@ -21,6 +22,11 @@ def human_size(n_bytes: int) -> str:
     if n_bytes >= 1024:
         return f"{n_bytes / 1024:.1f}".removesuffix(".0") + " KB"
     return f"{n_bytes} bytes"
+
+
+def shown_content_type(content_type: str) -> str:
+    """A server's Content-Type made safe to show: only a MIME type's characters, short."""
+    return _UNSAFE_TYPE_CHARS.sub("", content_type)[:80] or "something unrecognised"
 
 
 class FetchError(Exception):
@@ -74,7 +80,7 @@ class FetchFailed(FetchError):
 
 class UnexpectedContentType(FetchError):
     def __init__(self, content_type: str) -> None:
-        shown = _UNSAFE_TYPE_CHARS.sub("", content_type)[:80] or "something unrecognised"
+        shown = shown_content_type(content_type)
         super().__init__(
             f"That link returned {shown}, not an image; link straight to the image file or upload it to Slack."
         )

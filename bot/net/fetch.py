@@ -250,6 +250,17 @@ class SafeFetcher:
             await self._session.close()
             self._session = None
 
+    async def vet(self, url: str) -> None:
+        """Refuse now what a fetch of ``url`` would refuse for where it points (InvalidUrl, BlockedAddress).
+        A name that does not resolve passes: the fetch reports that itself, and it may resolve by then."""
+        target = parse_http_url(url)
+        connector = self.session.connector
+        assert isinstance(connector, GuardedConnector)
+        try:
+            await connector.vet(target.raw_host or "", target.port or 443)
+        except (aiohttp.ClientConnectorError, OSError):
+            return
+
     async def __aenter__(self) -> SafeFetcher:
         await self.start()
         return self

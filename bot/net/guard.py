@@ -193,6 +193,11 @@ class GuardedConnector(aiohttp.TCPConnector):
         super().__init__(**kwargs)
         self.policy = policy
 
+    async def vet(self, host: str, port: int) -> None:
+        """Refuse a host before anything is sent to it (BlockedAddress, InvalidUrl), as a fetch of it would be
+        refused: for an early, clear answer. The fetch itself is still checked when it dials."""
+        await self._resolve_host(host, port)
+
     # `_resolve_host` is private aiohttp API, but it is the one place that sees both IP-literal hosts (which skip
     # the resolver) and every resolved address right before they are dialled. tests/net pins it against the
     # installed aiohttp.

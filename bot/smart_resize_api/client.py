@@ -439,7 +439,7 @@ class SmartResizeClient:
 
     def _parse_status(self, data: Any, request_id: str) -> StatusResponse:
         try:
-            answer = StatusResponse.from_json(data)
+            answer = StatusResponse.from_json(data, request_id=request_id)
         except ContractError as error:
             raise MalformedResponse(f"Unusable status response: {error.details}", request_id=request_id) from None
         if answer.request_id != request_id:

@@ -31,7 +31,8 @@ RESOLUTIONS: tuple[Resolution, ...] = ("1K", "2K", "4K")
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("jpeg", "png", "webp")
 SAFETY_TOLERANCES: tuple[SafetyTolerance, ...] = ("1", "2", "3", "4", "5", "6")
 
-MIN_SIDE = 1
+# The engine's range (bot.engine.types.Limits), stated the same by every surface; the hosted service documents none.
+MIN_SIDE = 16
 MAX_SIDE = 8192
 MAX_TARGET_SIZES = 40
 MAX_IMAGES_PER_SIZE = 10
@@ -83,6 +84,8 @@ class ErrorBody:
 
 # Verbatim from the contract.
 NOT_FOUND = ErrorBody("Resource not found", "The requested endpoint does not exist")
+# Ours, in the same style: an unknown request id is not a missing endpoint.
+REQUEST_NOT_FOUND = ErrorBody("Request not found", "No request with this request_id exists for this API key")
 INVALID_TARGET_SIZES_FORMAT = ErrorBody(
     "Invalid target_sizes format", "Each item in target_sizes must be in format 'widthxheight'"
 )
@@ -110,7 +113,7 @@ def parse_target_size(text: object) -> tuple[int, int]:
         raise ContractError(INVALID_TARGET_SIZES_FORMAT.error, INVALID_TARGET_SIZES_FORMAT.details)
     width_text, height_text = match.groups()
     # Compare digit counts first: int() of a huge digit string is slow, or refused past 4300 digits.
-    if any(len(t) > _MAX_SIDE_DIGITS or int(t) > MAX_SIDE for t in (width_text, height_text)):
+    if any(len(t) > _MAX_SIDE_DIGITS or not MIN_SIDE <= int(t) <= MAX_SIDE for t in (width_text, height_text)):
         raise ContractError(
             "Invalid target_sizes", f"Each width and height in target_sizes must be between {MIN_SIDE} and {MAX_SIDE}"
         )
@@ -155,6 +158,8 @@ class SmartResizeRequest:
             )
         _check_choice("resolution", self.resolution, RESOLUTIONS)
         _check_choice("output_format", self.output_format, OUTPUT_FORMATS)
+        if _is_int(self.safety_tolerance):  # the document's enum is of strings, but 5 means "5" just as well
+            object.__setattr__(self, "safety_tolerance", str(self.safety_tolerance))
         _check_choice("safety_tolerance", self.safety_tolerance, SAFETY_TOLERANCES)
         if self.seed is not None and (not _is_int(self.seed) or not MIN_SEED <= self.seed <= MAX_SEED):
             raise ContractError("Invalid seed", f"seed must be an integer between {MIN_SEED} and {MAX_SEED}")
@@ -264,8 +269,38 @@ class JobOutput:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputImage:
+    """One image of the document's "Output" block: ``{"file_name", "content_type", "url"}``."""
+
+    file_name: str
+    content_type: str
+    url: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file_name": self.file_name, "content_type": self.content_type, "url": self.url}
+
+    @classmethod
+    def from_json(cls, obj: object) -> OutputImage:
+        if not isinstance(obj, dict):
+            raise _invalid_response("each of images must be a JSON object")
+        url = _response_str(obj, "url")
+        if not url:
+            raise _invalid_response("images[].url must be a non-empty string")
+        return cls(
+            file_name=_response_optional_str(obj, "file_name") or "",
+            content_type=_response_optional_str(obj, "content_type") or "",
+            url=url,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class StatusResponse:
-    """GET {polling_url} or POST /smart-resize-request-result. Timestamps stay ISO 8601 text, as sent."""
+    """GET {polling_url} or POST /smart-resize-request-result. Timestamps stay ISO 8601 text, as sent.
+
+    The document shows the finished images in two shapes: ``output.media_url`` / ``output.media_type`` in the
+    status response, and an "Output" block ``{"images": [{"file_name", "content_type", "url"}], "description"}``.
+    Both are read (a body that is only the Output block counts as COMPLETED); ``media_urls`` gives them as one list.
+    """
 
     request_id: str
     status: Status
@@ -275,10 +310,24 @@ class StatusResponse:
     created_at: str | None = None
     updated_at: str | None = None
     completed_at: str | None = None
+    images: list[OutputImage] | None = None
+    description: str | None = None
+
+    @property
+    def media_urls(self) -> list[str]:
+        if self.output is not None and self.output.media_url:
+            return list(self.output.media_url)
+        return [image.url for image in self.images or []]
+
+    @property
+    def media_type(self) -> str | None:
+        if self.output is not None and self.output.media_url:
+            return self.output.media_type
+        return self.images[0].content_type or None if self.images else None
 
     def to_json(self) -> dict[str, Any]:
         # The contract sends nulls rather than omitting fields.
-        return {
+        body: dict[str, Any] = {
             "request_id": self.request_id,
             "status": self.status.value,
             "model_id": self.model_id,
@@ -288,16 +337,28 @@ class StatusResponse:
             "updated_at": self.updated_at,
             "completed_at": self.completed_at,
         }
+        if self.images is not None:
+            body["images"] = [image.to_json() for image in self.images]
+            body["description"] = self.description or ""
+        return body
 
     @classmethod
-    def from_json(cls, obj: object) -> StatusResponse:
+    def from_json(cls, obj: object, *, request_id: str | None = None) -> StatusResponse:
+        """``request_id``: the id asked about, for a body that is only the Output block (it names none)."""
         if not isinstance(obj, dict):
             raise _invalid_response("a status response must be a JSON object")
+        raw_images = obj.get("images")
+        if raw_images is not None and not isinstance(raw_images, list):
+            raise _invalid_response("images must be an array")
+        images = None if raw_images is None else [OutputImage.from_json(item) for item in raw_images]
+        description = _response_optional_str(obj, "description")
+        if "status" not in obj and images is not None and request_id is not None:
+            return cls(request_id, Status.COMPLETED, images=images, description=description)
         status = _response_status(obj)
         raw_output = obj.get("output")
         output = None if raw_output is None else JobOutput.from_json(raw_output)
-        if status is Status.COMPLETED and output is None:
-            raise _invalid_response("a COMPLETED status must carry output")
+        if status is Status.COMPLETED and output is None and images is None:
+            raise _invalid_response("a COMPLETED status must carry output.media_url or images")
         return cls(
             request_id=_response_request_id(obj),
             status=status,
@@ -307,6 +368,8 @@ class StatusResponse:
             created_at=_response_optional_str(obj, "created_at"),
             updated_at=_response_optional_str(obj, "updated_at"),
             completed_at=_response_optional_str(obj, "completed_at"),
+            images=images,
+            description=description,
         )
 
 

@@ -148,7 +148,7 @@ def test_corrupt_png_is_refused() -> None:
 
 
 def test_unsupported_image_format_names_the_alternatives() -> None:
-    with pytest.raises(UnsupportedFormat, match="ICO images aren't supported; share a JPEG, PNG"):
+    with pytest.raises(UnsupportedFormat, match="ICO images aren't supported; convert it to a JPEG, PNG"):
         resize(encode(photo(32, 32), "ICO"), ONE)
 
 

@@ -19,6 +19,7 @@ from bot.smart_resize_api.contract import (
     MAX_SIDE,
     MAX_TARGET_SIZES,
     MAX_URL_CHARS,
+    MIN_SIDE,
     NOT_FOUND,
     ContractError,
     ErrorBody,
@@ -66,7 +67,9 @@ COMPLETED_STATUS: dict[str, Any] = {
 }
 
 FORMAT_ERROR = ("Invalid target_sizes format", "Each item in target_sizes must be in format 'widthxheight'")
-RANGE_ERROR = ("Invalid target_sizes", f"Each width and height in target_sizes must be between 1 and {MAX_SIDE}")
+RANGE_ERROR = (
+    "Invalid target_sizes", f"Each width and height in target_sizes must be between {MIN_SIDE} and {MAX_SIDE}"
+)
 URL_ERROR = ("Invalid image_url", "image_url must be an http(s) URL or a base64 data:image URI")
 URL_LENGTH_ERROR = ("Invalid image_url", f"image_url must be at most {MAX_URL_CHARS} characters")
 SIZES_ERROR = ("Invalid target_sizes", f"target_sizes must be an array of 1 to {MAX_TARGET_SIZES} items")
@@ -134,7 +137,7 @@ def test_request_keeps_its_own_copy_of_the_sizes() -> None:
 
 def test_construction_in_code_validates_too() -> None:
     with pytest.raises(ContractError, match="Invalid output_format"):
-        SmartResizeRequest(IMAGE, ["10x10"], output_format="gif")  # type: ignore[arg-type]
+        SmartResizeRequest(IMAGE, ["20x20"], output_format="gif")  # type: ignore[arg-type]
 
 
 def test_the_contracts_400_example_is_produced_verbatim() -> None:
@@ -165,9 +168,10 @@ def test_not_found_body_is_the_contracts() -> None:
         ("image_url", "https://x.com/" + "a" * MAX_URL_CHARS, URL_LENGTH_ERROR),
         ("target_sizes", "1024x1024", SIZES_ERROR),
         ("target_sizes", [], SIZES_ERROR),
-        ("target_sizes", ["1x1"] * (MAX_TARGET_SIZES + 1), SIZES_ERROR),
+        ("target_sizes", ["16x16"] * (MAX_TARGET_SIZES + 1), SIZES_ERROR),
         ("target_sizes", ["1024x1024", 5], FORMAT_ERROR),
         ("target_sizes", ["8193x100"], RANGE_ERROR),
+        ("target_sizes", ["15x100"], RANGE_ERROR),
         ("prompt", None, PROMPT_ERROR),
         ("prompt", "p" * (MAX_PROMPT_CHARS + 1), PROMPT_ERROR),
         ("num_images_per_size", 0, VARIANTS_ERROR),
@@ -180,7 +184,7 @@ def test_not_found_body_is_the_contracts() -> None:
         ("output_format", "gif", ("Invalid output_format", "Allowed: jpeg, png, webp")),
         ("output_format", "jpg", ("Invalid output_format", "Allowed: jpeg, png, webp")),
         ("output_format", None, ("Invalid output_format", "Allowed: jpeg, png, webp")),
-        ("safety_tolerance", 4, ("Invalid safety_tolerance", "Allowed: 1, 2, 3, 4, 5, 6")),
+        ("safety_tolerance", 7, ("Invalid safety_tolerance", "Allowed: 1, 2, 3, 4, 5, 6")),
         ("safety_tolerance", "7", ("Invalid safety_tolerance", "Allowed: 1, 2, 3, 4, 5, 6")),
         ("seed", -1, SEED_ERROR),
         ("seed", MAX_SEED + 1, SEED_ERROR),
@@ -195,7 +199,7 @@ def test_every_field_refusal_has_its_exact_wording(name: str, value: object, exp
 
 
 def test_too_many_images_in_total() -> None:
-    sizes = ["10x10"] * (MAX_OUTPUTS // MAX_IMAGES_PER_SIZE + 1)
+    sizes = ["20x20"] * (MAX_OUTPUTS // MAX_IMAGES_PER_SIZE + 1)
     body = with_field("target_sizes", sizes) | {"num_images_per_size": MAX_IMAGES_PER_SIZE}
     assert refusal(body) == (
         "Too many images",
@@ -205,7 +209,7 @@ def test_too_many_images_in_total() -> None:
 
 def test_body_shape_refusals() -> None:
     assert refusal([FULL_REQUEST]) == ("Invalid request body", "The request body must be a JSON object")
-    assert refusal({"target_sizes": ["1x1"]}) == ("Missing required field", "image_url is required")
+    assert refusal({"target_sizes": ["16x16"]}) == ("Missing required field", "image_url is required")
     assert refusal({"image_url": IMAGE}) == ("Missing required field", "target_sizes is required")
     error, details = refusal(with_field("output_fromat", "webp"))
     assert error == "Unknown field"
@@ -214,10 +218,10 @@ def test_body_shape_refusals() -> None:
 
 def test_seed_null_means_no_seed_and_data_uris_are_accepted() -> None:
     uri = "data:image/png;base64,iVBORw0KGgo="
-    request = SmartResizeRequest.from_json({"image_url": uri, "target_sizes": ["1x1"], "seed": None})
+    request = SmartResizeRequest.from_json({"image_url": uri, "target_sizes": ["16x16"], "seed": None})
     assert request.seed is None and request.image_url == uri
     too_long = "data:image/png;base64," + "A" * MAX_DATA_URI_CHARS
-    assert refusal({"image_url": too_long, "target_sizes": ["1x1"]}) == (
+    assert refusal({"image_url": too_long, "target_sizes": ["16x16"]}) == (
         "Invalid image_url",
         f"A data URI in image_url must be at most {MAX_DATA_URI_CHARS} characters",
     )
@@ -229,7 +233,7 @@ def test_seed_null_means_no_seed_and_data_uris_are_accepted() -> None:
 @pytest.mark.parametrize(
     "text",
     ["1080X1080", "1080 x 1080", " 1080x1080", "1080x1080\n", "1080x", "x1080", "1080", "01080x1080", "0x10", "10x0",
-     "-1x10", "10x10x10", "10×10", "１０x１０", "1e3x10", "+5x5", "", 1080, None, ["10x10"]],
+     "-1x10", "10x10x10", "10×10", "１０x１０", "1e3x10", "+5x5", "", 1080, None, ["20x20"]],
 )  # fmt: skip
 def test_malformed_sizes_use_the_contracts_wording(text: object) -> None:
     with pytest.raises(ContractError) as caught:
@@ -237,14 +241,16 @@ def test_malformed_sizes_use_the_contracts_wording(text: object) -> None:
     assert (caught.value.error, caught.value.details) == FORMAT_ERROR
 
 
-@pytest.mark.parametrize("text", [f"{MAX_SIDE + 1}x10", f"10x{MAX_SIDE + 1}", "99999x1", "1x" + "9" * 5000])
+@pytest.mark.parametrize(
+    "text", [f"{MAX_SIDE + 1}x10", f"10x{MAX_SIDE + 1}", "99999x1", "1x" + "9" * 5000, "1x1", "15x16", "16x15"]
+)
 def test_sizes_out_of_range(text: str) -> None:
     with pytest.raises(ContractError) as caught:
         parse_target_size(text)
     assert (caught.value.error, caught.value.details) == RANGE_ERROR
 
 
-@given(st.integers(1, MAX_SIDE), st.integers(1, MAX_SIDE))
+@given(st.integers(MIN_SIDE, MAX_SIDE), st.integers(MIN_SIDE, MAX_SIDE))
 def test_every_valid_size_parses(width: int, height: int) -> None:
     assert parse_target_size(f"{width}x{height}") == (width, height)
 
@@ -257,7 +263,7 @@ def test_size_parser_either_round_trips_or_refuses(text: str) -> None:
         assert (error.error, error.details) in (FORMAT_ERROR, RANGE_ERROR)
     else:
         assert f"{width}x{height}" == text
-        assert 1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE
+        assert MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE
 
 
 # --- from_json never raises anything but ContractError ----------------------------------------------------------
@@ -271,7 +277,7 @@ json_values = st.recursive(
 near_requests = st.fixed_dictionaries(
     {
         "image_url": st.sampled_from([IMAGE, "data:image/png;base64,AAAA", "ftp://x", ""]) | json_values,
-        "target_sizes": st.lists(st.sampled_from(["1x1", "1024x1024", "8192x8192", "8193x1", "10X10"]), max_size=3)
+        "target_sizes": st.lists(st.sampled_from(["16x16", "1024x1024", "8192x8192", "8193x1", "10X10"]), max_size=3)
         | json_values,
     },
     optional={
@@ -287,7 +293,7 @@ near_requests = st.fixed_dictionaries(
 )
 
 
-sizes = st.builds("{}x{}".format, st.integers(1, MAX_SIDE), st.integers(1, MAX_SIDE))
+sizes = st.builds("{}x{}".format, st.integers(MIN_SIDE, MAX_SIDE), st.integers(MIN_SIDE, MAX_SIDE))
 valid_requests = st.fixed_dictionaries(
     {
         "image_url": st.sampled_from([IMAGE, "data:image/webp;base64,UklG"]),
@@ -308,7 +314,7 @@ valid_requests = st.fixed_dictionaries(
 @given(valid_requests)
 def test_every_valid_body_parses_and_round_trips(obj: dict[str, Any]) -> None:
     request = SmartResizeRequest.from_json(obj)
-    expected = SmartResizeRequest(IMAGE, ["1x1"]).to_json() | obj
+    expected = SmartResizeRequest(IMAGE, ["16x16"]).to_json() | obj
     if expected.get("seed", 0) is None:
         del expected["seed"]
     assert request.to_json() == expected
@@ -376,7 +382,7 @@ def test_responses_tolerate_extra_fields_but_not_wrong_shapes() -> None:
     statuses = "QUEUED, PROCESSING, COMPLETED, FAILED, ERROR"
     bad_output = {"media_url": "x", "media_type": "image/png"}
     bad = [
-        (COMPLETED_STATUS | {"output": None}, "a COMPLETED status must carry output"),
+        (COMPLETED_STATUS | {"output": None}, "a COMPLETED status must carry output.media_url or images"),
         (COMPLETED_STATUS | {"status": "IN_PROGRESS"}, f"status must be one of {statuses}"),
         (COMPLETED_STATUS | {"error": 5}, "error must be a string or null"),
         (COMPLETED_STATUS | {"request_id": ""}, "request_id must be a non-empty string"),

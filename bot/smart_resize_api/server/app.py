@@ -4,6 +4,9 @@ Any client of the hosted API can point at it (base URL ``http://HOST:PORT/smart-
 with their outputs on disk beside it, so they survive a restart (unfinished ones run again); outputs expire after a
 configurable time. The queue is bounded (429 with Retry-After when full) and image work runs in the engine's worker
 processes. Without configured keys the server only listens on loopback.
+
+Each API key is a tenant: its requests, statuses and media are its own (another key gets the same 404 as an unknown
+id), it has its own rate limit and its own share of the queue, and workers serve tenants in turn.
 """
 
 from __future__ import annotations
@@ -12,15 +15,19 @@ import asyncio
 import base64
 import contextlib
 import datetime as dt
+import hashlib
+import hmac
 import ipaddress
 import json
 import logging
 import math
+import os
 import re
 import shutil
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -33,8 +40,10 @@ from bot.net import FetchError, NetworkPolicy, SafeFetcher, decode_data_uri
 from bot.smart_resize_api.contract import (
     KEY_HEADER,
     NOT_FOUND,
+    REQUEST_NOT_FOUND,
     ContractError,
     JobOutput,
+    OutputImage,
     ResultRequest,
     SmartResizeRequest,
     Status,
@@ -43,6 +52,7 @@ from bot.smart_resize_api.contract import (
 )
 from bot.smart_resize_api.server.store import ClaimedRequest, RequestStore
 from bot.spec import ResizeSpec
+from bot.user_errors import api_message
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +62,45 @@ _MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 UNAUTHORIZED = {"error": "Unauthorized", "details": f"A valid {KEY_HEADER} header is required"}
 LOOPBACK_ONLY = {"error": "Forbidden", "details": "Without API keys this server only answers requests to localhost"}
 GAVE_UP = "Internal error; the request was not charged."
+NO_KEY_TENANT = "local"  # without keys there is one tenant: whoever reaches the loopback address
 MAX_ATTEMPTS = 3
 _INLINE_JSON_BYTES = 64 * 1024
 _REQUEST_ID = re.compile(r"smart-resize_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _MEDIA_NAME = re.compile(r"output_\d+x\d+_\d+\.(png|jpeg|webp)")
+
+
+def tenant_id(key: str) -> str:
+    """A key's tenant as stored with its requests: a digest, so the database never holds the key itself."""
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def uuid7() -> uuid.UUID:
+    """RFC 9562 version 7: 48 bits of Unix milliseconds, then random bits, so ids sort by when they were made."""
+    millis = time.time_ns() // 1_000_000
+    value = (millis & (2**48 - 1)) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # variant
+    return uuid.UUID(int=value)
+
+
+class SubmitRate:
+    """Each tenant's submits per minute, as a token bucket: a burst up to the limit, then one every 60/limit s."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # tenant -> (tokens, when counted)
+
+    def take(self, tenant: str) -> float | None:
+        """None when the submit may go ahead (a token is taken); else the seconds until one is due."""
+        now = self.clock()
+        tokens, then = self._buckets.get(tenant, (float(self.per_minute), now))
+        tokens = min(float(self.per_minute), tokens + (now - then) * self.per_minute / 60)
+        if tokens < 1:
+            self._buckets[tenant] = (tokens, now)
+            return (1 - tokens) * 60 / self.per_minute
+        self._buckets[tenant] = (tokens - 1, now)
+        return None
 
 
 class DrainPace:
@@ -97,7 +142,11 @@ class SmartResizeServer:
         self.fetcher = SafeFetcher(NetworkPolicy(config.allow_networks), max_bytes=config.max_image_bytes)
         # One token per QUEUED row this process knows of; the rows themselves are the queue (RequestStore).
         self._ready: asyncio.Queue[None] = asyncio.Queue()
-        self._adding = 0  # submits between the queue check and their token: counted so a burst can't overfill it
+        # Per tenant: QUEUED rows, counting submits between the queue check and their row, so a burst can't
+        # overfill the queue or a tenant's share of it.
+        self._queued: Counter[str] = Counter()
+        self._keys = [(key.encode(), tenant_id(key)) for key in sorted(config.keys)]
+        self.rate = SubmitRate(config.requests_per_minute)
         self.pace = DrainPace(config.workers)
         self._tasks: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
 
@@ -118,7 +167,8 @@ class SmartResizeServer:
     async def _start(self, _app: web.Application) -> None:
         await self.fetcher.start()
         # Requests accepted before a restart run again, all of them: their state is in the database, not in memory.
-        waiting = await self.store.requeue_interrupted(time.time())
+        self._queued = await self.store.requeue_interrupted(time.time())
+        waiting = self._queued.total()
         if waiting:
             log.info("%d requests accepted before the restart are queued again", waiting)
         for _ in range(waiting):
@@ -149,6 +199,8 @@ class SmartResizeServer:
     ) -> web.StreamResponse:
         try:
             return await handler(request)
+        except _RequestNotFound:
+            return web.json_response(REQUEST_NOT_FOUND.to_json(), status=404)
         except web.HTTPNotFound:
             return web.json_response(NOT_FOUND.to_json(), status=404)
         except web.HTTPMethodNotAllowed:
@@ -175,32 +227,62 @@ class SmartResizeServer:
         if not self.config.keys and not _is_loopback(request.url.host or ""):
             # Keyless means loopback only; a page that rebinds its DNS name to 127.0.0.1 still sends its own Host.
             return web.json_response(LOOPBACK_ONLY, status=403)
-        # Media links are capabilities handed to the client (like a CDN URL): they carry no key.
-        needs_key = self.config.keys and not request.path.startswith("/media/")
-        if needs_key and request.headers.get(KEY_HEADER, "") not in self.config.keys:
+        # Media links are capabilities handed to the client (like a CDN URL): they need no key, but a wrong one
+        # is refused as anywhere else.
+        keyless_media = request.path.startswith("/media/") and KEY_HEADER not in request.headers
+        if self.config.keys and not keyless_media and self._tenant(request) is None:
             return web.json_response(UNAUTHORIZED, status=401)
         return await handler(request)
+
+    def _tenant(self, request: web.Request) -> str | None:
+        """The tenant whose key the request carries (None: no key, or not one of ours). Every key is compared, in
+        constant time, so timing tells nothing about them."""
+        if not self.config.keys:
+            return NO_KEY_TENANT
+        given = request.headers.get(KEY_HEADER, "").encode()
+        found = None
+        for key, tenant in self._keys:
+            if hmac.compare_digest(given, key):
+                found = tenant
+        return found
+
+    def _owner(self, request: web.Request) -> str:
+        tenant = self._tenant(request)
+        assert tenant is not None  # _auth has let only known keys through
+        return tenant
 
     # --- routes -------------------------------------------------------------------------------------------------
 
     async def submit(self, request: web.Request) -> web.Response:
+        tenant = self._owner(request)
         api_request = SmartResizeRequest.from_json(await _json_body(request))
         try:
             check_output_count(len(api_request.target_sizes), api_request.num_images_per_size, self.config.limits)
         except TooManyOutputs as error:
             raise ContractError("Too many images", str(error)) from None
-        if self._ready.qsize() + self._adding >= self.config.queue_size:
-            return web.json_response(
-                {"error": "Too many requests", "details": "The queue is full; retry later"},
-                status=429,
-                headers={"Retry-After": str(self.pace.retry_after())},
+        if api_request.image_url[:5].lower() != "data:":
+            try:
+                await self.fetcher.vet(api_request.image_url)
+            except FetchError as error:
+                raise ContractError("Invalid image_url", api_message(error)) from None
+        if (wait := self.rate.take(tenant)) is not None:
+            return _too_many(
+                f"This API key may submit {self.config.requests_per_minute} requests a minute; retry later", wait
             )
-        request_id = f"smart-resize_{uuid.uuid4()}"
-        self._adding += 1
+        if self._queued.total() >= self.config.queue_size:
+            return _too_many("The queue is full; retry later", self.pace.retry_after())
+        if self._queued[tenant] >= self.config.queue_share:
+            return _too_many(
+                f"This API key has {self._queued[tenant]} requests waiting, its share of the queue; retry later",
+                self.pace.retry_after(),
+            )
+        request_id = f"smart-resize_{uuid7()}"
+        self._queued[tenant] += 1
         try:
-            await self.store.add(request_id, api_request, time.time())
-        finally:
-            self._adding -= 1
+            await self.store.add(request_id, tenant, api_request, time.time())
+        except BaseException:
+            self._queued[tenant] -= 1
+            raise
         self._ready.put_nowait(None)
         # sync_mode only changes how the outputs are linked (data URIs); the submit answers at once either way.
         polling_url = f"{self._origin(request)}/v2/requests/status/{request_id}"
@@ -218,25 +300,29 @@ class SmartResizeServer:
         # Only names this server made, of a request it has finished: never a path of the client's choosing.
         if not (_REQUEST_ID.fullmatch(request_id) and _MEDIA_NAME.fullmatch(name)):
             raise web.HTTPNotFound()
-        state = await self.store.get(request_id)
+        # Without a key the link is the capability; with one, it must be the owner's.
+        tenant = self._owner(request) if KEY_HEADER in request.headers or not self.config.keys else None
+        state = await self.store.get(request_id, tenant)
         if state is None or state.status is not Status.COMPLETED or name not in state.files:
-            raise web.HTTPNotFound()
+            raise _RequestNotFound()
         path = self.store.media_dir / request_id / name
         kind = _MEDIA_TYPES[path.suffix.lstrip(".")]
         return web.FileResponse(path, headers={"Content-Type": kind})
 
     async def _status_of(self, request: web.Request, request_id: str) -> StatusResponse:
-        stored = await self.store.get(request_id)
+        stored = await self.store.get(request_id, self._owner(request))
         if stored is None:
-            raise web.HTTPNotFound()
-        output = None
+            raise _RequestNotFound()
+        output = images = None
         if stored.status is Status.COMPLETED:
             media_type = stored.media_type or "image/png"
             if stored.sync_mode:
                 urls = [await self._data_uri(request_id, name, media_type) for name in stored.files]
             else:
                 urls = [f"{self._origin(request)}/media/{request_id}/{name}" for name in stored.files]
+            # Both shapes the document shows: output.media_url, and the Output block's images[].
             output = JobOutput(media_url=urls, media_type=media_type)
+            images = [OutputImage(name, media_type, url) for name, url in zip(stored.files, urls, strict=True)]
         return StatusResponse(
             request_id=request_id,
             status=stored.status,
@@ -246,6 +332,8 @@ class SmartResizeServer:
             created_at=_now_iso(stored.created_at),
             updated_at=_now_iso(stored.updated_at),
             completed_at=_now_iso(stored.completed_at) if stored.completed_at else None,
+            images=images,
+            description="" if images is not None else None,
         )
 
     async def _data_uri(self, request_id: str, name: str, media_type: str) -> str:
@@ -274,6 +362,7 @@ class SmartResizeServer:
                 continue
             if claimed is None:  # its row is gone (deleted by hand): nothing to do for this token
                 continue
+            self._queued[claimed.tenant] -= 1
             try:
                 if claimed.attempts > MAX_ATTEMPTS:
                     log.error("request %s was interrupted %d times; giving up", claimed.id, claimed.attempts - 1)
@@ -298,7 +387,7 @@ class SmartResizeServer:
                 source = await self.fetcher.fetch(api_request.image_url, max_bytes=self.config.max_image_bytes)
             result = await self.pool.resize(source.data, spec_of(api_request).engine_request())
         except (EngineError, FetchError) as error:
-            await self.store.finish(claimed.id, Status.FAILED, time.time(), error=str(error))
+            await self.store.finish(claimed.id, Status.FAILED, time.time(), error=api_message(error))
             return
         names = [f"output_{output.target}_{output.variant}.{api_request.output_format}" for output in result.outputs]
         await asyncio.to_thread(_write_outputs, self.store.media_dir / claimed.id, names, result.outputs)
@@ -322,6 +411,18 @@ class SmartResizeServer:
             await asyncio.to_thread(shutil.rmtree, self.store.media_dir / request_id, True)
             await self.store.delete(request_id)
         return len(expired)
+
+
+class _RequestNotFound(Exception):
+    """No such request for this key: unknown, expired, or another key's (one answer for all three)."""
+
+
+def _too_many(details: str, retry_after: float) -> web.Response:
+    return web.json_response(
+        {"error": "Too many requests", "details": details},
+        status=429,
+        headers={"Retry-After": str(max(1, math.ceil(retry_after)))},
+    )
 
 
 def _write_outputs(directory: Path, names: list[str], outputs: Sequence[Output]) -> None:

@@ -7,18 +7,24 @@ database file (the app beside it is fine: it has its own tables). Outputs live a
 
 A request's body can hold its source image as a data URI (tens of MB): only a claim reads it, and it is encoded
 and parsed off the event loop. Status reads take the small columns alone.
+
+Every request belongs to a tenant (one per API key, see ``tenant_of``): reads name the tenant, so one key can never
+see another's requests, and a worker claims from the tenant with the fewest requests in progress, so one tenant's
+burst does not make everyone else wait behind it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bot.smart_resize_api.contract import SmartResizeRequest, Status
-from bot.sqlite import Database
+from bot.sqlite import Database, add_missing_column
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_requests (
@@ -37,7 +43,13 @@ CREATE TABLE IF NOT EXISTS api_requests (
 CREATE INDEX IF NOT EXISTS api_requests_status ON api_requests (status, created_at);
 CREATE INDEX IF NOT EXISTS api_requests_completed ON api_requests (completed_at);
 """
-_STATE_COLUMNS = "id, sync_mode, status, error, files, media_type, created_at, updated_at, completed_at"
+_STATE_COLUMNS = "id, tenant, sync_mode, status, error, files, media_type, created_at, updated_at, completed_at"
+
+
+def _upgrade(db: sqlite3.Connection) -> None:
+    # Requests stored before tenants existed belong to none: no key can read them, and they expire with the TTL.
+    add_missing_column(db, "api_requests", "tenant", "TEXT NOT NULL DEFAULT ''")
+    db.execute("CREATE INDEX IF NOT EXISTS api_requests_tenant ON api_requests (tenant, status)")
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,7 @@ class RequestState:
     """Everything a status answer needs, without the request body."""
 
     id: str
+    tenant: str
     sync_mode: bool
     status: Status
     error: str | None
@@ -58,52 +71,64 @@ class RequestState:
 @dataclass(frozen=True)
 class ClaimedRequest:
     id: str
+    tenant: str
     request: SmartResizeRequest
     attempts: int  # including this one: a request that keeps killing the server is not run forever
 
 
 class RequestStore:
     def __init__(self, database: Path) -> None:
-        self._db = Database(database, _SCHEMA)
+        self._db = Database(database, _SCHEMA, _upgrade)
         # Beside the database, named after it, so two databases in one folder keep their outputs apart.
         self.media_dir = database.with_name(f"{database.stem}-api-media")
 
     def close(self) -> None:
         self._db.close()
 
-    async def add(self, request_id: str, request: SmartResizeRequest, now: float) -> None:
+    async def add(self, request_id: str, tenant: str, request: SmartResizeRequest, now: float) -> None:
         body = await asyncio.to_thread(json.dumps, request.to_json())
         await self._db.run(
-            "INSERT INTO api_requests (id, body, sync_mode, status, created_at, updated_at) "
-            "VALUES (?, ?, ?, 'QUEUED', ?, ?)",
-            (request_id, body, int(request.sync_mode), now, now),
+            "INSERT INTO api_requests (id, tenant, body, sync_mode, status, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, 'QUEUED', ?, ?)",
+            (request_id, tenant, body, int(request.sync_mode), now, now),
         )
 
-    async def get(self, request_id: str) -> RequestState | None:
-        rows = await self._db.run(f"SELECT {_STATE_COLUMNS} FROM api_requests WHERE id = ?", (request_id,))  # noqa: S608
+    async def get(self, request_id: str, tenant: str | None) -> RequestState | None:
+        """The tenant's request; None for an unknown id and for another tenant's alike. ``tenant`` None: whoever's
+        it is (for media links, which are capabilities)."""
+        rows = await self._db.run(
+            f"SELECT {_STATE_COLUMNS} FROM api_requests WHERE id = ? AND tenant = coalesce(?, tenant)",  # noqa: S608
+            (request_id, tenant),
+        )
         return _state(rows[0]) if rows else None
 
     async def claim_next(self, now: float) -> ClaimedRequest | None:
-        """The oldest QUEUED request, now PROCESSING; None when nothing waits."""
+        """A QUEUED request, now PROCESSING: the oldest of the tenant with the fewest in progress (so tenants take
+        turns); None when nothing waits."""
         rows = await self._db.run(
             "UPDATE api_requests SET status = 'PROCESSING', attempts = attempts + 1, updated_at = ? WHERE id = "
-            "(SELECT id FROM api_requests WHERE status = 'QUEUED' ORDER BY created_at LIMIT 1) "
-            "RETURNING id, body, attempts",
+            "(SELECT id FROM api_requests AS q WHERE status = 'QUEUED' ORDER BY "
+            "(SELECT COUNT(*) FROM api_requests AS p WHERE p.tenant = q.tenant AND p.status = 'PROCESSING'), "
+            "created_at LIMIT 1) "
+            "RETURNING id, tenant, body, attempts",
             (now,),
         )
         if not rows:
             return None
         row = rows[0]
         request = await asyncio.to_thread(lambda: SmartResizeRequest.from_json(json.loads(row["body"])))
-        return ClaimedRequest(row["id"], request, row["attempts"])
+        return ClaimedRequest(row["id"], row["tenant"], request, row["attempts"])
 
-    async def requeue_interrupted(self, now: float) -> int:
-        """At start: requests a stopped server was processing go back to the queue. Returns how many are queued."""
+    async def requeue_interrupted(self, now: float) -> Counter[str]:
+        """At start: requests a stopped server was processing go back to the queue. Returns how many each tenant
+        has queued."""
         await self._db.run(
             "UPDATE api_requests SET status = 'QUEUED', updated_at = ? WHERE status = 'PROCESSING'", (now,)
         )
-        rows = await self._db.run("SELECT COUNT(*) AS n FROM api_requests WHERE status = 'QUEUED'")
-        return int(rows[0]["n"])
+        rows = await self._db.run(
+            "SELECT tenant, COUNT(*) AS n FROM api_requests WHERE status = 'QUEUED' GROUP BY tenant"
+        )
+        return Counter({row["tenant"]: int(row["n"]) for row in rows})
 
     async def finish(
         self,
@@ -134,6 +159,7 @@ class RequestStore:
 def _state(row: Any) -> RequestState:
     return RequestState(
         id=row["id"],
+        tenant=row["tenant"],
         sync_mode=bool(row["sync_mode"]),
         status=Status(row["status"]),
         error=row["error"],

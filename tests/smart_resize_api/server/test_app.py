@@ -29,8 +29,8 @@ from bot.jobs.store import JobStore
 from bot.net import parse_allow_networks
 from bot.smart_resize_api.client import SmartResizeClient
 from bot.smart_resize_api.contract import KEY_HEADER, SmartResizeRequest, Status
-from bot.smart_resize_api.errors import JobFailed, Unauthorized
-from bot.smart_resize_api.server.app import MAX_ATTEMPTS, PREFIX, DrainPace, SmartResizeServer
+from bot.smart_resize_api.errors import BadRequest, JobFailed, Unauthorized
+from bot.smart_resize_api.server.app import MAX_ATTEMPTS, PREFIX, DrainPace, SmartResizeServer, tenant_id
 from bot.smart_resize_api.server.store import RequestStore
 from tests.factories import insert, make_job
 from tests.images import encode, photo
@@ -219,7 +219,7 @@ async def test_accepted_requests_survive_a_restart_and_outputs_expire(tmp_path: 
     request = SmartResizeRequest(image_url=SOURCE, target_sizes=["64x64"])
     ids = [f"smart-resize_left-over-{n}" for n in range(3)]
     for request_id in ids:
-        await left_over.add(request_id, request, time.time())
+        await left_over.add(request_id, tenant_id(KEY), request, time.time())
     assert (await left_over.claim_next(time.time())) is not None  # PROCESSING when the server stopped
     left_over.close()
 
@@ -248,7 +248,8 @@ async def test_accepted_requests_survive_a_restart_and_outputs_expire(tmp_path: 
 async def test_a_request_that_keeps_killing_the_server_is_not_run_forever(tmp_path: Path) -> None:
     db = tmp_path / "server.db"
     store = RequestStore(db)
-    await store.add("smart-resize_poison", SmartResizeRequest(image_url=SOURCE, target_sizes=["64x64"]), time.time())
+    poison = SmartResizeRequest(image_url=SOURCE, target_sizes=["64x64"])
+    await store.add("smart-resize_poison", tenant_id(KEY), poison, time.time())
     for _ in range(MAX_ATTEMPTS):  # each time: claimed, then the process died and the next start re-queued it
         assert (await store.claim_next(time.time())) is not None
         await store.requeue_interrupted(time.time())
@@ -284,7 +285,7 @@ async def test_the_server_shares_the_apps_database(tmp_path: Path) -> None:
             await jobs.update(job, state="done")
             stored_job = await jobs.get("j1")
             assert stored_job is not None and stored_job.state == "done"
-            assert (await service.store.get(final.request_id)) is not None
+            assert (await service.store.get(final.request_id, tenant_id(KEY))) is not None
     finally:
         await test_server.close()
         jobs.close()
@@ -298,7 +299,7 @@ async def test_two_workers_never_claim_the_same_request(tmp_path: Path) -> None:
     try:
         request = SmartResizeRequest(image_url=SOURCE, target_sizes=["64x64"])
         for n in range(40):
-            await stores[0].add(f"r{n:02d}", request, time.time() + n)
+            await stores[0].add(f"r{n:02d}", "tenant", request, time.time() + n)
 
         async def drain(store: RequestStore) -> list[str]:
             claimed = []
@@ -478,16 +479,19 @@ async def _fetch_outcome(tmp_path: Path, image_url: str, allow: str = "") -> tup
 
 
 async def test_image_urls_go_through_the_ssrf_guard(tmp_path: Path, image_host: str) -> None:
-    status, error = await _fetch_outcome(tmp_path, f"{image_host}/photo.jpg")
-    assert status is Status.FAILED
-    assert error is not None and "private or internal address" in error
+    # Refused at submit, in the API's words: nothing was queued, and the setting that would allow it is named.
+    with pytest.raises(BadRequest) as refused:
+        await _fetch_outcome(tmp_path, f"{image_host}/photo.jpg")
+    assert refused.value.error == "Invalid image_url"
+    assert refused.value.details is not None and "private or internal address" in refused.value.details
+    assert "FETCH_ALLOW_PRIVATE_NETWORKS" in refused.value.details and "Slack" not in refused.value.details
 
     # Allowed by CIDR in configuration, the same address is fetched...
     assert await _fetch_outcome(tmp_path, f"{image_host}/photo.jpg", allow="127.0.0.1/32") == (Status.COMPLETED, None)
     # ...and a redirect is checked again: its target is outside what was allowed.
     status, error = await _fetch_outcome(tmp_path, f"{image_host}/hop", allow="127.0.0.1/32")
     assert status is Status.FAILED
-    assert error is not None and "private or internal address" in error
+    assert error is not None and "private or internal address" in error and "FETCH_ALLOW_PRIVATE_NETWORKS" in error
 
 
 def test_without_keys_the_server_keeps_to_loopback_and_says_so(tmp_path: Path) -> None:
