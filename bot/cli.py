@@ -3,32 +3,56 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
+
+from dotenv import find_dotenv, load_dotenv
 
 from bot.config import ConfigError, load_limits
-from bot.engine import EngineError, parse_size, resize
+from bot.engine import EngineError, InvalidSize, Limits, Size, parse_size, resize, validate
+from bot.engine.core import MAX_SEED
 from bot.engine.types import MODES, OUTPUT_FORMATS, RESOLUTIONS, Output
+from bot.presets import known_names, resolve_preset
 from bot.spec import ResizeSpec
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line on stderr and exit 1, like every other error of this command."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="smart-resize", description="Content-aware resizing into many sizes.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="smart-resize", description="Content-aware resizing into many sizes.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("resize", help="resize one image into one or more sizes")
     run.add_argument("input", metavar="INPUT", help="image file (JPEG, PNG, WebP, GIF, BMP or TIFF)")
-    run.add_argument("--size", action="append", required=True, metavar="WxH", help="target size; repeat for more")
-    run.add_argument("--out", default=".", metavar="DIR", help="where to write the images (default: .)")
+    run.add_argument(
+        "--size",
+        action="append",
+        required=True,
+        metavar="WxH|PRESET",
+        help="target size (1080x1080) or preset or pack (instagram-story, social); repeat for more",
+    )
+    run.add_argument("--out", default=".", metavar="DIR", help="folder to write the images to (default: .)")
     run.add_argument("--mode", choices=MODES, default="auto")
-    run.add_argument("--format", dest="output_format", choices=OUTPUT_FORMATS, default="png")
+    run.add_argument(
+        "--format",
+        dest="output_format",
+        choices=("auto", *OUTPUT_FORMATS),
+        default="auto",
+        help="auto (default): JPEG for photos, PNG where there is transparency",
+    )
     run.add_argument("--prompt", default="", metavar="TEXT", help='hint, e.g. "keep face centered"')
     run.add_argument("--variants", type=int, default=1, metavar="N", help="alternatives per size")
-    run.add_argument("--seed", type=int, default=None, metavar="N")
+    run.add_argument("--seed", type=int, default=None, metavar="N", help=f"0 to {MAX_SEED}: same seed, same images")
     run.add_argument("--resolution", choices=RESOLUTIONS, default="1K", help="quality: 1K fast, 2K/4K sharper")
     run.add_argument("--explain", metavar="PATH", help="also write the crop map (a JPEG) here")
     run.add_argument("--json", action="store_true", help="print one JSON object describing the outputs")
@@ -42,28 +66,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    load_dotenv(find_dotenv(usecwd=True))  # the app's .env: one DATABASE_URL, and the same MAX_* caps
     if args.command == "serve":
-        from dotenv import find_dotenv, load_dotenv
+        # The server pulls in aiohttp; resize-only use does not need it.
+        from bot.smart_resize_api.server.app import serve_forever
 
-        from bot.smart_resize_api.server.app import (
-            serve_forever,  # the server pulls in aiohttp; resize-only use does not need it
-        )
-
-        load_dotenv(find_dotenv(usecwd=True))  # the same .env as the app: one DATABASE_URL for both
         return serve_forever(args.host, args.port)
-    return _resize(args)
+    try:
+        return _resize(args)
+    except CliError as error:
+        return _fail(str(error))
+
+
+class CliError(Exception):
+    """A mistake on the command line or with a file: ``str()`` is the one line to print."""
 
 
 def _resize(args: argparse.Namespace) -> int:
     try:
         limits = load_limits()
     except ConfigError as error:
-        return _fail(" ".join(error.problems))
+        raise CliError(" ".join(error.problems)) from None
     if args.max_pixels is not None:
         limits = replace(limits, max_pixels=args.max_pixels)
     try:
         spec = ResizeSpec(
-            sizes=tuple(parse_size(text, limits) for text in args.size),
+            sizes=_sizes(args.size, limits),
             mode=args.mode,
             output_format=args.output_format,
             prompt=args.prompt,
@@ -71,28 +99,27 @@ def _resize(args: argparse.Namespace) -> int:
             seed=args.seed,
             resolution=args.resolution,
         )
-        data = Path(args.input).read_bytes()
+        request = spec.engine_request(explain=bool(args.explain))
+        validate(request, limits)
+        # Where the results go is checked before any work, so a typo costs nothing.
+        out_dir = _output_folder(Path(args.out))
+        explain = _crop_map_path(Path(args.explain)) if args.explain else None
+        data = _read_input(Path(args.input))
         progress = _Progress(sys.stderr)
-        result = resize(data, spec.engine_request(explain=bool(args.explain)), limits, on_output=progress.update)
+        result = resize(data, request, limits, on_output=progress.update)
         progress.done()
-        out_dir = Path(args.out)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        stem = Path(args.input).stem
-        described = []
-        for output in result.outputs:
-            path = out_dir / _file_name(stem, output)
-            path.write_bytes(output.data)
-            described.append(_describe(path, output))
-        if args.explain and result.crop_map is not None:
-            Path(args.explain).write_bytes(result.crop_map)
     except EngineError as error:
-        return _fail(str(error))
-    except FileNotFoundError:
-        return _fail(f"No such file: {args.input}")
-    except IsADirectoryError:
-        return _fail(f"{args.input} is a folder; give the path of an image file.")
-    except PermissionError as error:
-        return _fail(f"Permission denied: {error.filename}")
+        from bot.user_errors import cli_message  # only on failure: it imports the Slack side's errors too
+
+        raise CliError(cli_message(error)) from None
+    stem = Path(args.input).stem
+    described = []
+    for output in result.outputs:
+        path = out_dir / _file_name(stem, output)
+        _write(path, output.data)
+        described.append(_describe(path, output))
+    if explain is not None and result.crop_map is not None:
+        _write(explain, result.crop_map)
     if args.json:
         print(json.dumps({"outputs": described, "notes": list(result.notes)}, indent=2))
     else:
@@ -101,6 +128,67 @@ def _resize(args: argparse.Namespace) -> int:
         for note in result.notes:
             print(f"note: {note}")
     return 0
+
+
+def _sizes(words: Sequence[str], limits: Limits) -> tuple[Size, ...]:
+    """Each --size: WIDTHxHEIGHT, or a preset or pack by name; the same size twice is made once."""
+    sizes: list[Size] = []
+    for word in words:
+        preset = resolve_preset(word)
+        for size in preset if preset is not None else [_size(word, limits)]:
+            if size not in sizes:
+                sizes.append(parse_size(str(size), limits))  # a preset must fit the limits too
+    return tuple(sizes)
+
+
+def _size(word: str, limits: Limits) -> Size:
+    try:
+        return parse_size(word, limits)
+    except InvalidSize:
+        if any(c.isdigit() for c in word):
+            raise
+        close = difflib.get_close_matches(word.lower(), known_names(), n=1, cutoff=0.6)
+        hint = f" Did you mean {close[0]}?" if close else ""
+        raise CliError(
+            f"--size {word!r} is neither a size nor a preset; write WIDTHxHEIGHT like 1080x1080, or a preset like "
+            f"instagram-story.{hint}"
+        ) from None
+
+
+def _output_folder(path: Path) -> Path:
+    if path.exists() and not path.is_dir():
+        raise CliError(f"--out {path} is a file; give a folder to write the images to.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CliError(f"--out {path}: can't create that folder ({error.strerror or error}).") from None
+    return path
+
+
+def _crop_map_path(path: Path) -> Path:
+    if path.is_dir():
+        raise CliError(f"--explain {path} is a folder; give a file name for the crop map, like {path / 'map.jpg'}.")
+    if not path.parent.is_dir():
+        raise CliError(f"--explain {path}: the folder {path.parent} does not exist; create it or choose another.")
+    return path
+
+
+def _read_input(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise CliError(f"No such file: {path}") from None
+    except IsADirectoryError:
+        raise CliError(f"{path} is a folder; give the path of an image file.") from None
+    except OSError as error:
+        raise CliError(f"Can't read {path}: {error.strerror or error}.") from None
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as error:
+        raise CliError(f"Can't write {path}: {error.strerror or error}.") from None
 
 
 def _file_name(stem: str, output: Output) -> str:

@@ -231,11 +231,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     database_path = read.database_path()
     allow_networks = read.allow_networks()
     limits = read.limits()
+    max_sizes = integer("MAX_SIZES_PER_REQUEST", 10, 1, 40)
     default_sizes = _default_sizes(get("DEFAULT_SIZES"), limits, problems)
+    if len(default_sizes) > min(max_sizes, limits.max_outputs):
+        problems.append(
+            f"DEFAULT_SIZES has {len(default_sizes)} sizes, more than one request may make "
+            f"(MAX_SIZES_PER_REQUEST={max_sizes}, MAX_OUTPUTS_PER_REQUEST={limits.max_outputs}); name fewer sizes "
+            "or raise those limits."
+        )
     reaction = (get("RESIZE_REACTION") or "frame_with_picture").strip(":")
     port = integer("PORT", 3000, 1, 65535)
     engine_workers = read.engine_workers()
-    max_sizes = integer("MAX_SIZES_PER_REQUEST", 10, 1, 40)
     jobs_per_user_per_hour = integer("JOBS_PER_USER_PER_HOUR", 60, 1, 10_000)
     job_retention_days = integer("JOB_RETENTION_DAYS", 30, 1, 3650)
 

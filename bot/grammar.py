@@ -357,7 +357,13 @@ class _Parser:
             )
         if self.help:
             return HelpCommand()
-        return AutoCommand("on", self.final_sizes(), tuple(self.notes))
+        sizes = self.final_sizes()
+        try:  # each upload will make one image per size
+            check_output_count(len(sizes), 1, self.limits)
+        except TooManyOutputs as error:
+            self.problem(str(error), f"I kept the first {self.limits.max_outputs}.")
+            sizes = sizes[: self.limits.max_outputs]
+        return AutoCommand("on", sizes, tuple(self.notes))
 
     def run(self, tokens: list[_Token]) -> None:
         i = 0

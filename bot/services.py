@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -39,6 +39,17 @@ class Services:
     crop_maps: CropMaps | None  # only the local engine draws them
 
 
+@dataclass(frozen=True)
+class Pacing:
+    """How long the app waits on others. The defaults are for Slack and the hosted service; tests, where both are
+    on loopback and answer at once, pass shorter ones."""
+
+    # Between looks for a finished upload in the thread (see Delivery).
+    share_check_delays: tuple[float, ...] = SHARE_CHECK_DELAYS
+    # Between status polls of a hosted job: the contract asks for every 2-3 seconds.
+    hosted_poll_interval: tuple[float, float] = (2.0, 3.0)
+
+
 def web_client(settings: Settings, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
     """Every Web API call goes to SLACK_API_URL, with Slack's own retry handlers for 429s and 5xx."""
     client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, session=session)
@@ -61,10 +72,10 @@ async def open_services(
     settings: Settings,
     *,
     pool: EnginePool | None = None,
-    share_check_delays: Sequence[float] = SHARE_CHECK_DELAYS,
+    pacing: Pacing = Pacing(),
 ) -> AsyncIterator[Services]:
     """``pool``: an engine pool to share (the tests start one for the session); by default the app starts and
-    owns one. ``share_check_delays``: how patiently delivery looks for a finished upload (see ``Delivery``)."""
+    owns one."""
     store = JobStore(settings.database_path)
     # Slack's own hosts are reached with a plain session (the token may only go there, see bot.slack.files);
     # user-supplied links go through the SSRF-guarded fetcher.
@@ -76,8 +87,8 @@ async def open_services(
     try:
         await fetcher.start()
         client = web_client(settings, slack_session)
-        delivery = Delivery(client, share_check_delays=share_check_delays)
-        backend = _backend(settings, pool, slack_session, fetcher)
+        delivery = Delivery(client, share_check_delays=pacing.share_check_delays)
+        backend = _backend(settings, pool, slack_session, fetcher, pacing)
         crop_maps = CropMaps(settings.database_path.parent / "crop-maps") if backend.name == "local" else None
         runner = JobRunner(
             store,
@@ -109,7 +120,9 @@ async def open_services(
         store.close()
 
 
-def _backend(settings: Settings, pool: EnginePool, session: aiohttp.ClientSession, fetcher: SafeFetcher) -> Backend:
+def _backend(
+    settings: Settings, pool: EnginePool, session: aiohttp.ClientSession, fetcher: SafeFetcher, pacing: Pacing
+) -> Backend:
     if settings.backend == "hosted":
         from bot.backends.hosted import HostedBackend
 
@@ -120,5 +133,6 @@ def _backend(settings: Settings, pool: EnginePool, session: aiohttp.ClientSessio
             settings.hosted_base_url,
             settings.max_download_bytes,
             media_session=fetcher.session,
+            poll_interval=pacing.hosted_poll_interval,
         )
     return LocalBackend(pool, settings.limits)

@@ -8,13 +8,17 @@ imports), ``bot.backends.hosted.api_request`` for the API contract.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
 from bot.engine.types import FormatChoice, Mode, ResizeRequest, Resolution, Size
 
 SPEC_VERSION = 1
+
+
+def describe_sizes(sizes: Sequence[Size]) -> str:
+    return ", ".join(str(size) for size in sizes)
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class ResizeSpec:
 
     def describe(self) -> str:
         """The sizes as people read them: ``1080x1080, 1200x630 (2 alternatives each)``."""
-        text = ", ".join(str(size) for size in self.sizes)
+        text = describe_sizes(self.sizes)
         return text + (f" ({self.variants} alternatives each)" if self.variants > 1 else "")
 
     def engine_request(self, *, explain: bool = False) -> ResizeRequest:
@@ -40,7 +44,8 @@ class ResizeSpec:
     def to_json(self) -> dict[str, Any]:
         return {
             "version": SPEC_VERSION,
-            "sizes": [str(size) for size in self.sizes],
+            # [width, height] pairs, as the release before versions stored them: it can still read these rows.
+            "sizes": [[size.width, size.height] for size in self.sizes],
             "mode": self.mode,
             "output_format": self.output_format,
             "variants": self.variants,
@@ -51,14 +56,11 @@ class ResizeSpec:
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> ResizeSpec:
-        """Read a stored spec: this version, or the unversioned one jobs stored before (sizes as [w, h] pairs)."""
+        """Read a stored spec: this version, or the unversioned one jobs stored before (the same fields)."""
         version = obj.get("version", 0)
         if version not in (0, SPEC_VERSION):
             raise ValueError(f"unknown resize spec version {version!r}")
-        sizes = tuple(
-            Size(*(int(side) for side in size.split("x"))) if isinstance(size, str) else Size(*size)
-            for size in obj["sizes"]
-        )
+        sizes = tuple(Size(*(int(side) for side in size)) for size in obj["sizes"])
         return cls(
             sizes=sizes,
             mode=obj.get("mode", "auto"),

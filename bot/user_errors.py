@@ -31,12 +31,20 @@ _SHOWN_TEXT = re.compile(r"[^A-Za-z0-9 .,:;'()/_-]")
 
 
 class UserError(Exception):
-    """A mistake the user can fix, or a final failure; ``str()`` is the sentence to show them."""
+    """A mistake the user can fix, or a final failure; ``str()`` is the sentence to show them. ``detail``, when
+    there is one, is for the operator's log: a failure they may need to act on (a bad key, no credits)."""
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 def user_message(error: BaseException) -> str:
     if isinstance(error, (UserError, EngineError, FetchError)):
         return str(error)
+    user_facing = getattr(error, "user_message", None)  # a backend's TransientError carries its own sentence
+    if isinstance(user_facing, str):
+        return user_facing
     if isinstance(error, api.SmartResizeError):
         return api_error_message(error)
     if isinstance(error, SlackApiError):

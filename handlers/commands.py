@@ -12,8 +12,8 @@ from bot.jobs.model import JobSource
 from bot.services import Services
 from bot.slack.messages import not_in_dms
 from bot.slack.views import resize_modal
+from bot.spec import describe_sizes
 from bot.user_errors import UserError, user_message
-from handlers.common import describe_sizes
 
 NOT_IN_DMS = not_in_dms("use `/resize` in a channel where the image is shared")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from bot.engine import Size
@@ -10,10 +9,6 @@ from bot.jobs.model import JobSource, Trigger
 from bot.services import Services
 from bot.spec import ResizeSpec
 from bot.user_errors import UserError
-
-
-def describe_sizes(sizes: Sequence[Size]) -> str:
-    return ", ".join(str(size) for size in sizes)
 
 
 def image_files(event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -27,8 +22,9 @@ async def channel_spec(services: Services, channel: str) -> ResizeSpec:
     """What a reaction or an upload in this channel asks for: its auto-resize sizes when it has them, else the
     defaults, with every other option at its default."""
     stored = await services.store.auto_sizes(channel)
-    sizes = tuple(Size(*(int(v) for v in text.split("x"))) for text in stored or [])
-    return ResizeSpec(sizes=sizes or services.grammar.default_sizes)
+    sizes = tuple(Size.parse(text) for text in stored or []) or services.grammar.default_sizes
+    # Sizes stored under a higher cap than today's: the first ones that fit, rather than a job that can't run.
+    return ResizeSpec(sizes=sizes[: services.grammar.limits.max_outputs])
 
 
 async def submit_images(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -9,6 +11,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from bot.cli import main
 from tests.images import astronaut, png_header_only
 
 
@@ -21,6 +24,22 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+
+
+def _exit_and_stderr(args: list[str], cwd: Path) -> tuple[int, str]:
+    result = _run(*args, cwd=cwd)
+    return result.returncode, result.stderr
+
+
+def _in_process(args: list[str], cwd: Path) -> tuple[int, str]:
+    err = io.StringIO()
+    # In a folder with no .env above it: main() loads one, and a developer's must not leak into this process.
+    with contextlib.chdir(cwd), contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(args)
+        except SystemExit as exit_:  # argparse's way out
+            code = int(exit_.code or 0)
+    return code, err.getvalue()
 
 
 def test_resize_json_describes_every_file_truthfully(tmp_path: Path) -> None:
@@ -44,7 +63,7 @@ def test_resize_json_describes_every_file_truthfully(tmp_path: Path) -> None:
         "--explain",
         str(tmp_path / "map.jpg"),
         "--json",
-        cwd=Path(__file__).parents[3],
+        cwd=Path(__file__).parents[1],
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # no progress bar when stderr is not a terminal
@@ -70,17 +89,56 @@ def test_errors_are_one_plain_line_and_a_non_zero_exit(tmp_path: Path) -> None:
     huge.write_bytes(png_header_only(30000, 30000))
     text = tmp_path / "notes.txt"
     text.write_text("hello")
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(astronaut())
+    out = str(tmp_path / "out")
     cases = [
         (["resize", str(huge), "--size", "100x100"], "30000x30000"),
+        (["resize", str(huge), "--size", "100x100"], "MAX_IMAGE_MEGAPIXELS setting"),
         (["resize", str(text), "--size", "100x100"], "isn't an image"),
         (["resize", str(tmp_path / "missing.jpg"), "--size", "100x100"], "No such file"),
+        (["resize", str(tmp_path), "--size", "100x100", "--out", out], "is a folder"),
         (["resize", str(text), "--size", "100by100"], "WIDTHxHEIGHT"),
+        (["resize", str(photo), "--size", "instagrm-story"], "Did you mean instagram-story?"),
+        (["resize", str(photo), "--size", "10x10"], "between 16 and 8192"),
+        (["resize", str(photo), "--size", "100x100", "--seed", "-5"], "seed must be a whole number from 0"),
+        (["resize", str(photo), "--size", "100x100", "--seed", "five"], "invalid int value"),
+        (["resize", str(photo), "--size", "100x100", "--variants", "11"], "between 1 and 10"),
+        (["resize", str(photo), "--size", "social", "--variants", "6"], "MAX_OUTPUTS_PER_REQUEST"),
+        (["resize", str(photo), "--size", "100x100", "--out", str(text)], "is a file; give a folder"),
+        (["resize", str(photo), "--size", "100x100", "--explain", str(tmp_path / "no" / "m.jpg")], "does not exist"),
+        (["resize", str(photo), "--size", "100x100", "--explain", str(tmp_path)], "is a folder"),
+        (["resize", str(photo), "--size", "100x100", "--format", "gif"], "invalid choice: 'gif'"),
+        (["resize", str(photo)], "required: --size"),
+        (["resize"], "required"),
+        (["frobnicate"], "invalid choice"),
+        ([], "required"),
     ]
-    for args, words in cases:
-        result = _run(*args, cwd=tmp_path)
-        assert result.returncode == 1
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and words in lines[0] and "Traceback" not in result.stderr
+    for number, (args, words) in enumerate(cases):
+        # The first few as a real process (the installed entry point), the rest in this one: the same main().
+        code, stderr = _exit_and_stderr(args, cwd=tmp_path) if number < 3 else _in_process(args, tmp_path)
+        assert code == 1, (args, stderr)
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and words in lines[0] and "Traceback" not in stderr, (args, stderr)
+        assert "Slack" not in lines[0] and "share" not in lines[0].lower(), lines[0]
+    # The folder and crop-map checks come before any work: nothing was written anywhere.
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_presets_and_packs_work_as_sizes_and_photos_come_back_as_jpeg(tmp_path: Path) -> None:
+    source = tmp_path / "astronaut.jpg"
+    source.write_bytes(astronaut())
+    result = _run(
+        "resize", str(source), "--size", "instagram-story", "--size", "x", "--size", "1600x900", "--json",
+        "--out", str(tmp_path), cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    outputs = json.loads(result.stdout)["outputs"]
+    # The x pack is 1600x900 and 1500x500; asking for 1600x900 again makes it once.
+    assert [o["target"] for o in outputs] == ["1080x1920", "1600x900", "1500x500"]
+    assert all(o["path"].endswith(".jpg") for o in outputs)  # --format auto: a photo is a JPEG
+    with Image.open(outputs[0]["path"]) as image:
+        assert image.format == "JPEG"
 
 
 def test_progress_bar_is_drawn_only_on_a_terminal(tmp_path: Path) -> None:
@@ -106,7 +164,7 @@ def test_progress_bar_is_drawn_only_on_a_terminal(tmp_path: Path) -> None:
         ],
         stderr=follower,
         stdout=subprocess.DEVNULL,
-        cwd=Path(__file__).parents[3],
+        cwd=Path(__file__).parents[1],
     ) as process:
         os.close(follower)
         assert process.wait(timeout=120) == 0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError, load_limits, load_server_settings, load_settings
 from bot.engine import Size
 
 SOCKET = {"SLACK_BOT_TOKEN": "xoxb-1-2-abc", "SLACK_APP_TOKEN": "xapp-1-abc"}
@@ -76,3 +76,29 @@ def test_python_m_bot_without_tokens_says_what_is_missing(tmp_path: Path) -> Non
     assert "Traceback" not in result.stderr
     assert "SLACK_BOT_TOKEN is missing" in result.stderr
     assert "Bot User OAuth Token" in result.stderr
+
+
+def test_default_sizes_must_fit_in_one_request() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**SOCKET, "DEFAULT_SIZES": "social instagram", "MAX_OUTPUTS_PER_REQUEST": "4"})
+    assert caught.value.problems == [
+        "DEFAULT_SIZES has 5 sizes, more than one request may make (MAX_SIZES_PER_REQUEST=10, "
+        "MAX_OUTPUTS_PER_REQUEST=4); name fewer sizes or raise those limits."
+    ]
+
+
+def test_the_server_and_the_cli_read_the_same_caps() -> None:
+    env = {"MAX_OUTPUTS_PER_REQUEST": "7", "MAX_IMAGE_MEGAPIXELS": "3", "MAX_DOWNLOAD_MB": "2", "ENGINE_WORKERS": "3"}
+    server = load_server_settings(env)
+    assert server.limits == load_limits(env) == load_settings({**SOCKET, **env}).limits
+    assert (server.limits.max_outputs, server.limits.max_pixels, server.max_image_bytes) == (7, 3_000_000, 2 << 20)
+    assert server.workers == load_settings({**SOCKET, **env}).engine_workers == 3
+    with pytest.raises(ConfigError) as caught:
+        load_server_settings({"ENGINE_WORKERS": "two", "SMART_RESIZE_PUBLIC_URL": "resize.example.com"})
+    assert caught.value.problems == [
+        "SMART_RESIZE_PUBLIC_URL='resize.example.com' is not an http(s) URL; use the address clients reach this "
+        "server at, like https://resize.example.com.",
+        "ENGINE_WORKERS='two' is not a whole number; use a number from 1 to 64.",
+    ]
+    assert load_server_settings({"SMART_RESIZE_API_KEYS": "a, b"}).queue_share == 50
+    assert load_server_settings({"SMART_RESIZE_QUEUE_PER_KEY": "7"}).queue_share == 7

@@ -29,6 +29,11 @@ def test_a_spec_survives_its_json(spec: ResizeSpec) -> None:
     assert ResizeSpec.from_json(stored) == spec
 
 
+def test_the_stored_sizes_are_the_pairs_the_previous_release_reads() -> None:
+    # Rolling back a deploy must not strand the jobs in flight: the previous release reads sizes as [w, h].
+    assert ResizeSpec(sizes=(Size(1080, 1350),)).to_json()["sizes"] == [[1080, 1350]]
+
+
 def test_specs_stored_before_versions_are_read() -> None:
     # What jobs stored before the spec had a version: sizes as [width, height] pairs, options possibly missing.
     legacy = {"sizes": [[1080, 1080], [1200, 630]], "mode": "crop", "variants": 2, "seed": None}
@@ -38,7 +43,7 @@ def test_specs_stored_before_versions_are_read() -> None:
 
 def test_a_spec_from_a_newer_version_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown resize spec version 99"):
-        ResizeSpec.from_json({"version": 99, "sizes": ["10x10"]})
+        ResizeSpec.from_json({"version": 99, "sizes": [[10, 10]]})
 
 
 def test_the_engine_request_carries_every_field() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import io
-import logging
 
 import aiohttp
 from PIL import Image
@@ -28,8 +27,6 @@ from bot.smart_resize_api.errors import (
 )
 from bot.spec import ResizeSpec
 from bot.user_errors import SUBMIT_OUTCOME_UNKNOWN, UserError, api_error_message
-
-log = logging.getLogger(__name__)
 
 
 def api_request(spec: ResizeSpec, image: Fetched) -> SmartResizeRequest:
@@ -61,10 +58,16 @@ class HostedBackend:
         base_url: str,
         max_download_bytes: int,
         media_session: aiohttp.ClientSession | None = None,
+        poll_interval: tuple[float, float] = (2.0, 3.0),
     ) -> None:
         # Result URLs are chosen by the service: fetch them through the SSRF-guarded session.
         self.client = SmartResizeClient(
-            session, api_key, base_url, max_download_bytes=max_download_bytes, media_session=media_session
+            session,
+            api_key,
+            base_url,
+            max_download_bytes=max_download_bytes,
+            media_session=media_session,
+            poll_interval=poll_interval,
         )
         self.max_download_bytes = max_download_bytes
 
@@ -89,8 +92,8 @@ class HostedBackend:
                     raise  # refused or never sent: the runner may try again where that helps
                 # The service may have taken (and will charge for) the job, and we have no id to poll it by:
                 # submitting again could pay twice, so this attempt is the last.
-                log.warning("hosted API submit outcome unknown, not retried: %s", error)
-                raise UserError(SUBMIT_OUTCOME_UNKNOWN) from None
+                detail = f"submit outcome unknown, not retried: {error}"
+                raise UserError(SUBMIT_OUTCOME_UNKNOWN, detail=detail) from None
             remote_id = submitted.request_id
             await remote.save(remote_id)
             job = submitted  # its status came with the submit: the first poll is due an interval later
@@ -124,5 +127,4 @@ def _backend_error(error: SmartResizeError) -> TransientError | UserError:
     message = api_error_message(error)
     if isinstance(error, RateLimited | ServerError | TransportError):
         return TransientError(str(error), message)
-    log.warning("hosted API job failed: %s", error)
-    return UserError(message)
+    return UserError(message, detail=f"hosted API: {error}")

@@ -28,6 +28,7 @@ from .types import (
 )
 
 MAX_VARIANTS = 10
+MAX_SEED = 2**31 - 1  # what every seeded generator we call takes; the API contract states the same
 # How many decoded pixels per output pixel each resolution asks for before the final resample: more gives a
 # sharper downscale at the cost of a larger decode (4K decodes at full size).
 _OVERSAMPLE = {"1K": 1.0, "2K": 1.5, "4K": float("inf")}
@@ -52,6 +53,8 @@ def validate(request: ResizeRequest, limits: Limits) -> None:
         raise InvalidOption(f"Unknown resolution {request.resolution!r}; use 1K, 2K or 4K.")
     if not 1 <= request.variants <= MAX_VARIANTS:
         raise InvalidOption(f"Variants must be between 1 and {MAX_VARIANTS}.")
+    if request.seed is not None and not 0 <= request.seed <= MAX_SEED:
+        raise InvalidOption(f"The seed must be a whole number from 0 to {MAX_SEED}.")
     check_output_count(len(request.sizes), request.variants, limits)
 
 

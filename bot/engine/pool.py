@@ -42,8 +42,8 @@ class EnginePool:
         try:
             return await loop.run_in_executor(self._pool(), resize, data, request, limits or self.limits)
         except BrokenProcessPool:
-            # A worker died (out of memory, killed): replace the pool once so one bad input doesn't take the
-            # service down, and let this job fail loudly.
+            # A worker died (out of memory, killed): replace the pool so one bad input doesn't take the service
+            # down; the caller decides what this job does next (the local backend retries it).
             self._replace()
             raise
 

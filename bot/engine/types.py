@@ -27,6 +27,12 @@ class Size:
     def __str__(self) -> str:
         return f"{self.width}x{self.height}"
 
+    @classmethod
+    def parse(cls, text: str) -> Size:
+        """``"1080x1080"`` as stored by this app (already checked); user input goes through ``parse_size``."""
+        width, height = text.split("x")
+        return cls(int(width), int(height))
+
     @property
     def aspect(self) -> float:
         return self.width / self.height

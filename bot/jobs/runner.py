@@ -197,6 +197,8 @@ class JobRunner:
                 raise
             # Cancelled by its requester: the state is already stored, nothing more to do.
         except (UserError, EngineError, FetchError) as error:
+            if isinstance(error, UserError) and error.detail:
+                log.error("job %s failed: %s", job.short_id, error.detail)
             await self._fail(job, user_message(error))
         except Exception as error:  # anything else may be transient: retry with backoff, then give up plainly
             await self._retry_or_fail(job, error)
@@ -358,10 +360,12 @@ class JobRunner:
                 log.error("job %s gave up after %d attempts: %s", job.short_id, attempts, error)
             else:
                 log.error("job %s gave up after %d attempts", job.short_id, attempts, exc_info=error)
-            await self._fail(fresh, error.user_message if isinstance(error, TransientError) else user_message(error))
+            await self._fail(fresh, user_message(error))
             return
         delay = min(60.0, 2.0**attempts) * random.uniform(0.5, 1.0)
-        log.warning("job %s attempt %d failed (%s); retrying in %.1fs", job.short_id, attempts, _kind(error), delay)
+        log.warning(
+            "job %s attempt %d failed (%s: %s); retrying in %.1fs", job.short_id, attempts, _kind(error), error, delay
+        )
         with contextlib.suppress(StaleJob):  # cancelled meanwhile: nothing to retry
             await self.store.update(fresh, attempts=attempts, not_before=self.clock() + delay)
 

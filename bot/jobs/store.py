@@ -4,6 +4,7 @@ next step, so a committed state survives the process crashing or being killed.""
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 import uuid
@@ -14,6 +15,8 @@ from typing import Any
 from bot.jobs.model import Job, JobSource
 from bot.spec import ResizeSpec
 from bot.sqlite import Database
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -132,7 +135,18 @@ class JobStore:
             "ORDER BY created_at LIMIT ?",
             (now, limit),
         )
-        return [_from_row(row) for row in rows]
+        jobs = []
+        for row in rows:
+            job = _readable(row)
+            if job is None:
+                # A row no release of this app could have written (edited by hand, or by a newer release): it
+                # must not stall every other job, nor be retried forever.
+                await self._db.run(
+                    "UPDATE jobs SET state = 'failed', error = ? WHERE id = ?", (UNREADABLE_JOB, row["id"])
+                )
+            else:
+                jobs.append(job)
+        return jobs
 
     async def next_wakeup(self) -> float | None:
         rows = await self._db.run(
@@ -145,7 +159,7 @@ class JobStore:
         rows = await self._db.run(
             "SELECT * FROM jobs WHERE user_id = ? ORDER BY created_at DESC LIMIT ?", (user_id, limit)
         )
-        return [_from_row(row) for row in rows]
+        return [job for row in rows if (job := _readable(row)) is not None]
 
     async def delete_finished_before(self, cutoff: float) -> int:
         """Delete finished jobs last changed before ``cutoff``; open ones stay whatever their age."""
@@ -185,6 +199,18 @@ def _to_row(job: Job) -> dict[str, Any]:
     row["source"] = json.dumps(job.source.to_json())
     row["spec"] = json.dumps(job.spec.to_json())
     return row
+
+
+UNREADABLE_JOB = "This job's stored request could not be read; please ask again."
+
+
+def _readable(row: sqlite3.Row) -> Job | None:
+    """The row as a job, or None (logged) when its stored source or spec cannot be read."""
+    try:
+        return _from_row(row)
+    except (ValueError, KeyError, TypeError) as error:
+        log.error("job %s has an unreadable stored request (%s: %s)", row["id"], type(error).__name__, error)
+        return None
 
 
 def _from_row(row: sqlite3.Row) -> Job:

@@ -9,6 +9,7 @@ from typing import Any
 from bot.engine import MAX_VARIANTS
 from bot.jobs.model import Job
 from bot.presets import PRESETS, presets_help
+from bot.spec import describe_sizes
 
 MODAL_ID = "resize_modal"
 FORMAT_CHOICES = {"auto": "Automatic (JPEG, or PNG with transparency)", "jpeg": "JPEG", "png": "PNG", "webp": "WebP"}
@@ -119,7 +120,7 @@ def home_view(jobs: list[Job], reaction: str) -> dict[str, Any]:
         _section("*Your recent jobs*" if jobs else "*Your recent jobs*\nNothing yet: share a photo and try one."),
     ]
     for job in jobs:
-        sizes = ", ".join(str(size) for size in job.spec.sizes)
+        sizes = describe_sizes(job.spec.sizes)
         when = dt.datetime.fromtimestamp(job.created_at, dt.UTC).strftime("%b %d %H:%M UTC")
         state = _STATE_EMOJI.get(job.state, ":hourglass_flowing_sand:") + f" {job.state}"
         line = f"{state} · {sizes} · <#{job.channel_id}> · {when}"

@@ -20,13 +20,13 @@ from bot.spec import ResizeSpec
 from tests.factories import insert, make_job
 from tests.images import astronaut
 from tests.slack_api.emulator import SlackEmulator
-from tests.slack_api.harness import eventually, running_app
+from tests.slack_api.harness import PACING, eventually, running_app
 from tests.smart_resize_api.fault_server import API_KEY, Fault, FaultServer, drop, respond
 
 
 def _hosted(api: FaultServer) -> dict[str, str]:
     return {
-        "SMART_RESIZE_BACKEND": "pixazo",
+        "SMART_RESIZE_BACKEND": "hosted",
         "PIXAZO_API_KEY": API_KEY,
         "PIXAZO_BASE_URL": api.base_url,
         # Result images are fetched through the SSRF guard; the stand-in CDN is on loopback.
@@ -61,9 +61,9 @@ async def test_private_slack_image_goes_as_a_data_uri_and_results_land_in_the_th
     api.progression = [Status.COMPLETED]
     uploads = (await _resize_with(api, tmp_path, "300x300 600x200 --variants 2 --prompt 'keep face centered'")).uploads
     assert api.count("submit") == 1
-    # The submit's answer was the first status read: the first poll waits the 2-3 s interval, not an instant.
+    # The submit's answer was the first status read: the first poll waits the interval (2-3 s; shorter here).
     [submit, status_read] = [s for s in api.seen if s.route in ("submit", "status_get")]
-    assert status_read.at - submit.at >= 2.0
+    assert status_read.at - submit.at >= PACING.hosted_poll_interval[0]
     submitted = SmartResizeRequest.from_json(json.loads(next(s.body for s in api.seen if s.route == "submit")))
     assert submitted.image_url.startswith("data:image/jpeg;base64,")
     assert submitted.target_sizes == ["300x300", "600x200"]
@@ -76,6 +76,15 @@ async def test_private_slack_image_goes_as_a_data_uri_and_results_land_in_the_th
     assert all("Authorization" not in s.headers for s in api.seen)
     assert [u["title"] for u in uploads] == ["300x300", "300x300 (alternative 2)", "600x200", "600x200 (alternative 2)"]
     assert all(Image.open(io.BytesIO(u["bytes"])).format == "PNG" for u in uploads)
+
+
+async def test_a_service_answering_with_the_documents_output_block_delivers_too(tmp_path: Path) -> None:
+    api = await FaultServer().start()
+    api.progression = [Status.COMPLETED]
+    api.result_shape = "images"  # {"images": [{"file_name", "content_type", "url"}], "description": ""}
+    outcome = await _resize_with(api, tmp_path, "300x300 600x200")
+    assert [u["title"] for u in outcome.uploads] == ["300x300", "600x200"]
+    assert outcome.notices == []
 
 
 async def test_status_blips_are_retried_without_a_second_paid_submit(tmp_path: Path) -> None:
@@ -122,12 +131,17 @@ async def test_after_a_restart_the_stored_request_is_polled_not_paid_again(tmp_p
     assert [u["title"] for u in uploads] == ["300x300"]
 
 
-async def test_hosted_failures_reach_the_user_in_plain_words(tmp_path: Path) -> None:
+async def test_hosted_failures_reach_the_user_in_plain_words(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     api = await FaultServer().start()
     api.script("submit", respond(402, {"error": "Payment required", "details": "No credits left"}))
-    [notice] = (await _resize_with(api, tmp_path)).notices
+    outcome = await _resize_with(api, tmp_path)
+    [notice] = outcome.notices
     assert "credits" in notice
     assert "Traceback" not in notice
+    # The operator hears of it at ERROR, with the job and what the service said, and no traceback.
+    [logged] = [r for r in caplog.records if r.levelname == "ERROR" and outcome.jobs[0].short_id in r.getMessage()]
+    assert "HTTP 402" in logged.getMessage() and "No credits left" in logged.getMessage()
+    assert logged.exc_info is None
 
 
 @pytest.mark.parametrize("fault", [respond(503, accept=True), drop(accept=True)], ids=["503", "dropped"])
@@ -179,7 +193,7 @@ async def test_hosted_backend_against_our_own_server(tmp_path: Path) -> None:
             slack.add_channel("C1", members=("U1",))
             message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "crew.jpg")])
             env = {
-                "SMART_RESIZE_BACKEND": "pixazo",
+                "SMART_RESIZE_BACKEND": "hosted",
                 "PIXAZO_API_KEY": "own-key",
                 "PIXAZO_BASE_URL": f"http://127.0.0.1:{api.port}{PREFIX}",
                 "FETCH_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",

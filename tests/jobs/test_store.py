@@ -185,3 +185,19 @@ async def test_jobs_stored_by_an_earlier_version_are_read_in_place(tmp_path: Pat
     store.close()
     assert job is not None and job.source == JobSource.link("https://e.com/a.jpg")
     assert job.spec == ResizeSpec(sizes=(Size(300, 200),), output_format="png")
+
+
+async def test_an_unreadable_row_fails_alone_and_never_stalls_the_others(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "jobs.db")
+    good, _ = await insert(store, _job("good"))
+    bad, _ = await insert(store, _job("bad"))
+    store.close()
+    with sqlite3.connect(tmp_path / "jobs.db") as db:  # as a newer release, or a hand edit, might leave it
+        db.execute("UPDATE jobs SET spec = ? WHERE id = ?", ('{"version": 99, "sizes": []}', bad.id))
+    store = JobStore(tmp_path / "jobs.db")
+    assert [job.id for job in await store.runnable(now=good.created_at + 1)] == [good.id]
+    assert [job.id for job in await store.recent_for_user("U1")] == [good.id]
+    with sqlite3.connect(tmp_path / "jobs.db") as db:
+        state, error = db.execute("SELECT state, error FROM jobs WHERE id = ?", (bad.id,)).fetchone()
+    store.close()
+    assert state == "failed" and "could not be read" in error

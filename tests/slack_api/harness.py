@@ -21,7 +21,7 @@ from slack_sdk.signature import SignatureVerifier
 from bot.app import add_health_route, build_app
 from bot.config import load_settings
 from bot.engine.pool import EnginePool
-from bot.services import Services, open_services
+from bot.services import Pacing, Services, open_services
 from tests.slack_api.emulator import BOT_TOKEN, TEAM, SlackEmulator
 
 SIGNING_SECRET = "test-signing-secret-0123456789"
@@ -160,8 +160,9 @@ def app_env(emulator: SlackEmulator, tmp_path: Path, **extra: str) -> dict[str, 
     }
 
 
-# The emulator shares an upload as soon as it is complete, so delivery need not wait long to see it.
-SHARE_CHECK_DELAYS = (0.01,) * 5
+# The emulator shares an upload as soon as it is complete, and the loopback API answers at once: the app need
+# not wait long on either.
+PACING = Pacing(share_check_delays=(0.01,) * 5, hosted_poll_interval=(0.2, 0.3))
 
 
 @dataclass
@@ -177,7 +178,7 @@ SHARED_ENGINE = SharedEngine()
 @contextlib.asynccontextmanager
 async def running_app(emulator: SlackEmulator, tmp_path: Path, **extra: str) -> AsyncIterator[RunningApp]:
     settings = load_settings(app_env(emulator, tmp_path, **extra))
-    services_context = open_services(settings, pool=SHARED_ENGINE.pool, share_check_delays=SHARE_CHECK_DELAYS)
+    services_context = open_services(settings, pool=SHARED_ENGINE.pool, pacing=PACING)
     async with services_context as services, aiohttp.ClientSession() as session:
         app = build_app(services)
         web_app = app.web_app(path="/slack/events", port=0)

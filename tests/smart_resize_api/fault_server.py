@@ -111,6 +111,8 @@ class FaultServer:
         self.media_origin: str | None = None  # to serve results from another server ("the CDN")
         self.media_body = png_bytes()
         self.media_content_type = "image/png"
+        # "status": the status response with output.media_url; "images": the document's Output block alone.
+        self.result_shape: Literal["status", "images"] = "status"
         self.media_declares_length = True
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -228,8 +230,13 @@ class FaultServer:
             return _answer(404, NOT_FOUND.to_json())
         status = job.statuses.popleft() if len(job.statuses) > 1 else job.statuses[0]
         output = None
-        if status is Status.COMPLETED:
-            output = JobOutput(self._media_urls(request_id, job.request), f"image/{job.request.output_format}")
+        kind = f"image/{job.request.output_format}"
+        urls = self._media_urls(request_id, job.request) if status is Status.COMPLETED else []
+        if urls and self.result_shape == "images":  # the document's "Output" block, alone
+            images = [{"file_name": url.rsplit("/", 1)[-1], "content_type": kind, "url": url} for url in urls]
+            return _answer(200, {"images": images, "description": ""})
+        if urls:
+            output = JobOutput(urls, kind)
         error = (job.error or f"{status.value.lower()} in test") if status in (Status.FAILED, Status.ERROR) else None
         created = "2026-03-31T10:00:00.000Z"
         done = "2026-03-31T10:00:15.000Z" if status.terminal else None

@@ -131,8 +131,7 @@ async def run(client: SmartResizeClient, api_request: SmartResizeRequest) -> Ran
     """What an app does with the client: submit, wait, download every image in the service's order."""
     handle = await client.submit(api_request)
     final = await client.wait(handle)
-    assert final.output is not None
-    images = [await client.download(url, request_id=handle.request_id) for url in final.output.media_url]
+    images = [await client.download(url, request_id=handle.request_id) for url in final.media_urls]
     return Ran(handle.request_id, final, images)
 
 
@@ -547,6 +546,28 @@ async def test_download_retries_5xx_but_not_404(client: SmartResizeClient, serve
         await client.download(url, request_id="job")
     assert (caught.value.status_code, caught.value.request_id) == (404, "job")
     assert server.count("media") == 4
+
+
+async def test_a_result_in_the_documents_output_block_shape_is_read(
+    client: SmartResizeClient, server: FaultServer
+) -> None:
+    # {"images": [{"file_name", "content_type", "url"}], "description": ""}, with no status at all.
+    server.result_shape = "images"
+    result = await run(client, request(num_images_per_size=2))
+    assert result.status.status is Status.COMPLETED and result.status.output is None
+    assert len(result.status.media_urls) == 4 and result.status.media_type == "image/png"
+    assert [image.data for image in result.images] == [server.media_body] * 4
+
+
+async def test_a_completed_status_with_images_but_no_output_is_read() -> None:
+    body = {
+        "request_id": "r1",
+        "status": "COMPLETED",
+        "images": [{"file_name": "a.webp", "content_type": "image/webp", "url": "https://cdn.example/a.webp"}],
+        "description": "",
+    }
+    answer = StatusResponse.from_json(body)
+    assert answer.media_urls == ["https://cdn.example/a.webp"] and answer.media_type == "image/webp"
 
 
 async def test_sync_mode_results_arrive_as_data_uris(client: SmartResizeClient, server: FaultServer) -> None:
