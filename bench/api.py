@@ -88,6 +88,7 @@ async def bench_server(jobs: int, markdown: bool) -> str:
         "DATABASE_URL": f"sqlite:///{workdir / 'api.db'}",
         "ENGINE_WORKERS": "2",
         "SMART_RESIZE_QUEUE_SIZE": str(jobs + 50),
+        "SMART_RESIZE_REQUESTS_PER_MINUTE": str(jobs * 60),  # one key stands for all 50 clients: no per-key cap
     }
     child = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],

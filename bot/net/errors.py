@@ -37,8 +37,8 @@ class FetchError(Exception):
 class BlockedAddress(FetchError):
     def __init__(self, address: str | None = None) -> None:
         super().__init__(
-            "That link points to a private or internal address, which I can't fetch; "
-            "share the image in Slack or use a public link."
+            "That link points to a private or internal address, which I can't fetch; share the image in Slack or "
+            "use a public link (a workspace admin can allow internal sites with FETCH_ALLOW_PRIVATE_NETWORKS)."
         )
         self.address = address
 

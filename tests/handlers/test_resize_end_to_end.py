@@ -131,7 +131,7 @@ async def test_private_link_is_refused_in_plain_words(slack: SlackEmulator, tmp_
         await app.command("500x500 http://169.254.169.254/latest/meta-data/iam.png")
         await app.services.runner.idle()
     [notice] = slack.ephemerals_for("U1")
-    assert "private or internal address" in notice
+    assert "private or internal address" in notice and "FETCH_ALLOW_PRIVATE_NETWORKS" in notice
     assert "Traceback" not in notice
 
 

@@ -74,6 +74,10 @@ def tenant_id(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
 def uuid7() -> uuid.UUID:
     """RFC 9562 version 7: 48 bits of Unix milliseconds, then random bits, so ids sort by when they were made."""
     millis = time.time_ns() // 1_000_000
@@ -145,7 +149,7 @@ class SmartResizeServer:
         # Per tenant: QUEUED rows, counting submits between the queue check and their row, so a burst can't
         # overfill the queue or a tenant's share of it.
         self._queued: Counter[str] = Counter()
-        self._keys = [(key.encode(), tenant_id(key)) for key in sorted(config.keys)]
+        self._keys = [(_digest(key), tenant_id(key)) for key in sorted(config.keys)]
         self.rate = SubmitRate(config.requests_per_minute)
         self.pace = DrainPace(config.workers)
         self._tasks: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
@@ -239,7 +243,7 @@ class SmartResizeServer:
         constant time, so timing tells nothing about them."""
         if not self.config.keys:
             return NO_KEY_TENANT
-        given = request.headers.get(KEY_HEADER, "").encode()
+        given = _digest(request.headers.get(KEY_HEADER, ""))  # same length whatever was sent
         found = None
         for key, tenant in self._keys:
             if hmac.compare_digest(given, key):
