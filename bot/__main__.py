@@ -52,7 +52,7 @@ def main() -> int:
 async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    from bot.app import add_health_route, build_app
+    from bot.app import add_health_route, add_source_route, build_app
     from bot.services import open_services
 
     stop = stop or _stop_on_signals()
@@ -71,11 +71,22 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             web_app = app.web_app(path="/slack/events", port=settings.port)
             socket = None
         add_health_route(web_app, services)
+        add_source_route(web_app, services)
         runner = web.AppRunner(web_app)
         await runner.setup()
         await web.TCPSite(runner, host="0.0.0.0", port=settings.port).start()  # noqa: S104 - Slack must reach it
         mode = "Socket Mode" if socket else f"HTTP at :{settings.port}/slack/events"
         log.info("Smart Resize is running (%s, backend %s, store %s)", mode, settings.backend, settings.database_path)
+        if settings.backend == "hosted":
+            if services.links is not None:
+                log.info(
+                    "the hosted API fetches source images from signed links under %s/sources/ (valid %d min); "
+                    "that path must be reachable from the internet",
+                    settings.public_base_url,
+                    settings.source_link_ttl_s // 60,
+                )
+            else:
+                log.info("the hosted API gets source images as data URIs; set PUBLIC_BASE_URL to send links instead")
         await stop.wait()
         log.info("shutting down: finishing running jobs; the rest resume on the next start")
         if socket is not None:

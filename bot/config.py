@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from bot.engine import EngineError, Limits, Size, parse_size
 from bot.engine.pool import default_workers
+from bot.jobs.source_links import derive_key
 from bot.presets import DEFAULT_GROUP, resolve_preset
 from bot.smart_resize_api.contract import DEFAULT_BASE_URL
 from bot.sqlite import DEFAULT_DATABASE_URL, sqlite_path
@@ -58,6 +59,11 @@ class Settings:
     jobs_per_user_per_hour: int
     job_retention_days: int
     limits: Limits
+    # Where the internet reaches this app (only /sources/ needs to be public): the hosted backend then hands the
+    # service signed links to private Slack images instead of data URIs.
+    public_base_url: str | None = None
+    source_link_ttl_s: float = 15 * 60.0
+    source_link_key: bytes = field(default=b"", repr=False)
 
     @property
     def socket_mode(self) -> bool:
@@ -245,6 +251,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     jobs_per_user_per_hour = integer("JOBS_PER_USER_PER_HOUR", 60, 1, 10_000)
     job_retention_days = integer("JOB_RETENTION_DAYS", 30, 1, 3650)
 
+    public_base_url = get("PUBLIC_BASE_URL")
+    if public_base_url is not None and not _is_http_url(public_base_url):
+        problems.append(
+            f"PUBLIC_BASE_URL={public_base_url!r} is not an http(s) URL; use the address the internet reaches this "
+            "app at, like https://resize.example.com, or leave it unset to send images as data URIs."
+        )
+    source_link_minutes = integer("SOURCE_LINK_MINUTES", 15, 1, 24 * 60)
+    # A key of its own when given; else one derived from a secret the app has anyway (a restart keeps it).
+    link_secret = get("SOURCE_LINK_KEY") or signing_secret or bot_token or ""
+
     read.done()
     assert bot_token is not None
     return Settings(
@@ -265,6 +281,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         jobs_per_user_per_hour=jobs_per_user_per_hour,
         job_retention_days=job_retention_days,
         limits=limits,
+        public_base_url=public_base_url.rstrip("/") if public_base_url else None,
+        source_link_ttl_s=source_link_minutes * 60.0,
+        source_link_key=derive_key(link_secret),
     )
 
 

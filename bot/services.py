@@ -19,6 +19,7 @@ from bot.grammar import Grammar
 from bot.jobs.crop_maps import CropMaps
 from bot.jobs.intake import Intake
 from bot.jobs.runner import JobRunner, RunnerConfig
+from bot.jobs.source_links import SourceLinks
 from bot.jobs.store import JobStore
 from bot.net import NetworkPolicy, SafeFetcher
 from bot.slack.delivery import SHARE_CHECK_DELAYS, Delivery
@@ -37,6 +38,7 @@ class Services:
     delivery: Delivery
     backend: Backend
     crop_maps: CropMaps | None  # only the local engine draws them
+    links: SourceLinks | None  # with PUBLIC_BASE_URL: signed links to job sources
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,9 @@ async def open_services(
         delivery = Delivery(client, share_check_delays=pacing.share_check_delays)
         backend = _backend(settings, pool, slack_session, fetcher, pacing)
         crop_maps = CropMaps(settings.database_path.parent / "crop-maps") if backend.name == "local" else None
+        links = None
+        if settings.public_base_url is not None:
+            links = SourceLinks(settings.public_base_url, settings.source_link_key, settings.source_link_ttl_s)
         runner = JobRunner(
             store,
             backend,
@@ -104,11 +109,12 @@ async def open_services(
                 job_retention_s=settings.job_retention_days * 24 * 3600.0,
             ),
             crop_maps,
+            links,
         )
         intake = Intake(store, runner, settings.jobs_per_user_per_hour)
         runner.start()
         yield Services(
-            settings, grammar_for(settings), client, store, runner, intake, delivery, backend, crop_maps
+            settings, grammar_for(settings), client, store, runner, intake, delivery, backend, crop_maps, links
         )
     finally:
         if runner is not None:

@@ -5,15 +5,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.engine import Size
-from bot.net import Fetched
 from bot.spec import ResizeSpec
 from bot.user_errors import GENERIC, UserError
 
-__all__ = ["Backend", "BackendResult", "RemoteId", "ResizedImage", "TransientError", "UserError"]
+__all__ = ["Backend", "BackendResult", "RemoteId", "ResizedImage", "SourceImage", "TransientError", "UserError"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +28,15 @@ class ResizedImage:
     @property
     def extension(self) -> str:
         return {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}.get(self.content_type, "img")
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    """The image to resize, and where a remote service can fetch it (a signed, expiring link), if anywhere."""
+
+    data: bytes = field(repr=False)
+    content_type: str
+    public_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,4 +70,4 @@ class RemoteId:
 class Backend(Protocol):
     name: str
 
-    async def run(self, image: Fetched, spec: ResizeSpec, remote: RemoteId) -> BackendResult: ...
+    async def run(self, image: SourceImage, spec: ResizeSpec, remote: RemoteId) -> BackendResult: ...

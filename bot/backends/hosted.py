@@ -1,8 +1,9 @@
 """The hosted Smart Resize API as a backend: submit once, store the request id, poll, download the results.
 
-Private Slack images are not reachable by the service, so the source goes as a data URI. The request id is saved
-before polling starts, so a restart polls the same remote job instead of paying for a second one. This is the only
-module that knows the API client: its errors become the backend's ``TransientError`` or ``UserError`` here.
+Private Slack images are not reachable by the service, so the source goes as a signed, expiring link the app serves
+(``PUBLIC_BASE_URL``, see ``bot.jobs.source_links``) or, without one, as a data URI. The request id is saved before
+polling starts, so a restart polls the same remote job instead of paying for a second one. This is the only module
+that calls the API client: its errors become the backend's ``TransientError`` or ``UserError`` here.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import io
 import aiohttp
 from PIL import Image
 
-from bot.backends import BackendResult, RemoteId, ResizedImage, TransientError
-from bot.net import Fetched
+from bot.backends import BackendResult, RemoteId, ResizedImage, SourceImage, TransientError
 from bot.smart_resize_api.client import JobHandle, SmartResizeClient, submit_may_have_run
 from bot.smart_resize_api.contract import ContractError, SmartResizeRequest
 from bot.smart_resize_api.errors import (
+    BadRequest,
     DownloadWrongType,
+    JobFailed,
     MalformedResponse,
     RateLimited,
     ServerError,
@@ -29,12 +31,12 @@ from bot.spec import ResizeSpec
 from bot.user_errors import SUBMIT_OUTCOME_UNKNOWN, UserError, api_error_message
 
 
-def api_request(spec: ResizeSpec, image: Fetched) -> SmartResizeRequest:
+def api_request(spec: ResizeSpec, image: SourceImage) -> SmartResizeRequest:
     output_format = spec.output_format
     if output_format == "auto":  # the API has no "auto": photos as JPEG, anything that may have alpha as PNG
         output_format = "jpeg" if image.content_type == "image/jpeg" else "png"
     return SmartResizeRequest(
-        image_url=data_uri(image.data, image.content_type),
+        image_url=image.public_url or data_uri(image.data, image.content_type),
         target_sizes=[str(size) for size in spec.sizes],
         prompt=spec.prompt,
         num_images_per_size=spec.variants,
@@ -71,13 +73,13 @@ class HostedBackend:
         )
         self.max_download_bytes = max_download_bytes
 
-    async def run(self, image: Fetched, spec: ResizeSpec, remote: RemoteId) -> BackendResult:
+    async def run(self, image: SourceImage, spec: ResizeSpec, remote: RemoteId) -> BackendResult:
         try:
             return await self._run(image, spec, remote)
         except SmartResizeError as error:
-            raise _backend_error(error) from None
+            raise _backend_error(error, linked=image.public_url is not None) from None
 
-    async def _run(self, image: Fetched, spec: ResizeSpec, remote: RemoteId) -> BackendResult:
+    async def _run(self, image: SourceImage, spec: ResizeSpec, remote: RemoteId) -> BackendResult:
         job: JobHandle | str
         remote_id = remote.value
         if remote_id is None:
@@ -122,9 +124,29 @@ class HostedBackend:
         return BackendResult(images=images, notes=notes)
 
 
-def _backend_error(error: SmartResizeError) -> TransientError | UserError:
+def _backend_error(error: SmartResizeError, *, linked: bool) -> TransientError | UserError:
     """Rate limits, outages and broken connections may pass; anything else is the job's final answer."""
     message = api_error_message(error)
     if isinstance(error, RateLimited | ServerError | TransportError):
         return TransientError(str(error), message)
+    if _about_the_source(error):
+        # The service would not take the image as sent: the fix is the operator's, and it is one setting.
+        if linked:
+            return UserError(
+                "The Smart Resize API couldn't fetch the image from the app; ask your workspace admin to make the "
+                "app's PUBLIC_BASE_URL reachable from the internet.",
+                detail=f"hosted API could not fetch the source link; check that PUBLIC_BASE_URL/sources/ is "
+                f"reachable from the internet: {error}",
+            )
+        return UserError(
+            "The Smart Resize API didn't accept the image as the app sends it; ask your workspace admin to set "
+            "the app's PUBLIC_BASE_URL so the service can fetch it.",
+            detail=f"hosted API refused the image sent as a data URI; set PUBLIC_BASE_URL so it gets a link: {error}",
+        )
     return UserError(message, detail=f"hosted API: {error}")
+
+
+def _about_the_source(error: SmartResizeError) -> bool:
+    """A refusal of image_url: a 400 naming it, or a job that failed on it (as the contract's servers word it)."""
+    said = f"{error.error or ''} {error.details or ''}".lower()
+    return isinstance(error, BadRequest | JobFailed) and "image_url" in said

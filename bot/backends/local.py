@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from concurrent.futures.process import BrokenProcessPool
 
-from bot.backends import BackendResult, RemoteId, ResizedImage, TransientError
+from bot.backends import BackendResult, RemoteId, ResizedImage, SourceImage, TransientError
 from bot.engine import Limits
 from bot.engine.pool import EnginePool
-from bot.net import Fetched
 from bot.spec import ResizeSpec
 
 
@@ -18,7 +17,7 @@ class LocalBackend:
         self.pool = pool
         self.limits = limits
 
-    async def run(self, image: Fetched, spec: ResizeSpec, remote: RemoteId) -> BackendResult:
+    async def run(self, image: SourceImage, spec: ResizeSpec, remote: RemoteId) -> BackendResult:
         try:
             # The crop map comes with every job: the "Show crop map" button needs it, and it costs a few ms.
             result = await self.pool.resize(image.data, spec.engine_request(explain=True), self.limits)

@@ -25,10 +25,11 @@ from typing import Any
 import aiohttp
 from slack_sdk.errors import SlackApiError
 
-from bot.backends import Backend, BackendResult, RemoteId, TransientError
+from bot.backends import Backend, BackendResult, RemoteId, SourceImage, TransientError
 from bot.engine import EngineError
 from bot.jobs.crop_maps import CropMaps
 from bot.jobs.model import Job, JobSource
+from bot.jobs.source_links import SourceLinks
 from bot.jobs.store import JobStore, StaleJob
 from bot.net import Fetched, FetchError, SafeFetcher
 from bot.slack import download_slack_file
@@ -61,6 +62,7 @@ class JobRunner:
         slack_session: aiohttp.ClientSession,
         config: RunnerConfig,
         crop_maps: CropMaps | None = None,
+        links: SourceLinks | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -68,6 +70,7 @@ class JobRunner:
         self.delivery = delivery
         self.client = delivery.client
         self.crop_maps = crop_maps
+        self.links = links  # when set, a hosted service fetches the source from a signed link
         self.fetcher = fetcher
         self.slack_session = slack_session
         self.config = config
@@ -268,7 +271,8 @@ class JobRunner:
             "`/resize 1080x1080 https://example.com/photo.jpg`."
         )
 
-    async def _source_image(self, job: Job) -> Fetched:
+    async def source_image(self, job: Job) -> Fetched:
+        """The job's image, downloaded now (from Slack with the bot token, or from its link behind the guard)."""
         source = job.source
         if source.url is not None:
             return await self.fetcher.fetch(source.url, max_bytes=self.config.max_download_bytes)
@@ -295,13 +299,16 @@ class JobRunner:
         )
 
     async def _resize(self, job: Job) -> BackendResult:
-        image = await self._source_image(job)
+        fetched = await self.source_image(job)
+        links = self.links
+        image = SourceImage(fetched.data, fetched.content_type, links.link(job.id) if links is not None else None)
 
         async def save_remote_id(remote_id: str) -> None:
             nonlocal job
             job = await self.store.update(job, remote_id=remote_id)
 
-        result = await self.backend.run(image, job.spec, RemoteId(job.remote_id, save_remote_id))
+        with links.hold(job.id, image) if links is not None else contextlib.nullcontext():
+            result = await self.backend.run(image, job.spec, RemoteId(job.remote_id, save_remote_id))
         if result.crop_map is not None and self.crop_maps is not None:
             await asyncio.to_thread(self.crop_maps.save, job.id, result.crop_map)
         return result

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -17,22 +16,16 @@ import pytest
 
 from tests.images import astronaut
 from tests.slack_api.emulator import BOT_USER, SlackEmulator
-from tests.slack_api.harness import RunningApp, app_env, eventually
+from tests.slack_api.harness import RunningApp, app_env, eventually, free_port
 
 ROOT = Path(__file__).parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class AppProcess:
     """``python -m bot`` as a real child process in HTTP mode."""
 
     def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.env = {**env, "PORT": str(self.port), "PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)}
         self.cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None

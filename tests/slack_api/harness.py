@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import inspect
 import json
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,7 +19,7 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 from slack_sdk.signature import SignatureVerifier
 
-from bot.app import add_health_route, build_app
+from bot.app import add_health_route, add_source_route, build_app
 from bot.config import load_settings
 from bot.engine.pool import EnginePool
 from bot.services import Pacing, Services, open_services
@@ -175,15 +176,26 @@ class SharedEngine:
 SHARED_ENGINE = SharedEngine()
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @contextlib.asynccontextmanager
-async def running_app(emulator: SlackEmulator, tmp_path: Path, **extra: str) -> AsyncIterator[RunningApp]:
+async def running_app(
+    emulator: SlackEmulator, tmp_path: Path, *, port: int | None = None, **extra: str
+) -> AsyncIterator[RunningApp]:
+    """The app as ``python -m bot`` serves it in HTTP mode, on ``port`` (a free one by default)."""
+    port = port or free_port()
     settings = load_settings(app_env(emulator, tmp_path, **extra))
     services_context = open_services(settings, pool=SHARED_ENGINE.pool, pacing=PACING)
     async with services_context as services, aiohttp.ClientSession() as session:
         app = build_app(services)
-        web_app = app.web_app(path="/slack/events", port=0)
+        web_app = app.web_app(path="/slack/events", port=port)
         add_health_route(web_app, services)
-        server = TestServer(web_app, host="127.0.0.1")
+        add_source_route(web_app, services)
+        server = TestServer(web_app, host="127.0.0.1", port=port)
         await server.start_server()
         try:
             yield RunningApp(f"http://127.0.0.1:{server.port}", services, session)

@@ -1,0 +1,134 @@
+"""The hosted service fetches a private Slack image from a signed, expiring link the app serves (PUBLIC_BASE_URL)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from bot.config import ServerSettings
+from bot.jobs.model import JobSource
+from bot.jobs.source_links import SourceLinks
+from bot.net import parse_allow_networks
+from bot.smart_resize_api.server.app import PREFIX, SmartResizeServer
+from tests.factories import insert, make_job
+from tests.images import astronaut
+from tests.slack_api.emulator import SlackEmulator
+from tests.slack_api.harness import free_port, running_app
+from tests.smart_resize_api.fault_server import API_KEY, FaultServer, respond
+
+
+def _share(slack: SlackEmulator) -> dict[str, object]:
+    return slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "crew.jpg")])
+
+
+async def test_our_own_server_fetches_the_link_not_a_data_uri(slack: SlackEmulator, tmp_path: Path) -> None:
+    # The self-hosted API, allowed to reach the app on loopback (as a hosted service reaches it over the internet).
+    loopback = parse_allow_networks("127.0.0.1/32")
+    settings = ServerSettings(keys=frozenset({"own-key"}), database_path=tmp_path / "api.db", allow_networks=loopback)
+    api = TestServer(SmartResizeServer(settings).application(), host="127.0.0.1")
+    await api.start_server()
+    port = free_port()
+    message = _share(slack)
+    try:
+        env = {
+            "SMART_RESIZE_BACKEND": "hosted",
+            "PIXAZO_API_KEY": "own-key",
+            "PIXAZO_BASE_URL": f"http://127.0.0.1:{api.port}{PREFIX}",
+            "FETCH_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        }
+        async with running_app(slack, tmp_path, port=port, **env) as app:
+            await app.command("300x300")
+            await app.services.runner.idle()
+    finally:
+        await api.close()
+    assert [u["title"] for u in slack.uploads_in_thread("C1", message["ts"])] == ["300x300"]
+    with sqlite3.connect(tmp_path / "api.db") as db:
+        [(body,)] = db.execute("SELECT body FROM api_requests").fetchall()
+    assert f'"image_url": "http://127.0.0.1:{port}/sources/' in body and "data:image" not in body
+
+
+async def test_a_link_serves_only_its_open_job_until_it_expires(slack: SlackEmulator, tmp_path: Path) -> None:
+    message = _share(slack)
+    file = message["files"][0]  # type: ignore[index]
+    port = free_port()
+    env = {"PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
+    async with running_app(slack, tmp_path, port=port, **env) as app:
+        held = time.time() + 3600  # not run during the test: the link is all that is looked at
+        job, _ = await insert(
+            app.services.store,
+            make_job("k1", source=JobSource.slack_file(file, str(message["ts"])), not_before=held),
+        )
+        links = app.services.links
+        assert links is not None
+        link = links.link(job.id)
+        async with aiohttp.ClientSession() as session:
+            async with session.get(link) as response:  # re-fetched from Slack: nothing was held in memory
+                assert (response.status, response.content_type) == (200, "image/jpeg")
+                assert await response.read() == astronaut()
+                assert response.headers["Cache-Control"] == "no-store"
+            expired = SourceLinks(links.base_url, app.services.settings.source_link_key, ttl_s=-1).link(job.id)
+            tampered = link[:-2] + ("AA" if not link.endswith("AA") else "BB")
+            for bad in (expired, tampered, link.replace(job.id, "0" * 32), f"http://127.0.0.1:{port}/sources/x"):
+                async with session.get(bad) as response:
+                    assert response.status == 404
+            await app.services.store.update(job, state="done")
+            async with session.get(link) as response:  # the job is over: so is its link
+                assert response.status == 404
+    assert slack.downloads and all(d["file_id"] == file["id"] for d in slack.downloads)  # type: ignore[index]
+
+
+async def test_a_restart_keeps_serving_the_links_it_handed_out(slack: SlackEmulator, tmp_path: Path) -> None:
+    message = _share(slack)
+    file = message["files"][0]  # type: ignore[index]
+    port = free_port()
+    env = {"PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
+    async with running_app(slack, tmp_path, port=port, **env) as app:
+        job, _ = await insert(
+            app.services.store,
+            make_job("k1", source=JobSource.slack_file(file, str(message["ts"])), not_before=time.time() + 3600),
+        )
+        assert app.services.links is not None
+        link = app.services.links.link(job.id)
+    async with (
+        running_app(slack, tmp_path, port=port, **env),
+        aiohttp.ClientSession() as session,
+        session.get(link) as response,  # a new process, the same key: the token still checks out
+    ):
+        assert response.status == 200 and await response.read() == astronaut()
+
+
+@pytest.mark.parametrize("public", [True, False], ids=["link", "data-uri"])
+async def test_a_service_that_refuses_the_image_gets_the_admin_one_setting(
+    slack: SlackEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture, public: bool
+) -> None:
+    api = await FaultServer().start()
+    api.script("submit", respond(400, {"error": "Invalid image_url", "details": "image_url could not be fetched"}))
+    _share(slack)
+    port = free_port()
+    env = {
+        "SMART_RESIZE_BACKEND": "hosted",
+        "PIXAZO_API_KEY": API_KEY,
+        "PIXAZO_BASE_URL": api.base_url,
+        **({"PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"} if public else {}),
+    }
+    try:
+        async with running_app(slack, tmp_path, port=port, **env) as app:
+            await app.command("300x300")
+            await app.services.runner.idle()
+    finally:
+        await api.close()
+    [notice] = slack.ephemerals_for("U1")
+    assert "PUBLIC_BASE_URL" in notice and "Traceback" not in notice
+    logged = " ".join(r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    assert ("reachable from the internet" if public else "set PUBLIC_BASE_URL so it gets a link") in logged
+    sent = api.seen[0].body.decode()
+    assert (f"http://127.0.0.1:{port}/sources/" in sent) is public and ("data:image/jpeg" in sent) is not public
+
+
+
