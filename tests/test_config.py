@@ -102,3 +102,18 @@ def test_the_server_and_the_cli_read_the_same_caps() -> None:
     ]
     assert load_server_settings({"SMART_RESIZE_API_KEYS": "a, b"}).queue_share == 50
     assert load_server_settings({"SMART_RESIZE_QUEUE_PER_KEY": "7"}).queue_share == 7
+
+
+def test_source_links_have_a_stable_key_of_their_own() -> None:
+    http = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "secret-1"}
+    plain = load_settings(http)
+    assert plain.public_base_url is None and plain.source_link_ttl_s == 900
+    linked = load_settings({**http, "PUBLIC_BASE_URL": "https://resize.example.com/", "SOURCE_LINK_MINUTES": "5"})
+    assert (linked.public_base_url, linked.source_link_ttl_s) == ("https://resize.example.com", 300)
+    # Derived from the signing secret, so every replica and every restart signs alike; an explicit key wins.
+    assert linked.source_link_key == load_settings(http).source_link_key != b""
+    assert load_settings({**http, "SOURCE_LINK_KEY": "k" * 40}).source_link_key != linked.source_link_key
+    assert "secret-1" not in repr(linked) and str(linked.source_link_key) not in repr(linked)
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**http, "PUBLIC_BASE_URL": "resize.example.com"})
+    assert caught.value.problems[0].startswith("PUBLIC_BASE_URL='resize.example.com' is not an http(s) URL")
