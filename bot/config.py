@@ -140,6 +140,7 @@ class _Reader:
             max_pixels=self.integer("MAX_IMAGE_MEGAPIXELS", 100, 1, 1000) * 1_000_000,
             max_outputs=self.integer("MAX_OUTPUTS_PER_REQUEST", Limits().max_outputs, 1, 100),
             max_input_bytes=self.integer("MAX_DOWNLOAD_MB", 50, 1, 1000) * 1024 * 1024,
+            max_decoded_bytes=self.integer("MAX_DECODED_MB", 400, 16, 65536) * 1024 * 1024,
         )
 
     def database_path(self) -> Path:

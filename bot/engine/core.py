@@ -72,7 +72,8 @@ def resize(
     source = probed.source_size
     resolution = "2K" if hints.detail and request.resolution == "1K" else request.resolution
 
-    decoded = decoding.decode(probed, _decode_scale(source, request, resolution, hints.zoom))
+    decoded = decoding.decode(probed, _decode_scale(source, request, resolution, hints.zoom), limits)
+    del probed  # its full-size pixels, where a reduced copy replaced them, must not outlive the decode
     notes = list(decoded.notes)
     analysis_image = _analysis_copy(decoded.image)
     analysis = analyse(np.asarray(analysis_image), analysis_image.width / source.width, hints)

@@ -1,9 +1,12 @@
-"""Open, vet and decode a source image once, as small as the requested outputs allow.
+"""Open, vet and decode a source image once, as small as the requested outputs allow, in bounded memory.
 
-Everything that can refuse an input (size in bytes, format, pixel count) runs on the header alone, before a single
-pixel is decoded. Decoding then uses JPEG shrink-on-load (``draft``) so a 50 MP photo bound for 1080 px outputs is
-decoded at 1/2, 1/4 or 1/8 scale, and normalises every pixel layout to 8-bit sRGB (RGB, or RGBA when the image
-really has transparency).
+Everything that can refuse an input (size in bytes, format, pixel count, the memory its pixels take as decoded)
+runs on the header alone, before a single pixel is decoded. JPEGs use shrink-on-load (``draft``), so a 50 MP photo
+bound for 1080 px outputs is decoded at 1/2, 1/4 or 1/8 scale. Other formats have no such thing in Pillow: they are
+decoded whole (within ``Limits.max_decoded_bytes``) and reduced at once, strip by strip where the pixel layout needs
+converting first, before anything else touches them; the full-size pixels are then released. The working copy is
+at most ``Limits.max_working_pixels``, whatever the resolution asked for. Every pixel layout ends as 8-bit sRGB
+(RGB, or RGBA when the image really has transparency).
 """
 
 from __future__ import annotations
@@ -118,19 +121,46 @@ def _header_exif(image: Image.Image) -> Image.Exif:
     return exif
 
 
-def decode(probed: Probe, min_scale: float) -> Decoded:
-    """Decode once, at the smallest JPEG DCT scale that still gives ``min_scale`` decoded pixels per source pixel."""
+def decode(probed: Probe, min_scale: float, limits: Limits) -> Decoded:
+    """Decode once, at ``min_scale`` decoded pixels per source pixel or a little more (never less, unless the
+    working-copy cap needs it), releasing the full-size pixels as soon as the reduced copy exists."""
     image = probed.image
+    source_mode = image.mode
     notes: list[str] = []
+    stored_w, stored_h = image.size
+    # The working copy's cap wins over what the outputs would like: bounded memory, at the price of a softer 4K.
+    memory_scale = min(1.0, math.sqrt(limits.max_working_pixels / (stored_w * stored_h)))
+    target = min(min_scale, memory_scale)
     scale = 1.0
-    if probed.source_format in ("JPEG", "MPO") and min_scale < 1.0:
-        stored_w, stored_h = image.size
-        want = (max(1, math.ceil(stored_w * min_scale)), max(1, math.ceil(stored_h * min_scale)))
+    if probed.source_format in ("JPEG", "MPO") and target < 1.0:
+        want = (max(1, math.ceil(stored_w * target)), max(1, math.ceil(stored_h * target)))
         drafted = image.draft(None, want)
         if drafted is not None:
             scale = drafted[1][2] / stored_w
+    per_pixel = _BYTES_PER_PIXEL.get(image.mode, 4) * _DECODE_COPIES.get(str(image.format), 1)
+    decoded_bytes = image.width * image.height * per_pixel
+    if decoded_bytes > limits.max_decoded_bytes:
+        deep = image.mode.startswith("I") or image.mode == "F"
+        depth = " with more than 8 bits per channel" if deep else ""
+        raise ImageTooLarge(
+            f"The image is {stored_w}x{stored_h}{depth}: decoding it takes {decoded_bytes / 2**20:.0f} MB of memory, "
+            f"more than the {limits.max_decoded_bytes / 2**20:.0f} MB allowed. Use a smaller version"
+            + (", or one with 8 bits per channel." if deep else "."),
+            setting="MAX_DECODED_MB",
+        )
     try:
         image.load()
+        factor = _reduce_factor(image.size, scale, min_scale, limits.max_working_pixels)
+        if factor > 1:
+            reduced = _reduce(image, factor)
+            image.close()  # the full-size pixels go now, before any conversion copies the reduced ones
+            image = reduced
+            scale = image.width / stored_w
+            if scale < min_scale * 0.999:
+                notes.append(
+                    "The image is large for the memory the app allows, so it was worked on at "
+                    f"{image.width}x{image.height}; the biggest outputs may be a little softer."
+                )
     except _DECODE_ERRORS:
         raise CorruptImage("The image file is damaged or incomplete; export it again and retry.") from None
     try:
@@ -138,18 +168,50 @@ def decode(probed: Probe, min_scale: float) -> Decoded:
             image = ImageOps.exif_transpose(image)
     except _DECODE_ERRORS:
         notes.append("Ignored unreadable orientation metadata.")
-    image = _to_srgb(image, notes)
+    image = _to_srgb(image, notes, sixteen_bit=source_mode.startswith("I;16"))
     return Decoded(
         image=image, scale=scale, source_size=probed.source_size, source_format=probed.source_format, notes=notes
     )
 
 
-def _to_srgb(image: Image.Image, notes: list[str]) -> Image.Image:
-    """Any of Pillow's pixel layouts -> 8-bit RGB or RGBA in sRGB."""
+# Bytes a pixel takes in Pillow's memory, by mode (3- and 4-band images alike are stored 4 bytes a pixel).
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2, "I": 4, "F": 4}
+# Pillow's WebP decoder holds libwebp's RGBA buffer, a bytes copy of it and the image at once (measured: a 100 MP
+# canvas peaked at 1.5 GB): it takes three times what the pixels do.
+_DECODE_COPIES = {"WEBP": 3}
+# Modes Image.reduce cannot take, and what each is converted to, a strip at a time, before it is reduced.
+_REDUCE_AS = {"1": "L", "P": "RGBA", "I;16": "I", "I;16B": "I", "I;16L": "I", "I;16N": "I"}
+_STRIP_PIXELS = 4_000_000
+
+
+def _reduce_factor(size: tuple[int, int], scale: float, min_scale: float, max_working_pixels: int) -> int:
+    """How many times smaller to make the decoded image: as much as the outputs allow, and enough for the cap."""
+    width, height = size
+    allowed = math.floor(scale / min_scale) if min_scale > 0 else 1
+    needed = math.ceil(math.sqrt(width * height / max_working_pixels)) if width * height > max_working_pixels else 1
+    return max(1, allowed, needed)
+
+
+def _reduce(image: Image.Image, factor: int) -> Image.Image:
+    """``image.reduce(factor)`` (box averaging) a strip at a time: Pillow's own makes a full-size premultiplied copy
+    of an RGBA image first, and some modes must be converted before they can be reduced at all."""
+    mode = _REDUCE_AS.get(image.mode, image.mode)
+    width, height = image.size
+    out = Image.new(mode, (math.ceil(width / factor), math.ceil(height / factor)))
+    rows = factor * max(1, _STRIP_PIXELS // (width * factor))
+    for top in range(0, height, rows):
+        strip = image.crop((0, top, width, min(height, top + rows)))
+        out.paste((strip.convert(mode) if strip.mode != mode else strip).reduce(factor), (0, top // factor))
+    return out
+
+
+def _to_srgb(image: Image.Image, notes: list[str], *, sixteen_bit: bool = False) -> Image.Image:
+    """Any of Pillow's pixel layouts -> 8-bit RGB or RGBA in sRGB. ``sixteen_bit``: the source was 16-bit, though
+    reducing it may have made it 32-bit integers."""
     icc = image.info.get("icc_profile")
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        image = _high_bit_depth_to_l(image)
+        image = _high_bit_depth_to_l(image, sixteen_bit=sixteen_bit)
         mode = "L"
     if mode == "P" or mode == "PA" or mode in ("LA", "La", "RGBa"):
         image = image.convert("RGBA")
@@ -170,12 +232,13 @@ def _to_srgb(image: Image.Image, notes: list[str]) -> Image.Image:
     return rgb
 
 
-def _high_bit_depth_to_l(image: Image.Image) -> Image.Image:
-    values = np.asarray(image, dtype=np.float64)
+def _high_bit_depth_to_l(image: Image.Image, *, sixteen_bit: bool) -> Image.Image:
+    # float32 is plenty for mapping to 256 levels, and half float64's memory.
+    values = np.asarray(image, dtype=np.float32)
     if image.mode == "F":
         low, high = float(np.nanmin(values)), float(np.nanmax(values))
     else:
-        low, high = 0.0, 65535.0 if values.max() > 255 or image.mode.startswith("I;16") else 255.0
+        low, high = 0.0, 65535.0 if values.max() > 255 or sixteen_bit or image.mode.startswith("I;16") else 255.0
     span = high - low if high > low else 1.0
     scaled = np.clip((np.nan_to_num(values) - low) * (255.0 / span), 0, 255)
     return Image.fromarray(np.round(scaled).astype(np.uint8), "L")
