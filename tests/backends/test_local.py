@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import signal
+import threading
+from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from bot.backends import RemoteId, TransientError
+from bot.backends import RemoteId, SourceImage, TransientError
 from bot.backends.local import LocalBackend
 from bot.engine import ImageTooLarge, Limits, Size
 from bot.engine.pool import EnginePool
-from bot.net import Fetched
 from bot.spec import ResizeSpec
-from tests.images import astronaut
+from bot.user_errors import UserError
+from tests.images import astronaut, encode
 
-IMAGE = Fetched(astronaut(), "image/jpeg", "https://files.slack.com/a.jpg")
+IMAGE = SourceImage(astronaut(), "image/jpeg")
 
 
 async def _never_saved(remote_id: str) -> None:
@@ -61,3 +65,62 @@ async def test_a_dead_worker_is_a_transient_error_and_the_pool_recovers() -> Non
             await backend.run(IMAGE, spec, NO_REMOTE)
         result = await backend.run(IMAGE, spec, NO_REMOTE)  # a fresh pool took its place
         assert [(image.width, image.height) for image in result.images] == [(100, 100)]
+
+
+class OomKiller:
+    """What a container's memory limit does, on loopback: SIGKILL any child of this process over ``limit_mb``."""
+
+    def __init__(self, limit_mb: float) -> None:
+        self.limit_mb = limit_mb
+        self.killed: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> OomKiller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        me = os.getpid()
+        while not self._stop.wait(0.005):
+            for status in Path("/proc").glob("[0-9]*/status"):
+                try:
+                    fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+                except OSError:
+                    continue  # it ended meanwhile
+                rss_kb = int(fields.get("VmRSS", "0 kB").split()[0])
+                if int(fields.get("PPid", "0")) == me and rss_kb > self.limit_mb * 1024:
+                    pid = int(status.parent.name)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                    self.killed.append(pid)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads children's memory in /proc")
+async def test_the_image_that_kills_a_worker_gets_one_retry_alone_then_a_plain_sentence() -> None:
+    pixels = Image.new("RGBA", (7000, 7000), (9, 90, 200, 128))  # 49 MP: 200 MB decoded, well over the limit
+    greedy = SourceImage(encode(pixels, "PNG", compress_level=1), "image/png")
+    spec = ResizeSpec(sizes=(Size(100, 100),))
+    async with EnginePool(workers=2) as pool:
+        backend = LocalBackend(pool, Limits())
+        await backend.run(IMAGE, spec, NO_REMOTE)  # the workers are up, and a small job is well under the limit
+        with OomKiller(limit_mb=230) as killer:
+            first = await asyncio.gather(
+                backend.run(greedy, spec, NO_REMOTE), backend.run(IMAGE, spec, NO_REMOTE), return_exceptions=True
+            )
+            assert killer.killed and isinstance(first[0], TransientError)  # retried: it might have been a bystander
+            with pytest.raises(UserError) as refused:  # alone, it dies again: its own doing
+                await backend.run(greedy, spec, NO_REMOTE)
+            assert str(refused.value) == "This image needs more memory than the app allows; share a smaller version."
+            # The other image, broken or not by the crash, comes out fine; and the pool is whole again.
+            for _ in range(2):
+                result = await backend.run(IMAGE, spec, NO_REMOTE)
+                assert [(image.width, image.height) for image in result.images] == [(100, 100)]
+            kills = len(killer.killed)
+            with pytest.raises(UserError):  # asked for again: refused at once, no worker fed to it
+                await backend.run(greedy, spec, NO_REMOTE)
+            assert len(killer.killed) == kills
