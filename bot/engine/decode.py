@@ -30,7 +30,7 @@ Image.MAX_IMAGE_PIXELS = None
 SUPPORTED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF"}
 _FORMAT_NAMES = "JPEG, PNG, WebP, GIF, BMP or TIFF"
 _SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that rotate by 90 degrees
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, MemoryError)
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError)
 _SRGB = ImageCms.createProfile("sRGB")
 
 
@@ -161,6 +161,10 @@ def decode(probed: Probe, min_scale: float, limits: Limits) -> Decoded:
                     "The image is large for the memory the app allows, so it was worked on at "
                     f"{image.width}x{image.height}; the biggest outputs may be a little softer."
                 )
+    except MemoryError:  # under a memory limit of the operator's (ulimit, a container): not the file's fault
+        raise ImageTooLarge(
+            "This image needs more memory than the app allows; use a smaller version.", setting="MAX_DECODED_MB"
+        ) from None
     except _DECODE_ERRORS:
         raise CorruptImage("The image file is damaged or incomplete; export it again and retry.") from None
     try:

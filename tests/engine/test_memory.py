@@ -89,3 +89,37 @@ def test_files_at_the_caps_decode_within_them_or_are_refused_before_decoding() -
     webp = results[-1]
     assert "decoding it takes 286 MB of memory, more than the 100 MB allowed" in webp["outcome"], webp
     assert webp["growth_mb"] < 20, webp  # refused on the header alone
+
+
+_OUT_OF_MEMORY = textwrap.dedent(
+    """
+    import io, resource
+    from PIL import Image
+    from bot.engine import EngineError, Limits, ResizeRequest, Size, resize
+    from bot.engine.importance import warm_up
+
+    warm_up()
+    buffer = io.BytesIO()
+    Image.new("RGB", (8000, 8000), (1, 2, 3)).save(buffer, "PNG", compress_level=1)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmData:"):
+            limit = int(line.split()[1]) * 1024 + 150 * 2**20  # less than the 256 MB this decode needs
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))  # as an operator's ulimit or a container would
+    try:
+        resize(buffer.getvalue(), ResizeRequest(sizes=(Size(300, 300),)), Limits())
+        print("resized")
+    except EngineError as error:
+        print(type(error).__name__, "|", error, "|", error.setting)
+    """
+)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmData from /proc")
+def test_running_out_of_memory_is_an_image_too_large_not_a_damaged_file() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _OUT_OF_MEMORY], capture_output=True, text=True, timeout=120, check=True,
+        cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    assert done.stdout.strip() == (
+        "ImageTooLarge | This image needs more memory than the app allows; use a smaller version. | MAX_DECODED_MB"
+    )
