@@ -52,7 +52,7 @@ def main() -> int:
 async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    from bot.app import add_health_route, add_source_route, build_app
+    from bot.app import add_health_route, add_request_guards, add_source_route, build_app
     from bot.services import open_services
 
     stop = stop or _stop_on_signals()
@@ -72,7 +72,8 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             socket = None
         add_health_route(web_app, services)
         add_source_route(web_app, services)
-        runner = web.AppRunner(web_app)
+        # Read deadlines on every connection, and /slack/events checked before Bolt (HEADER_/BODY_READ_TIMEOUT).
+        runner = add_request_guards(web_app, services).runner(web_app)
         await runner.setup()
         await web.TCPSite(runner, host="0.0.0.0", port=settings.port).start()  # noqa: S104 - Slack must reach it
         mode = "Socket Mode" if socket else f"HTTP at :{settings.port}/slack/events"

@@ -5,7 +5,9 @@ A bad or missing setting stops start-up with one line per problem saying what to
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
@@ -64,6 +66,9 @@ class Settings:
     public_base_url: str | None = None
     source_link_ttl_s: float = 15 * 60.0
     source_link_key: bytes = field(default=b"", repr=False)
+    # Every listening socket: a request's headers must be in within the first, its body within the second.
+    header_read_timeout_s: float = 10.0
+    body_read_timeout_s: float = 30.0
 
     @property
     def socket_mode(self) -> bool:
@@ -86,9 +91,18 @@ class ServerSettings:
     requests_per_minute: int = 120  # submits per key
     workers: int = field(default_factory=default_workers)
     allow_networks: tuple[Network, ...] = ()
-    public_url: str | None = None  # how clients reach us, for polling and media URLs; default: the request's host
+    public_url: str | None = None  # how clients reach us, for polling and media URLs
+    # Host headers that may name us in polling and media URLs (host, port or None for any); any other Host is
+    # ignored for the address the request arrived on, so a forged header can't send a client's key elsewhere.
+    allowed_hosts: tuple[tuple[str, int | None], ...] = ()
     cleanup_every_s: float = 60.0
     limits: Limits = field(default_factory=Limits)
+    # Work per request: pixels of all outputs together, and of a sync_mode request, whose every status answer
+    # carries them inline (base64, each image twice: output.media_url and images[]).
+    max_output_pixels: int = 100_000_000
+    sync_max_pixels: int = 16_000_000
+    header_read_timeout_s: float = 10.0
+    body_read_timeout_s: float = 30.0
 
     @property
     def max_image_bytes(self) -> int:
@@ -154,6 +168,27 @@ class _Reader:
     def engine_workers(self) -> int:
         return self.integer("ENGINE_WORKERS", default_workers(), 1, 64)
 
+    def read_timeouts(self) -> tuple[float, float]:
+        """HEADER_READ_TIMEOUT and BODY_READ_TIMEOUT, in seconds: the app's and the server's sockets alike."""
+        return (
+            float(self.integer("HEADER_READ_TIMEOUT", 10, 1, 3600)),
+            float(self.integer("BODY_READ_TIMEOUT", 30, 1, 3600)),
+        )
+
+    def allowed_hosts(self) -> tuple[tuple[str, int | None], ...]:
+        hosts: list[tuple[str, int | None]] = []
+        for entry in (self.get("SMART_RESIZE_ALLOWED_HOSTS") or "").split(","):
+            if not entry.strip():
+                continue
+            try:
+                hosts.append(parse_authority(entry.strip()))
+            except ValueError:
+                self.problems.append(
+                    f"SMART_RESIZE_ALLOWED_HOSTS: {entry.strip()[:80]!r} is not a host name or address with an "
+                    "optional port; list the names clients use, like resize.example.com,resize.internal:8080."
+                )
+        return tuple(hosts)
+
     def done(self) -> None:
         if self.problems:
             raise ConfigError(self.problems)
@@ -176,6 +211,7 @@ def load_server_settings(env: Mapping[str, str] | None = None) -> ServerSettings
             f"SMART_RESIZE_PUBLIC_URL={public_url!r} is not an http(s) URL; use the address clients reach this "
             "server at, like https://resize.example.com."
         )
+    header_timeout_s, body_timeout_s = read.read_timeouts()
     settings = ServerSettings(
         keys=keys,
         database_path=read.database_path(),
@@ -186,7 +222,12 @@ def load_server_settings(env: Mapping[str, str] | None = None) -> ServerSettings
         workers=read.engine_workers(),
         allow_networks=read.allow_networks(),
         public_url=public_url,
+        allowed_hosts=read.allowed_hosts(),
         limits=read.limits(),
+        max_output_pixels=read.integer("SMART_RESIZE_MAX_OUTPUT_MEGAPIXELS", 100, 1, 10_000) * 1_000_000,
+        sync_max_pixels=read.integer("SMART_RESIZE_SYNC_MAX_MEGAPIXELS", 16, 1, 1000) * 1_000_000,
+        header_read_timeout_s=header_timeout_s,
+        body_read_timeout_s=body_timeout_s,
     )
     read.done()
     return settings
@@ -261,6 +302,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     source_link_minutes = integer("SOURCE_LINK_MINUTES", 15, 1, 24 * 60)
     # A key of its own when given; else one derived from a secret the app has anyway (a restart keeps it).
     link_secret = get("SOURCE_LINK_KEY") or signing_secret or bot_token or ""
+    header_timeout_s, body_timeout_s = read.read_timeouts()
 
     read.done()
     assert bot_token is not None
@@ -285,7 +327,29 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         public_base_url=public_base_url.rstrip("/") if public_base_url else None,
         source_link_ttl_s=source_link_minutes * 60.0,
         source_link_key=derive_key(link_secret),
+        header_read_timeout_s=header_timeout_s,
+        body_read_timeout_s=body_timeout_s,
     )
+
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_AUTHORITY = re.compile(rf"(?P<host>\[[0-9A-Fa-f:.]+\]|{_LABEL}(?:\.{_LABEL})*)(?::(?P<port>[0-9]{{1,5}}))?", re.ASCII)
+
+
+def parse_authority(text: str) -> tuple[str, int | None]:
+    """``host[:port]`` as a Host header or SMART_RESIZE_ALLOWED_HOSTS entry names it: a DNS name, an IPv4 address or
+    a bracketed IPv6 one, lower-cased. Anything else (``127.0.0.1@evil.example``, paths, spaces) is a ValueError:
+    such a header must never make its way into a URL this server hands out."""
+    match = _AUTHORITY.fullmatch(text)
+    if match is None or len(match["host"]) > 253:
+        raise ValueError(f"{text[:80]!r} is not a host with an optional port")
+    host = match["host"].lower()
+    if host.startswith("["):
+        ipaddress.IPv6Address(host[1:-1])  # ValueError for a malformed address
+    port = int(match["port"]) if match["port"] is not None else None
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"port {port} is out of range")
+    return host, port
 
 
 def _is_http_url(value: str) -> bool:

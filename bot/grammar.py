@@ -23,11 +23,15 @@ Grammar, as decided here (``help_text`` is the user's version):
 ``parse_command`` is strict: the first problem raises ``ParseError`` with a sentence to show the user.
 ``parse_mention`` is lenient: it never raises, skips ordinary words, and reports what it had to drop or change in
 ``ResizeCommand.notes`` instead, because a mention is a sentence to a person, not a command line.
+
+Both read at most ``MAX_TEXT_CHARS``: a command that is longer is refused, a mention is read up to there (and says
+so), and a mention keeps at most ``MAX_NOTES`` notes, so any text is answered in bounded time with a bounded reply.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -43,6 +47,10 @@ from bot.spec import ResizeSpec
 
 MAX_SIZES = 10
 DEFAULT_LIMITS = Limits()
+# Slack allows 40,000 characters in a message and a few thousand in a slash command; a request needs a few hundred.
+# Read whole, a 40,000-character mention took 1.6 s of the event loop and was answered with 302,000 characters.
+MAX_TEXT_CHARS = 4000
+MAX_NOTES = 5  # what a mention left out, one sentence each; the rest are counted in one more
 
 
 class ParseError(ValueError):
@@ -103,11 +111,22 @@ class Grammar:
 
     def parse_command(self, text: str) -> Command:
         """Read the text of a ``/resize`` command; raises ParseError on the first thing it can't use."""
+        if len(text) > MAX_TEXT_CHARS:
+            raise ParseError(
+                f"That is {len(text):,} characters; {self.command_name} reads at most {MAX_TEXT_CHARS:,}. "
+                f"Ask for fewer sizes at once, or use a pack such as {DEFAULT_GROUP}."
+            )
         return _Parser(self, strict=True).parse(text)
 
     def parse_mention(self, text: str) -> Command:
         """Read an @mention's text leniently: never raises; problems become ``ResizeCommand.notes``."""
-        return _Parser(self, strict=False).parse(text)
+        parser = _Parser(self, strict=False)
+        if len(text) > MAX_TEXT_CHARS:
+            # Up to the last break before the cap, so no word (or size) is read cut in half.
+            cut = text.rfind(" ", MAX_TEXT_CHARS // 2, MAX_TEXT_CHARS + 1)
+            text = text[: cut if cut > 0 else MAX_TEXT_CHARS]
+            parser.note(f"Your message is long, so I read only its first {MAX_TEXT_CHARS:,} characters.")
+        return parser.parse(text)
 
     def parse_size_list(self, text: str, *, max_sizes: int | None = None) -> tuple[Size, ...]:
         """Sizes and presets only (settings such as DEFAULT_SIZES, the form's custom sizes); ParseError otherwise."""
@@ -287,14 +306,15 @@ def _either(options: Sequence[str]) -> str:
     return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
 
 
-def _suggestions(word: str, cutoff: float) -> list[str]:
+@functools.lru_cache(maxsize=1024)  # the same unknown word repeated costs one difflib search, not hundreds
+def _suggestions(word: str, cutoff: float) -> tuple[str, ...]:
     names = [*known_names(), "help", "auto", *_FORMAT_WORDS, *_MODE_WORDS]
     found: list[str] = []
     for match in difflib.get_close_matches(word.lower(), names, n=8, cutoff=cutoff):
         name = canonical_name(match) or match
         if name not in found:
             found.append(name)
-    return found[:3]
+    return tuple(found[:3])  # a tuple: the cache hands the same value to every caller
 
 
 # --- parser -----------------------------------------------------------------------------------------------------
@@ -312,12 +332,31 @@ class _Parser:
         # Any: each value is checked against its field's choices before it is stored here.
         self.values: dict[str, Any] = {}
         self.notes: list[str] = []
+        self.more_notes = 0  # past MAX_NOTES: counted, not kept
         self.help = False
+
+    @property
+    def notes_full(self) -> bool:
+        return len(self.notes) >= MAX_NOTES
+
+    def note(self, text: str) -> None:
+        if text in self.notes:  # the same word a hundred times is one note
+            return
+        if self.notes_full:
+            self.more_notes += 1
+        else:
+            self.notes.append(text)
+
+    def final_notes(self) -> tuple[str, ...]:
+        if not self.more_notes:
+            return tuple(self.notes)
+        things = "thing" if self.more_notes == 1 else "things"
+        return (*self.notes, f"I also left out {self.more_notes} more {things} I couldn't use.")
 
     def problem(self, message: str, consequence: str = "I left it out.") -> None:
         if self.strict:
             raise ParseError(message)
-        self.notes.append(f"{message} {consequence}")
+        self.note(f"{message} {consequence}")
 
     def parse(self, text: str) -> Command:
         tokens = [t for t in _tokenize(text) if t.kind == "word" or _is_link(t)]
@@ -363,7 +402,7 @@ class _Parser:
         except TooManyOutputs as error:
             self.problem(str(error), f"I kept the first {self.limits.max_outputs}.")
             sizes = sizes[: self.limits.max_outputs]
-        return AutoCommand("on", sizes, tuple(self.notes))
+        return AutoCommand("on", sizes, self.final_notes())
 
     def run(self, tokens: list[_Token]) -> None:
         i = 0
@@ -424,8 +463,9 @@ class _Parser:
             suggestions = _suggestions(part, 0.6)
             hint = f" Did you mean {_either(suggestions)}?" if suggestions else ""
             raise ParseError(f"I don't know the size or preset {_shown(part)}.{hint} Try {self.command_name} help.")
-        elif len(part) >= 4 and (suggestions := _suggestions(part, 0.85)):
-            self.notes.append(f"I didn't recognise {_shown(part)}; if you meant {_either(suggestions)}, ask again.")
+        elif len(part) >= 4 and not self.notes_full and (suggestions := _suggestions(part, 0.85)):
+            # Suggestions are the slow part (difflib): none once the notes are full, nobody would see them.
+            self.note(f"I didn't recognise {_shown(part)}; if you meant {_either(suggestions)}, ask again.")
 
     def quoted(self, text: str) -> None:
         parts = text.split()
@@ -571,7 +611,7 @@ class _Parser:
             sizes = sizes[: self.limits.max_outputs]
         fields = {_FIELDS[name]: value for name, value in self.values.items()}
         spec = ResizeSpec(sizes=sizes, **{**fields, "variants": variants})
-        return ResizeCommand(spec, url=self.url, notes=tuple(self.notes), sizes_named=bool(self.sizes))
+        return ResizeCommand(spec, url=self.url, notes=self.final_notes(), sizes_named=bool(self.sizes))
 
 
 def _whole_number(text: str) -> int | None:

@@ -18,7 +18,7 @@ from bot.net import parse_allow_networks
 from bot.smart_resize_api.server.app import PREFIX, SmartResizeServer
 from tests.images import astronaut
 from tests.slack_api.emulator import APP_TOKEN, BOT_USER, TEAM, SlackEmulator
-from tests.slack_api.harness import app_env, eventually, free_port
+from tests.slack_api.harness import SHARED_ENGINE, app_env, eventually, free_port
 
 
 async def test_socket_mode_acks_over_the_websocket_and_posts_results(slack: SlackEmulator, tmp_path: Path) -> None:
@@ -86,7 +86,7 @@ async def test_in_socket_mode_the_source_links_are_served_on_port(slack: SlackEm
     # The hosted backend, against our own API server: it can only finish by fetching the link from the app.
     loopback = parse_allow_networks("127.0.0.1/32")
     api_settings = ServerSettings(keys=frozenset({"k"}), database_path=tmp_path / "api.db", allow_networks=loopback)
-    api = TestServer(SmartResizeServer(api_settings).application(), host="127.0.0.1")
+    api = TestServer(SmartResizeServer(api_settings, pool=SHARED_ENGINE.pool).application(), host="127.0.0.1")
     await api.start_server()
     port = free_port()
     env = app_env(

@@ -9,26 +9,42 @@ from PIL import Image, ImageDraw, ImageFont
 from .types import Output, Rect
 
 PREVIEW_LONG_SIDE = 800  # Slack shows thread images at about 360 px: plenty, and cheap to draw
+# A source thinner than this in the preview (a 1x10000 strip is 1x800 there) sits on a dark canvas this wide,
+# so its windows' labels have somewhere to go and the map is still a picture, not a line.
+MIN_SHORT_SIDE = 64
+_CANVAS = (24, 24, 24)
 _PALETTE = [(255, 64, 64), (64, 200, 255), (255, 200, 0), (120, 255, 120), (255, 100, 255), (255, 150, 50)]
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1, inclusive, as ImageDraw takes them
 
 
 def explain_picture(image: Image.Image, scale: float, outputs: list[Output], faces: tuple[Rect, ...]) -> bytes:
     """``image`` is the decoded source (``scale`` decoded pixels per source pixel); returns a JPEG: a preview
-    for people, where a PNG of a photo would be ten times the bytes and take 100 ms to encode."""
+    for people, where a PNG of a photo would be ten times the bytes and take 100 ms to encode.
+
+    Every aspect the engine accepts is drawn, down to a 1-pixel strip: windows thinner than a preview pixel are
+    drawn one pixel wide rather than with an inverted box (which ImageDraw refuses)."""
     factor = min(1.0, PREVIEW_LONG_SIDE / max(image.size))
     size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
     # Shrink first (reducing_gap: a fast box reduce, then a small resample), convert the small copy after.
     preview = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=1.0).convert("RGB")
     # Dim the photo so the coloured windows read clearly on any content.
     preview = Image.blend(preview, Image.new("RGB", preview.size, (0, 0, 0)), 0.25)
+    # A very thin source is centred on a canvas; a small one (16x16) is left as it is, not padded.
+    floor = min(MIN_SHORT_SIDE, max(size))
+    canvas_size = (max(size[0], floor), max(size[1], floor))
+    offset = ((canvas_size[0] - size[0]) // 2, (canvas_size[1] - size[1]) // 2)
+    if canvas_size != size:
+        canvas = Image.new("RGB", canvas_size, _CANVAS)
+        canvas.paste(preview, offset)
+        preview = canvas
     draw = ImageDraw.Draw(preview)
     to_preview = scale * factor
     line = max(2, round(max(preview.size) / 300))
     font = ImageFont.load_default(size=max(12, round(max(preview.size) / 45)))
-    for x, y, w, h in faces:
-        draw.rectangle(_scaled((x, y, w, h), to_preview), outline=(255, 255, 255), width=1)
-    labels: list[tuple[float, float, float, float]] = []
-    boxes = [_scaled(output.source_rect, to_preview) for output in outputs]
+    for face in faces:
+        draw.rectangle(_scaled(face, to_preview, offset), outline=(255, 255, 255), width=1)
+    labels: list[Box] = []
+    boxes = [_scaled(output.source_rect, to_preview, offset) for output in outputs]
     for index, box in enumerate(boxes):
         draw.rectangle(box, outline=_PALETTE[index % len(_PALETTE)], width=line)
     # Labels go on last so no window's outline runs through another window's label.
@@ -51,10 +67,12 @@ def explain_picture(image: Image.Image, scale: float, outputs: list[Output], fac
     return buffer.getvalue()
 
 
-def _scaled(rect: Rect | tuple[float, float, float, float], factor: float) -> tuple[float, float, float, float]:
+def _scaled(rect: Rect, factor: float, offset: tuple[int, int] = (0, 0)) -> Box:
+    """``rect`` (source pixels) as an inclusive preview box; at least one pixel wide and high, never inverted."""
     x, y, w, h = rect
-    return (x * factor, y * factor, (x + w) * factor - 1, (y + h) * factor - 1)
+    x0, y0 = x * factor + offset[0], y * factor + offset[1]
+    return (x0, y0, max(x0, (x + w) * factor + offset[0] - 1), max(y0, (y + h) * factor + offset[1] - 1))
 
 
-def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+def _overlaps(a: Box, b: Box) -> bool:
     return a[0] < b[2] + 4 and b[0] < a[2] + 4 and a[1] < b[3] + 4 and b[1] < a[3] + 4

@@ -10,6 +10,7 @@ The contract sets no upper limits; the ones below are ours, chosen to match the 
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.parse
 from dataclasses import dataclass, field
@@ -46,6 +47,10 @@ MAX_URL_CHARS = 2048
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
 MAX_DATA_URI_CHARS = 4 * -(-MAX_IMAGE_BYTES // 3) + 256
 MAX_REQUEST_ID_CHARS = 256
+# A request body is one object of a few fields, two levels deep (target_sizes). The size of a body is the server's
+# business (413); these bound the work and memory of parsing one: 100 MB of "[0,0,..." would be 50 million values.
+MAX_JSON_DEPTH = 16
+MAX_JSON_ITEMS = 8192  # commas, "[" and "{": every value but the first of each array or object needs one
 
 # ASCII digits only (``\d`` would accept other scripts' digits) and no leading zeros, so that a parsed size
 # always serialises back to the exact same text.
@@ -371,6 +376,43 @@ class StatusResponse:
             images=images,
             description=description,
         )
+
+
+def load_json_body(raw: bytes) -> object:
+    """A request body as JSON, refused with the contract's 400 when it is not JSON, is nested more than
+    MAX_JSON_DEPTH deep, or holds more than MAX_JSON_ITEMS values. Linear in the body, and never a 500: Python's
+    parser would otherwise recurse into 5,000 nested arrays until RecursionError."""
+    # Counted before parsing, in C: base64 and http URLs have no brackets, and a prompt at most 1,000 commas.
+    if raw.count(b",") + raw.count(b"[") + raw.count(b"{") > MAX_JSON_ITEMS:
+        raise ContractError(
+            "Invalid JSON", f"The request body holds more than {MAX_JSON_ITEMS} JSON values; send one object of fields"
+        )
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise _too_deep() from None
+    except (ValueError, UnicodeDecodeError):  # also int() of a number of more than 4,300 digits
+        raise ContractError("Invalid JSON", "The request body must be a JSON object") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise _too_deep()
+    return value
+
+
+def _too_deep() -> ContractError:
+    return ContractError("Invalid JSON", f"The request body is nested more than {MAX_JSON_DEPTH} levels deep")
+
+
+def _depth(value: object) -> int:
+    """How deeply arrays and objects nest in ``value``, without recursion (the values are already bounded)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _request_object(obj: object, *, required: tuple[str, ...], allowed: tuple[str, ...]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from bot.spec import ResizeSpec
 from tests.factories import insert, make_job
 from tests.images import astronaut
 from tests.slack_api.emulator import SlackEmulator
-from tests.slack_api.harness import PACING, eventually, running_app
+from tests.slack_api.harness import PACING, SHARED_ENGINE, eventually, running_app
 from tests.smart_resize_api.fault_server import API_KEY, Fault, FaultServer, drop, respond
 
 
@@ -185,7 +185,7 @@ async def test_hosted_backend_against_our_own_server(tmp_path: Path) -> None:
     from bot.smart_resize_api.server.app import PREFIX, SmartResizeServer
 
     settings = ServerSettings(keys=frozenset({"own-key"}), database_path=tmp_path / "api.db", workers=1)
-    service = SmartResizeServer(settings)
+    service = SmartResizeServer(settings, pool=SHARED_ENGINE.pool)
     api = TestServer(service.application(), host="127.0.0.1")
     await api.start_server()
     try:

@@ -18,7 +18,7 @@ from bot.smart_resize_api.server.app import PREFIX, SmartResizeServer
 from tests.factories import insert, make_job
 from tests.images import astronaut
 from tests.slack_api.emulator import SlackEmulator
-from tests.slack_api.harness import free_port, running_app
+from tests.slack_api.harness import SHARED_ENGINE, free_port, running_app
 from tests.smart_resize_api.fault_server import API_KEY, FaultServer, respond
 
 
@@ -30,7 +30,7 @@ async def test_our_own_server_fetches_the_link_not_a_data_uri(slack: SlackEmulat
     # The self-hosted API, allowed to reach the app on loopback (as a hosted service reaches it over the internet).
     loopback = parse_allow_networks("127.0.0.1/32")
     settings = ServerSettings(keys=frozenset({"own-key"}), database_path=tmp_path / "api.db", allow_networks=loopback)
-    api = TestServer(SmartResizeServer(settings).application(), host="127.0.0.1")
+    api = TestServer(SmartResizeServer(settings, pool=SHARED_ENGINE.pool).application(), host="127.0.0.1")
     await api.start_server()
     port = free_port()
     message = _share(slack)

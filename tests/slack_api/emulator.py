@@ -25,6 +25,7 @@ APP_TOKEN = "xapp-1-AEMU-1-emulator"  # the app-level token Socket Mode connects
 BOT_USER = "UBOTEMU01"
 BOT_ID = "BBOTEMU01"
 TEAM = "TEMU00001"
+APP_ID = "AEMU"
 LOGIN_PAGE = b"<!DOCTYPE html><html><head><title>Slack</title></head><body>Sign in to Slack</body></html>"
 
 SCOPE = {
@@ -226,7 +227,8 @@ class SlackEmulator:
         return {"url": f"ws://127.0.0.1:{self.base_url.rsplit(':', 1)[1]}/socket-mode?ticket={next(self._ids)}"}
 
     def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {"user_id": BOT_USER, "bot_id": BOT_ID, "team_id": TEAM, "user": "smart-resize"}
+        # app_id: Slack includes it for bot tokens (the app falls back to the app-level token's when it is missing).
+        return {"user_id": BOT_USER, "bot_id": BOT_ID, "team_id": TEAM, "user": "smart-resize", "app_id": APP_ID}
 
     def _chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any] | str:
         channel = self._member_channel(params)

@@ -10,16 +10,16 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
-from aiohttp.test_utils import TestServer
+from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
-from bot.app import add_health_route, add_source_route, build_app
+from bot.app import add_health_route, add_request_guards, add_source_route, build_app
 from bot.config import load_settings
 from bot.engine.pool import EnginePool
 from bot.services import Pacing, Services, open_services
@@ -184,23 +184,33 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def running_app(
-    emulator: SlackEmulator, tmp_path: Path, *, port: int | None = None, **extra: str
+    emulator: SlackEmulator,
+    tmp_path: Path,
+    *,
+    port: int | None = None,
+    read_timeouts: tuple[float, float] | None = None,
+    **extra: str,
 ) -> AsyncIterator[RunningApp]:
-    """The app as ``python -m bot`` serves it in HTTP mode, on ``port`` (a free one by default)."""
+    """The app as ``python -m bot`` serves it in HTTP mode, on ``port`` (a free one by default), through the same
+    runner and request guards. ``read_timeouts``: (headers, body) deadlines in seconds, shorter than the settings
+    allow, so tests of slow clients are quick."""
     port = port or free_port()
     settings = load_settings(app_env(emulator, tmp_path, **extra))
+    if read_timeouts is not None:
+        settings = replace(settings, header_read_timeout_s=read_timeouts[0], body_read_timeout_s=read_timeouts[1])
     services_context = open_services(settings, pool=SHARED_ENGINE.pool, pacing=PACING)
     async with services_context as services, aiohttp.ClientSession() as session:
         app = build_app(services)
         web_app = app.web_app(path="/slack/events", port=port)
         add_health_route(web_app, services)
         add_source_route(web_app, services)
-        server = TestServer(web_app, host="127.0.0.1", port=port)
-        await server.start_server()
+        runner = add_request_guards(web_app, services).runner(web_app)
+        await runner.setup()
         try:
-            yield RunningApp(f"http://127.0.0.1:{server.port}", services, session)
+            await web.TCPSite(runner, host="127.0.0.1", port=port).start()
+            yield RunningApp(f"http://127.0.0.1:{port}", services, session)
         finally:
-            await server.close()
+            await runner.cleanup()
 
 
 async def eventually(check: Callable[[], Awaitable[bool] | bool], within: float = 30.0) -> None:

@@ -24,19 +24,22 @@ import math
 import os
 import re
 import shutil
+import signal
 import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import IO, Any
 
 from aiohttp import web
 
-from bot.config import ConfigError, ServerSettings, load_server_settings
+from bot.config import ConfigError, ServerSettings, load_server_settings, parse_authority
 from bot.engine import EngineError, Output, Size, TooManyOutputs, check_output_count
 from bot.engine.pool import EnginePool
 from bot.net import FetchError, NetworkPolicy, SafeFetcher, decode_data_uri
+from bot.slow_clients import SLOW_CLIENTS, SlowClients
 from bot.smart_resize_api.contract import (
     KEY_HEADER,
     NOT_FOUND,
@@ -49,8 +52,9 @@ from bot.smart_resize_api.contract import (
     Status,
     StatusResponse,
     SubmitResponse,
+    load_json_body,
 )
-from bot.smart_resize_api.server.store import ClaimedRequest, RequestStore
+from bot.smart_resize_api.server.store import ClaimedRequest, RequestState, RequestStore
 from bot.spec import ResizeSpec
 from bot.user_errors import api_message
 
@@ -65,6 +69,9 @@ GAVE_UP = "Internal error; the request was not charged."
 NO_KEY_TENANT = "local"  # without keys there is one tenant: whoever reaches the loopback address
 MAX_ATTEMPTS = 3
 _INLINE_JSON_BYTES = 64 * 1024
+# Raw bytes per base64 step of a streamed sync_mode answer (a multiple of 3, so the pieces join into one encoding):
+# about a millisecond of work off the event loop each, and ~2 MB of memory per answer however large its images.
+_STREAM_CHUNK = 3 * 256 * 1024
 _REQUEST_ID = re.compile(r"smart-resize_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _MEDIA_NAME = re.compile(r"output_\d+x\d+_\d+\.(png|jpeg|webp)")
 
@@ -139,10 +146,19 @@ def _now_iso(moment: float | None = None) -> str:
 
 
 class SmartResizeServer:
-    def __init__(self, config: ServerSettings) -> None:
+    def __init__(self, config: ServerSettings, *, pool: EnginePool | None = None) -> None:
+        """``pool``: engine workers to share (the tests' session pool); by default the server starts and owns its
+        own."""
         self.config = config
         self.store = RequestStore(config.database_path)
-        self.pool = EnginePool(config.workers, config.limits)
+        self._own_pool = pool is None
+        self.pool = pool or EnginePool(config.workers, config.limits)
+        self.slow_clients = SlowClients(
+            config.header_read_timeout_s,
+            config.body_read_timeout_s,
+            surface="smart-resize serve",
+            body_answer=_body_too_slow,
+        )
         self.fetcher = SafeFetcher(NetworkPolicy(config.allow_networks), max_bytes=config.max_image_bytes)
         # One token per QUEUED row this process knows of; the rows themselves are the queue (RequestStore).
         self._ready: asyncio.Queue[None] = asyncio.Queue()
@@ -157,7 +173,13 @@ class SmartResizeServer:
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
     def application(self) -> web.Application:
-        app = web.Application(middlewares=[self._errors, self._auth], client_max_size=self.config.max_image_bytes * 2)
+        slow = self.slow_clients
+        # The body is read (within its deadline) after the key is checked: no one without a key makes us wait.
+        app = web.Application(
+            middlewares=[slow.track, self._errors, self._auth, slow.read_body],
+            client_max_size=self.config.max_image_bytes * 2,
+        )
+        app[SLOW_CLIENTS] = slow
         for prefix in (PREFIX, ""):
             app.router.add_post(f"{prefix}/smart-resize-request", self.submit)
             app.router.add_post(f"{prefix}/smart-resize-request-result", self.result)
@@ -185,7 +207,8 @@ class SmartResizeServer:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.pool.close()
+        if self._own_pool:
+            await self.pool.close()
         await self.fetcher.close()
         self.store.close()
 
@@ -264,6 +287,7 @@ class SmartResizeServer:
             check_output_count(len(api_request.target_sizes), api_request.num_images_per_size, self.config.limits)
         except TooManyOutputs as error:
             raise ContractError("Too many images", str(error)) from None
+        self._check_pixels(api_request)
         if api_request.image_url[:5].lower() != "data:":
             try:
                 await self.fetcher.vet(api_request.image_url)
@@ -292,12 +316,32 @@ class SmartResizeServer:
         polling_url = f"{self._origin(request)}/v2/requests/status/{request_id}"
         return web.json_response(SubmitResponse(request_id, Status.QUEUED, polling_url).to_json())
 
-    async def status(self, request: web.Request) -> web.Response:
-        return web.json_response((await self._status_of(request, request.match_info["request_id"])).to_json())
+    def _check_pixels(self, api_request: SmartResizeRequest) -> None:
+        """The work one request may ask for, refused at submit: every output's pixels together, and for sync_mode
+        what each status answer would carry inline."""
+        pixels = sum(width * height for width, height in api_request.sizes) * api_request.num_images_per_size
+        if pixels > self.config.max_output_pixels:
+            raise ContractError(
+                "Too many pixels",
+                f"This request asks for {_megapixels(pixels)} megapixels of images in all; this server makes at most "
+                f"{_megapixels(self.config.max_output_pixels)} per request (SMART_RESIZE_MAX_OUTPUT_MEGAPIXELS). "
+                "Ask for fewer or smaller images, or split the request",
+            )
+        if api_request.sync_mode and pixels > self.config.sync_max_pixels:
+            raise ContractError(
+                "Too large for sync_mode",
+                f"sync_mode returns every image inside each status answer, and this request's "
+                f"{_megapixels(pixels)} megapixels are over the {_megapixels(self.config.sync_max_pixels)} this "
+                "server returns that way (SMART_RESIZE_SYNC_MAX_MEGAPIXELS). Submit it without sync_mode and "
+                "download the media_url links",
+            )
 
-    async def result(self, request: web.Request) -> web.Response:
+    async def status(self, request: web.Request) -> web.StreamResponse:
+        return await self._answer_status(request, request.match_info["request_id"])
+
+    async def result(self, request: web.Request) -> web.StreamResponse:
         result_request = ResultRequest.from_json(await _json_body(request))
-        return web.json_response((await self._status_of(request, result_request.request_id)).to_json())
+        return await self._answer_status(request, result_request.request_id)
 
     async def media(self, request: web.Request) -> web.FileResponse:
         request_id, name = request.match_info["request_id"], request.match_info["name"]
@@ -313,44 +357,66 @@ class SmartResizeServer:
         kind = _MEDIA_TYPES[path.suffix.lstrip(".")]
         return web.FileResponse(path, headers={"Content-Type": kind})
 
-    async def _status_of(self, request: web.Request, request_id: str) -> StatusResponse:
+    async def _answer_status(self, request: web.Request, request_id: str) -> web.StreamResponse:
         stored = await self.store.get(request_id, self._owner(request))
         if stored is None:
             raise _RequestNotFound()
-        output = images = None
-        if stored.status is Status.COMPLETED:
-            media_type = stored.media_type or "image/png"
-            if stored.sync_mode:
-                urls = [await self._data_uri(request_id, name, media_type) for name in stored.files]
-            else:
-                urls = [f"{self._origin(request)}/media/{request_id}/{name}" for name in stored.files]
-            # Both shapes the document shows: output.media_url, and the Output block's images[].
-            output = JobOutput(media_url=urls, media_type=media_type)
-            images = [OutputImage(name, media_type, url) for name, url in zip(stored.files, urls, strict=True)]
-        return StatusResponse(
-            request_id=request_id,
-            status=stored.status,
-            model_id=MODEL_ID,
-            error=stored.error,
-            output=output,
-            created_at=_now_iso(stored.created_at),
-            updated_at=_now_iso(stored.updated_at),
-            completed_at=_now_iso(stored.completed_at) if stored.completed_at else None,
-            images=images,
-            description="" if images is not None else None,
-        )
+        if stored.status is Status.COMPLETED and stored.sync_mode:
+            return await self._stream_inline(request, stored)
+        urls = [f"{self._origin(request)}/media/{stored.id}/{name}" for name in stored.files]
+        return web.json_response(_status_body(stored, urls).to_json())
 
-    async def _data_uri(self, request_id: str, name: str, media_type: str) -> str:
-        def encode() -> str:
-            data = (self.store.media_dir / request_id / name).read_bytes()
-            return f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"
+    async def _stream_inline(self, request: web.Request, stored: RequestState) -> web.StreamResponse:
+        """A finished sync_mode request's answer, its images inline as data URIs, streamed from the files.
 
-        return await asyncio.to_thread(encode)
+        Built whole, four polls of ten 8192x8192 PNGs took 4.6 GB and held the event loop for seconds (json.dumps
+        of 433 MB). Streamed, an answer costs ~2 MB whatever its size, and the loop only writes: each image is
+        read and base64-encoded in pieces, off the loop, into the JSON around it.
+        """
+        media_type = stored.media_type or "image/png"
+        mark = f"inline-{uuid.uuid4().hex}-"  # placeholders nothing else in the answer can contain
+        text = json.dumps(_status_body(stored, [f"{mark}{index}" for index in range(len(stored.files))]).to_json())
+        pieces = re.split(f'"{mark}([0-9]+)"', text)  # JSON, image index, JSON, ..., JSON
+        try:
+            files = await asyncio.to_thread(_open_all, self.store.media_dir / stored.id, stored.files)
+        except OSError:  # expired (its files deleted) since the row was read
+            raise _RequestNotFound() from None
+        try:
+            head = f'"data:{media_type};base64,'.encode()
+            sizes = [os.fstat(file.fileno()).st_size for file in files]
+            response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
+            response.content_length = sum(len(piece.encode()) for piece in pieces[::2]) + sum(
+                len(head) + 4 * -(-sizes[int(index)] // 3) + 1 for index in pieces[1::2]
+            )
+            await response.prepare(request)
+            try:
+                for position, piece in enumerate(pieces):
+                    if position % 2 == 0:
+                        await response.write(piece.encode())
+                        continue
+                    file = files[int(piece)]
+                    file.seek(0)  # each image appears twice: in output.media_url and in images[]
+                    await response.write(head)
+                    while chunk := await asyncio.to_thread(_base64_piece, file):
+                        await response.write(chunk)
+                    await response.write(b'"')
+                await response.write_eof()
+            except ConnectionError:  # the client went away mid-answer: there is no one to tell
+                pass
+            return response
+        finally:
+            for file in files:
+                file.close()
 
     def _origin(self, request: web.Request) -> str:
-        if self.config.public_url:
-            return self.config.public_url.rstrip("/")
-        return f"{request.scheme}://{request.host}"
+        transport = request.transport
+        return origin_for(
+            request.scheme,
+            request.headers.get("Host"),
+            transport.get_extra_info("sockname") if transport is not None else None,
+            public_url=self.config.public_url,
+            allowed_hosts=self.config.allowed_hosts,
+        )
 
     # --- work ---------------------------------------------------------------------------------------------------
 
@@ -389,7 +455,7 @@ class SmartResizeServer:
                 )
             else:
                 source = await self.fetcher.fetch(api_request.image_url, max_bytes=self.config.max_image_bytes)
-            result = await self.pool.resize(source.data, spec_of(api_request).engine_request())
+            result = await self.pool.resize(source.data, spec_of(api_request).engine_request(), self.config.limits)
         except (EngineError, FetchError) as error:
             await self.store.finish(claimed.id, Status.FAILED, time.time(), error=api_message(error))
             return
@@ -421,6 +487,91 @@ class _RequestNotFound(Exception):
     """No such request for this key: unknown, expired, or another key's (one answer for all three)."""
 
 
+def _status_body(stored: RequestState, urls: list[str]) -> StatusResponse:
+    """The status answer; ``urls``: where each of a finished request's files is (unused until it is COMPLETED)."""
+    output = images = None
+    if stored.status is Status.COMPLETED:
+        media_type = stored.media_type or "image/png"
+        # Both shapes the document shows: output.media_url, and the Output block's images[].
+        output = JobOutput(media_url=urls, media_type=media_type)
+        images = [OutputImage(name, media_type, url) for name, url in zip(stored.files, urls, strict=True)]
+    return StatusResponse(
+        request_id=stored.id,
+        status=stored.status,
+        model_id=MODEL_ID,
+        error=stored.error,
+        output=output,
+        created_at=_now_iso(stored.created_at),
+        updated_at=_now_iso(stored.updated_at),
+        completed_at=_now_iso(stored.completed_at) if stored.completed_at else None,
+        images=images,
+        description="" if images is not None else None,
+    )
+
+
+def _open_all(directory: Path, names: list[str]) -> list[IO[bytes]]:
+    """Every file of a request, opened at once: one deleted meanwhile (expiry) then can't cut an answer short."""
+    files: list[IO[bytes]] = []
+    try:
+        for name in names:
+            files.append((directory / name).open("rb"))
+    except OSError:
+        for file in files:
+            file.close()
+        raise
+    return files
+
+
+def _base64_piece(file: IO[bytes]) -> bytes:
+    return base64.b64encode(file.read(_STREAM_CHUNK))
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1_000_000:.1f}".removesuffix(".0")
+
+
+def _body_too_slow(seconds: float) -> web.Response:
+    return web.json_response(
+        {
+            "error": "Request timeout",
+            "details": f"The request body did not arrive within {seconds:g} seconds (BODY_READ_TIMEOUT); send it again",
+        },
+        status=408,
+    )
+
+
+def origin_for(
+    scheme: str,
+    host_header: str | None,
+    sockname: Any,
+    *,
+    public_url: str | None,
+    allowed_hosts: Sequence[tuple[str, int | None]],
+) -> str:
+    """Where polling and media URLs point: SMART_RESIZE_PUBLIC_URL; else the Host header if it names one of
+    SMART_RESIZE_ALLOWED_HOSTS; else the address the request arrived on. Never an unchecked header: a client that
+    follows the polling URL sends its key there (``Host: 127.0.0.1@evil.example`` would make it evil.example)."""
+    if public_url:
+        return public_url.rstrip("/")
+    if host_header is not None and allowed_hosts:
+        with contextlib.suppress(ValueError):
+            host, port = parse_authority(host_header)
+            effective = port if port is not None else (443 if scheme == "https" else 80)
+            if any(host == name and allowed in (None, effective) for name, allowed in allowed_hosts):
+                return f"{scheme}://{host}" + (f":{port}" if port is not None else "")
+    return f"{scheme}://{_listening_address(sockname)}"
+
+
+def _listening_address(sockname: Any) -> str:
+    """The local address of the connection (``sockname``): the one the client reached, even behind 0.0.0.0."""
+    if isinstance(sockname, tuple) and len(sockname) >= 2:
+        address, port = str(sockname[0]), int(sockname[1])
+        if ":" in address:  # IPv6, bracketed; a zone (fe80::1%eth0) escaped as URLs need it
+            return f"[{address.replace('%', '%25')}]:{port}"
+        return f"{address}:{port}"
+    return "localhost"  # a Unix socket, or a connection already gone
+
+
 def _too_many(details: str, retry_after: float) -> web.Response:
     return web.json_response(
         {"error": "Too many requests", "details": details},
@@ -449,12 +600,9 @@ def spec_of(api_request: SmartResizeRequest) -> ResizeSpec:
 
 async def _json_body(request: web.Request) -> object:
     raw = await request.read()
-    try:
-        if len(raw) > _INLINE_JSON_BYTES:  # a data URI of tens of MB: parsed off the event loop
-            return await asyncio.to_thread(json.loads, raw)
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ContractError("Invalid JSON", "The request body must be a JSON object") from None
+    if len(raw) > _INLINE_JSON_BYTES:  # a data URI of tens of MB: parsed off the event loop
+        return await asyncio.to_thread(load_json_body, raw)
+    return load_json_body(raw)
 
 
 def _is_loopback(host: str) -> bool:
@@ -486,5 +634,20 @@ def serve_forever(host: str | None, port: int) -> int:
     host = host or "0.0.0.0"  # noqa: S104 - keys are configured, so other hosts may connect
     server = SmartResizeServer(config)
     log.info("Smart Resize API on http://%s:%d%s", host, port, PREFIX)
-    web.run_app(server.application(), host=host, port=port, print=None)
+    asyncio.run(_serve(server, host, port))
     return 0
+
+
+async def _serve(server: SmartResizeServer, host: str, port: int) -> None:
+    """Until SIGINT or SIGTERM, through the runner that puts the read deadlines on every connection."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runner = server.slow_clients.runner(server.application())
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host=host, port=port).start()
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -34,7 +34,7 @@ from bot.smart_resize_api.server.app import MAX_ATTEMPTS, PREFIX, DrainPace, Sma
 from bot.smart_resize_api.server.store import RequestStore
 from tests.factories import insert, make_job
 from tests.images import encode, photo
-from tests.slack_api.harness import eventually
+from tests.slack_api.harness import SHARED_ENGINE, eventually
 
 KEY = "server-test-key"
 
@@ -48,7 +48,8 @@ SOURCE = _data_uri(encode(photo(800, 600), "JPEG", quality=90))
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[tuple[TestServer, SmartResizeServer]]:
-    service = SmartResizeServer(ServerSettings(keys=frozenset({KEY}), database_path=tmp_path / "server.db", workers=1))
+    settings = ServerSettings(keys=frozenset({KEY}), database_path=tmp_path / "server.db", workers=1)
+    service = SmartResizeServer(settings, pool=SHARED_ENGINE.pool)
     test_server = TestServer(service.application(), host="127.0.0.1")
     await test_server.start_server()
     yield test_server, service
@@ -172,7 +173,7 @@ async def test_media_serves_only_files_the_server_made(server: tuple[TestServer,
 
 
 async def test_without_keys_only_requests_addressed_to_localhost_are_answered(tmp_path: Path) -> None:
-    service = SmartResizeServer(ServerSettings(database_path=tmp_path / "open.db", workers=1))
+    service = SmartResizeServer(ServerSettings(database_path=tmp_path / "open.db", workers=1), pool=SHARED_ENGINE.pool)
     test_server = TestServer(service.application(), host="127.0.0.1")
     await test_server.start_server()
     url = f"http://127.0.0.1:{test_server.port}/v2/requests/status/smart-resize_x"
@@ -184,6 +185,14 @@ async def test_without_keys_only_requests_addressed_to_localhost_are_answered(tm
             async with session.get(url, headers={"Host": "evil.example:8080"}) as response:
                 assert response.status == 403
                 assert (await response.json())["error"] == "Forbidden"
+            # A loopback Host is answered, but the links come from the address the request arrived on, not from
+            # the header: "localhost:8080" may well be another local service, which would receive the next poll.
+            submit = f"http://127.0.0.1:{test_server.port}{PREFIX}/smart-resize-request"
+            body = {"image_url": SOURCE, "target_sizes": ["64x64"]}
+            async with session.post(submit, json=body, headers={"Host": "localhost:8080"}) as response:
+                assert response.status == 200
+                polling_url = (await response.json())["polling_url"]
+            assert polling_url.startswith(f"http://127.0.0.1:{test_server.port}/v2/requests/status/")
     finally:
         await test_server.close()
 
@@ -191,7 +200,7 @@ async def test_without_keys_only_requests_addressed_to_localhost_are_answered(tm
 async def test_every_error_is_a_json_body(tmp_path: Path) -> None:
     limits = Limits(max_input_bytes=1000)
     config = ServerSettings(keys=frozenset({KEY}), database_path=tmp_path / "s.db", workers=1, limits=limits)
-    test_server = TestServer(SmartResizeServer(config).application(), host="127.0.0.1")
+    test_server = TestServer(SmartResizeServer(config, pool=SHARED_ENGINE.pool).application(), host="127.0.0.1")
     await test_server.start_server()
     try:
         async with aiohttp.ClientSession() as session:
@@ -224,7 +233,7 @@ async def test_accepted_requests_survive_a_restart_and_outputs_expire(tmp_path: 
     left_over.close()
 
     config = ServerSettings(keys=frozenset({KEY}), database_path=db, workers=1, output_ttl_s=60, queue_size=1)
-    service = SmartResizeServer(config)
+    service = SmartResizeServer(config, pool=SHARED_ENGINE.pool)
     test_server = TestServer(service.application(), host="127.0.0.1")
     await test_server.start_server()
     try:
@@ -255,7 +264,8 @@ async def test_a_request_that_keeps_killing_the_server_is_not_run_forever(tmp_pa
         await store.requeue_interrupted(time.time())
     store.close()
 
-    test_server = TestServer(SmartResizeServer(ServerSettings(keys=frozenset({KEY}), database_path=db)).application())
+    settings = ServerSettings(keys=frozenset({KEY}), database_path=db)
+    test_server = TestServer(SmartResizeServer(settings, pool=SHARED_ENGINE.pool).application())
     await test_server.start_server()
     try:
         async with aiohttp.ClientSession() as session:
@@ -273,7 +283,7 @@ async def test_the_server_shares_the_apps_database(tmp_path: Path) -> None:
     job, _ = await insert(jobs, make_job("k1", id="j1"))
     config = load_server_settings({"DATABASE_URL": f"sqlite:///{db}", "SMART_RESIZE_API_KEYS": KEY})
     assert config.database_path == db
-    service = SmartResizeServer(replace(config, workers=1))
+    service = SmartResizeServer(replace(config, workers=1), pool=SHARED_ENGINE.pool)
     test_server = TestServer(service.application(), host="127.0.0.1")
     await test_server.start_server()
     try:
@@ -325,7 +335,7 @@ def test_database_url_is_the_apps_setting() -> None:
 
 async def test_a_full_queue_answers_429_with_retry_after_even_to_a_burst(tmp_path: Path) -> None:
     config = ServerSettings(keys=frozenset({KEY}), database_path=tmp_path / "q.db", workers=1, queue_size=3)
-    test_server = TestServer(SmartResizeServer(config).application(), host="127.0.0.1")
+    test_server = TestServer(SmartResizeServer(config, pool=SHARED_ENGINE.pool).application(), host="127.0.0.1")
     await test_server.start_server()
     big = _data_uri(encode(photo(4000, 3000), "JPEG", quality=90))  # a 12 MP image keeps the worker busy
     url = f"http://127.0.0.1:{test_server.port}{PREFIX}/smart-resize-request"
@@ -406,7 +416,7 @@ async def test_retry_after_follows_the_pace_the_workers_have_shown(tmp_path: Pat
         queue_size=1,
         allow_networks=parse_allow_networks("127.0.0.1/32"),
     )
-    service = SmartResizeServer(config)
+    service = SmartResizeServer(config, pool=SHARED_ENGINE.pool)
     assert service.pace.retry_after() == 5  # nothing measured yet: the first guess
     test_server = TestServer(service.application(), host="127.0.0.1")
     await test_server.start_server()
@@ -464,7 +474,8 @@ async def _fetch_outcome(tmp_path: Path, image_url: str, allow: str = "") -> tup
         {"SMART_RESIZE_API_KEYS": KEY, "DATABASE_URL": f"sqlite:///{tmp_path / 'guard.db'}"}
         | ({"FETCH_ALLOW_PRIVATE_NETWORKS": allow} if allow else {})
     )
-    test_server = TestServer(SmartResizeServer(replace(config, workers=1)).application(), host="127.0.0.1")
+    service = SmartResizeServer(replace(config, workers=1), pool=SHARED_ENGINE.pool)
+    test_server = TestServer(service.application(), host="127.0.0.1")
     await test_server.start_server()
     try:
         async with aiohttp.ClientSession() as session:

@@ -19,6 +19,7 @@ from bot.smart_resize_api.contract import KEY_HEADER, REQUEST_NOT_FOUND, SmartRe
 from bot.smart_resize_api.errors import NotFound
 from bot.smart_resize_api.server.app import PREFIX, SmartResizeServer, SubmitRate, uuid7
 from tests.images import encode, photo
+from tests.slack_api.harness import SHARED_ENGINE
 
 ALICE, BOB = "key-of-alice", "key-of-bob"
 SOURCE = "data:image/png;base64," + base64.b64encode(encode(photo(120, 90), "PNG")).decode()
@@ -27,7 +28,7 @@ SOURCE = "data:image/png;base64," + base64.b64encode(encode(photo(120, 90), "PNG
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[str]:
     settings = ServerSettings(keys=frozenset({ALICE, BOB}), database_path=tmp_path / "api.db", workers=1)
-    server = TestServer(SmartResizeServer(settings).application(), host="127.0.0.1")
+    server = TestServer(SmartResizeServer(settings, pool=SHARED_ENGINE.pool).application(), host="127.0.0.1")
     await server.start_server()
     yield f"http://127.0.0.1:{server.port}"
     await server.close()
@@ -102,7 +103,7 @@ async def test_one_tenants_burst_is_refused_for_that_tenant_only(tmp_path: Path)
     settings = ServerSettings(
         keys=frozenset({ALICE, BOB}), database_path=tmp_path / "q.db", workers=1, queue_size=4, requests_per_minute=60
     )
-    service = SmartResizeServer(settings)
+    service = SmartResizeServer(settings, pool=SHARED_ENGINE.pool)
     server = TestServer(service.application(), host="127.0.0.1")
     await server.start_server()
     gate = asyncio.Event()
@@ -143,7 +144,7 @@ def test_the_rate_is_per_tenant_with_a_burst_then_a_steady_pace() -> None:
 
 async def test_a_rate_limited_key_gets_429_with_retry_after(tmp_path: Path) -> None:
     settings = ServerSettings(keys=frozenset({ALICE, BOB}), database_path=tmp_path / "r.db", requests_per_minute=2)
-    server = TestServer(SmartResizeServer(settings).application(), host="127.0.0.1")
+    server = TestServer(SmartResizeServer(settings, pool=SHARED_ENGINE.pool).application(), host="127.0.0.1")
     await server.start_server()
     submit = f"http://127.0.0.1:{server.port}{PREFIX}/smart-resize-request"
     try:
