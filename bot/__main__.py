@@ -8,11 +8,15 @@ import logging
 import re
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from dotenv import find_dotenv, load_dotenv
 
 from bot.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from bot.services import Pacing
 
 log = logging.getLogger("bot")
 _SECRET = re.compile(r"\b(xox[abpsr]-|xapp-)[A-Za-z0-9-]+")
@@ -49,14 +53,15 @@ def main() -> int:
     return 0
 
 
-async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+async def serve(settings: Settings, *, stop: asyncio.Event | None = None, pacing: Pacing | None = None) -> None:
+    """Serve until ``stop`` (SIGINT/SIGTERM by default); ``pacing``: the waits on Slack and the API (tests shorten)."""
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     from bot.app import add_health_route, add_request_guards, add_source_route, build_app
-    from bot.services import open_services
+    from bot.services import Pacing, open_services
 
     stop = stop or _stop_on_signals()
-    async with open_services(settings) as services:
+    async with open_services(settings, pacing=pacing or Pacing()) as services:
         app = build_app(services)
         # What exists now (numpy, OpenCV, Pillow, slack_sdk, the app) lives as long as the process. Frozen out of
         # the collector's reach, each full collection walks only what jobs allocate: ~6 ms instead of ~40 ms, and

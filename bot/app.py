@@ -460,7 +460,9 @@ def add_source_route(web_app: web.Application, services: Services) -> None:
 
 
 def _image_response(data: bytes, content_type: str) -> web.Response:
-    return web.Response(body=data, content_type=content_type, headers={"Cache-Control": "no-store"})
+    # Served from the app's own origin: never sniffed as something else, never run as a page (an SVG, say).
+    headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
+    return web.Response(body=data, content_type=content_type, headers=headers)
 
 
 def _mode(services: Services) -> str:

@@ -5,9 +5,10 @@ aiohttp waits for a request's headers and body as long as the client cares to se
 keep-alive of an hour), so one unauthenticated client trickling a byte a second holds a connection, and the memory
 behind it, indefinitely. Here:
 
-- **headers**: a connection must deliver a complete request head within ``headers_s`` of opening, or of its
-  previous answer ending; otherwise it gets ``408`` and is closed. An idle kept-alive connection is closed then too
-  (quietly: that is not a slow client).
+- **headers**: a connection must deliver a complete request head within ``headers_s`` of opening, or of the first
+  byte of a later request; otherwise it gets ``408`` and is closed. A kept-alive connection may sit idle between
+  requests for ``idle_s`` (75 s, longer than clients keep theirs: aiohttp's 15 s, so a client never sends on a
+  connection we are closing), and is then closed quietly: that is not a slow client.
 - **body**: the whole body must arrive within ``body_s`` of the head; otherwise ``408`` and the connection closed,
   without the ten seconds aiohttp would otherwise spend reading the rest.
 
@@ -42,6 +43,7 @@ _HEAD_TIMEOUT_ANSWER = (
     b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_HEAD_TIMEOUT_TEXT), _HEAD_TIMEOUT_TEXT)
 )
 REPORT_EVERY_S = 60.0
+KEEPALIVE_IDLE_S = 75.0
 
 
 class SlowClients:
@@ -59,9 +61,11 @@ class SlowClients:
         surface: str,
         body_answer: Callable[[float], web.Response] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        idle_s: float = KEEPALIVE_IDLE_S,
     ) -> None:
         self.headers_s = headers_s
         self.body_s = body_s
+        self.idle_s = idle_s
         self.surface = surface
         self.body_answer = body_answer or _plain_body_answer
         self.clock = clock
@@ -79,6 +83,9 @@ class SlowClients:
         app[SLOW_CLIENTS] = self
 
     def runner(self, app: web.Application, **kwargs: Any) -> GuardedRunner:
+        # No access log: request lines carry capability links (/sources/<token>, /media/<id>/...), which a log
+        # reader could then fetch.
+        kwargs.setdefault("access_log", None)
         return GuardedRunner(app, self, **kwargs)
 
     @web.middleware
@@ -169,11 +176,13 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        self._arm()
+        self._arm(self.guard.headers_s)
         self.inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
         if not self.busy and not self.draining:
+            if not self.partial:  # the first byte of a head: from now on it has headers_s to be complete
+                self._arm(self.guard.headers_s)
             self.partial = True
         self.inner.data_received(data)
 
@@ -201,11 +210,12 @@ class _Connection(asyncio.Protocol):
         self.busy = False
         self.draining = draining
         if self.transport is not None and not self.transport.is_closing():
-            self._arm()
+            # Reading away a body nobody asked for gets the short deadline; an idle keep-alive the long one.
+            self._arm(self.guard.headers_s if draining else self.guard.idle_s)
 
-    def _arm(self) -> None:
+    def _arm(self, seconds: float) -> None:
         self._disarm()
-        self.timer = asyncio.get_running_loop().call_later(self.guard.headers_s, self._expired)
+        self.timer = asyncio.get_running_loop().call_later(seconds, self._expired)
 
     def _disarm(self) -> None:
         if self.timer is not None:

@@ -236,7 +236,7 @@ def test_random_signed_payloads_never_make_a_500_or_a_traceback(
     caplog.set_level(logging.WARNING)
 
     @settings(
-        max_examples=150,
+        max_examples=75,
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )

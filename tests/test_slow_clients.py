@@ -198,3 +198,32 @@ def test_the_log_line_comes_at_most_once_a_minute(caplog: pytest.LogCaptureFixtu
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 3  # at 0, at one minute and at two (of 2.25)
     assert lines[-1].startswith("test: cut slow clients so far: 9 sent headers slower than 1s")
+
+
+async def test_a_kept_alive_connection_may_idle_longer_than_a_head_may_take() -> None:
+    # Clients keep idle connections (aiohttp for 15 s): closing one at the head deadline races their next request.
+    guard = SlowClients(0.1, 1.0, surface="test", idle_s=0.5)
+    app = web.Application()
+
+    async def hello(_request: web.Request) -> web.Response:
+        return web.Response(text="hi")
+
+    app.router.add_get("/", hello)
+    guard.install(app)
+    runner = guard.runner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(2):  # the second request after an idle pause longer than the head deadline
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            await writer.drain()
+            assert (await reader.readuntil(b"hi")).startswith(b"HTTP/1.1 200")
+            await asyncio.sleep(0.25)
+        assert await asyncio.wait_for(reader.read(), 2.0) == b""  # then, idle past idle_s, closed quietly
+        writer.close()
+    finally:
+        await runner.cleanup()
+    assert guard.counts() == {"headers": 0, "bodies": 0}

@@ -18,7 +18,7 @@ from bot.net import parse_allow_networks
 from bot.smart_resize_api.server.app import PREFIX, SmartResizeServer
 from tests.images import astronaut
 from tests.slack_api.emulator import APP_TOKEN, BOT_USER, TEAM, SlackEmulator
-from tests.slack_api.harness import SHARED_ENGINE, app_env, eventually, free_port
+from tests.slack_api.harness import PACING, SHARED_ENGINE, app_env, eventually, free_port
 
 
 async def test_socket_mode_acks_over_the_websocket_and_posts_results(slack: SlackEmulator, tmp_path: Path) -> None:
@@ -102,7 +102,7 @@ async def test_in_socket_mode_the_source_links_are_served_on_port(slack: SlackEm
     )
     del env["SLACK_SIGNING_SECRET"]
     stop = asyncio.Event()
-    serving = asyncio.create_task(serve(load_settings(env), stop=stop))
+    serving = asyncio.create_task(serve(load_settings(env), stop=stop, pacing=PACING))
     try:
         await asyncio.wait_for(slack.socket_connected.wait(), 15)
         shared = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "team.jpg")])

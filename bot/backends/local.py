@@ -1,14 +1,16 @@
 """The embedded engine as a backend: the spec's engine request, run in the worker-process pool.
 
 A worker that dies (killed for memory, a crash in native code) breaks every job the pool was running, and nothing
-says whose image did it. So each of those images becomes a suspect and is retried once, alone, in a pool of its
-own: the image that killed the worker kills only that one, and gets a plain sentence instead of more retries; the
-others were bystanders and finish.
+says whose image did it. So each of those images becomes a suspect and is retried once, alone: in a pool of its own,
+one suspect at a time. The image that kills that worker too gets a plain sentence instead of more retries (and, for
+an hour, is refused at once if asked for again); the others were bystanders and finish.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 from collections import OrderedDict
 from concurrent.futures.process import BrokenProcessPool
 
@@ -18,8 +20,9 @@ from bot.engine.pool import EnginePool
 from bot.spec import ResizeSpec
 from bot.user_errors import UserError
 
-NEEDS_MORE_MEMORY = "This image needs more memory than the app allows; share a smaller version."
-_REMEMBERED = 1000  # images that were being resized when a worker died, and whether one did so alone
+NEEDS_MORE_MEMORY = "This image needs more memory than the app allows; share a smaller version."  # in Slack's words
+_REMEMBERED = 1000  # images that were being resized when a worker died, and when one killed a worker alone
+_PROVEN_FOR_S = 3600.0  # then a convicted image gets another chance (memory may have been freed, limits raised)
 
 
 class LocalBackend:
@@ -28,7 +31,9 @@ class LocalBackend:
     def __init__(self, pool: EnginePool, limits: Limits) -> None:
         self.pool = pool
         self.limits = limits
-        self._suspects: OrderedDict[str, bool] = OrderedDict()  # digest -> proven (it killed a worker alone)
+        # digest -> when it killed a worker alone (None: only suspected, as a bystander may be)
+        self._suspects: OrderedDict[str, float | None] = OrderedDict()
+        self._one_alone = asyncio.Lock()  # suspects run one at a time, so they can't take each other's memory
 
     async def run(self, image: SourceImage, spec: ResizeSpec, remote: RemoteId) -> BackendResult:
         # The crop map comes with every job: the "Show crop map" button needs it, and it costs a few ms.
@@ -48,9 +53,10 @@ class LocalBackend:
         return BackendResult(images=images, notes=list(result.notes), crop_map=result.crop_map)
 
     async def _alone(self, data: bytes, request: ResizeRequest, digest: str) -> ResizeResult:
-        if self._suspects[digest]:  # it already killed a worker on its own: don't feed it another
-            raise UserError(NEEDS_MORE_MEMORY)
-        async with EnginePool(workers=1) as alone:
+        proven = self._suspects[digest]
+        if proven is not None and time.monotonic() - proven < _PROVEN_FOR_S:
+            raise UserError(NEEDS_MORE_MEMORY)  # it already killed a worker on its own: don't feed it another
+        async with self._one_alone, EnginePool(workers=1) as alone:
             try:
                 result = await alone.resize(data, request, self.limits)
             except BrokenProcessPool:
@@ -59,12 +65,11 @@ class LocalBackend:
                     NEEDS_MORE_MEMORY,
                     detail="an engine worker died on this image alone (killed for memory, or crashed); not retried",
                 ) from None
-        if not self._suspects.get(digest):  # a bystander of another image's crash after all
-            self._suspects.pop(digest, None)
+        self._suspects.pop(digest, None)  # a bystander of another image's crash after all
         return result
 
     def _suspect(self, digest: str, *, proven: bool) -> None:
-        self._suspects[digest] = proven or self._suspects.get(digest, False)
+        self._suspects[digest] = time.monotonic() if proven else self._suspects.get(digest)
         self._suspects.move_to_end(digest)
         while len(self._suspects) > _REMEMBERED:
             self._suspects.popitem(last=False)

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from . import decode as decoding
-from .errors import InvalidOption, InvalidSize
+from .errors import ImageTooLarge, InvalidOption, InvalidSize
 from .explain import explain_picture
 from .framing import Framer
 from .importance import ANALYSIS_LONG_SIDE, analyse
@@ -65,7 +65,17 @@ def resize(
     on_output: Callable[[int, int], None] | None = None,
 ) -> ResizeResult:
     """Every requested size (and variant) of one image. ``on_output(done, total)`` reports progress."""
-    limits = limits or Limits()
+    try:
+        return _resize(data, request, limits or Limits(), on_output)
+    except MemoryError:  # past the decode too (analysis, rendering), under an operator's memory limit
+        raise ImageTooLarge(
+            "This image needs more memory than the app allows; use a smaller version.", setting="MAX_DECODED_MB"
+        ) from None
+
+
+def _resize(
+    data: bytes, request: ResizeRequest, limits: Limits, on_output: Callable[[int, int], None] | None
+) -> ResizeResult:
     validate(request, limits)
     hints = parse_prompt(request.prompt)
     probed = decoding.probe(data, limits)
@@ -73,7 +83,7 @@ def resize(
     resolution = "2K" if hints.detail and request.resolution == "1K" else request.resolution
 
     decoded = decoding.decode(probed, _decode_scale(source, request, resolution, hints.zoom), limits)
-    del probed  # its full-size pixels, where a reduced copy replaced them, must not outlive the decode
+    del probed  # it holds the opened image: the decoded pixels are in ``decoded`` now, and nothing else may pin it
     notes = list(decoded.notes)
     analysis_image = _analysis_copy(decoded.image)
     analysis = analyse(np.asarray(analysis_image), analysis_image.width / source.width, hints)

@@ -17,7 +17,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, UnidentifiedImageError
 
 from .errors import CorruptImage, ImageTooLarge, NotAnImage, UnsupportedFormat
 from .types import Limits, Size
@@ -126,6 +126,7 @@ def decode(probed: Probe, min_scale: float, limits: Limits) -> Decoded:
     working-copy cap needs it), releasing the full-size pixels as soon as the reduced copy exists."""
     image = probed.image
     source_mode = image.mode
+    icc = image.info.get("icc_profile")  # read now: the reduced copy carries none of the file's metadata
     notes: list[str] = []
     stored_w, stored_h = image.size
     # The working copy's cap wins over what the outputs would like: bounded memory, at the price of a softer 4K.
@@ -155,24 +156,18 @@ def decode(probed: Probe, min_scale: float, limits: Limits) -> Decoded:
             reduced = _reduce(image, factor)
             image.close()  # the full-size pixels go now, before any conversion copies the reduced ones
             image = reduced
-            scale = image.width / stored_w
+            # Reduced sizes are rounded up, so one axis can read a little larger: the smaller keeps every box inside.
+            scale = min(image.width / stored_w, image.height / stored_h)
             if scale < min_scale * 0.999:
                 notes.append(
                     "The image is large for the memory the app allows, so it was worked on at "
                     f"{image.width}x{image.height}; the biggest outputs may be a little softer."
                 )
-    except MemoryError:  # under a memory limit of the operator's (ulimit, a container): not the file's fault
-        raise ImageTooLarge(
-            "This image needs more memory than the app allows; use a smaller version.", setting="MAX_DECODED_MB"
-        ) from None
-    except _DECODE_ERRORS:
+    except _DECODE_ERRORS:  # (a MemoryError is no damaged file: resize() says what it is)
         raise CorruptImage("The image file is damaged or incomplete; export it again and retry.") from None
-    try:
-        if probed.orientation != 1:
-            image = ImageOps.exif_transpose(image)
-    except _DECODE_ERRORS:
-        notes.append("Ignored unreadable orientation metadata.")
-    image = _to_srgb(image, notes, sixteen_bit=source_mode.startswith("I;16"))
+    if probed.orientation in _TRANSPOSE:  # from the header, since a reduced copy has no EXIF of its own
+        image = image.transpose(_TRANSPOSE[probed.orientation])
+    image = _to_srgb(image, notes, icc=icc, sixteen_bit=source_mode.startswith("I;16"))
     return Decoded(
         image=image, scale=scale, source_size=probed.source_size, source_format=probed.source_format, notes=notes
     )
@@ -184,7 +179,17 @@ _BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "
 # canvas peaked at 1.5 GB): it takes three times what the pixels do.
 _DECODE_COPIES = {"WEBP": 3}
 # Modes Image.reduce cannot take, and what each is converted to, a strip at a time, before it is reduced.
-_REDUCE_AS = {"1": "L", "P": "RGBA", "I;16": "I", "I;16B": "I", "I;16L": "I", "I;16N": "I"}
+_REDUCE_AS = {"1": "L", "P": "RGBA", "PA": "RGBA", "I;16": "I", "I;16B": "I", "I;16L": "I", "I;16N": "I"}
+# EXIF orientation -> the transpose that shows the image upright (as ImageOps.exif_transpose has it).
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 _STRIP_PIXELS = 4_000_000
 
 
@@ -209,10 +214,9 @@ def _reduce(image: Image.Image, factor: int) -> Image.Image:
     return out
 
 
-def _to_srgb(image: Image.Image, notes: list[str], *, sixteen_bit: bool = False) -> Image.Image:
-    """Any of Pillow's pixel layouts -> 8-bit RGB or RGBA in sRGB. ``sixteen_bit``: the source was 16-bit, though
-    reducing it may have made it 32-bit integers."""
-    icc = image.info.get("icc_profile")
+def _to_srgb(image: Image.Image, notes: list[str], *, icc: bytes | None, sixteen_bit: bool = False) -> Image.Image:
+    """Any of Pillow's pixel layouts -> 8-bit RGB or RGBA in sRGB, through the file's colour profile ``icc``.
+    ``sixteen_bit``: the source was 16-bit, though reducing it may have made it 32-bit integers."""
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         image = _high_bit_depth_to_l(image, sixteen_bit=sixteen_bit)

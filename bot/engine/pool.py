@@ -39,18 +39,20 @@ class EnginePool:
     async def resize(self, data: bytes, request: ResizeRequest, limits: Limits | None = None) -> ResizeResult:
         """``limits``: this call's caps, where they are not the pool's (one pool can serve several callers)."""
         loop = asyncio.get_running_loop()
+        executor = self._pool()
         try:
-            return await loop.run_in_executor(self._pool(), resize, data, request, limits or self.limits)
+            return await loop.run_in_executor(executor, resize, data, request, limits or self.limits)
         except BrokenProcessPool:
             # A worker died (out of memory, killed): replace the pool so one bad input doesn't take the service
             # down; the caller decides what this job does next (the local backend retries it).
-            self._replace()
+            self._replace(executor)
             raise
 
-    def _replace(self) -> None:
-        broken, self._executor = self._executor, None
-        if broken is not None:
-            broken.shutdown(wait=False, cancel_futures=True)
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        """Drop ``broken``, unless another failed call has already put a fresh pool in its place."""
+        if self._executor is broken:
+            self._executor = None
+        broken.shutdown(wait=False, cancel_futures=True)
 
     async def close(self) -> None:
         executor, self._executor = self._executor, None

@@ -195,7 +195,7 @@ async def run_with_timeout(
     except TimeoutError as exc:
         # Also catches aiohttp's ServerTimeoutError, which is both a TimeoutError and a ClientError.
         failure, cause = FetchTimeout(timeout_s), exc
-    except aiohttp.InvalidURL as exc:
+    except (aiohttp.InvalidURL, UnicodeError) as exc:  # UnicodeError: a host name IDNA can't encode (a..b)
         failure, cause = InvalidUrl("it isn't a valid web address"), exc
     except aiohttp.ClientConnectorError as exc:
         failure, cause = FetchFailed(None), exc
@@ -258,6 +258,8 @@ class SafeFetcher:
         assert isinstance(connector, GuardedConnector)
         try:
             await connector.vet(target.raw_host or "", target.port or 443)
+        except UnicodeError:  # a host name IDNA can't encode (a..b, a label over 63 characters)
+            raise InvalidUrl("it isn't a valid web address") from None
         except (aiohttp.ClientConnectorError, OSError):
             return
 

@@ -192,3 +192,22 @@ def test_no_sizes_and_bad_options_are_refused() -> None:
         resize(data, ResizeRequest(sizes=(Size(64, 64),), variants=0))
     with pytest.raises(InvalidOption, match="format"):
         resize(data, ResizeRequest(sizes=(Size(64, 64),), output_format="gif"))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_orientation_and_colour_profile_survive_a_decode_that_reduces(fmt: str) -> None:
+    # Stored 800x400 with "rotate 90" in EXIF: upright it is 400x800. Outputs a tiny fraction of it make the decode
+    # reduce (strip by strip, for PNG; and past JPEG's 1/8 for the JPEG), and the reduced copy has no EXIF itself.
+    stored = Image.new("RGB", (800, 400), (200, 30, 30))
+    stored.paste((30, 30, 200), (0, 0, 400, 400))  # the left half blue: upright (rotated), it is the top
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    stored.save(buffer, fmt, exif=exif.tobytes(), icc_profile=srgb, **({"quality": 95} if fmt == "JPEG" else {}))
+    result = resize(buffer.getvalue(), ResizeRequest(sizes=(Size(20, 40),), mode="crop", output_format="png"))
+    assert result.source_size == Size(400, 800)
+    with Image.open(io.BytesIO(result.outputs[0].data)) as output:
+        top, bottom = output.convert("RGB").getpixel((10, 2)), output.convert("RGB").getpixel((10, 37))
+    assert top[2] > 150 > top[0] and bottom[0] > 150 > bottom[2], (top, bottom)  # blue on top, red below
+    assert not any("profile" in note for note in result.notes)  # the profile was found and applied

@@ -6,7 +6,7 @@ configurable time. The queue is bounded (429 with Retry-After when full) and ima
 processes. Without configured keys the server only listens on loopback.
 
 Each API key is a tenant: its requests, statuses and media are its own (another key gets the same 404 as an unknown
-id), it has its own rate limit and its own share of the queue, and workers serve tenants in turn.
+id), it has its own rate limit and its own share of the queue, and workers serve the tenants in turn.
 """
 
 from __future__ import annotations
@@ -82,7 +82,8 @@ def tenant_id(key: str) -> str:
 
 
 def _digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
+    # surrogateescape: aiohttp decodes header bytes that are not UTF-8 that way, and they must hash, not raise.
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
 
 
 def uuid7() -> uuid.UUID:
@@ -251,7 +252,7 @@ class SmartResizeServer:
     async def _auth(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if not self.config.keys and not _is_loopback(request.url.host or ""):
+        if not self.config.keys and not _is_loopback(_host_of(request)):
             # Keyless means loopback only; a page that rebinds its DNS name to 127.0.0.1 still sends its own Host.
             return web.json_response(LOOPBACK_ONLY, status=403)
         # Media links are capabilities handed to the client (like a CDN URL): they need no key, but a wrong one
@@ -434,7 +435,10 @@ class SmartResizeServer:
                 continue
             self._queued[claimed.tenant] -= 1
             try:
-                if claimed.attempts > MAX_ATTEMPTS:
+                if claimed.request is None:
+                    log.error("request %s: its stored body no longer reads; it ends as ERROR", claimed.id)
+                    await self.store.finish(claimed.id, Status.ERROR, time.time(), error=GAVE_UP)
+                elif claimed.attempts > MAX_ATTEMPTS:
                     log.error("request %s was interrupted %d times; giving up", claimed.id, claimed.attempts - 1)
                     await self.store.finish(claimed.id, Status.ERROR, time.time(), error=GAVE_UP)
                 else:
@@ -448,8 +452,9 @@ class SmartResizeServer:
 
     async def _process(self, claimed: ClaimedRequest) -> None:
         api_request = claimed.request
+        assert api_request is not None  # _worker ends unreadable ones
         try:
-            if api_request.image_url.startswith("data:"):
+            if api_request.image_url[:5].lower() == "data:":
                 source = await asyncio.to_thread(
                     decode_data_uri, api_request.image_url, max_bytes=self.config.max_image_bytes
                 )
@@ -603,6 +608,14 @@ async def _json_body(request: web.Request) -> object:
     if len(raw) > _INLINE_JSON_BYTES:  # a data URI of tens of MB: parsed off the event loop
         return await asyncio.to_thread(load_json_body, raw)
     return load_json_body(raw)
+
+
+def _host_of(request: web.Request) -> str:
+    """The Host header's host, or "" when it is not one (``x:y``, a port past 65535): never an exception."""
+    try:
+        return request.url.host or ""
+    except ValueError:
+        return ""
 
 
 def _is_loopback(host: str) -> bool:

@@ -1,16 +1,16 @@
 """The API server's requests: one row each, in the same SQLite database the app keeps its jobs in.
 
-The table is the queue. A worker claims the oldest QUEUED row (QUEUED -> PROCESSING in one statement, so two
-workers never take the same one), and what was accepted before a crash or restart is still there afterwards, however
+The table is the queue. A worker claims a QUEUED row (QUEUED -> PROCESSING in one statement, so two workers never
+take the same one), and what was accepted before a crash or restart is still there afterwards, however
 many requests were waiting. A starting server puts PROCESSING rows back in the queue, so one server runs per
 database file (the app beside it is fine: it has its own tables). Outputs live as files beside the database.
 
 A request's body can hold its source image as a data URI (tens of MB): only a claim reads it, and it is encoded
 and parsed off the event loop. Status reads take the small columns alone.
 
-Every request belongs to a tenant (one per API key, see ``tenant_of``): reads name the tenant, so one key can never
-see another's requests, and a worker claims from the tenant with the fewest requests in progress, so one tenant's
-burst does not make everyone else wait behind it.
+Every request belongs to a tenant (one per API key, see ``server.app.tenant_id``): reads name the tenant, so one key
+can never see another's requests, and workers claim from the tenants in turn, so one tenant's burst does not make
+everyone else wait behind it.
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ _STATE_COLUMNS = "id, tenant, sync_mode, status, error, files, media_type, creat
 def _upgrade(db: sqlite3.Connection) -> None:
     # Requests stored before tenants existed belong to none: no key can read them, and they expire with the TTL.
     add_missing_column(db, "api_requests", "tenant", "TEXT NOT NULL DEFAULT ''")
+    add_missing_column(db, "api_requests", "claimed_at", "REAL")
     db.execute("CREATE INDEX IF NOT EXISTS api_requests_tenant ON api_requests (tenant, status)")
+    db.execute("CREATE INDEX IF NOT EXISTS api_requests_turns ON api_requests (tenant, claimed_at)")
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ class RequestState:
 class ClaimedRequest:
     id: str
     tenant: str
-    request: SmartResizeRequest
+    request: SmartResizeRequest | None  # None: the stored body no longer reads
     attempts: int  # including this one: a request that keeps killing the server is not run forever
 
 
@@ -103,20 +105,23 @@ class RequestStore:
         return _state(rows[0]) if rows else None
 
     async def claim_next(self, now: float) -> ClaimedRequest | None:
-        """A QUEUED request, now PROCESSING: the oldest of the tenant with the fewest in progress (so tenants take
-        turns); None when nothing waits."""
+        """A QUEUED request, now PROCESSING: the oldest of the tenant whose last claim is the longest ago (one that
+        never had one first), so tenants take turns; None when nothing waits. A body that no longer reads (stored by
+        an older release under other rules) comes back with ``request`` None, for the caller to end."""
         rows = await self._db.run(
-            "UPDATE api_requests SET status = 'PROCESSING', attempts = attempts + 1, updated_at = ? WHERE id = "
-            "(SELECT id FROM api_requests AS q WHERE status = 'QUEUED' ORDER BY "
-            "(SELECT COUNT(*) FROM api_requests AS p WHERE p.tenant = q.tenant AND p.status = 'PROCESSING'), "
-            "created_at LIMIT 1) "
+            "UPDATE api_requests SET status = 'PROCESSING', attempts = attempts + 1, updated_at = ?, claimed_at = ? "
+            "WHERE id = (SELECT id FROM api_requests AS q WHERE status = 'QUEUED' ORDER BY "
+            "(SELECT MAX(p.claimed_at) FROM api_requests AS p WHERE p.tenant = q.tenant), created_at LIMIT 1) "
             "RETURNING id, tenant, body, attempts",
-            (now,),
+            (now, now),
         )
         if not rows:
             return None
         row = rows[0]
-        request = await asyncio.to_thread(lambda: SmartResizeRequest.from_json(json.loads(row["body"])))
+        try:
+            request = await asyncio.to_thread(lambda: SmartResizeRequest.from_json(json.loads(row["body"])))
+        except (ValueError, TypeError, KeyError, RecursionError):  # ContractError is a ValueError
+            request = None
         return ClaimedRequest(row["id"], row["tenant"], request, row["attempts"])
 
     async def requeue_interrupted(self, now: float) -> Counter[str]:

@@ -337,7 +337,8 @@ async def test_a_full_queue_answers_429_with_retry_after_even_to_a_burst(tmp_pat
     config = ServerSettings(keys=frozenset({KEY}), database_path=tmp_path / "q.db", workers=1, queue_size=3)
     test_server = TestServer(SmartResizeServer(config, pool=SHARED_ENGINE.pool).application(), host="127.0.0.1")
     await test_server.start_server()
-    big = _data_uri(encode(photo(4000, 3000), "JPEG", quality=90))  # a 12 MP image keeps the worker busy
+    # A 12 MP image keeps the worker busy (noise: made in milliseconds, where a photo-like one takes seconds).
+    big = _data_uri(encode(Image.effect_noise((4000, 3000), 40).convert("RGB"), "JPEG", quality=90))
     url = f"http://127.0.0.1:{test_server.port}{PREFIX}/smart-resize-request"
     try:
         async with aiohttp.ClientSession() as session:

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestServer
 from bot.config import ServerSettings
 from bot.smart_resize_api.client import SmartResizeClient
 from bot.smart_resize_api.contract import KEY_HEADER, REQUEST_NOT_FOUND, SmartResizeRequest, Status
-from bot.smart_resize_api.errors import NotFound
+from bot.smart_resize_api.errors import JobFailed, NotFound
 from bot.smart_resize_api.server.app import PREFIX, SmartResizeServer, SubmitRate, uuid7
 from tests.images import encode, photo
 from tests.slack_api.harness import SHARED_ENGINE
@@ -207,3 +207,85 @@ async def test_submitted_ids_look_like_the_seeds(api: str) -> None:
     prefix, _, value = job.request_id.partition("_")
     assert prefix == "smart-resize" and uuid.UUID(value).version == 7
     assert job.status is Status.QUEUED
+
+
+async def test_workers_serve_the_tenants_in_turn(tmp_path: Path) -> None:
+    from bot.smart_resize_api.server.store import RequestStore
+
+    store = RequestStore(tmp_path / "turns.db")
+    request = SmartResizeRequest(SOURCE, ["64x64"])
+    submitted = [("alice", n) for n in range(5)] + [("bob", 0), ("carol", 0)]  # alice's burst came first
+    for at, (tenant, n) in enumerate(submitted):
+        await store.add(f"{tenant}-{n}", tenant, request, now=1000.0 + at)
+    order = []
+    for turn in range(len(submitted)):
+        claimed = await store.claim_next(now=2000.0 + turn)
+        assert claimed is not None
+        order.append(claimed.id)
+    store.close()
+    assert order == ["alice-0", "bob-0", "carol-0", "alice-1", "alice-2", "alice-3", "alice-4"]
+
+
+async def test_a_stored_request_that_no_longer_reads_ends_alone_and_frees_its_place(tmp_path: Path) -> None:
+    import sqlite3
+
+    from bot.smart_resize_api.server.app import tenant_id
+    from bot.smart_resize_api.server.store import RequestStore
+
+    db = tmp_path / "old.db"
+    store = RequestStore(db)
+    await store.add("smart-resize_old", tenant_id(ALICE), SmartResizeRequest(SOURCE, ["64x64"]), now=1.0)
+    store.close()
+    with sqlite3.connect(db) as connection:  # as a release with other size rules stored it
+        connection.execute("UPDATE api_requests SET body = ?", ('{"image_url": "data:,", "target_sizes": ["8x8"]}',))
+    settings = ServerSettings(keys=frozenset({ALICE}), database_path=db, queue_size=1, queue_per_key=1)
+    server = TestServer(SmartResizeServer(settings, pool=SHARED_ENGINE.pool).application(), host="127.0.0.1")
+    await server.start_server()
+    origin = f"http://127.0.0.1:{server.port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            alice = _client(session, origin, ALICE)
+            with pytest.raises(JobFailed) as failed:
+                await alice.wait("smart-resize_old")
+            assert failed.value.job_status is Status.ERROR
+            # Its place in the queue (the key's only one) is free again: a new request is taken and runs.
+            done = await alice.wait(await alice.submit(SmartResizeRequest(SOURCE, ["64x64"])))
+            assert done.status is Status.COMPLETED
+    finally:
+        await server.close()
+
+
+async def _raw(port: int, head: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head)
+    await writer.drain()
+    answer = await reader.read(4096)
+    writer.close()
+    return answer
+
+
+async def test_headers_no_client_should_send_are_refused_not_a_500(tmp_path: Path) -> None:
+    keyed = TestServer(
+        SmartResizeServer(ServerSettings(keys=frozenset({ALICE}), database_path=tmp_path / "k.db")).application(),
+        host="127.0.0.1",
+    )
+    keyless_settings = ServerSettings(database_path=tmp_path / "n.db")
+    keyless = TestServer(SmartResizeServer(keyless_settings).application(), host="127.0.0.1")
+    await keyed.start_server()
+    await keyless.start_server()
+    try:
+        # A key that is not UTF-8, and Hosts that are not hosts: each a refusal, never a server error.
+        head = b"GET /v2/requests/status/x HTTP/1.1\r\nHost: a\r\nOcp-Apim-Subscription-Key: \xff\xfe\r\n\r\n"
+        bad_key = await _raw(keyed.port, head)
+        assert bad_key.startswith(b"HTTP/1.1 401")
+        for host in (b"x:y", b"h:99999"):
+            answer = await _raw(keyless.port, b"GET /v2/requests/status/x HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+            assert answer.startswith(b"HTTP/1.1 403"), answer[:40]
+        async with aiohttp.ClientSession() as session:
+            body = {"image_url": "http://a..b/x.png", "target_sizes": ["64x64"]}
+            submit = f"http://127.0.0.1:{keyed.port}{PREFIX}/smart-resize-request"
+            status, answer = await _answer(session, "POST", submit, ALICE, body)
+        assert (status, answer["error"]) == (400, "Invalid image_url")
+    finally:
+        await keyed.close()
+        await keyless.close()
