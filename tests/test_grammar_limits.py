@@ -86,7 +86,7 @@ def test_a_command_over_the_cap_is_refused_in_one_sentence() -> None:
 pieces = st.sampled_from([*"ab1x0-= \"'<>|:,.", "png", "--", "instagrm", "9999", "1080x1080 ", "https://"])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(pieces, max_size=3000).map("".join))
 def test_any_mention_gives_a_bounded_answer(text: str) -> None:
     parsed = GRAMMAR.parse_mention(text)

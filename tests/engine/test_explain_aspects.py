@@ -61,7 +61,7 @@ rects = st.tuples(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     size=st.tuples(st.integers(min_value=1, max_value=3000), st.integers(min_value=1, max_value=3000)),
     scale=st.floats(min_value=0.05, max_value=1.0),

@@ -68,8 +68,8 @@ _CHILD = textwrap.dedent(
 def test_files_at_the_caps_decode_within_them_or_are_refused_before_decoding() -> None:
     cases = [
         ("grey16.png", "1K"),  # a mode reduce can't take: converted strip by strip, to 8 bits only once reduced
-        ("rgba.png", "1K"),  # Pillow's own reduce would make a full-size premultiplied copy
-        ("rgba.png", "4K"),  # every pixel asked for: the working copy's cap holds anyway
+        ("rgba.png", "4K"),  # every pixel asked for, yet reduced to the working cap (Pillow's own reduce of RGBA
+        # would make a full-size premultiplied copy)
         ("canvas.webp", "1K"),  # a few hundred bytes; Pillow's WebP decoder would take three copies
     ]
     done = subprocess.run(

@@ -133,7 +133,7 @@ allowed = st.lists(st.tuples(st.sampled_from(["a.example", "b.example", "10.0.0.
 headers = st.none() | st.text(max_size=40) | st.sampled_from(["a.example", "a.example:5", "b.example:7", *FORGED_HOSTS])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.sampled_from(["http", "https"]), headers, sockets, allowed)
 def test_the_origin_is_always_an_allowed_host_or_the_listening_address(
     scheme: str, header: str | None, sockname: tuple[Any, ...], allowed_hosts: list[tuple[str, int | None]]
@@ -149,7 +149,7 @@ def test_the_origin_is_always_an_allowed_host_or_the_listening_address(
     )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.text(max_size=60))
 def test_a_parsed_authority_is_only_a_host_and_a_port(text: str) -> None:
     try:
@@ -190,7 +190,7 @@ async def test_malformed_json_is_a_400_in_the_contracts_words_and_never_a_traceb
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     st.binary(max_size=200)
     | st.recursive(
