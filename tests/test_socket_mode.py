@@ -4,21 +4,17 @@ envelopes over it, and posts results through the Web API, with no signing secret
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 import uuid
 from pathlib import Path
 
 import aiohttp
-from aiohttp.test_utils import TestServer
 
 from bot.__main__ import serve
-from bot.config import ServerSettings, load_settings
-from bot.net import parse_allow_networks
-from bot.smart_resize_api.server.app import PREFIX, SmartResizeServer
+from bot.config import load_settings
 from tests.images import astronaut
 from tests.slack_api.emulator import APP_TOKEN, BOT_USER, TEAM, SlackEmulator
-from tests.slack_api.harness import PACING, SHARED_ENGINE, app_env, eventually, free_port
+from tests.slack_api.harness import PACING, app_env, eventually, free_port, own_api
 
 
 async def test_socket_mode_acks_over_the_websocket_and_posts_results(slack: SlackEmulator, tmp_path: Path) -> None:
@@ -84,43 +80,28 @@ async def test_socket_mode_acks_over_the_websocket_and_posts_results(slack: Slac
 
 async def test_in_socket_mode_the_source_links_are_served_on_port(slack: SlackEmulator, tmp_path: Path) -> None:
     # The hosted backend, against our own API server: it can only finish by fetching the link from the app.
-    loopback = parse_allow_networks("127.0.0.1/32")
-    api_settings = ServerSettings(keys=frozenset({"k"}), database_path=tmp_path / "api.db", allow_networks=loopback)
-    api = TestServer(SmartResizeServer(api_settings, pool=SHARED_ENGINE.pool).application(), host="127.0.0.1")
-    await api.start_server()
     port = free_port()
-    env = app_env(
-        slack,
-        tmp_path,
-        SLACK_APP_TOKEN=APP_TOKEN,
-        PORT=str(port),
-        SMART_RESIZE_BACKEND="hosted",
-        PIXAZO_API_KEY="k",
-        PIXAZO_BASE_URL=f"http://127.0.0.1:{api.port}{PREFIX}",
-        FETCH_ALLOW_PRIVATE_NETWORKS="127.0.0.1/32",
-        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
-    )
-    del env["SLACK_SIGNING_SECRET"]
-    stop = asyncio.Event()
-    serving = asyncio.create_task(serve(load_settings(env), stop=stop, pacing=PACING))
-    try:
-        await asyncio.wait_for(slack.socket_connected.wait(), 15)
-        shared = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "team.jpg")])
-        command = {
-            "team_id": TEAM,
-            "channel_id": "C1",
-            "user_id": "U1",
-            "command": "/resize",
-            "text": "200x200",
-            "response_url": slack.response_url(),
-            "trigger_id": uuid.uuid4().hex,
-        }
-        await slack.send_envelope("slash_commands", command)
-        await eventually(lambda: len(slack.uploads_in_thread("C1", shared["ts"])) == 1, within=30)
-    finally:
-        stop.set()
-        await asyncio.wait_for(serving, 30)
-        await api.close()
-    with sqlite3.connect(tmp_path / "api.db") as db:
-        [(body,)] = db.execute("SELECT body FROM api_requests").fetchall()
-    assert f"http://127.0.0.1:{port}/sources/" in body
+    async with own_api(tmp_path) as api:
+        env = app_env(slack, tmp_path, SLACK_APP_TOKEN=APP_TOKEN, PORT=str(port), **api.hosted_env(port))
+        del env["SLACK_SIGNING_SECRET"]
+        stop = asyncio.Event()
+        serving = asyncio.create_task(serve(load_settings(env), stop=stop, pacing=PACING))
+        try:
+            await asyncio.wait_for(slack.socket_connected.wait(), 15)
+            shared = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "team.jpg")])
+            command = {
+                "team_id": TEAM,
+                "channel_id": "C1",
+                "user_id": "U1",
+                "command": "/resize",
+                "text": "200x200",
+                "response_url": slack.response_url(),
+                "trigger_id": uuid.uuid4().hex,
+            }
+            await slack.send_envelope("slash_commands", command)
+            await eventually(lambda: len(slack.uploads_in_thread("C1", shared["ts"])) == 1, within=30)
+        finally:
+            stop.set()
+            await asyncio.wait_for(serving, 30)
+        [image_url] = api.submitted_image_urls()
+    assert image_url.startswith(f"http://127.0.0.1:{port}/sources/")

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
-from bot.config import ServerSettings
 from bot.jobs.model import JobSource
 from bot.jobs.source_links import SourceLinks
-from bot.net import parse_allow_networks
-from bot.smart_resize_api.server.app import PREFIX, SmartResizeServer
 from tests.factories import insert, make_job
 from tests.images import astronaut
 from tests.slack_api.emulator import SlackEmulator
-from tests.slack_api.harness import SHARED_ENGINE, free_port, running_app
+from tests.slack_api.harness import free_port, own_api, running_app
 from tests.smart_resize_api.fault_server import API_KEY, FaultServer, respond
 
 
@@ -27,30 +22,14 @@ def _share(slack: SlackEmulator) -> dict[str, object]:
 
 
 async def test_our_own_server_fetches_the_link_not_a_data_uri(slack: SlackEmulator, tmp_path: Path) -> None:
-    # The self-hosted API, allowed to reach the app on loopback (as a hosted service reaches it over the internet).
-    loopback = parse_allow_networks("127.0.0.1/32")
-    settings = ServerSettings(keys=frozenset({"own-key"}), database_path=tmp_path / "api.db", allow_networks=loopback)
-    api = TestServer(SmartResizeServer(settings, pool=SHARED_ENGINE.pool).application(), host="127.0.0.1")
-    await api.start_server()
-    port = free_port()
     message = _share(slack)
-    try:
-        env = {
-            "SMART_RESIZE_BACKEND": "hosted",
-            "PIXAZO_API_KEY": "own-key",
-            "PIXAZO_BASE_URL": f"http://127.0.0.1:{api.port}{PREFIX}",
-            "FETCH_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
-            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        }
-        async with running_app(slack, tmp_path, port=port, **env) as app:
-            await app.command("300x300")
-            await app.services.runner.idle()
-    finally:
-        await api.close()
+    port = free_port()
+    async with own_api(tmp_path) as api, running_app(slack, tmp_path, port=port, **api.hosted_env(port)) as app:
+        await app.command("300x300")
+        await app.services.runner.idle()
+        [image_url] = api.submitted_image_urls()
     assert [u["title"] for u in slack.uploads_in_thread("C1", message["ts"])] == ["300x300"]
-    with sqlite3.connect(tmp_path / "api.db") as db:
-        [(body,)] = db.execute("SELECT body FROM api_requests").fetchall()
-    assert f'"image_url": "http://127.0.0.1:{port}/sources/' in body and "data:image" not in body
+    assert image_url.startswith(f"http://127.0.0.1:{port}/sources/")  # a link it fetched, not a data URI
 
 
 async def test_a_link_serves_only_its_open_job_until_it_expires(slack: SlackEmulator, tmp_path: Path) -> None:

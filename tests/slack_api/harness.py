@@ -7,6 +7,7 @@ import contextlib
 import inspect
 import json
 import socket
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,6 +18,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 from slack_sdk.signature import SignatureVerifier
 
 from bot.app import add_health_route, add_request_guards, add_source_route, build_app
@@ -225,3 +227,47 @@ async def eventually(check: Callable[[], Awaitable[bool] | bool], within: float 
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+OWN_API_KEY = "own-key"
+
+
+@dataclass
+class OwnApi:
+    """``smart-resize serve`` on loopback, allowed to reach loopback: as a hosted service reaches the app over the
+    internet, so the hosted backend can be run end to end against it."""
+
+    server: TestServer
+    database: Path
+
+    def hosted_env(self, app_port: int) -> dict[str, str]:
+        """The app's settings for the hosted backend against this server, with links under the app's own port."""
+        return {
+            "SMART_RESIZE_BACKEND": "hosted",
+            "PIXAZO_API_KEY": OWN_API_KEY,
+            "PIXAZO_BASE_URL": f"http://127.0.0.1:{self.server.port}/smart-resize/v1",
+            "FETCH_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{app_port}",
+        }
+
+    def submitted_image_urls(self) -> list[str]:
+        with sqlite3.connect(self.database) as db:
+            return [json.loads(body)["image_url"] for (body,) in db.execute("SELECT body FROM api_requests")]
+
+
+@contextlib.asynccontextmanager
+async def own_api(tmp_path: Path) -> AsyncIterator[OwnApi]:
+    from bot.config import ServerSettings
+    from bot.net import parse_allow_networks
+    from bot.smart_resize_api.server.app import SmartResizeServer
+
+    database = tmp_path / "api.db"
+    settings = ServerSettings(
+        keys=frozenset({OWN_API_KEY}), database_path=database, allow_networks=parse_allow_networks("127.0.0.1/32")
+    )
+    server = TestServer(SmartResizeServer(settings, pool=SHARED_ENGINE.pool).application(), host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield OwnApi(server, database)
+    finally:
+        await server.close()
