@@ -10,8 +10,10 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
+import aiohttp
 from aiohttp import web
 from dotenv import find_dotenv, load_dotenv
+from slack_sdk.errors import SlackApiError
 
 from bot.config import ConfigError, Settings, load_settings
 
@@ -49,12 +51,16 @@ def main() -> int:
         for problem in error.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 2
-    asyncio.run(serve(settings))
-    return 0
+    return asyncio.run(serve(settings))
 
 
-async def serve(settings: Settings, *, stop: asyncio.Event | None = None, pacing: Pacing | None = None) -> None:
-    """Serve until ``stop`` (SIGINT/SIGTERM by default); ``pacing``: the waits on Slack and the API (tests shorten)."""
+# Slack's answers to auth.test that mean the token itself is wrong: no retry can fix them.
+_TOKEN_REFUSED = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"})
+
+
+async def serve(settings: Settings, *, stop: asyncio.Event | None = None, pacing: Pacing | None = None) -> int:
+    """Serve until ``stop`` (SIGINT/SIGTERM by default); ``pacing``: the waits on Slack and the API (tests shorten).
+    Returns the exit code: 0 after a stop, 2 when Slack refuses the bot token."""
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     from bot.app import add_health_route, add_request_guards, add_source_route, build_app
@@ -62,6 +68,22 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None, pacing
 
     stop = stop or _stop_on_signals()
     async with open_services(settings, pacing=pacing or Pacing()) as services:
+        try:
+            await services.client.auth_test()  # the token, checked once before anything is served with it
+        except (aiohttp.ClientError, TimeoutError, OSError) as error:
+            # Slack out of reach now: start anyway, as before; every call says so in its own words meanwhile.
+            log.warning("could not check the bot token with Slack (%s); starting anyway", type(error).__name__)
+        except SlackApiError as error:
+            code = str(error.response.get("error", ""))
+            if code in _TOKEN_REFUSED:
+                print(
+                    f"Smart Resize can't start: Slack refused SLACK_BOT_TOKEN ({code}). Copy the current Bot User "
+                    "OAuth Token (xoxb-...) from OAuth & Permissions at https://api.slack.com/apps into .env; "
+                    "reinstall the app to the workspace if it has none.",
+                    file=sys.stderr,
+                )
+                return 2
+            log.warning("could not check the bot token with Slack (%s); starting anyway", code or "no answer")
         app = build_app(services)
         # What exists now (numpy, OpenCV, Pillow, slack_sdk, the app) lives as long as the process. Frozen out of
         # the collector's reach, each full collection walks only what jobs allocate: ~6 ms instead of ~40 ms, and
@@ -98,6 +120,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None, pacing
         if socket is not None:
             await socket.close_async()  # type: ignore[no-untyped-call]
         await runner.cleanup()
+    return 0
 
 
 def _stop_on_signals() -> asyncio.Event:

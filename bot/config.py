@@ -247,9 +247,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         )
     elif not bot_token.startswith("xoxb-"):
         problems.append("SLACK_BOT_TOKEN must be the bot token starting with xoxb- (OAuth & Permissions page).")
+    elif _is_placeholder(bot_token):
+        problems.append(
+            f"SLACK_BOT_TOKEN is still the example value from .env.example: {MANIFEST_HINT}, install it, then copy "
+            "OAuth & Permissions > Bot User OAuth Token (xoxb-...) into .env."
+        )
 
     app_token = get("SLACK_APP_TOKEN")
-    if app_token is not None and not app_token.startswith("xapp-"):
+    if app_token is not None and _is_placeholder(app_token):
+        problems.append(
+            "SLACK_APP_TOKEN is still the example value from .env.example: generate one under Basic Information > "
+            "App-Level Tokens with scope connections:write (xapp-...), or leave it empty to run over HTTP."
+        )
+    elif app_token is not None and not app_token.startswith("xapp-"):
         problems.append(
             "SLACK_APP_TOKEN must be an app-level token starting with xapp- (Basic Information > App-Level Tokens, "
             "scope connections:write); leave it empty to run over HTTP instead of Socket Mode."
@@ -350,6 +360,11 @@ def parse_authority(text: str) -> tuple[str, int | None]:
     if port is not None and not 1 <= port <= 65535:
         raise ValueError(f"port {port} is out of range")
     return host, port
+
+
+def _is_placeholder(token: str) -> bool:
+    """The example values .env.example ships (``xoxb-your-bot-token``): never a real token."""
+    return token.lower().split("-", 1)[-1].startswith("your")
 
 
 def _is_http_url(value: str) -> bool:

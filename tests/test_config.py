@@ -117,3 +117,16 @@ def test_source_links_have_a_stable_key_of_their_own() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings({**http, "PUBLIC_BASE_URL": "resize.example.com"})
     assert caught.value.problems[0].startswith("PUBLIC_BASE_URL='resize.example.com' is not an http(s) URL")
+
+
+def test_the_example_tokens_of_env_example_are_refused_with_where_to_get_real_ones() -> None:
+    example = dict(
+        line.split("=", 1)
+        for line in (Path(__file__).parents[1] / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings({k: v for k, v in example.items() if v})
+    assert len(caught.value.problems) == 2
+    assert caught.value.problems[0].startswith("SLACK_BOT_TOKEN is still the example value from .env.example")
+    assert caught.value.problems[1].startswith("SLACK_APP_TOKEN is still the example value from .env.example")

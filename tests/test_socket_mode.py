@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from bot.__main__ import serve
 from bot.config import load_settings
@@ -105,3 +106,15 @@ async def test_in_socket_mode_the_source_links_are_served_on_port(slack: SlackEm
             await asyncio.wait_for(serving, 30)
         [image_url] = api.submitted_image_urls()
     assert image_url.startswith(f"http://127.0.0.1:{port}/sources/")
+
+
+async def test_a_token_slack_refuses_stops_the_start_with_one_line(
+    slack: SlackEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = app_env(slack, tmp_path, SLACK_BOT_TOKEN="xoxb-1-2-revoked", PORT=str(free_port()))
+    started = time.monotonic()
+    code = await asyncio.wait_for(serve(load_settings(env), stop=asyncio.Event(), pacing=PACING), 10)
+    assert code == 2 and time.monotonic() - started < 10
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("Smart Resize can't start: Slack refused SLACK_BOT_TOKEN (invalid_auth).")
+    assert "xoxb-1-2-revoked" not in line
