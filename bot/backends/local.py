@@ -38,14 +38,15 @@ class LocalBackend:
     async def run(self, image: SourceImage, spec: ResizeSpec, remote: RemoteId) -> BackendResult:
         # The crop map comes with every job: the "Show crop map" button needs it, and it costs a few ms.
         request = spec.engine_request(explain=True)
-        digest = hashlib.sha256(image.data).hexdigest()
-        if digest in self._suspects:
+        # The digest only matters once a worker has died: until then no job pays for hashing its image.
+        digest = await _digest(image.data) if self._suspects else None
+        if digest is not None and digest in self._suspects:
             result = await self._alone(image.data, request, digest)
         else:
             try:
                 result = await self.pool.resize(image.data, request, self.limits)
             except BrokenProcessPool:
-                self._suspect(digest, proven=False)
+                self._suspect(digest or await _digest(image.data), proven=False)
                 raise TransientError("an engine worker died while this image was being resized") from None
         images = [
             ResizedImage(o.data, o.content_type, o.width, o.height, o.target, o.variant, o.mode) for o in result.outputs
@@ -73,3 +74,7 @@ class LocalBackend:
         self._suspects.move_to_end(digest)
         while len(self._suspects) > _REMEMBERED:
             self._suspects.popitem(last=False)
+
+
+async def _digest(data: bytes) -> str:
+    return await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())  # tens of ms for a big photo

@@ -8,13 +8,21 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.jobs.model import JobSource
+from bot.jobs.model import Job, JobSource
 from bot.jobs.source_links import SourceLinks
 from tests.factories import insert, make_job
 from tests.images import astronaut
 from tests.slack_api.emulator import SlackEmulator
-from tests.slack_api.harness import free_port, own_api, running_app
+from tests.slack_api.harness import RunningApp, free_port, own_api, running_app
 from tests.smart_resize_api.fault_server import API_KEY, FaultServer, respond
+
+
+async def _held_job(app: RunningApp, message: dict[str, object]) -> Job:
+    """A job on the shared file that the runner leaves alone during the test: only its link is looked at."""
+    file = message["files"][0]  # type: ignore[index]
+    source = JobSource.slack_file(file, str(message["ts"]))
+    job, _ = await insert(app.services.store, make_job("k1", source=source, not_before=time.time() + 3600))
+    return job
 
 
 def _share(slack: SlackEmulator) -> dict[str, object]:
@@ -38,11 +46,7 @@ async def test_a_link_serves_only_its_open_job_until_it_expires(slack: SlackEmul
     port = free_port()
     env = {"PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
     async with running_app(slack, tmp_path, port=port, **env) as app:
-        held = time.time() + 3600  # not run during the test: the link is all that is looked at
-        job, _ = await insert(
-            app.services.store,
-            make_job("k1", source=JobSource.slack_file(file, str(message["ts"])), not_before=held),
-        )
+        job = await _held_job(app, message)
         links = app.services.links
         assert links is not None
         link = links.link(job.id)
@@ -64,14 +68,10 @@ async def test_a_link_serves_only_its_open_job_until_it_expires(slack: SlackEmul
 
 async def test_a_restart_keeps_serving_the_links_it_handed_out(slack: SlackEmulator, tmp_path: Path) -> None:
     message = _share(slack)
-    file = message["files"][0]  # type: ignore[index]
     port = free_port()
     env = {"PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
     async with running_app(slack, tmp_path, port=port, **env) as app:
-        job, _ = await insert(
-            app.services.store,
-            make_job("k1", source=JobSource.slack_file(file, str(message["ts"])), not_before=time.time() + 3600),
-        )
+        job = await _held_job(app, message)
         assert app.services.links is not None
         link = app.services.links.link(job.id)
     async with (
