@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
+import os
 import re
 import signal
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine, Iterator
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
 from dotenv import find_dotenv, load_dotenv
-from slack_sdk.errors import SlackApiError
 
 from bot.config import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
-    from bot.services import Pacing
+    from slack_bolt.async_app import AsyncApp
+
+    from bot.engine.pool import EnginePool
+    from bot.services import Pacing, Services
 
 log = logging.getLogger("bot")
 _SECRET = re.compile(r"\b(xox[abpsr]-|xapp-)[A-Za-z0-9-]+")
@@ -39,6 +44,8 @@ def configure_logging() -> None:
     handler.addFilter(RedactTokens())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    # slack_sdk notes every retry it makes at INFO; the app says once, in its own line, what is wrong.
+    logging.getLogger("slack_sdk").setLevel(logging.WARNING)
 
 
 def main() -> int:
@@ -51,84 +58,137 @@ def main() -> int:
         for problem in error.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 2
+    # Read once into the settings; gone from the environment, no child process inherits the secrets and no library
+    # picks a token up behind the settings' back (Bolt would, and warn that it goes unused).
+    for name in _SECRETS:
+        os.environ.pop(name, None)
     return asyncio.run(serve(settings))
 
 
-# Slack's answers to auth.test that mean the token itself is wrong: no retry can fix them.
-_TOKEN_REFUSED = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"})
+_SECRETS = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "PIXAZO_API_KEY", "SOURCE_LINK_KEY")
 
 
-async def serve(settings: Settings, *, stop: asyncio.Event | None = None, pacing: Pacing | None = None) -> int:
-    """Serve until ``stop`` (SIGINT/SIGTERM by default); ``pacing``: the waits on Slack and the API (tests shorten).
-    Returns the exit code: 0 after a stop, 2 when Slack refuses the bot token."""
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
+async def serve(
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    pacing: Pacing | None = None,
+    pool: EnginePool | None = None,
+) -> int:
+    """Serve until ``stop`` (SIGINT/SIGTERM by default); ``pacing``: the waits on Slack and the API (tests shorten);
+    ``pool``: an engine pool to share (else one is started). Returns the exit code: 0 after a stop, 2 when Slack
+    refuses a token."""
     from bot.app import add_health_route, add_request_guards, add_source_route, build_app
     from bot.services import Pacing, open_services
 
-    stop = stop or _stop_on_signals()
-    async with open_services(settings, pacing=pacing or Pacing()) as services:
-        try:
-            await services.client.auth_test()  # the token, checked once before anything is served with it
-        except (aiohttp.ClientError, TimeoutError, OSError) as error:
-            # Slack out of reach now: start anyway, as before; every call says so in its own words meanwhile.
-            log.warning("could not check the bot token with Slack (%s); starting anyway", type(error).__name__)
-        except SlackApiError as error:
-            code = str(error.response.get("error", ""))
-            if code in _TOKEN_REFUSED:
-                print(
-                    f"Smart Resize can't start: Slack refused SLACK_BOT_TOKEN ({code}). Copy the current Bot User "
-                    "OAuth Token (xoxb-...) from OAuth & Permissions at https://api.slack.com/apps into .env; "
-                    "reinstall the app to the workspace if it has none.",
-                    file=sys.stderr,
-                )
+    pacing = pacing or Pacing()
+    with _stop_on_signals(stop) as stop:
+        async with open_services(settings, pacing=pacing, pool=pool) as services:
+            app = build_app(services)
+            web_app = web.Application() if settings.socket_mode else app.web_app(path="/slack/events", port=settings.port)
+            add_health_route(web_app, services)
+            add_source_route(web_app, services)
+            # Read deadlines on every connection, and /slack/events checked before Bolt (HEADER_/BODY_READ_TIMEOUT).
+            runner = add_request_guards(web_app, services).runner(web_app)
+            await runner.setup()
+            try:
+                # Listening before Slack is checked: /healthz says live and /readyz says why it is not ready yet.
+                await web.TCPSite(runner, host="0.0.0.0", port=settings.port).start()  # noqa: S104 - Slack must reach it
+                _log_running(settings, services)
+                # What exists now (numpy, OpenCV, Pillow, slack_sdk, the app) lives as long as the process. Frozen
+                # out of the collector's reach, each full collection walks only what jobs allocate: ~6 ms instead of
+                # ~40 ms, and a poller with 1,000 hosted jobs in flight spends about a point of a core less.
+                gc.collect()
+                gc.freeze()
+                return await _until_stopped(stop, _connect(app, services, pacing))
+            finally:
+                log.info("shutting down: finishing running jobs; the rest resume on the next start")
+                await runner.cleanup()
+
+
+async def _connect(app: AsyncApp, services: Services, pacing: Pacing) -> None:
+    """Check the bot token with Slack, then (Socket Mode) keep the socket open; returns in HTTP mode once checked."""
+    from bot.slack.connection import SocketModeLink, check_bot_token
+
+    settings = services.settings
+    identity = await check_bot_token(services.client, services.readiness, policy=pacing.reconnect)
+    log.info("Slack accepted the bot token (workspace %s)", identity.get("team") or identity.get("team_id") or "?")
+    if settings.slack_app_token is None:
+        return
+    async with aiohttp.ClientSession(trust_env=False) as session:
+        link = SocketModeLink(
+            app,
+            settings.slack_app_token,
+            api_url=settings.slack_api_url,
+            session=session,
+            readiness=services.readiness,
+            policy=pacing.reconnect,
+            heartbeat_s=pacing.socket_heartbeat_s,
+        )
+        await link.run()
+
+
+async def _until_stopped(stop: asyncio.Event, connecting: Coroutine[Any, Any, None]) -> int:
+    """Run ``connecting`` until ``stop``; 2 when Slack refuses a token, else 0. A stop cancels it in any phase."""
+    from bot.slack.connection import TokenRefused
+
+    work = asyncio.create_task(connecting, name="slack-link")
+    stopped = asyncio.create_task(stop.wait(), name="stop")
+    try:
+        await asyncio.wait({work, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if work.done() and not work.cancelled():
+            error = work.exception()
+            if isinstance(error, TokenRefused):
+                print(f"Smart Resize can't start: {error}", file=sys.stderr)
                 return 2
-            log.warning("could not check the bot token with Slack (%s); starting anyway", code or "no answer")
-        app = build_app(services)
-        # What exists now (numpy, OpenCV, Pillow, slack_sdk, the app) lives as long as the process. Frozen out of
-        # the collector's reach, each full collection walks only what jobs allocate: ~6 ms instead of ~40 ms, and
-        # a poller with 1,000 hosted jobs in flight spends about a point of a core less (bench/README.md).
-        gc.collect()
-        gc.freeze()
-        if settings.socket_mode:
-            web_app = web.Application()
-            socket = AsyncSocketModeHandler(app, settings.slack_app_token)
-            await socket.connect_async()  # type: ignore[no-untyped-call]
+            if error is not None:
+                raise error
+            await stopped  # HTTP mode, token checked: serve until stopped
+        return 0
+    finally:
+        for task in (work, stopped):
+            task.cancel()
+        await asyncio.gather(work, stopped, return_exceptions=True)
+
+
+def _log_running(settings: Settings, services: Services) -> None:
+    mode = "Socket Mode" if settings.socket_mode else f"HTTP at :{settings.port}/slack/events"
+    log.info(
+        "Smart Resize is listening (%s, backend %s, store %s); health at :%d/healthz, readiness at :%d/readyz",
+        mode,
+        settings.backend,
+        settings.database_path,
+        settings.port,
+        settings.port,
+    )
+    if settings.backend == "hosted":
+        if services.links is not None:
+            log.info(
+                "the hosted API fetches source images from signed links under %s/sources/ (valid %d min); "
+                "that path must be reachable from the internet",
+                settings.public_base_url,
+                settings.source_link_ttl_s // 60,
+            )
         else:
-            web_app = app.web_app(path="/slack/events", port=settings.port)
-            socket = None
-        add_health_route(web_app, services)
-        add_source_route(web_app, services)
-        # Read deadlines on every connection, and /slack/events checked before Bolt (HEADER_/BODY_READ_TIMEOUT).
-        runner = add_request_guards(web_app, services).runner(web_app)
-        await runner.setup()
-        await web.TCPSite(runner, host="0.0.0.0", port=settings.port).start()  # noqa: S104 - Slack must reach it
-        mode = "Socket Mode" if socket else f"HTTP at :{settings.port}/slack/events"
-        log.info("Smart Resize is running (%s, backend %s, store %s)", mode, settings.backend, settings.database_path)
-        if settings.backend == "hosted":
-            if services.links is not None:
-                log.info(
-                    "the hosted API fetches source images from signed links under %s/sources/ (valid %d min); "
-                    "that path must be reachable from the internet",
-                    settings.public_base_url,
-                    settings.source_link_ttl_s // 60,
-                )
-            else:
-                log.info("the hosted API gets source images as data URIs; set PUBLIC_BASE_URL to send links instead")
-        await stop.wait()
-        log.info("shutting down: finishing running jobs; the rest resume on the next start")
-        if socket is not None:
-            await socket.close_async()  # type: ignore[no-untyped-call]
-        await runner.cleanup()
-    return 0
+            log.info("the hosted API gets source images as data URIs; set PUBLIC_BASE_URL to send links instead")
 
 
-def _stop_on_signals() -> asyncio.Event:
+@contextlib.contextmanager
+def _stop_on_signals(stop: asyncio.Event | None) -> Iterator[asyncio.Event]:
+    """``stop`` as given, or one SIGINT and SIGTERM set (the handlers removed again on the way out)."""
+    if stop is not None:
+        yield stop
+        return
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
         loop.add_signal_handler(sig, stop.set)
-    return stop
+    try:
+        yield stop
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.jobs.source_links import PATH_PREFIX
 from bot.net import FetchError
 from bot.services import Services
+from bot.slack.connection import refresh_readiness
 from bot.slow_clients import SLOW_CLIENTS, SlowClients
 from bot.user_errors import UserError
 
@@ -432,7 +433,14 @@ def add_health_route(web_app: web.Application, services: Services) -> None:
             body["slow_clients_cut"] = slow.counts()  # connections cut by HEADER_/BODY_READ_TIMEOUT since start
         return web.json_response(body)
 
-    web_app.router.add_get("/healthz", healthz)
+    async def readyz(_request: web.Request) -> web.Response:
+        readiness = services.readiness
+        if not readiness.socket_mode:  # no socket to watch: ask Slack, at most every READY_PROBE_S
+            await refresh_readiness(services.client, readiness)
+        return web.json_response(readiness.as_json(), status=200 if readiness.ready else 503)
+
+    web_app.router.add_get("/healthz", healthz)  # live: the process answers (restart it if not)
+    web_app.router.add_get("/readyz", readyz)  # ready: Slack reachable and, in Socket Mode, the socket open
 
 
 def add_source_route(web_app: web.Application, services: Services) -> None:

@@ -22,7 +22,9 @@ from bot.jobs.runner import JobRunner, RunnerConfig
 from bot.jobs.source_links import SourceLinks
 from bot.jobs.store import JobStore
 from bot.net import NetworkPolicy, SafeFetcher
+from bot.slack.connection import RECONNECT, Readiness
 from bot.slack.delivery import SHARE_CHECK_DELAYS, Delivery
+from bot.smart_resize_api.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ class Services:
     backend: Backend
     crop_maps: CropMaps | None  # only the local engine draws them
     links: SourceLinks | None  # with PUBLIC_BASE_URL: signed links to job sources
+    readiness: Readiness
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,10 @@ class Pacing:
     share_check_delays: tuple[float, ...] = SHARE_CHECK_DELAYS
     # Between status polls of a hosted job: the contract asks for every 2-3 seconds.
     hosted_poll_interval: tuple[float, float] = (2.0, 3.0)
+    # Between tries to reach Slack at start-up and to reopen the Socket Mode connection.
+    reconnect: RetryPolicy = RECONNECT
+    # Pings on the Socket Mode connection: a socket silent for twice this long is taken as dropped.
+    socket_heartbeat_s: float = 10.0
 
 
 def web_client(settings: Settings, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
@@ -114,7 +121,17 @@ async def open_services(
         intake = Intake(store, runner, settings.jobs_per_user_per_hour)
         runner.start()
         yield Services(
-            settings, grammar_for(settings), client, store, runner, intake, delivery, backend, crop_maps, links
+            settings,
+            grammar_for(settings),
+            client,
+            store,
+            runner,
+            intake,
+            delivery,
+            backend,
+            crop_maps,
+            links,
+            Readiness(socket_mode=settings.socket_mode),
         )
     finally:
         if runner is not None:

@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from bot.__main__ import RedactTokens
+from tests.slack_api.emulator import APP_TOKEN, BOT_TOKEN, SlackEmulator
+from tests.slack_api.harness import free_port
 
 
 def test_tokens_never_reach_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
@@ -46,3 +51,57 @@ def test_the_env_file_is_read_from_where_the_app_is_started(tmp_path: Path) -> N
     # Only the database is wrong: the tokens came from the .env in the working directory.
     assert "DATABASE_URL scheme 'postgres' is not supported yet" in started.stderr
     assert "SLACK_BOT_TOKEN" not in started.stderr
+
+
+async def _run_command(cwd: Path, env_file: str) -> asyncio.subprocess.Process:
+    """The README's run command as an operator starts it, with a .env of its own."""
+    (cwd / ".env").write_text(env_file)
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("SLACK_", "PIXAZO_", "DATABASE_"))}
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+
+
+async def test_the_run_command_with_a_refused_token_exits_within_10_s_with_one_line(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    process = await _run_command(
+        tmp_path,
+        f"SLACK_BOT_TOKEN=xoxb-1-2-wrong\nSLACK_APP_TOKEN={APP_TOKEN}\nSLACK_API_URL={slack.api_url}\n"
+        f"PORT={free_port()}\nENGINE_WORKERS=1\n",
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 10)
+    assert process.returncode == 2 and time.monotonic() - started < 10
+    lines = [line for line in stderr.decode().splitlines() if "can't start" in line or "Traceback" in line]
+    assert lines == [
+        "Smart Resize can't start: Slack refused SLACK_BOT_TOKEN (invalid_auth). Copy the current Bot User OAuth "
+        "Token (xoxb-...) from OAuth & Permissions at https://api.slack.com/apps into .env; reinstall the app to the "
+        "workspace if it has none."
+    ]
+
+
+async def test_the_run_command_with_slack_unreachable_retries_in_single_lines_and_stops_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    closed = free_port()
+    process = await _run_command(
+        tmp_path,
+        f"SLACK_BOT_TOKEN={BOT_TOKEN}\nSLACK_APP_TOKEN={APP_TOKEN}\nSLACK_API_URL=http://127.0.0.1:{closed}/api/\n"
+        f"PORT={free_port()}\nENGINE_WORKERS=1\n",
+    )
+    assert process.stderr is not None
+    retries = []
+    async with asyncio.timeout(20):
+        while not retries:
+            line = (await process.stderr.readline()).decode()
+            assert line, "the app ended on its own"
+            if "retrying in" in line:
+                retries.append(line)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    _, rest = await asyncio.wait_for(process.communicate(), 5)
+    assert time.monotonic() - sent < 2.0
+    assert process.returncode == 0
+    assert all(f"Slack is unreachable at 127.0.0.1:{closed} (ClientConnectorError" in line for line in retries)
+    assert "Traceback" not in rest.decode()

@@ -83,6 +83,10 @@ class SlackEmulator:
         self.sockets: list[web.WebSocketResponse] = []
         self.socket_acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.socket_connected = asyncio.Event()
+        self._socket_requests: list[web.Request] = []
+        self.socket_opens = 0
+        self.unacked: dict[str, dict[str, Any]] = {}  # envelope id -> envelope sent and not acked yet
+        self.acks: list[dict[str, Any]] = []  # every ack, in order (a redelivered envelope may be acked twice)
 
     # --- lifecycle -------------------------------------------------------------------------------------------
 
@@ -382,11 +386,16 @@ class SlackEmulator:
 
     # --- Socket Mode ---------------------------------------------------------------------------------------------
 
-    async def send_envelope(self, kind: str, payload: dict[str, Any], *, within: float = 5.0) -> dict[str, Any]:
-        """Deliver ``payload`` as Slack would over the open socket; returns the app's ack (TimeoutError if none)."""
-        envelope_id = f"env-{next(self._ids)}"
-        acked: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self.socket_acks[envelope_id] = acked
+    async def send_envelope(
+        self, kind: str, payload: dict[str, Any], *, within: float = 5.0, envelope_id: str | None = None
+    ) -> dict[str, Any]:
+        """Deliver ``payload`` as Slack would over the open socket; returns the app's ack (TimeoutError if none).
+        Unacked, it stays in ``unacked`` and is sent again on the next socket, as Slack does."""
+        envelope_id = envelope_id or f"env-{next(self._ids)}"
+        acked = self.socket_acks.get(envelope_id)
+        if acked is None or acked.done():
+            acked = asyncio.get_running_loop().create_future()
+            self.socket_acks[envelope_id] = acked
         envelope = {
             "envelope_id": envelope_id,
             "type": kind,  # events_api | slash_commands | interactive
@@ -395,22 +404,45 @@ class SlackEmulator:
             "retry_attempt": 0,
             "retry_reason": "",
         }
+        self.unacked[envelope_id] = envelope
         await self.sockets[-1].send_json(envelope)
-        return await asyncio.wait_for(acked, within)
+        return await asyncio.wait_for(asyncio.shield(acked), within)
+
+    async def disconnect(self, reason: str) -> None:
+        """Slack's ``disconnect`` message (``warning``, ``refresh_requested``, ``link_disabled``) on the open socket."""
+        self.socket_connected.clear()
+        await self.sockets[-1].send_json({"type": "disconnect", "reason": reason, "debug_info": {"host": "emu"}})
+
+    def drop_socket(self) -> None:
+        """The connection lost without a word (a network fault): no close frame, the TCP stream just ends."""
+        self.socket_connected.clear()
+        transport = self._socket_requests[-1].transport
+        if transport is not None:
+            transport.abort()
 
     async def _socket(self, request: web.Request) -> web.WebSocketResponse:
         socket = web.WebSocketResponse(autoping=True)  # answers the SDK's pings with pongs, as Slack does
         await socket.prepare(request)
         self.sockets.append(socket)
+        self._socket_requests.append(request)
+        self.socket_opens += 1
         await socket.send_json(
             {"type": "hello", "num_connections": len(self.sockets), "connection_info": {"app_id": "AEMU"}}
         )
+        # What the last socket took but never acked comes again, marked as a retry.
+        for envelope in list(self.unacked.values()):
+            envelope["retry_attempt"] += 1
+            envelope["retry_reason"] = "timeout"
+            await socket.send_json(envelope)
         self.socket_connected.set()
         async for message in socket:
             if message.type is not WSMsgType.TEXT:
                 continue
             ack = json.loads(message.data)
-            waiting = self.socket_acks.get(ack.get("envelope_id", ""))
+            envelope_id = ack.get("envelope_id", "")
+            self.acks.append(ack)
+            self.unacked.pop(envelope_id, None)
+            waiting = self.socket_acks.get(envelope_id)
             if waiting is not None and not waiting.done():
                 waiting.set_result(ack)
         return socket
