@@ -85,7 +85,9 @@ async def serve(
     with _stop_on_signals(stop) as stop:
         async with open_services(settings, pacing=pacing, pool=pool) as services:
             app = build_app(services)
-            web_app = web.Application() if settings.socket_mode else app.web_app(path="/slack/events", port=settings.port)
+            web_app = (
+                web.Application() if settings.socket_mode else app.web_app(path="/slack/events", port=settings.port)
+            )
             add_health_route(web_app, services)
             add_source_route(web_app, services)
             # Read deadlines on every connection, and /slack/events checked before Bolt (HEADER_/BODY_READ_TIMEOUT).

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -23,10 +25,16 @@ from bot.jobs.source_links import SourceLinks
 from bot.jobs.store import JobStore
 from bot.net import NetworkPolicy, SafeFetcher
 from bot.slack.connection import RECONNECT, Readiness
-from bot.slack.delivery import SHARE_CHECK_DELAYS, Delivery
+from bot.slack.delivery import Delivery
+from bot.slack.pacing import TierPacer
+from bot.slack.reactions import StatusReactions
+from bot.slack.uploads import SHARE_PATIENCE_S, SHARE_POLL_S, Uploader
 from bot.smart_resize_api.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
+
+# At start-up, jobs changed this recently get their status reaction checked (one a previous run did not finish).
+REACTION_CATCH_UP_S = 24 * 3600.0
 
 
 @dataclass
@@ -42,6 +50,7 @@ class Services:
     crop_maps: CropMaps | None  # only the local engine draws them
     links: SourceLinks | None  # with PUBLIC_BASE_URL: signed links to job sources
     readiness: Readiness
+    reactions: StatusReactions
 
 
 @dataclass(frozen=True)
@@ -49,8 +58,14 @@ class Pacing:
     """How long the app waits on others. The defaults are for Slack and the hosted service; tests, where both are
     on loopback and answer at once, pass shorter ones."""
 
-    # Between looks for a finished upload in the thread (see Delivery).
-    share_check_delays: tuple[float, ...] = SHARE_CHECK_DELAYS
+    # How long an upload may take to show in its thread, and the waits between looks (bot.slack.uploads).
+    share_patience_s: float = SHARE_PATIENCE_S
+    share_poll_s: tuple[float, ...] = SHARE_POLL_S
+    # Slack's rate-limit window (its tiers are calls per minute), for the calls the app paces itself.
+    rate_window_s: float = 60.0
+    # The clock and sleep of share waits: a test's own pair lets a minute-late share take no time.
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     # Between status polls of a hosted job: the contract asks for every 2-3 seconds.
     hosted_poll_interval: tuple[float, float] = (2.0, 3.0)
     # Between tries to reach Slack at start-up and to reopen the Socket Mode connection.
@@ -96,7 +111,16 @@ async def open_services(
     try:
         await fetcher.start()
         client = web_client(settings, slack_session)
-        delivery = Delivery(client, share_check_delays=pacing.share_check_delays)
+        uploader = Uploader(
+            client,
+            patience_s=pacing.share_patience_s,
+            poll_s=pacing.share_poll_s,
+            clock=pacing.clock,
+            sleep=pacing.sleep,
+        )
+        pacer = TierPacer(pacing.rate_window_s)  # one per workspace: Slack's limits are per workspace and method
+        delivery = Delivery(client, uploader, pacer)
+        reactions = StatusReactions(client, store, pacer)
         backend = _backend(settings, pool, slack_session, fetcher, pacing)
         crop_maps = CropMaps(settings.database_path.parent / "crop-maps") if backend.name == "local" else None
         links = None
@@ -115,10 +139,13 @@ async def open_services(
                 max_concurrent_jobs=max(2, settings.engine_workers * 2),
                 job_retention_s=settings.job_retention_days * 24 * 3600.0,
             ),
+            reactions,
             crop_maps,
             links,
         )
         intake = Intake(store, runner, settings.jobs_per_user_per_hour)
+        reactions.start()
+        await reactions.catch_up(since=time.time() - REACTION_CATCH_UP_S)
         runner.start()
         yield Services(
             settings,
@@ -132,10 +159,12 @@ async def open_services(
             crop_maps,
             links,
             Readiness(socket_mode=settings.socket_mode),
+            reactions,
         )
     finally:
         if runner is not None:
             await runner.stop()
+            await runner.reactions.stop()
         if own_pool:
             await pool.close()
         await fetcher.close()

@@ -252,4 +252,3 @@ class GuardedRunner(web.AppRunner):
 
         # Sites only call it, as the listening socket's protocol factory; the runner itself keeps the real one.
         return cast(Server, connection)
-

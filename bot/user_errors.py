@@ -91,12 +91,27 @@ def _with_setting(error: EngineError, whose: str) -> str:
     return f"{str(error).rstrip('.')} ({whose} {error.setting} setting sets this limit)."
 
 
+SLACK_CONNECT_DENIED = (
+    "I can't open that file: it was shared from another organisation over Slack Connect, and their settings don't "
+    "let apps read it. Download it and upload it here yourself, then ask again."
+)
+
+
+def external_file_message(service: str) -> str:
+    return (
+        f"That image is a link to a file in {service}, not a file in Slack; download it and upload the image "
+        "itself, then ask again."
+    )
+
+
 def slack_error_message(code: str, needed: object = None) -> str:
     if code in ("not_in_channel", "channel_not_found"):
         return "I'm not in this channel yet: invite me with `/invite @Smart Resize`, then try again."
     if code == "missing_scope":
         scope = f" ({needed})" if needed else ""
         return f"The app is missing a Slack permission{scope}; ask a workspace admin to reinstall it from manifest.yml."
+    if code == "access_denied":
+        return SLACK_CONNECT_DENIED
     if code in ("file_not_found", "file_deleted"):
         return "That file is gone or I can't see it; share the image again in this channel."
     if code in ("is_archived",):

@@ -13,8 +13,12 @@ from bot.user_errors import UserError
 
 def image_files(event: dict[str, Any]) -> list[dict[str, Any]]:
     files: list[dict[str, Any]] = event.get("files") or []
+    # A Slack Connect file may come without its type: checked (or refused in a sentence) when the job runs.
     return [
-        f for f in files if str(f.get("mimetype", "")).startswith("image/") or f.get("file_access") == "check_file_info"
+        f
+        for f in files
+        if str(f.get("mimetype", "")).startswith("image/")
+        or f.get("file_access") in ("check_file_info", "access_denied")
     ]
 
 

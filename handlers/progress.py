@@ -8,6 +8,8 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.services import Services
 from bot.slack.messages import CANCEL_ACTION, CROP_MAP_ACTION
+from bot.slack.uploads import Outgoing, OutgoingFile
+from bot.user_errors import UserError
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -35,13 +37,18 @@ def register(app: AsyncApp, services: Services) -> None:
         ):
             await services.delivery.ephemeral(channel, user, "The crop map is already in this thread.")
             return
-        await services.delivery.upload_file(
-            channel,
-            job.thread_ts,
+        crop_map = OutgoingFile(
             picture,
             filename="crop-map.jpg",
             title="Crop map: what each size kept",
             alt_txt="The source photo with each output's window outlined and labelled",
-            comment=f"What each size kept, outlined on the original · {tag}",
-            tag=tag,
         )
+        post = Outgoing((crop_map,), f"What each size kept, outlined on the original · {tag}")
+
+        async def outgoing() -> Outgoing:
+            return post
+
+        try:
+            await services.delivery.upload(channel, job.thread_ts, outgoing)
+        except UserError as error:  # never shared: said to the one who asked, not left as a traceback
+            await services.delivery.ephemeral(channel, user, str(error))

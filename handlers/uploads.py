@@ -60,4 +60,3 @@ def register(app: AsyncApp, services: Services) -> None:
             files=files,
             spec=command.spec,
         )
-

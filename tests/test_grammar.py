@@ -124,9 +124,7 @@ def error_of(text: str, **kwargs: object) -> str:
         ("--prompt keep help visible", command(prompt="keep help visible")),
         (
             "--prompt keep face centered 1080x1080 <https://e.com/p.jpg> --format webp",
-            command(
-                sizes=(SQUARE,), url="https://e.com/p.jpg", prompt="keep face centered", output_format="webp"
-            ),
+            command(sizes=(SQUARE,), url="https://e.com/p.jpg", prompt="keep face centered", output_format="webp"),
         ),
         (
             '1200x628 https://example.com/p.jpg --format webp --variants 2 --prompt "keep face centered"',

@@ -24,7 +24,7 @@ from tests.slack_api.harness import SHARED_ENGINE, app_env, eventually, free_por
 SIGNALS = [signal.SIGTERM, signal.SIGINT]
 # Slack failing for long: the reconnect loop is asleep in a 30 s backoff when the signal comes.
 SLOW_RECONNECT = Pacing(
-    share_check_delays=QUICK.share_check_delays,
+    share_poll_s=QUICK.share_poll_s,
     hosted_poll_interval=QUICK.hosted_poll_interval,
     reconnect=RetryPolicy(max_attempts=1_000_000, base_delay=30.0, max_delay=30.0),
     socket_heartbeat_s=1.0,

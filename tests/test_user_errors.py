@@ -61,7 +61,6 @@ def test_api_errors_are_one_plain_sentence_each() -> None:
     assert "5 MB" in user_message(errors[14])
 
 
-
 def test_a_submit_that_may_have_run_says_to_wait_rather_than_retry() -> None:
     sent = TransportError("x", operation=Operation.SUBMIT, failure=Failure.AFTER_SENT)
     unsent = TransportError("x", operation=Operation.SUBMIT, failure=Failure.NOT_SENT)
@@ -74,8 +73,13 @@ def test_every_other_failure_speaks_for_itself_or_is_generic() -> None:
     assert user_message(InvalidSize("That size is wrong.")) == "That size is wrong."
     assert "private or internal address" in user_message(BlockedAddress())
     response = SlackResponse(
-        client=None, http_verb="POST", api_url="", req_args={}, data={"ok": False, "error": "not_in_channel"},
-        headers={}, status_code=200,
+        client=None,
+        http_verb="POST",
+        api_url="",
+        req_args={},
+        data={"ok": False, "error": "not_in_channel"},
+        headers={},
+        status_code=200,
     )
     assert "/invite @Smart Resize" in user_message(SlackApiError("no", response))
     assert user_message(RuntimeError("a bug, with details nobody should see")) == GENERIC

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bot.slack.uploads import UploadRecord
 from bot.spec import ResizeSpec
 
 State = Literal["accepted", "anchored", "delivering", "done", "failed", "cancelled"]
@@ -77,6 +78,8 @@ class Job:
     thread_ts: str | None = None  # where results go: the source message's ts
     progress_ts: str | None = None
     remote_id: str | None = None  # the hosted API's request_id, kept so a restart polls instead of paying twice
+    upload: UploadRecord | None = None  # the results' upload, step by step: a restart confirms the same files
+    status_reaction: str | None = None  # the status emoji the app last put on the source message
     response_url: str | None = field(default=None, repr=False)
     error: str | None = None
     attempts: int = 0

@@ -33,9 +33,11 @@ from bot.jobs.source_links import SourceLinks
 from bot.jobs.store import JobStore, StaleJob
 from bot.net import Fetched, FetchError, SafeFetcher
 from bot.slack import download_slack_file
-from bot.slack.delivery import Delivery
+from bot.slack.delivery import Delivery, results_outgoing
 from bot.slack.messages import escape_mrkdwn, progress_blocks
-from bot.user_errors import UserError, user_message
+from bot.slack.reactions import StatusReactions
+from bot.slack.uploads import Outgoing, UploadProgress, UploadRecord
+from bot.user_errors import SLACK_CONNECT_DENIED, UserError, external_file_message, user_message
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +63,13 @@ class JobRunner:
         fetcher: SafeFetcher,
         slack_session: aiohttp.ClientSession,
         config: RunnerConfig,
+        reactions: StatusReactions,
         crop_maps: CropMaps | None = None,
         links: SourceLinks | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.reactions = reactions
         self.backend = backend
         self.delivery = delivery
         self.client = delivery.client
@@ -102,10 +106,11 @@ class JobRunner:
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def idle(self) -> None:
-        """Wait until no job is runnable or running (for tests and orderly shutdown)."""
+        """Wait until no job is runnable or running and their reactions are on (for tests and orderly shutdown)."""
         while True:
             runnable = await self.store.runnable(self.clock() + 3600)
             if not runnable and not self._active:
+                await self.reactions.settled()
                 return
             await asyncio.sleep(0.02)
 
@@ -180,7 +185,7 @@ class JobRunner:
             await self._quietly(
                 self.delivery.update(job.channel_id, job.progress_ts, text, blocks=progress_blocks(text, job.id))
             )
-        await self._set_status(job, None)
+        self.reactions.changed(job)
         return "Cancelled: nothing more will be posted for that request."
 
     # --- one job ------------------------------------------------------------------------------------------------
@@ -218,11 +223,12 @@ class JobRunner:
             return await self._deliver(job, result)
         if job.state == "delivering":
             assert job.thread_ts is not None
-            if await self.delivery.find_own_post(
+            # No upload record: the release before this one was posting it (it looked posts up by marker).
+            if job.upload is None and await self.delivery.find_own_post(
                 job.channel_id, job.marker, since=job.created_at, thread_ts=job.thread_ts, with_files=True
             ):
                 return await self._complete(job, already_posted=True)
-            return await self._deliver(job, await self._resize(job))
+            return await self._deliver(job, None)
         raise RuntimeError(f"job {job.short_id} in unexpected state {job.state}")
 
     async def _anchor(self, job: Job) -> Job:
@@ -254,8 +260,9 @@ class JobRunner:
                     job.channel_id, text, thread_ts=thread_ts, blocks=progress_blocks(text, job.id, cancellable=True)
                 )
             job = await self.store.update(job, progress_ts=progress_ts)
-        await self._set_status(job, "working")
-        return await self.store.update(job, state="anchored")
+        job = await self.store.update(job, state="anchored")
+        self.reactions.changed(job)
+        return job
 
     async def _latest_image(self, channel: str, asked_at: float) -> tuple[Mapping[str, Any], str]:
         # The latest as of the request, not of the run: a busy runner or a restart must not pick a later image.
@@ -278,9 +285,14 @@ class JobRunner:
             return await self.fetcher.fetch(source.url, max_bytes=self.config.max_download_bytes)
         file = source.file
         assert file is not None  # a "latest" source became a Slack file when the job was anchored
+        if file.get("file_access") == "access_denied":  # Slack Connect: the other organisation keeps it to itself
+            raise UserError(SLACK_CONNECT_DENIED)
         if file.get("file_access") == "check_file_info" or not file.get("url_private"):
+            # Slack Connect (and the modal's uploads) give only the id: files.info has the rest, or access_denied.
             info = await self.client.files_info(file=file["id"])
             file = dict(info["file"])
+        if file.get("is_external"):  # a Google Drive or Dropbox file shown in Slack: no bytes of it are in Slack
+            raise UserError(external_file_message(str(file.get("external_type") or "another service").title()))
         mimetype = str(file.get("mimetype", ""))
         if not mimetype.startswith("image/"):
             name = file.get("name") or "That file"
@@ -313,18 +325,30 @@ class JobRunner:
             await asyncio.to_thread(self.crop_maps.save, job.id, result.crop_map)
         return result
 
-    async def _deliver(self, job: Job, result: BackendResult) -> Job:
-        assert job.thread_ts is not None
+    async def _deliver(self, job: Job, result: BackendResult | None) -> Job:
+        """Upload the results (made again only if a resumed upload has to send them anew) and confirm the post."""
+        thread_ts = job.thread_ts
+        assert thread_ts is not None
         tag = job.marker
-        stem = _stem(job.source)
-        count = len(result.images)
-        notes = "".join(f"\n• {note}" for note in result.notes)
-        comment = f"<@{job.user_id}> here are your {count} image{'s' if count != 1 else ''} · _{tag}_{notes}"
-        if job.progress_ts:
-            await self.delivery.update(
-                job.channel_id, job.progress_ts, f":outbox_tray: Uploading {count} images… · _{tag}_"
-            )
-        await self.delivery.upload(job.channel_id, job.thread_ts, result.images, comment, stem, tag)
+
+        async def outgoing() -> Outgoing:
+            made = result or await self._resize(job)
+            count = len(made.images)
+            notes = "".join(f"\n• {note}" for note in made.notes)
+            comment = f"<@{job.user_id}> here are your {count} image{'s' if count != 1 else ''} · _{tag}_{notes}"
+            if job.progress_ts:
+                await self._quietly(
+                    self.delivery.update(
+                        job.channel_id, job.progress_ts, f":outbox_tray: Uploading {count} images… · _{tag}_"
+                    )
+                )
+            return results_outgoing(made.images, comment, _stem(job.source))
+
+        async def save(record: UploadRecord) -> None:
+            nonlocal job
+            job = await self.store.update(job, upload=record)
+
+        await self.delivery.upload(job.channel_id, thread_ts, outgoing, UploadProgress(job.upload, save))
         return await self._complete(job)
 
     async def _complete(self, job: Job, already_posted: bool = False) -> Job:
@@ -336,7 +360,7 @@ class JobRunner:
             has_map = self.crop_maps is not None and self.crop_maps.exists(job.id)
             blocks = progress_blocks(text, job.id, crop_map=has_map)
             await self._quietly(self.delivery.update(job.channel_id, job.progress_ts, text, blocks=blocks))
-        await self._set_status(job, "done")
+        self.reactions.changed(job)
         log.info("job %s delivered%s", job.short_id, " (found already posted)" if already_posted else "")
         return job
 
@@ -352,7 +376,7 @@ class JobRunner:
         if job.progress_ts:
             text = f":x: Couldn't resize: {message} · _{job.marker}_"
             await self._quietly(self.delivery.update(job.channel_id, job.progress_ts, text))
-        await self._set_status(job, "failed")
+        self.reactions.changed(job)
         await self.delivery.ephemeral(
             job.channel_id, job.user_id, message, thread_ts=job.thread_ts, response_url=job.response_url
         )
@@ -365,6 +389,8 @@ class JobRunner:
         if attempts >= MAX_ATTEMPTS or not _transient(error):
             if isinstance(error, TransientError):  # an outage that outlasted the retries: expected, no traceback
                 log.error("job %s gave up after %d attempts: %s", job.short_id, attempts, error)
+            elif isinstance(error, SlackApiError):  # Slack said no (access_denied, not_in_channel ...): expected
+                log.warning("job %s failed: Slack answered %s", job.short_id, error.response.get("error"))
             else:
                 log.error("job %s gave up after %d attempts", job.short_id, attempts, exc_info=error)
             await self._fail(fresh, user_message(error))
@@ -375,16 +401,6 @@ class JobRunner:
         )
         with contextlib.suppress(StaleJob):  # cancelled meanwhile: nothing to retry
             await self.store.update(fresh, attempts=attempts, not_before=self.clock() + delay)
-
-    async def _set_status(self, job: Job, status: str | None) -> None:
-        """The status reaction on the source message (Slack files only: a link has no message of its own)."""
-        ts = job.source_message_ts
-        if job.source.kind != "slack_file" or ts is None:
-            return
-        if status is None:
-            await self._quietly(self.delivery.clear_status(job.channel_id, ts))
-        else:
-            await self._quietly(self.delivery.set_status(job.channel_id, ts, status))
 
     async def _quietly(self, step: Awaitable[None]) -> None:
         try:

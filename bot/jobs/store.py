@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.jobs.model import Job, JobSource
+from bot.slack.uploads import UploadRecord
 from bot.spec import ResizeSpec
-from bot.sqlite import Database
+from bot.sqlite import Database, add_missing_column
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     remote_id TEXT,
     response_url TEXT,
     error TEXT,
+    upload TEXT,
+    status_reaction TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     not_before REAL NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
@@ -60,9 +63,10 @@ class StaleJob(Exception):
 
 _COLUMNS = [
     "id", "dedup_key", "trigger", "team_id", "channel_id", "user_id", "thread_ts", "source", "spec", "state",
-    "progress_ts", "remote_id", "response_url", "error", "attempts", "not_before", "created_at", "updated_at",
+    "progress_ts", "remote_id", "response_url", "error", "upload", "status_reaction", "attempts", "not_before",
+    "created_at", "updated_at",
 ]  # fmt: skip
-_UPDATABLE = {"thread_ts", "source", "state", "progress_ts", "remote_id", "error", "attempts", "not_before"}
+_UPDATABLE = {"thread_ts", "source", "state", "progress_ts", "remote_id", "error", "upload", "attempts", "not_before"}
 _INSERT = f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"  # noqa: S608
 
 
@@ -76,7 +80,7 @@ class Admission:
 class JobStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = Database(path, _SCHEMA)
+        self._db = Database(path, _SCHEMA, _upgrade)
 
     def close(self) -> None:
         self._db.close()
@@ -128,6 +132,16 @@ class JobStore:
         if not written:
             raise StaleJob(job.id)
         return updated
+
+    async def changed_since(self, since: float, limit: int = 500) -> list[Job]:
+        rows = await self._db.run(
+            "SELECT * FROM jobs WHERE updated_at >= ? ORDER BY updated_at DESC LIMIT ?", (since, limit)
+        )
+        return [job for row in rows if (job := _readable(row)) is not None]
+
+    async def set_status_reaction(self, job_id: str, reaction: str | None) -> None:
+        """What is on the source message now: the reaction follows Slack, whatever step the job is at."""
+        await self._db.run("UPDATE jobs SET status_reaction = ? WHERE id = ?", (reaction, job_id))
 
     async def runnable(self, now: float, limit: int = 50) -> list[Job]:
         rows = await self._db.run(
@@ -186,6 +200,12 @@ class JobStore:
         return list(json.loads(rows[0]["auto_sizes"]))
 
 
+def _upgrade(db: sqlite3.Connection) -> None:
+    """Files written before uploads were tracked by file id and reactions by what is on the message."""
+    add_missing_column(db, "jobs", "upload", "TEXT")
+    add_missing_column(db, "jobs", "status_reaction", "TEXT")
+
+
 def _new_row(job: Job) -> tuple[Job, tuple[Any, ...]]:
     """The job as it is first stored (id, timestamps) and its values in ``_COLUMNS`` order, for ``_INSERT``."""
     now = time.time()
@@ -198,6 +218,7 @@ def _to_row(job: Job) -> dict[str, Any]:
     row = {name: getattr(job, name) for name in _COLUMNS}
     row["source"] = json.dumps(job.source.to_json())
     row["spec"] = json.dumps(job.spec.to_json())
+    row["upload"] = json.dumps(job.upload.to_json()) if job.upload is not None else None
     return row
 
 
@@ -217,4 +238,5 @@ def _from_row(row: sqlite3.Row) -> Job:
     values = {name: row[name] for name in _COLUMNS}
     values["source"] = JobSource.from_json(json.loads(values["source"]))
     values["spec"] = ResizeSpec.from_json(json.loads(values["spec"]))
+    values["upload"] = UploadRecord.from_json(json.loads(values["upload"])) if values["upload"] else None
     return Job(**values)

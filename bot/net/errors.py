@@ -33,7 +33,6 @@ class FetchError(Exception):
     """Base class for every refused or failed download."""
 
 
-
 class BlockedAddress(FetchError):
     def __init__(self, address: str | None = None) -> None:
         super().__init__(

@@ -292,9 +292,9 @@ class SocketModeLink:
         ack: dict[str, Any] = {"envelope_id": request.envelope_id}
         if response.body:
             content_type = (response.headers.get("content-type") or [""])[0]
-            ack["payload"] = json.loads(response.body) if content_type.startswith("application/json") else {
-                "text": response.body
-            }
+            ack["payload"] = (
+                json.loads(response.body) if content_type.startswith("application/json") else {"text": response.body}
+            )
         self._seen[request.envelope_id] = ack
         await self._send(socket, ack)
 

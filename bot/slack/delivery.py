@@ -1,5 +1,5 @@
-"""Everything the app posts into Slack for a job: the anchor and progress messages, status reactions, the resized
-files in the thread, and plain-words errors for the requester.
+"""Everything the app posts into Slack for a job: the anchor and progress messages, the resized files in the
+thread (bot.slack.uploads), and plain-words errors for the requester. Status reactions: bot.slack.reactions.
 
 Posts that a crash could repeat carry the job's marker (``job 1a2b3c4d``), so a resumed job first looks for its
 own earlier post instead of posting twice.
@@ -7,9 +7,7 @@ own earlier post instead of posting twice.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -19,28 +17,21 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.backends import ResizedImage
+from bot.slack.pacing import TierPacer
+from bot.slack.uploads import Outgoing, OutgoingFile, Uploader, UploadProgress
 
 log = logging.getLogger(__name__)
 
-# Seconds between looks for a finished upload in the thread: about 8 s in all, since Slack shares a completed
-# upload within a second or two.
-SHARE_CHECK_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0)
 CLOCK_SKEW_S = 300.0
-
-STATUS_REACTIONS = {"working": "hourglass_flowing_sand", "done": "white_check_mark", "failed": "x"}
 
 
 class Delivery:
     def __init__(
-        self,
-        client: AsyncWebClient,
-        *,
-        share_check_delays: Sequence[float] = SHARE_CHECK_DELAYS,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        self, client: AsyncWebClient, uploader: Uploader | None = None, pacer: TierPacer | None = None
     ) -> None:
         self.client = client
-        self.share_check_delays = tuple(share_check_delays)
-        self._sleep = sleep
+        self.uploader = uploader or Uploader(client)
+        self.pacer = pacer or TierPacer()
         self._bot_user_id: str | None = None
 
     async def bot_user_id(self) -> str:
@@ -58,6 +49,7 @@ class Delivery:
         return str(response["ts"])
 
     async def update(self, channel: str, ts: str, text: str, *, blocks: list[dict[str, Any]] | None = None) -> None:
+        await self.pacer.wait("chat.update")  # Tier 3, and every job edits its progress message a few times
         await self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks or [])
 
     async def find_own_post(
@@ -92,78 +84,16 @@ class Delivery:
             if cursor is None:
                 return None
 
-    async def set_status(self, channel: str, ts: str, status: str) -> None:
-        """Swap the status reaction on the source message; reactions are decoration, so failures are only logged."""
-        for other, name in STATUS_REACTIONS.items():
-            if other != status:
-                await self._reaction("reactions_remove", channel, ts, name, ignore=("no_reaction",))
-        await self._reaction("reactions_add", channel, ts, STATUS_REACTIONS[status], ignore=("already_reacted",))
-
-    async def clear_status(self, channel: str, ts: str) -> None:
-        for name in STATUS_REACTIONS.values():
-            await self._reaction("reactions_remove", channel, ts, name, ignore=("no_reaction",))
-
-    async def _reaction(self, method: str, channel: str, ts: str, name: str, ignore: tuple[str, ...]) -> None:
-        try:
-            await getattr(self.client, method)(channel=channel, timestamp=ts, name=name)
-        except SlackApiError as error:
-            if error.response.get("error") not in ignore:
-                log.warning("%s %s failed: %s", method, name, error.response.get("error"))
-
     async def upload(
-        self, channel: str, thread_ts: str, images: Sequence[ResizedImage], comment: str, stem: str, tag: str
-    ) -> None:
-        """Upload into the thread and check the files were really shared: with alt text, Slack has been seen to
-        accept an upload and never share it (python-slack-sdk #1818), so then upload once more without it."""
-        uploads = [
-            {
-                "content": image.data,
-                "filename": f"{stem}_{image.target}{_variant_suffix(image)}.{image.extension}",
-                "title": f"{image.target}" + (f" (alternative {image.variant + 1})" if image.variant else ""),
-                "alt_txt": f"{stem} resized to {image.target}"
-                + (" with the canvas extended" if image.mode == "extend" else ""),
-            }
-            for image in images
-        ]
-        await self._upload_checked(channel, thread_ts, uploads, comment, tag)
-
-    async def _upload_checked(
-        self, channel: str, thread_ts: str, uploads: list[dict[str, Any]], comment: str, tag: str
-    ) -> None:
-        started = time.time()
-        await self.client.files_upload_v2(
-            channel=channel, thread_ts=thread_ts, file_uploads=uploads, initial_comment=comment
-        )
-        if await self._shared(channel, thread_ts, tag, since=started):
-            return
-        log.warning("upload accepted but not shared in %s; uploading again without alt text", channel)
-        for upload in uploads:
-            upload.pop("alt_txt", None)
-        await self.client.files_upload_v2(
-            channel=channel, thread_ts=thread_ts, file_uploads=uploads, initial_comment=comment
-        )
-
-    async def _shared(self, channel: str, thread_ts: str, tag: str, *, since: float) -> bool:
-        for delay in self.share_check_delays:
-            if await self.find_own_post(channel, tag, since=since, thread_ts=thread_ts, with_files=True):
-                return True
-            await self._sleep(delay)
-        return False
-
-    async def upload_file(
         self,
         channel: str,
         thread_ts: str,
-        data: bytes,
-        *,
-        filename: str,
-        title: str,
-        alt_txt: str,
-        comment: str,
-        tag: str,
+        make: Callable[[], Awaitable[Outgoing]],
+        progress: UploadProgress | None = None,
     ) -> None:
-        upload = {"content": data, "filename": filename, "title": title, "alt_txt": alt_txt}
-        await self._upload_checked(channel, thread_ts, [upload], comment, tag)
+        """Post ``make()``'s files into the thread once, confirmed by file id (bot.slack.uploads); ``progress``
+        carries a stored upload on from where it got to (a fresh, unstored one by default)."""
+        await self.uploader.upload(channel, thread_ts, make, progress or UploadProgress.in_memory())
 
     async def ephemeral(
         self, channel: str, user: str, text: str, *, thread_ts: str | None = None, response_url: str | None = None
@@ -190,6 +120,23 @@ def _message_text(message: dict[str, Any]) -> str:
     for block in message.get("blocks", []) or []:
         parts.append(str(block))
     return " ".join(parts)
+
+
+def results_outgoing(images: Sequence[ResizedImage], comment: str, stem: str) -> Outgoing:
+    """A job's images as one post: named after the source and size, titled, each with alt text."""
+    return Outgoing(
+        tuple(
+            OutgoingFile(
+                content=image.data,
+                filename=f"{stem}_{image.target}{_variant_suffix(image)}.{image.extension}",
+                title=f"{image.target}" + (f" (alternative {image.variant + 1})" if image.variant else ""),
+                alt_txt=f"{stem} resized to {image.target}"
+                + (" with the canvas extended" if image.mode == "extend" else ""),
+            )
+            for image in images
+        ),
+        comment,
+    )
 
 
 def _variant_suffix(image: ResizedImage) -> str:

@@ -131,7 +131,5 @@ def home_view(jobs: list[Job], reaction: str) -> dict[str, Any]:
     return {"type": "home", "blocks": blocks}
 
 
-
-
 def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}

@@ -108,6 +108,3 @@ async def test_a_service_that_refuses_the_image_gets_the_admin_one_setting(
     assert ("reachable from the internet" if public else "set PUBLIC_BASE_URL so it gets a link") in logged
     sent = api.seen[0].body.decode()
     assert (f"http://127.0.0.1:{port}/sources/" in sent) is public and ("data:image/jpeg" in sent) is not public
-
-
-

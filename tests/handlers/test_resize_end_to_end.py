@@ -241,19 +241,6 @@ async def test_unsigned_requests_are_rejected(slack: SlackEmulator, tmp_path: Pa
     assert status == 401
 
 
-async def test_upload_that_slack_never_shares_is_posted_again_without_alt_text(
-    slack: SlackEmulator, tmp_path: Path
-) -> None:
-    message = _share(slack)
-    slack.alt_txt_breaks_sharing = True  # python-slack-sdk #1818
-    async with running_app(slack, tmp_path) as app:
-        await app.command("300x300")
-        await app.services.runner.idle()
-    uploads = slack.uploads_in_thread("C1", message["ts"])
-    assert [(u["title"], u["alt_txt"]) for u in uploads] == [("300x300", None)]
-    assert len(slack.calls_to("files.completeUploadExternal")) == 2
-
-
 async def test_huge_images_and_files_are_refused_in_plain_words(slack: SlackEmulator, tmp_path: Path) -> None:
     bomb = _share(slack, data=png_header_only(30000, 30000), name="poster.png")
     big = _share(slack, data=b"\xff\xd8" + b"\0" * (2 * 1024 * 1024), name="raw.jpg")
@@ -266,3 +253,45 @@ async def test_huge_images_and_files_are_refused_in_plain_words(slack: SlackEmul
     assert "larger than 1 MB" in notices[0]
     assert "30000x30000 (900 MP); the limit is 100 MP" in notices[1]
     assert [d["file_id"] for d in slack.downloads] == [bomb["files"][0]["id"]]  # the big file is never fetched
+
+
+async def test_slack_connect_files_are_read_through_files_info_or_refused_in_one_sentence(
+    slack: SlackEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot.user_errors import SLACK_CONNECT_DENIED
+
+    shared = slack.add_file(astronaut(), "connect.jpg")
+    checked = slack.post_user_message(
+        "C1", "U1", f"<@{BOT_USER}> 300x300", files=[{"id": shared["id"], "file_access": "check_file_info"}]
+    )
+    denied = slack.post_user_message(
+        "C1", "U1", f"<@{BOT_USER}> 300x300", files=[{"id": "FDENIED1", "file_access": "check_file_info"}]
+    )
+    hidden = slack.post_user_message(
+        "C1", "U1", f"<@{BOT_USER}> 300x300", files=[{"id": "FHIDDEN1", "file_access": "access_denied"}]
+    )
+    slack.fail_next("files.info", "access_denied")  # the first files.info: FDENIED1's, or the shared file's
+    async with running_app(slack, tmp_path) as app:
+        await app.event({**denied, "type": "app_mention", "channel": "C1"})
+        await app.services.runner.idle()
+        await app.event({**checked, "type": "app_mention", "channel": "C1"})
+        await app.event({**hidden, "type": "app_mention", "channel": "C1"})
+        await app.services.runner.idle()
+    assert [u["title"] for u in slack.uploads_in_thread("C1", checked["ts"])] == ["300x300"]
+    assert slack.ephemerals_for("U1") == [SLACK_CONNECT_DENIED, SLACK_CONNECT_DENIED]
+    assert [call["file"] for call in slack.calls_to("files.info")][:2] == ["FDENIED1", shared["id"]]
+    assert "Traceback" not in caplog.text and all(r.exc_info is None for r in caplog.records)
+
+
+async def test_an_external_file_gets_one_sentence(slack: SlackEmulator, tmp_path: Path) -> None:
+    file = slack.add_file(astronaut(), "drive.jpg")
+    slack.files[file["id"]].update(is_external=True, external_type="gdrive")
+    message = slack.post_user_message(
+        "C1", "U1", f"<@{BOT_USER}> 300x300", files=[{"id": file["id"], "file_access": "check_file_info"}]
+    )
+    async with running_app(slack, tmp_path) as app:
+        await app.event({**message, "type": "app_mention", "channel": "C1"})
+        await app.services.runner.idle()
+    [notice] = slack.ephemerals_for("U1")
+    assert notice.startswith("That image is a link to a file in Gdrive, not a file in Slack;")
+    assert not slack.downloads

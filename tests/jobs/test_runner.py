@@ -72,12 +72,13 @@ async def test_the_latest_image_is_the_latest_when_asked_not_when_run(slack: Sla
 
 async def test_cancel_is_refused_once_the_images_are_being_posted(slack: SlackEmulator, tmp_path: Path) -> None:
     async with running_app(slack, tmp_path) as app:
-        job, _ = await insert(app.services.store,
+        job, _ = await insert(
+            app.services.store,
             _latest_image_job(
                 "command:posting-1",
                 state="delivering",
                 not_before=time.time() + 3600,  # held, so the runner does not pick it up during the test
-            )
+            ),
         )
         answer = await app.services.runner.cancel(job.id, by_user="U1")
         stored = await app.services.store.get(job.id)

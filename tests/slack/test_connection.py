@@ -25,7 +25,7 @@ from tests.slack_api.harness import PACING, SHARED_ENGINE, app_env, eventually, 
 
 # Reconnects in tens of milliseconds, so a test sees several without waiting seconds.
 QUICK = Pacing(
-    share_check_delays=PACING.share_check_delays,
+    share_poll_s=PACING.share_poll_s,
     hosted_poll_interval=PACING.hosted_poll_interval,
     reconnect=RetryPolicy(max_attempts=1_000_000, base_delay=0.02, max_delay=0.1, jitter="decorrelated"),
     socket_heartbeat_s=1.0,
@@ -127,9 +127,7 @@ async def test_a_dropped_socket_reconnects_and_a_redelivered_event_makes_one_job
     assert "Traceback" not in caplog.text
 
 
-async def test_an_envelope_whose_ack_was_lost_is_acked_again_and_run_once(
-    slack: SlackEmulator, tmp_path: Path
-) -> None:
+async def test_an_envelope_whose_ack_was_lost_is_acked_again_and_run_once(slack: SlackEmulator, tmp_path: Path) -> None:
     async with serving(slack, tmp_path):
         await asyncio.wait_for(slack.socket_connected.wait(), 10)
         message = slack.post_user_message("C1", "U1", f"<@{BOT_USER}> 320x240", files=[slack.add_file(astronaut())])

@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +30,21 @@ TEAM = "TEMU00001"
 APP_ID = "AEMU"
 LOGIN_PAGE = b"<!DOCTYPE html><html><head><title>Slack</title></head><body>Sign in to Slack</body></html>"
 
+# Calls per window (Slack's are per minute) for the methods the app makes often: Tier 2 is 20, Tier 3 is 50,
+# Tier 4 is 100; chat.postMessage is about one a second per channel.
+TIER_LIMITS = {
+    "reactions.remove": 20,
+    "reactions.add": 50,
+    "chat.update": 50,
+    "conversations.replies": 50,
+    "conversations.history": 50,
+    "files.delete": 50,
+    "files.info": 100,
+    "files.getUploadURLExternal": 100,
+    "files.completeUploadExternal": 100,
+    "chat.postEphemeral": 100,
+}
+
 SCOPE = {
     "chat.postMessage": "chat:write",
     "chat.update": "chat:write",
@@ -37,6 +54,7 @@ SCOPE = {
     "conversations.history": "channels:history",
     "conversations.replies": "channels:history",
     "files.info": "files:read",
+    "files.delete": "files:write",
     "conversations.members": "channels:read",
     "files.getUploadURLExternal": "files:write",
     "files.completeUploadExternal": "files:write",
@@ -62,6 +80,7 @@ class SlackEmulator:
         self.channels: dict[str, Channel] = {}
         self.files: dict[str, dict[str, Any]] = {}
         self.file_bytes: dict[str, bytes] = {}
+        self.deleted_files: list[str] = []
         self.pending_uploads: dict[str, dict[str, Any]] = {}
         self.ephemerals: list[dict[str, Any]] = []
         self.responses: list[dict[str, Any]] = []
@@ -72,11 +91,20 @@ class SlackEmulator:
         self.scopes: set[str] | None = None  # None: every scope granted
         self.download_delay = 0.0
         self.download_redirects: dict[str, str] = {}  # file id -> where its download redirects (a CDN, say)
-        self.answer_delay: dict[str, float] = {}
+        self.answer_delay: dict[str, float] = {}  # method -> seconds to wait after acting, before answering
         self.home_views: dict[str, dict[str, Any]] = {}
         self.opened_views: list[dict[str, Any]] = []
         # python-slack-sdk #1818 (open): with alt_txt the upload succeeds but the files are never shared.
-        self.alt_txt_breaks_sharing = False  # method -> seconds to wait after acting, before answering
+        self.alt_txt_breaks_sharing = False
+        # Slack shares a completed upload this many seconds later on ``clock`` (malware scanning); None: never.
+        self.share_delay: float | None = 0.0
+        self.clock: Callable[[], float] = time.time
+        self._pending_shares: list[tuple[float, Channel, dict[str, Any]]] = []
+        # Slack's rate-limit tiers, enforced per method over a sliding window of this many seconds (None: off).
+        # A test compresses Slack's minute so a burst takes seconds; the app is told the same window.
+        self.rate_window_s: float | None = None
+        self._call_times: dict[str, list[float]] = {}
+        self.rate_limited: list[str] = []  # every method answered with a 429
         self._ids = itertools.count(1)
         self._last_ts = 0.0
         self._server: TestServer | None = None
@@ -169,6 +197,7 @@ class SlackEmulator:
         return [params for name, params in self.calls if name == method]
 
     def thread(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
+        self._release_shares()
         return [m for m in self.channels[channel].messages if m.get("thread_ts") == thread_ts and m["ts"] != thread_ts]
 
     def uploads_in_thread(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
@@ -203,6 +232,13 @@ class SlackEmulator:
             return _error("not_authed")
         if token != (APP_TOKEN if method == "apps.connections.open" else BOT_TOKEN):
             return _error("invalid_auth")
+        self._release_shares()
+        limited = self._over_tier(method)
+        if limited is not None:
+            self.rate_limited.append(method)
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": limited}
+            )
         faults = self.faults.get(method)
         if faults:
             fault = faults.pop(0)
@@ -334,6 +370,18 @@ class SlackEmulator:
         meta = self.files.get(str(params.get("file")))
         return {"file": dict(meta)} if meta else "file_not_found"
 
+    def _files_delete(self, params: dict[str, Any]) -> dict[str, Any] | str:
+        file_id = str(params.get("file"))
+        if file_id not in self.files:
+            return "file_not_found"
+        self.deleted_files.append(file_id)
+        del self.files[file_id]
+        self.file_bytes.pop(file_id, None)
+        for _, _, message in self._pending_shares:
+            message["files"] = [f for f in message["files"] if f["id"] != file_id]
+        self._pending_shares = [share for share in self._pending_shares if share[2]["files"]]
+        return {}
+
     def _files_getUploadURLExternal(self, params: dict[str, Any]) -> dict[str, Any] | str:
         if not params.get("filename") or not params.get("length"):
             return "invalid_arguments"
@@ -364,7 +412,7 @@ class SlackEmulator:
             files.append(meta)
         channel_id = params.get("channel_id")
         silently_unshared = self.alt_txt_breaks_sharing and any(f.get("alt_txt") for f in files)
-        if channel_id and not silently_unshared:
+        if channel_id:
             channel = self._member_channel({"channel": channel_id})
             if isinstance(channel, str):
                 return channel
@@ -379,8 +427,39 @@ class SlackEmulator:
             }
             if params.get("thread_ts"):
                 message["thread_ts"] = str(params["thread_ts"])
-            channel.messages.append(message)
+            if not silently_unshared and self.share_delay is not None:
+                self._pending_shares.append((self.clock() + self.share_delay, channel, message))
+                self._release_shares()
         return {"files": [{"id": f["id"], "title": f["title"]} for f in files]}
+
+    def _release_shares(self) -> None:
+        """Post the uploads whose scan is over: the message appears, and each file lists where it is shared."""
+        now = self.clock()
+        due = [share for share in self._pending_shares if share[0] <= now]
+        self._pending_shares = [share for share in self._pending_shares if share[0] > now]
+        for _, channel, message in due:
+            message["ts"] = self._ts()
+            channel.messages.append(message)
+            visibility = "private" if channel.id.startswith("G") else "public"
+            for file in message["files"]:
+                share = {"ts": message["ts"], "thread_ts": message.get("thread_ts", message["ts"])}
+                self.files[file["id"]].setdefault("shares", {}).setdefault(visibility, {}).setdefault(
+                    channel.id, []
+                ).append(share)
+
+    def _over_tier(self, method: str) -> str | None:
+        """Retry-After (seconds, as Slack sends it) when ``method`` is past its tier in the window, else None."""
+        limit = TIER_LIMITS.get(method)
+        if self.rate_window_s is None or limit is None:
+            return None
+        now = time.monotonic()
+        times = [t for t in self._call_times.get(method, []) if t > now - self.rate_window_s]
+        if len(times) >= limit:
+            self._call_times[method] = times
+            return str(max(1, math.ceil(times[0] + self.rate_window_s - now)))
+        times.append(now)
+        self._call_times[method] = times
+        return None
 
     # --- files, uploads, response_url ----------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from bot.app import add_health_route, add_request_guards, add_source_route, buil
 from bot.config import load_settings
 from bot.engine.pool import EnginePool
 from bot.services import Pacing, Services, open_services
+from bot.slack.uploads import SHARE_POLL_S
 from tests.slack_api.emulator import BOT_TOKEN, TEAM, SlackEmulator
 
 SIGNING_SECRET = "test-signing-secret-0123456789"
@@ -165,7 +166,26 @@ def app_env(emulator: SlackEmulator, tmp_path: Path, **extra: str) -> dict[str, 
 
 # The emulator shares an upload as soon as it is complete, and the loopback API answers at once: the app need
 # not wait long on either.
-PACING = Pacing(share_check_delays=(0.01,) * 5, hosted_poll_interval=(0.2, 0.3))
+PACING = Pacing(share_poll_s=(0.01,), hosted_poll_interval=(0.2, 0.3))
+
+
+class FakeClock:
+    """Wall-clock time that moves only when something sleeps on it: a share a minute late takes no time. Give the
+    app ``pacing(clock)`` and the emulator ``clock`` as its ``clock``."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+        await asyncio.sleep(0)
+
+    def pacing(self, **changes: Any) -> Pacing:
+        # Slack's own poll schedule: on this clock its waits cost nothing, and each look costs a call.
+        return replace(PACING, clock=self, sleep=self.sleep, share_poll_s=SHARE_POLL_S, **changes)
 
 
 @dataclass
@@ -191,6 +211,7 @@ async def running_app(
     *,
     port: int | None = None,
     read_timeouts: tuple[float, float] | None = None,
+    pacing: Pacing = PACING,
     **extra: str,
 ) -> AsyncIterator[RunningApp]:
     """The app as ``python -m bot`` serves it in HTTP mode, on ``port`` (a free one by default), through the same
@@ -200,7 +221,7 @@ async def running_app(
     settings = load_settings(app_env(emulator, tmp_path, **extra))
     if read_timeouts is not None:
         settings = replace(settings, header_read_timeout_s=read_timeouts[0], body_read_timeout_s=read_timeouts[1])
-    services_context = open_services(settings, pool=SHARED_ENGINE.pool, pacing=PACING)
+    services_context = open_services(settings, pool=SHARED_ENGINE.pool, pacing=pacing)
     async with services_context as services, aiohttp.ClientSession() as session:
         app = build_app(services)
         web_app = app.web_app(path="/slack/events", port=port)

@@ -68,7 +68,8 @@ COMPLETED_STATUS: dict[str, Any] = {
 
 FORMAT_ERROR = ("Invalid target_sizes format", "Each item in target_sizes must be in format 'widthxheight'")
 RANGE_ERROR = (
-    "Invalid target_sizes", f"Each width and height in target_sizes must be between {MIN_SIDE} and {MAX_SIDE}"
+    "Invalid target_sizes",
+    f"Each width and height in target_sizes must be between {MIN_SIDE} and {MAX_SIDE}",
 )
 URL_ERROR = ("Invalid image_url", "image_url must be an http(s) URL or a base64 data:image URI")
 URL_LENGTH_ERROR = ("Invalid image_url", f"image_url must be at most {MAX_URL_CHARS} characters")
