@@ -4,10 +4,11 @@ Steps, each persisted before the next starts:
   accepted   -> find the source (a Slack file, a URL, or the channel's latest image), post the anchor message for
                 URL jobs and the progress message in the thread             -> anchored
   anchored   -> download, resize through the backend                       -> delivering
-  delivering -> upload into the thread, mark the source done               -> done
+  delivering -> upload into the thread, confirmed by file id (each upload step stored with the job)  -> done
 A restart resumes each open job at its stored step. Posts a crash could repeat carry the job's marker and are
-looked up before being made again; the hosted API's request id is stored as soon as it exists, so a restart polls
-the same remote job instead of paying for a second one.
+looked up before being made again; an upload carries on with the same files; the hosted API's request id is stored
+as soon as it exists, so a restart polls the same remote job instead of paying for a second one. Status reactions
+follow each state change in the background (bot.slack.reactions).
 """
 
 from __future__ import annotations
