@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +32,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.jobs.source_links import PATH_PREFIX
 from bot.net import FetchError
 from bot.services import Services
-from bot.slack.connection import refresh_readiness
+from bot.slack.connection import Readiness, refresh_readiness
 from bot.slow_clients import SLOW_CLIENTS, SlowClients
 from bot.user_errors import UserError
 
@@ -181,7 +182,7 @@ def add_request_guards(web_app: web.Application, services: Services) -> SlowClie
     slow = SlowClients(settings.header_read_timeout_s, settings.body_read_timeout_s, surface="Smart Resize")
     slow.install(web_app)  # the body read goes before the check below: it needs the whole body
     if not settings.socket_mode:
-        web_app.middlewares.append(slack_request_check(settings.slack_signing_secret or ""))
+        web_app.middlewares.append(slack_request_check(settings.slack_signing_secret or "", services.readiness))
     return slow
 
 
@@ -189,13 +190,19 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 INVALID = {"error": "invalid request"}  # Bolt's own body for a request it does not trust
 
 
-def slack_request_check(secret: str, clock: Callable[[], float] = time.time) -> Any:
+NOT_READY = "Smart Resize is starting and can't reach Slack yet; try again in a minute."
+
+
+def slack_request_check(secret: str, readiness: Readiness, clock: Callable[[], float] = time.time) -> Any:
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path != EVENTS_PATH or request.method != "POST":
             return await handler(request)
-        refusal = slack_refusal(secret, request.headers, await request.read(), request.query_string, clock())
+        body = await request.read()
+        refusal = slack_refusal(secret, request.headers, body, request.query_string, clock())
         if refusal is None:
+            if not readiness.token_checked:
+                return _not_ready(request.content_type, body)
             return await handler(request)
         status, reason = refusal
         # Unsigned or stale requests are the internet's noise (INFO); a signed but malformed one is worth a look.
@@ -203,6 +210,16 @@ def slack_request_check(secret: str, clock: Callable[[], float] = time.time) -> 
         return web.json_response(INVALID, status=status)
 
     return check
+
+
+def _not_ready(content_type: str, body: bytes) -> web.Response:
+    """Before Slack has accepted the token, Bolt would ask it (auth.test) and answer an empty 500 with a traceback
+    when it is out of reach: a command is told in a sentence, an event is left for Slack to send again."""
+    log.info("answered a request before Slack was reachable: %s", NOT_READY)
+    form = urllib.parse.parse_qs(body.decode()) if content_type == "application/x-www-form-urlencoded" else {}
+    if "command" in form and "payload" not in form:
+        return web.json_response({"response_type": "ephemeral", "text": NOT_READY})
+    return web.json_response({"error": NOT_READY}, status=503, headers={"Retry-After": "60"})
 
 
 def slack_refusal(

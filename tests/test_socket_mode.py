@@ -28,7 +28,7 @@ async def test_socket_mode_acks_over_the_websocket_and_posts_results(slack: Slac
         await asyncio.wait_for(slack.socket_connected.wait(), 15)
         assert slack.calls_to("apps.connections.open")  # with the app token: the emulator refuses the bot token
 
-        async def healthy() -> bool:  # the health server starts once the socket is up
+        async def healthy() -> bool:
             try:
                 async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/healthz") as r:
                     return bool((await r.json())["mode"] == "socket")

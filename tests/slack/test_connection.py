@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -216,3 +217,47 @@ async def test_in_http_mode_readyz_follows_slack(
     finally:
         stop.set()
         assert await asyncio.wait_for(task, 20) == 0
+
+
+async def test_in_http_mode_requests_before_slack_is_reached_get_a_sentence_not_a_500(
+    slack: SlackEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from urllib.parse import urlencode
+
+    from slack_sdk.signature import SignatureVerifier
+
+    from bot.app import NOT_READY
+    from tests.slack_api.harness import SIGNING_SECRET
+
+    port = free_port()
+    stop = asyncio.Event()
+    unreachable = f"http://127.0.0.1:{free_port()}/api/"
+    settings = load_settings(app_env(slack, tmp_path, PORT=str(port), SLACK_API_URL=unreachable))
+    task = asyncio.create_task(serve(settings, stop=stop, pacing=QUICK, pool=SHARED_ENGINE.pool))
+
+    async def signed(body: bytes, content_type: str) -> tuple[int, str]:
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": timestamp,
+            "X-Slack-Signature": SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=timestamp, body=body),
+        }
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"http://127.0.0.1:{port}/slack/events", data=body, headers=headers) as response,
+        ):
+            return response.status, await response.text()
+
+    try:
+        await eventually(lambda: "retrying in" in caplog.text, within=10)
+        form = urlencode({**command("help", slack.response_url()), "token": "legacy"})
+        status, text = await signed(form.encode(), "application/x-www-form-urlencoded")
+        assert status == 200 and NOT_READY in text
+        message = slack.post_user_message("C1", "U1", f"<@{BOT_USER}> 300x200", files=[slack.add_file(astronaut())])
+        event = json.dumps(mention_event(message, "EvEarly1"))
+        status, _ = await signed(event.encode(), "application/json")
+        assert status == 503  # Slack sends the event again later
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(task, 20) == 0
+    assert "Traceback" not in caplog.text

@@ -25,6 +25,7 @@ from bot.app import add_health_route, add_request_guards, add_source_route, buil
 from bot.config import load_settings
 from bot.engine.pool import EnginePool
 from bot.services import Pacing, Services, open_services
+from bot.slack.connection import check_bot_token
 from bot.slack.uploads import SHARE_POLL_S
 from tests.slack_api.emulator import BOT_TOKEN, TEAM, SlackEmulator
 
@@ -212,6 +213,7 @@ async def running_app(
     port: int | None = None,
     read_timeouts: tuple[float, float] | None = None,
     pacing: Pacing = PACING,
+    check_token: bool = True,
     **extra: str,
 ) -> AsyncIterator[RunningApp]:
     """The app as ``python -m bot`` serves it in HTTP mode, on ``port`` (a free one by default), through the same
@@ -223,6 +225,8 @@ async def running_app(
         settings = replace(settings, header_read_timeout_s=read_timeouts[0], body_read_timeout_s=read_timeouts[1])
     services_context = open_services(settings, pool=SHARED_ENGINE.pool, pacing=pacing)
     async with services_context as services, aiohttp.ClientSession() as session:
+        if check_token:  # as serve() does before requests are let through to Bolt
+            await check_bot_token(services.client, services.readiness)
         app = build_app(services)
         web_app = app.web_app(path="/slack/events", port=port)
         add_health_route(web_app, services)

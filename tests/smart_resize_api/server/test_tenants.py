@@ -106,10 +106,11 @@ async def test_one_tenants_burst_is_refused_for_that_tenant_only(tmp_path: Path)
     service = SmartResizeServer(settings, pool=SHARED_ENGINE.pool)
     server = TestServer(service.application(), host="127.0.0.1")
     await server.start_server()
-    gate = asyncio.Event()
+    gate, working = asyncio.Event(), asyncio.Event()
     real_process = service._process
 
     async def held(claimed: Any) -> None:  # the worker waits, so the queue fills as it would under load
+        working.set()
         await gate.wait()
         await real_process(claimed)
 
@@ -119,7 +120,9 @@ async def test_one_tenants_burst_is_refused_for_that_tenant_only(tmp_path: Path)
     try:
         async with aiohttp.ClientSession() as session:
             submit = f"{origin}{PREFIX}/smart-resize-request"
-            burst = [await _answer(session, "POST", submit, ALICE, body) for _ in range(5)]
+            burst = [await _answer(session, "POST", submit, ALICE, body)]
+            await asyncio.wait_for(working.wait(), 10)  # however slow the machine, the first is claimed first
+            burst += [await _answer(session, "POST", submit, ALICE, body) for _ in range(4)]
             # One is being worked on; a share is half the queue of 4: two wait; the rest are refused.
             assert [status for status, _ in burst] == [200, 200, 200, 429, 429]
             assert "share of the queue" in burst[-1][1]["details"]
