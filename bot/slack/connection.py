@@ -132,6 +132,8 @@ async def check_bot_token(
 
 
 READY_PROBE_S = 15.0
+# A socket that lasted this long was a working one: the next connect starts the backoff afresh.
+STEADY_S = 10.0
 
 
 async def refresh_readiness(client: AsyncWebClient, readiness: Readiness) -> None:
@@ -191,15 +193,20 @@ class SocketModeLink:
         previous: float | None = None
         try:
             while True:
+                opened = time.monotonic()
                 problem = await self._connect_once()
-                if problem is None:  # a session that ended after Slack greeted it: reconnect at once
+                lasted = time.monotonic() - opened
+                if problem is None and lasted >= STEADY_S:  # a session that served, then ended: reconnect at once
                     retry, previous = 0, None
                     continue
-                self.readiness.problem = problem
                 previous = compute_delay(self.policy, retry, previous=previous)
-                log.warning("%s; retrying in %.1f s", problem, previous)
-                await self._sleep(previous)
                 retry += 1
+                if problem is None:  # greeted, then ended at once, again and again: don't hammer Slack
+                    log.info("the Socket Mode connection ended after %.1f s; reconnecting in %.1f s", lasted, previous)
+                else:
+                    self.readiness.problem = problem
+                    log.warning("%s; retrying in %.1f s", problem, previous)
+                await self._sleep(previous)
         finally:
             self.readiness.socket_connected = False
             for task in list(self._handling):
