@@ -20,7 +20,7 @@ from bot.engine.pool import default_workers
 from bot.jobs.source_links import derive_key
 from bot.presets import DEFAULT_GROUP, resolve_preset
 from bot.smart_resize_api.contract import DEFAULT_BASE_URL
-from bot.sqlite import DEFAULT_DATABASE_URL, sqlite_path
+from bot.sqlite import DEFAULT_DATABASE_URL, is_postgres_url, sqlite_path
 
 Backend = Literal["local", "hosted"]
 # "pixazo" is the hosted service's vendor: the value earlier releases documented, still accepted.
@@ -52,7 +52,7 @@ class Settings:
     backend: Backend
     hosted_api_key: str | None = field(repr=False)
     hosted_base_url: str
-    database_path: Path
+    database_path: Path  # the SQLite file, unless postgres_url is set
     allow_networks: tuple[Network, ...]
     default_sizes: tuple[Size, ...]
     resize_reaction: str
@@ -69,6 +69,9 @@ class Settings:
     # Every listening socket: a request's headers must be in within the first, its body within the second.
     header_read_timeout_s: float = 10.0
     body_read_timeout_s: float = 30.0
+    # DATABASE_URL=postgresql://...: jobs, channel settings and crop maps in PostgreSQL, shared by every replica.
+    postgres_url: str | None = field(default=None, repr=False)
+    job_lease_s: float = 60.0  # a replica that dies mid-job has its jobs taken over within about this long
 
     @property
     def socket_mode(self) -> bool:
@@ -85,6 +88,8 @@ class ServerSettings:
 
     keys: frozenset[str] = field(default=frozenset(), repr=False)
     database_path: Path = DEFAULT_DATABASE_PATH  # the app's database: its jobs and these requests
+    postgres_url: str | None = field(default=None, repr=False)  # requests in PostgreSQL, shared by replicas
+    media_dir: Path | None = None  # outputs; default beside the SQLite file (replicas: one shared directory)
     output_ttl_s: float = 3600.0
     queue_size: int = 100
     queue_per_key: int | None = None  # waiting requests one key may hold; default: an equal share of the queue
@@ -158,7 +163,23 @@ class _Reader:
         )
 
     def database_path(self) -> Path:
-        return self.parsed(sqlite_path, self.get("DATABASE_URL") or DEFAULT_DATABASE_URL, DEFAULT_DATABASE_PATH)
+        url = self.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+        if is_postgres_url(url):
+            return DEFAULT_DATABASE_PATH
+        return self.parsed(sqlite_path, url, DEFAULT_DATABASE_PATH)
+
+    def postgres_url(self) -> str | None:
+        url = self.get("DATABASE_URL") or ""
+        if not is_postgres_url(url):
+            return None
+        try:
+            import asyncpg  # noqa: F401 - only to say, now, that it is missing
+        except ImportError:
+            self.problems.append(
+                "DATABASE_URL names PostgreSQL, whose driver is not installed; install the app with "
+                "pip install -e '.[postgres]', or use sqlite:///path/to/file.db."
+            )
+        return url
 
     def allow_networks(self) -> tuple[Network, ...]:
         from bot.net import parse_allow_networks  # the fetcher (aiohttp): not for the CLI's settings
@@ -212,9 +233,18 @@ def load_server_settings(env: Mapping[str, str] | None = None) -> ServerSettings
             "server at, like https://resize.example.com."
         )
     header_timeout_s, body_timeout_s = read.read_timeouts()
+    postgres_url = read.postgres_url()
+    media = read.get("SMART_RESIZE_MEDIA_DIR")
+    if postgres_url is not None and media is None:
+        read.problems.append(
+            "With DATABASE_URL on PostgreSQL, set SMART_RESIZE_MEDIA_DIR to a directory every replica of "
+            "smart-resize serve shares (an NFS or other shared mount), so any replica can answer any media link."
+        )
     settings = ServerSettings(
         keys=keys,
         database_path=read.database_path(),
+        postgres_url=postgres_url,
+        media_dir=Path(media) if media else None,
         output_ttl_s=float(read.integer("SMART_RESIZE_OUTPUT_TTL", 3600, 1, 30 * 24 * 3600)),
         queue_size=read.integer("SMART_RESIZE_QUEUE_SIZE", 100, 1, 100_000),
         queue_per_key=read.integer("SMART_RESIZE_QUEUE_PER_KEY", 0, 0, 100_000) or None,
@@ -287,6 +317,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         problems.append(f"SMART_RESIZE_BACKEND={backend_raw} needs PIXAZO_API_KEY; set it, or use the local engine.")
 
     database_path = read.database_path()
+    postgres_url = read.postgres_url()
+    job_lease_s = float(integer("JOB_LEASE_SECONDS", 60, 5, 3600))
     allow_networks = read.allow_networks()
     limits = read.limits()
     max_sizes = integer("MAX_SIZES_PER_REQUEST", 10, 1, 40)
@@ -326,6 +358,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         hosted_api_key=hosted_key,
         hosted_base_url=get("PIXAZO_BASE_URL") or DEFAULT_BASE_URL,
         database_path=database_path,
+        postgres_url=postgres_url,
+        job_lease_s=job_lease_s,
         allow_networks=allow_networks,
         default_sizes=default_sizes,
         resize_reaction=reaction,

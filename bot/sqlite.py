@@ -34,13 +34,17 @@ def add_missing_column(db: sqlite3.Connection, table: str, column: str, definiti
         db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
 
+def is_postgres_url(database_url: str) -> bool:
+    return database_url.startswith(("postgresql://", "postgres://"))
+
+
 def sqlite_path(database_url: str) -> Path:
     """The file a ``sqlite:///relative/path`` or ``sqlite:////absolute/path`` URL names (ValueError otherwise)."""
     if not database_url.startswith("sqlite:///") or database_url == "sqlite:///":
         scheme = urlsplit(database_url).scheme or database_url
         raise ValueError(
-            f"DATABASE_URL scheme {scheme!r} is not supported yet; "
-            f"use sqlite:///path/to/file.db (the default is {DEFAULT_DATABASE_URL})."
+            f"DATABASE_URL scheme {scheme!r} is not supported; use sqlite:///path/to/file.db (the default is "
+            f"{DEFAULT_DATABASE_URL}) or postgresql://user:password@host/database."
         )
     return Path(database_url.removeprefix("sqlite:///"))
 

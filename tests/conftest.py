@@ -1,9 +1,14 @@
-"""Fixtures shared by the whole suite: one Slack emulator per test, one engine pool per session."""
+"""Fixtures shared by the whole suite: one Slack emulator per test, one engine pool per session, and databases
+(SQLite files, and PostgreSQL ones on the server `.ci/run` starts)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -28,3 +33,47 @@ async def slack() -> AsyncIterator[SlackEmulator]:
     async with SlackEmulator() as emulator:
         emulator.add_channel("C1", members=("U1", "U2"))
         yield emulator
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The URL of a PostgreSQL server to make test databases on: TEST_DATABASE_URL, as `.ci/run` sets it (it starts
+    one with `.ci/postgres`). Without it the PostgreSQL tests skip, saying so; in CI they fail instead."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        reason = "TEST_DATABASE_URL is not set: start a server with .ci/postgres and export the URL it prints"
+        if os.environ.get("TEST_REQUIRE_POSTGRES"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return url
+
+
+@pytest.fixture
+async def postgres_url(postgres_server: str) -> AsyncIterator[str]:
+    """A new, empty database on the test server, dropped afterwards."""
+    async with fresh_database(postgres_server) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(server: str) -> AsyncIterator[str]:
+    import asyncpg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield server.rsplit("/", 1)[0] + f"/{name}"
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """Each store test runs twice: on a SQLite file, and on a PostgreSQL database of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    async with fresh_database(request.getfixturevalue("postgres_server")) as url:
+        yield url

@@ -44,12 +44,12 @@ def test_without_tokens_it_says_what_is_missing_and_where_to_get_it(tmp_path: Pa
 
 def test_the_env_file_is_read_from_where_the_app_is_started(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(
-        "SLACK_BOT_TOKEN=xoxb-1-2-abc\nSLACK_APP_TOKEN=xapp-1-A1-2-abc\nDATABASE_URL=postgres://db/resize\n"
+        "SLACK_BOT_TOKEN=xoxb-1-2-abc\nSLACK_APP_TOKEN=xapp-1-A1-2-abc\nDATABASE_URL=mysql://db/resize\n"
     )
     started = _start(tmp_path)
     assert started.returncode == 2
     # Only the database is wrong: the tokens came from the .env in the working directory.
-    assert "DATABASE_URL scheme 'postgres' is not supported yet" in started.stderr
+    assert "DATABASE_URL scheme 'mysql' is not supported" in started.stderr
     assert "SLACK_BOT_TOKEN" not in started.stderr
 
 

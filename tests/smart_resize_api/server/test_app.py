@@ -329,8 +329,9 @@ async def test_two_workers_never_claim_the_same_request(tmp_path: Path) -> None:
 def test_database_url_is_the_apps_setting() -> None:
     assert load_server_settings({}).database_path == Path("data/smart-resize.db")
     assert load_server_settings({"DATABASE_URL": "sqlite:////srv/x.db"}).database_path == Path("/srv/x.db")
-    with pytest.raises(ConfigError, match="DATABASE_URL scheme 'postgres' is not supported yet"):
-        load_server_settings({"DATABASE_URL": "postgres://db/x"})
+    assert load_server_settings({"DATABASE_URL": "postgresql://u:p@db/x"}).postgres_url == "postgresql://u:p@db/x"
+    with pytest.raises(ConfigError, match="DATABASE_URL scheme 'mysql' is not supported"):
+        load_server_settings({"DATABASE_URL": "mysql://db/x"})
 
 
 async def test_a_full_queue_answers_429_with_retry_after_even_to_a_burst(tmp_path: Path) -> None:

@@ -1,0 +1,76 @@
+"""The PostgreSQL layer under both stores when ``DATABASE_URL=postgresql://...``: one asyncpg pool per process,
+and versioned migrations applied at start-up under a lock, so replicas starting together apply each step once.
+
+asyncpg, not psycopg: it is made for asyncio (no thread hop per query), keeps prepared statements per connection,
+and has LISTEN/NOTIFY on a connection of its own; it is an optional extra (``.[postgres]``) so the README's SQLite
+set-up installs nothing it does not use.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncpg
+
+log = logging.getLogger(__name__)
+
+Migration = str  # one step: SQL run in the migrating transaction
+
+
+async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    import asyncpg
+
+    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, command_timeout=30)
+    assert pool is not None
+    return pool
+
+
+async def migrate(pool: asyncpg.Pool, component: str, steps: Sequence[Migration]) -> int:
+    """Bring ``component``'s tables to ``len(steps)``: every step after the stored version runs, in order, in one
+    transaction holding an advisory lock, so a replica starting at the same moment waits and then finds nothing to
+    do. Returns the version now stored."""
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock(hashtext('smart-resize:' || $1))", component)
+        await connection.execute(
+            "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        )
+        current = await connection.fetchval("SELECT version FROM schema_versions WHERE component = $1", component)
+        current = int(current or 0)
+        if current > len(steps):
+            raise RuntimeError(
+                f"the {component} tables are at version {current}, newer than this release knows ({len(steps)}); "
+                "run the newer release, or restore a backup from before it"
+            )
+        for version in range(current + 1, len(steps) + 1):
+            await connection.execute(steps[version - 1])
+            log.info("%s tables migrated to version %d", component, version)
+        await connection.execute(
+            "INSERT INTO schema_versions (component, version) VALUES ($1, $2) "
+            "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+            component,
+            len(steps),
+        )
+        return len(steps)
+
+
+class Listener:
+    """LISTEN on one channel on a connection of its own; ``on_notify`` runs for every NOTIFY (a wake-up)."""
+
+    def __init__(self, url: str, channel: str, on_notify: Callable[[], Any]) -> None:
+        self.url = url
+        self.channel = channel
+        self.on_notify = on_notify
+        self._connection: asyncpg.Connection | None = None
+
+    async def start(self) -> None:
+        import asyncpg
+
+        self._connection = await asyncpg.connect(self.url)
+        await self._connection.add_listener(self.channel, lambda *_: self.on_notify())
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
