@@ -101,6 +101,9 @@ class ServerSettings:
     # ignored for the address the request arrived on, so a forged header can't send a client's key elsewhere.
     allowed_hosts: tuple[tuple[str, int | None], ...] = ()
     cleanup_every_s: float = 60.0
+    # A claimed request's lease, renewed while it runs: a replica that dies has its requests taken over within
+    # about this long (SMART_RESIZE_LEASE_SECONDS).
+    lease_s: float = 60.0
     limits: Limits = field(default_factory=Limits)
     # Work per request: pixels of all outputs together, and of a sync_mode request, whose every status answer
     # carries them inline (base64, each image twice: output.media_url and images[]).

@@ -18,11 +18,11 @@ from bot.backends.local import LocalBackend
 from bot.config import Settings
 from bot.engine.pool import EnginePool
 from bot.grammar import Grammar
-from bot.jobs.crop_maps import CropMaps
+from bot.jobs.crop_maps import CropMaps, FileCropMaps, PostgresCropMaps
 from bot.jobs.intake import Intake
 from bot.jobs.runner import JobRunner, RunnerConfig
 from bot.jobs.source_links import SourceLinks
-from bot.jobs.store import JobStore
+from bot.jobs.store import JobStore, SqliteJobStore
 from bot.net import NetworkPolicy, SafeFetcher
 from bot.slack.connection import RECONNECT, Readiness
 from bot.slack.delivery import Delivery
@@ -100,7 +100,7 @@ async def open_services(
 ) -> AsyncIterator[Services]:
     """``pool``: an engine pool to share (the tests start one for the session); by default the app starts and
     owns one."""
-    store = JobStore(settings.database_path)
+    store = await open_job_store(settings)
     # Slack's own hosts are reached with a plain session (the token may only go there, see bot.slack.files);
     # user-supplied links go through the SSRF-guarded fetcher.
     slack_session = aiohttp.ClientSession(trust_env=False, cookie_jar=aiohttp.DummyCookieJar())
@@ -122,7 +122,7 @@ async def open_services(
         delivery = Delivery(client, uploader, pacer)
         reactions = StatusReactions(client, store, pacer)
         backend = _backend(settings, pool, slack_session, fetcher, pacing)
-        crop_maps = CropMaps(settings.database_path.parent / "crop-maps") if backend.name == "local" else None
+        crop_maps = _crop_maps(settings, store) if backend.name == "local" else None
         links = None
         if settings.public_base_url is not None:
             links = SourceLinks(settings.public_base_url, settings.source_link_key, settings.source_link_ttl_s)
@@ -137,6 +137,7 @@ async def open_services(
                 slack_api_url=settings.slack_api_url,
                 max_download_bytes=settings.max_download_bytes,
                 max_concurrent_jobs=max(2, settings.engine_workers * 2),
+                lease_s=settings.job_lease_s,
                 job_retention_s=settings.job_retention_days * 24 * 3600.0,
             ),
             reactions,
@@ -146,6 +147,7 @@ async def open_services(
         intake = Intake(store, runner, settings.jobs_per_user_per_hour)
         reactions.start()
         await reactions.catch_up(since=time.time() - REACTION_CATCH_UP_S)
+        await store.listen(runner.wake)  # another replica's intake wakes this runner too
         runner.start()
         yield Services(
             settings,
@@ -169,7 +171,24 @@ async def open_services(
             await pool.close()
         await fetcher.close()
         await slack_session.close()
-        store.close()
+        await store.close()
+
+
+async def open_job_store(settings: Settings) -> JobStore:
+    if settings.postgres_url is not None:
+        from bot.jobs.pg_store import PostgresJobStore
+
+        return await PostgresJobStore.open(settings.postgres_url)
+    return SqliteJobStore(settings.database_path)
+
+
+def _crop_maps(settings: Settings, store: JobStore) -> CropMaps:
+    if settings.postgres_url is not None:
+        from bot.jobs.pg_store import PostgresJobStore
+
+        assert isinstance(store, PostgresJobStore)
+        return PostgresCropMaps(store.pool)
+    return FileCropMaps(settings.database_path.parent / "crop-maps")
 
 
 def _backend(

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +32,18 @@ def add_missing_column(db: sqlite3.Connection, table: str, column: str, definiti
     present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
     if column not in present:
         db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+
+
+def add_missing_columns(db: sqlite3.Connection, table: str, **definitions: str) -> None:
+    for column, definition in definitions.items():
+        add_missing_column(db, table, column, definition)
+
+
+def run_statements(db: sqlite3.Connection, script: str) -> None:
+    """Each statement of ``script`` inside the open transaction (executescript would commit it first)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
 
 
 def is_postgres_url(database_url: str) -> bool:
@@ -66,6 +78,41 @@ class Database:
         self._db.executescript(schema)
         if upgrade is not None:
             upgrade(self._db)
+
+    def migrate(self, component: str, steps: Sequence[Callable[[sqlite3.Connection], None]]) -> int:
+        """Bring ``component``'s tables to version ``len(steps)``, each step after the stored version once, all in
+        one write transaction: another process starting on the same file waits for it, then finds nothing to do.
+        A file from before versions were stored is at version 0, so its steps must tolerate finding their work
+        done (CREATE ... IF NOT EXISTS, add_missing_column)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+            )
+            row = self._db.execute("SELECT version FROM schema_versions WHERE component = ?", (component,)).fetchone()
+            current = int(row[0]) if row else 0
+            if current > len(steps):
+                raise RuntimeError(
+                    f"{self.path} has {component} tables at version {current}, newer than this release knows "
+                    f"({len(steps)}); run the newer release, or restore a backup from before it"
+                )
+            for step in steps[current:]:
+                step(self._db)
+            self._db.execute(
+                "INSERT INTO schema_versions (component, version) VALUES (?, ?) "
+                "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+                (component, len(steps)),
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        return len(steps)
+
+    def execute_now(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        """A statement at set-up, before the worker thread serves calls."""
+        self._db.execute(sql, params)
 
     async def run(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         def work() -> list[sqlite3.Row]:

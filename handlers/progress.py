@@ -25,7 +25,7 @@ def register(app: AsyncApp, services: Services) -> None:
         await ack()
         job = await services.store.get(action["value"])
         channel, user = body["channel"]["id"], body["user"]["id"]
-        picture = services.crop_maps.read(job.id) if job is not None and services.crop_maps is not None else None
+        picture = await services.crop_maps.read(job.id) if job is not None and services.crop_maps is not None else None
         if job is None or job.thread_ts is None or picture is None:
             await services.delivery.ephemeral(
                 channel, user, "That crop map has expired; run the resize again to see it."

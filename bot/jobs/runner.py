@@ -52,6 +52,7 @@ class RunnerConfig:
     slack_api_url: str
     max_download_bytes: int
     max_concurrent_jobs: int = 4
+    lease_s: float = 60.0  # how long a claim holds a job; renewed every third of it while the job runs
     job_retention_s: float = 30 * 24 * 3600.0  # finished jobs: who asked, where and for what is kept no longer
 
 
@@ -84,12 +85,23 @@ class JobRunner:
         self._active: dict[str, asyncio.Task[None]] = {}  # strong references: the loop must not lose a job
         self._pruned_at = float("-inf")
         self._loop_task: asyncio.Task[None] | None = None
+        self._lease_task: asyncio.Task[None] | None = None
         self._stopping = False
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._loop(), name="job-runner")
+        self._lease_task = asyncio.create_task(self._keep_leases(), name="job-leases")
+
+    async def _keep_leases(self) -> None:
+        """While a job runs here, its lease is renewed: no other replica takes it over unless this one dies."""
+        while True:
+            await asyncio.sleep(self.config.lease_s / 3)
+            try:
+                await self.store.renew(list(self._active), self.clock() + self.config.lease_s)
+            except Exception:  # a database blip: the next renewal comes well before the lease runs out
+                log.warning("could not renew the leases of running jobs; trying again", exc_info=True)
 
     def wake(self) -> None:
         self._wake.set()
@@ -105,6 +117,9 @@ class JobRunner:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            await asyncio.gather(self._lease_task, return_exceptions=True)
 
     async def idle(self) -> None:
         """Wait until no job is runnable or running and their reactions are on (for tests and orderly shutdown)."""
@@ -141,7 +156,7 @@ class JobRunner:
             log.info("deleted %d expired crop maps", removed)
 
     async def _next_wakeup(self) -> float:
-        next_time = await self.store.next_wakeup()
+        next_time = await self.store.next_wakeup(self.clock())
         if next_time is None:
             return 30.0
         return min(30.0, max(0.05, next_time - self.clock()))
@@ -150,7 +165,7 @@ class JobRunner:
         room = self.config.max_concurrent_jobs - len(self._active)
         if room <= 0:
             return
-        for job in await self.store.runnable(self.clock(), limit=room + len(self._active)):
+        for job in await self.store.claim(self.clock(), room, self.config.lease_s):
             if job.id in self._active or len(self._active) >= self.config.max_concurrent_jobs:
                 continue
             task = asyncio.create_task(self._run(job), name=f"job-{job.short_id}")
@@ -174,7 +189,7 @@ class JobRunner:
             if job.state == "delivering":
                 return "Too late to cancel: the images are being posted to the thread now."
             try:
-                job = await self.store.update(job, state="cancelled")
+                job = await self.store.update(job, state="cancelled", fenced=False)  # whichever replica runs it
                 break
             except StaleJob:  # the runner took a step meanwhile: look again
                 continue
@@ -192,6 +207,14 @@ class JobRunner:
     # --- one job ------------------------------------------------------------------------------------------------
 
     async def _run(self, job: Job) -> None:
+        try:
+            await self._run_steps(job)
+        finally:
+            # Finished, deferred or cut short by a stop: free for any replica now, not when the lease runs out.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.store.release(job.id))
+
+    async def _run_steps(self, job: Job) -> None:
         try:
             while not job.finished:
                 fresh = await self.store.get(job.id)
@@ -323,7 +346,7 @@ class JobRunner:
         with links.hold(job.id, image) if links is not None else contextlib.nullcontext():
             result = await self.backend.run(image, job.spec, RemoteId(job.remote_id, save_remote_id))
         if result.crop_map is not None and self.crop_maps is not None:
-            await asyncio.to_thread(self.crop_maps.save, job.id, result.crop_map)
+            await self.crop_maps.save(job.id, result.crop_map)
         return result
 
     async def _deliver(self, job: Job, result: BackendResult | None) -> Job:
@@ -358,7 +381,7 @@ class JobRunner:
         job = await self.store.update(job, state="done", error=None)
         if job.progress_ts:
             text = f":white_check_mark: Done: {job.spec.describe()} · _{job.marker}_"
-            has_map = self.crop_maps is not None and self.crop_maps.exists(job.id)
+            has_map = self.crop_maps is not None and await self.crop_maps.exists(job.id)
             blocks = progress_blocks(text, job.id, crop_map=has_map)
             await self._quietly(self.delivery.update(job.channel_id, job.progress_ts, text, blocks=blocks))
         self.reactions.changed(job)

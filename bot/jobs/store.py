@@ -1,25 +1,35 @@
-"""Durable job store on SQLite (``bot.sqlite``): an idempotent insert, and every state change written before the
-next step, so a committed state survives the process crashing or being killed."""
+"""The durable job store: one interface (``JobStore``), two implementations with the same behaviour: SQLite
+(``SqliteJobStore``, the embedded default) and PostgreSQL (``bot.jobs.pg_store``, for several replicas).
+
+An idempotent insert, and every state change written before the next step, so a committed state survives the
+process crashing or being killed. Work is claimed with leases: a claim marks the job as this process's until
+``lease_until``, renewed while it runs; a process that dies leaves its lease to run out, and then any process may
+claim the job and carry it on at its stored step. A step is written only while the job is still this process's
+(fencing), so a process that lost its lease cannot overwrite what the new owner did.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bot.jobs.model import Job, JobSource
 from bot.slack.uploads import UploadRecord
 from bot.spec import ResizeSpec
-from bot.sqlite import Database, add_missing_column
+from bot.sqlite import Database, add_missing_columns, run_statements
 
 log = logging.getLogger(__name__)
 
-_SCHEMA = """
+_V1 = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
     dedup_key TEXT NOT NULL UNIQUE,
@@ -53,12 +63,13 @@ CREATE TABLE IF NOT EXISTS channel_settings (
 """
 
 
+_RETIRE_STATES = frozenset({"failed", "cancelled"})  # asked again after these, it is a new try
 _RETIRE = "UPDATE jobs SET dedup_key = dedup_key || '#' || id WHERE id = ? AND state IN ('failed', 'cancelled')"
 _COUNT_SINCE = "SELECT COUNT(*) AS n FROM jobs WHERE user_id = ? AND created_at >= ?"
 
 
 class StaleJob(Exception):
-    """The stored job is no longer in the state it was read in: read it again before going on."""
+    """The stored job is no longer in the state it was read in, or no longer this process's: read it again."""
 
 
 _COLUMNS = [
@@ -67,6 +78,7 @@ _COLUMNS = [
     "created_at", "updated_at",
 ]  # fmt: skip
 _UPDATABLE = {"thread_ts", "source", "state", "progress_ts", "remote_id", "error", "upload", "attempts", "not_before"}
+OPEN = "state NOT IN ('done', 'failed', 'cancelled')"
 _INSERT = f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"  # noqa: S608
 
 
@@ -77,13 +89,49 @@ class Admission:
     recent: int  # the user's jobs in the window, not counting this one
 
 
-class JobStore:
+class JobStore(Protocol):
+    """What the app asks of its job store; both implementations pass the same tests (tests/jobs/test_store.py)."""
+
+    owner: str  # this process, in the leases it takes
+
+    async def close(self) -> None: ...
+    async def admit(self, job: Job, *, since: float, limit: int) -> Admission: ...
+    async def get(self, job_id: str) -> Job | None: ...
+    async def update(self, job: Job, *, fenced: bool = True, **changes: Any) -> Job: ...
+    async def claim(self, now: float, limit: int, lease_s: float) -> list[Job]: ...
+    async def renew(self, job_ids: list[str], until: float) -> None: ...
+    async def release(self, job_id: str) -> None: ...
+    async def runnable(self, now: float, limit: int = 50) -> list[Job]: ...
+    async def next_wakeup(self, now: float) -> float | None: ...
+    async def recent_for_user(self, user_id: str, limit: int = 10) -> list[Job]: ...
+    async def changed_since(self, since: float, limit: int = 500) -> list[Job]: ...
+    async def set_status_reaction(self, job_id: str, reaction: str | None) -> None: ...
+    async def delete_finished_before(self, cutoff: float) -> int: ...
+    async def set_auto_sizes(self, channel_id: str, sizes: list[str] | None, user_id: str) -> None: ...
+    async def auto_sizes(self, channel_id: str) -> list[str] | None: ...
+    async def listen(self, wake: Callable[[], None]) -> None: ...
+
+
+def new_owner() -> str:
+    """A lease owner id: the host and process, for an operator reading the table, and a random part, unique."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class SqliteJobStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = Database(path, _SCHEMA, _upgrade)
+        self.owner = new_owner()
+        self._db = Database(path, "")
+        self._db.migrate("jobs", _MIGRATIONS)
+        # One app process per SQLite file: whatever holds a lease here is this process's previous life, dead. Its
+        # jobs resume at once, not a lease later. (Replicas share PostgreSQL, where leases run out instead.)
+        self._db.execute_now("UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self._db.close()
+
+    async def listen(self, wake: Callable[[], None]) -> None:
+        """Nothing to listen to: the process that admits a job wakes its own runner (intake does)."""
 
     # --- jobs ---------------------------------------------------------------------------------------------------
 
@@ -97,7 +145,7 @@ class JobStore:
             found = db.execute("SELECT * FROM jobs WHERE dedup_key = ?", (job.dedup_key,)).fetchone()
             if found is not None:
                 existing = _from_row(found)
-                if existing.state not in ("failed", "cancelled"):
+                if existing.state not in _RETIRE_STATES:
                     return Admission(existing, new=False, recent=0)
                 db.execute(_RETIRE, (existing.id,))
             recent = int(db.execute(_COUNT_SINCE, (job.user_id, since)).fetchone()["n"])
@@ -112,26 +160,46 @@ class JobStore:
         rows = await self._db.run("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return _from_row(rows[0]) if rows else None
 
-    async def update(self, job: Job, **changes: Any) -> Job:
+    async def update(self, job: Job, *, fenced: bool = True, **changes: Any) -> Job:
         """Persist ``changes`` (a state step) and return the job as now stored.
 
         Only while the stored state is still ``job.state``: a step taken on what was read before Cancel (or any
-        other writer) moved the job on raises StaleJob instead of undoing that move.
+        other writer) moved the job on raises StaleJob instead of undoing that move. ``fenced`` (the runner's
+        steps): only while no other process holds the job's lease. Cancel is not fenced: whoever holds the job
+        finds it cancelled at its next step.
         """
-        unknown = set(changes) - _UPDATABLE
-        if unknown:
-            raise ValueError(f"not updatable: {sorted(unknown)}")
-        updated = replace(job, **changes, updated_at=time.time())
-        row = _to_row(updated)
-        names = [*changes, "updated_at"]
+        updated, names, values = _changed(job, changes)
         assignments = ", ".join(f"{name} = ?" for name in names)
+        fence = " AND (lease_owner IS NULL OR lease_owner = ?)" if fenced else ""
         written = await self._db.run(
-            f"UPDATE jobs SET {assignments} WHERE id = ? AND state = ? RETURNING id",  # noqa: S608 - from _UPDATABLE
-            (*(row[name] for name in names), job.id, job.state),
+            f"UPDATE jobs SET {assignments} WHERE id = ? AND state = ?{fence} RETURNING id",  # noqa: S608
+            (*values, job.id, job.state, *((self.owner,) if fenced else ())),
         )
         if not written:
             raise StaleJob(job.id)
         return updated
+
+    async def claim(self, now: float, limit: int, lease_s: float) -> list[Job]:
+        """Up to ``limit`` runnable jobs, oldest first, now this process's until ``now + lease_s``: free ones, and ones
+        whose lease ran out (their process died). The ones this process holds are running: renew() keeps them."""
+        rows = await self._db.run(
+            f"UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id IN (SELECT id FROM jobs WHERE {OPEN} "  # noqa: S608
+            "AND not_before <= ? AND (lease_owner IS NULL OR lease_until < ?) ORDER BY created_at LIMIT ?) RETURNING *",
+            (self.owner, now + lease_s, now, now, limit),
+        )
+        return await self._readable_rows(sorted(rows, key=lambda row: row["created_at"]))
+
+    async def renew(self, job_ids: list[str], until: float) -> None:
+        for job_id in job_ids:
+            await self._db.run(
+                "UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ?", (until, job_id, self.owner)
+            )
+
+    async def release(self, job_id: str) -> None:
+        await self._db.run(
+            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?",
+            (job_id, self.owner),
+        )
 
     async def changed_since(self, since: float, limit: int = 500) -> list[Job]:
         rows = await self._db.run(
@@ -145,10 +213,12 @@ class JobStore:
 
     async def runnable(self, now: float, limit: int = 50) -> list[Job]:
         rows = await self._db.run(
-            "SELECT * FROM jobs WHERE state NOT IN ('done', 'failed', 'cancelled') AND not_before <= ? "
-            "ORDER BY created_at LIMIT ?",
+            f"SELECT * FROM jobs WHERE {OPEN} AND not_before <= ? ORDER BY created_at LIMIT ?",  # noqa: S608
             (now, limit),
         )
+        return await self._readable_rows(rows)
+
+    async def _readable_rows(self, rows: list[Any]) -> list[Job]:
         jobs = []
         for row in rows:
             job = _readable(row)
@@ -162,9 +232,13 @@ class JobStore:
                 jobs.append(job)
         return jobs
 
-    async def next_wakeup(self) -> float | None:
+    async def next_wakeup(self, now: float) -> float | None:
+        """When an open job next becomes claimable: its not_before, or when another process's lease runs out (the
+        jobs this process holds are running here: they wake nothing)."""
         rows = await self._db.run(
-            "SELECT MIN(not_before) AS t FROM jobs WHERE state NOT IN ('done', 'failed', 'cancelled')"
+            "SELECT MIN(CASE WHEN lease_until > ? THEN (CASE WHEN lease_owner = ? THEN NULL ELSE lease_until END) "  # noqa: S608
+            f"ELSE not_before END) AS t FROM jobs WHERE {OPEN}",
+            (now, self.owner),
         )
         value = rows[0]["t"] if rows else None
         return float(value) if value is not None else None
@@ -200,10 +274,26 @@ class JobStore:
         return list(json.loads(rows[0]["auto_sizes"]))
 
 
-def _upgrade(db: sqlite3.Connection) -> None:
-    """Files written before uploads were tracked by file id and reactions by what is on the message."""
-    add_missing_column(db, "jobs", "upload", "TEXT")
-    add_missing_column(db, "jobs", "status_reaction", "TEXT")
+# Each step runs once per file, in order (bot.sqlite.Database.migrate); each also works on a file an earlier release
+# made before steps were counted, so such a file is upgraded in place.
+_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    lambda db: run_statements(db, _V1),
+    # Uploads tracked by file id, and the status reaction the job put on.
+    lambda db: add_missing_columns(db, "jobs", upload="TEXT", status_reaction="TEXT"),
+    # Leases: which process holds an open job, and until when.
+    lambda db: add_missing_columns(db, "jobs", lease_owner="TEXT", lease_until="REAL"),
+]
+
+
+def _changed(job: Job, changes: dict[str, Any]) -> tuple[Job, list[str], list[Any]]:
+    """The job with ``changes`` made, the columns they touch (and updated_at), and those columns' stored values."""
+    unknown = set(changes) - _UPDATABLE
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    updated = replace(job, **changes, updated_at=time.time())
+    row = _to_row(updated)
+    names = [*changes, "updated_at"]
+    return updated, names, [row[name] for name in names]
 
 
 def _new_row(job: Job) -> tuple[Job, tuple[Any, ...]]:

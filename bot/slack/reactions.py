@@ -12,6 +12,7 @@ instead of meeting 429s. What the worker had not reached at shutdown is picked u
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -52,7 +53,10 @@ class StatusReactions:
     def start(self) -> None:
         self._task = asyncio.create_task(self._work(), name="status-reactions")
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Put on what is due (a few seconds at most), then stop; anything left is caught up at the next start."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.settled(), grace_s)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

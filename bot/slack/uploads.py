@@ -211,13 +211,8 @@ class Uploader:
             await self._sleep(min(next(delays, self.poll_s[-1]), left))
 
     async def _shared(self, file_id: str, channel: str, thread_ts: str) -> bool:
-        try:
-            response = await self.client.files_info(file=file_id)
-        except SlackApiError as error:
-            if error.response.get("error") in ("file_not_found", "file_deleted"):
-                return False
-            raise
-        shares: dict[str, Any] = response["file"].get("shares") or {}
+        file = await self._info(file_id)
+        shares: dict[str, Any] = (file or {}).get("shares") or {}
         for visibility in ("public", "private"):
             for share in (shares.get(visibility) or {}).get(channel, []):
                 if share.get("thread_ts") == thread_ts or share.get("ts") == thread_ts:
@@ -226,13 +221,19 @@ class Uploader:
 
     async def _all_exist(self, file_ids: Sequence[str]) -> bool:
         for file_id in file_ids:
-            try:
-                await self.client.files_info(file=file_id)
-            except SlackApiError as error:
-                if error.response.get("error") in ("file_not_found", "file_deleted"):
-                    return False
-                raise
+            if await self._info(file_id) is None:
+                return False
         return True
+
+    async def _info(self, file_id: str) -> dict[str, Any] | None:
+        """The file as files.info has it; None when Slack has no such file (never completed, or deleted)."""
+        try:
+            response = await self.client.files_info(file=file_id)
+        except SlackApiError as error:
+            if error.response.get("error") in ("file_not_found", "file_deleted"):
+                return None
+            raise
+        return dict(response["file"])
 
     async def _delete(self, file_ids: Sequence[str]) -> None:
         for file_id in file_ids:

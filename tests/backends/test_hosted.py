@@ -14,7 +14,7 @@ from PIL import Image
 
 from bot.engine import Size
 from bot.jobs.model import Job, JobSource
-from bot.jobs.store import JobStore
+from bot.jobs.store import SqliteJobStore
 from bot.smart_resize_api.contract import SmartResizeRequest, Status
 from bot.spec import ResizeSpec
 from tests.factories import insert, make_job
@@ -109,7 +109,7 @@ async def test_after_a_restart_the_stored_request_is_polled_not_paid_again(tmp_p
                 SmartResizeRequest(image_url="data:image/png;base64,AA==", target_sizes=["300x300"])
             )
             # What a process killed right after its submit was accepted leaves in the store.
-            store = JobStore(tmp_path / "jobs.db")
+            store = SqliteJobStore(tmp_path / "jobs.db")
             job, _ = await insert(
                 store,
                 make_job(
@@ -120,7 +120,7 @@ async def test_after_a_restart_the_stored_request_is_polled_not_paid_again(tmp_p
                 ),
             )
             await store.update(job, state="anchored", remote_id=remote_id)
-            store.close()
+            await store.close()
             async with running_app(slack, tmp_path, **_hosted(api)) as app:
                 await app.services.runner.idle()
             uploads = slack.uploads_in_thread("C1", message["ts"])

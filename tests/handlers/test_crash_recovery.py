@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import aiohttp
@@ -16,48 +10,7 @@ import pytest
 
 from tests.images import astronaut
 from tests.slack_api.emulator import BOT_USER, SlackEmulator
-from tests.slack_api.harness import RunningApp, app_env, eventually, free_port
-
-ROOT = Path(__file__).parents[2]
-
-
-class AppProcess:
-    """``python -m bot`` as a real child process in HTTP mode."""
-
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        self.port = free_port()
-        self.env = {**env, "PORT": str(self.port), "PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)}
-        self.cwd = cwd
-        self.process: subprocess.Popen[bytes] | None = None
-
-    async def start(self) -> None:
-        with (self.cwd / "app.log").open("ab") as log:
-            # Popen only forks; the child's output goes straight to the log file, nothing here blocks.
-            self.process = subprocess.Popen(  # noqa: ASYNC220
-                [sys.executable, "-m", "bot"], env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
-            )
-        async with aiohttp.ClientSession() as session:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    async with session.get(f"http://127.0.0.1:{self.port}/healthz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.1)
-        raise AssertionError("the app did not start:\n" + (self.cwd / "app.log").read_text())
-
-    def kill9(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    async def stop(self) -> None:
-        """SIGTERM, then wait off the event loop: the emulator shares this loop and must keep answering while the
-        app finishes its running jobs (a blocking wait stalled both until the app's grace period cut the job)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            await asyncio.to_thread(self.process.wait, 30)
+from tests.slack_api.harness import AppProcess, RunningApp, app_env, eventually
 
 
 def _states(db: Path) -> list[str]:

@@ -13,7 +13,7 @@ import pytest
 
 from bot.engine import Size
 from bot.jobs.model import Job, JobSource
-from bot.jobs.store import JobStore
+from bot.jobs.store import SqliteJobStore
 from bot.spec import ResizeSpec
 from tests.factories import insert, make_job
 from tests.images import astronaut, encode, photo
@@ -36,11 +36,11 @@ async def test_the_runner_outlives_a_failing_database_call(
         real_next_wakeup = store.next_wakeup
         failed: list[bool] = []
 
-        async def locked_once() -> float | None:
+        async def locked_once(now: float) -> float | None:
             if not failed:
                 failed.append(True)
                 raise sqlite3.OperationalError("database is locked")
-            return await real_next_wakeup()
+            return await real_next_wakeup(now)
 
         monkeypatch.setattr(store, "next_wakeup", locked_once)
         await app.command("300x300")
@@ -56,10 +56,10 @@ async def test_the_runner_outlives_a_failing_database_call(
 async def test_the_latest_image_is_the_latest_when_asked_not_when_run(slack: SlackEmulator, tmp_path: Path) -> None:
     asked_about = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "asked.jpg")])
     # Accepted, then the process stopped before running it (or the runner was busy)...
-    store = JobStore(tmp_path / "jobs.db")
+    store = SqliteJobStore(tmp_path / "jobs.db")
     spec = ResizeSpec(sizes=(Size(300, 300),), output_format="jpeg")
     await insert(store, _latest_image_job("command:latest-1", spec=spec))
-    store.close()
+    await store.close()
     # ...and meanwhile someone shared another image.
     later = slack.post_user_message(
         "C1", "U1", "", files=[slack.add_file(encode(photo(640, 480), "PNG"), "later.png", "image/png")]
@@ -100,12 +100,12 @@ async def test_expired_crop_maps_are_deleted(slack: SlackEmulator, tmp_path: Pat
 
 
 async def test_finished_jobs_are_deleted_after_the_retention_period(slack: SlackEmulator, tmp_path: Path) -> None:
-    store = JobStore(tmp_path / "jobs.db")
+    store = SqliteJobStore(tmp_path / "jobs.db")
     held = time.time() + 3600  # open, but not due: the runner leaves it alone during the test
     await insert(store, _latest_image_job("command:open", state="anchored", not_before=held))
     for key, state in (("command:done", "done"), ("command:failed", "failed"), ("command:recent", "done")):
         await insert(store, _latest_image_job(key, state=state))
-    store.close()
+    await store.close()
     forty_days_ago = time.time() - 40 * 24 * 3600
     with sqlite3.connect(tmp_path / "jobs.db") as db:
         db.execute("UPDATE jobs SET updated_at = ? WHERE dedup_key != 'command:recent'", (forty_days_ago,))
@@ -126,10 +126,10 @@ async def test_stop_is_prompt_when_it_lands_while_the_loop_is_scheduling(
         real_next_wakeup = store.next_wakeup
         scheduling, release = asyncio.Event(), asyncio.Event()
 
-        async def held_next_wakeup() -> float | None:
+        async def held_next_wakeup(now: float) -> float | None:
             scheduling.set()
             await release.wait()
-            return await real_next_wakeup()  # nothing queued: the loop would sleep 30 s
+            return await real_next_wakeup(now)  # nothing queued: the loop would sleep 30 s
 
         monkeypatch.setattr(store, "next_wakeup", held_next_wakeup)
         runner.wake()

@@ -1,4 +1,5 @@
-"""The job store on real SQLite files: idempotent inserts and state that survives closing and reopening."""
+"""The job store, on a real SQLite file and on a real PostgreSQL database: every behaviour test runs on both
+(the ``database_url`` fixture); what only a file can show (reopening it, earlier releases' files) on SQLite."""
 
 from __future__ import annotations
 
@@ -10,69 +11,76 @@ import pytest
 
 from bot.engine import Size
 from bot.jobs.model import Job, JobSource
-from bot.jobs.store import JobStore, StaleJob
+from bot.jobs.pg_store import PostgresJobStore
+from bot.jobs.store import JobStore, SqliteJobStore, StaleJob
 from bot.spec import ResizeSpec
 from bot.sqlite import Database
 from tests.factories import insert, make_job
+
+
+async def open_store(database_url: str) -> JobStore:
+    if database_url.startswith("sqlite:///"):
+        return SqliteJobStore(Path(database_url.removeprefix("sqlite:///")))
+    return await PostgresJobStore.open(database_url)
 
 
 def _job(key: str = "upload:C1:1.0:F1", user: str = "U1") -> Job:
     return make_job(key, user_id=user)
 
 
-async def test_insert_is_idempotent_on_the_dedup_key(tmp_path: Path) -> None:
-    store = JobStore(tmp_path / "jobs.db")
+async def test_insert_is_idempotent_on_the_dedup_key(database_url: str) -> None:
+    store = await open_store(database_url)
     first, new = await insert(store, _job())
     again, new_again = await insert(store, _job())
     assert new and not new_again
     assert again.id == first.id
     other, other_new = await insert(store, _job("upload:C1:1.0:F2"))
     assert other_new and other.id != first.id
-    store.close()
+    await store.close()
 
 
 async def test_state_survives_reopening_the_file(tmp_path: Path) -> None:
     path = tmp_path / "jobs.db"
-    store = JobStore(path)
+    store = SqliteJobStore(path)
     job, _ = await insert(store, _job())
     job = await store.update(job, state="anchored", progress_ts="2.0", remote_id="smart-resize_1")
-    store.close()
+    await store.close()
 
-    reopened = JobStore(path)
+    reopened = SqliteJobStore(path)
     stored = await reopened.get(job.id)
     assert stored is not None
     assert (stored.state, stored.progress_ts, stored.remote_id) == ("anchored", "2.0", "smart-resize_1")
     assert stored.source == JobSource.slack_file({"id": "F1"}, None)
     assert stored.spec == job.spec
     assert [j.id for j in await reopened.runnable(now=stored.updated_at + 1)] == [job.id]
-    reopened.close()
+    await reopened.close()
 
 
-async def test_finished_and_deferred_jobs_are_not_runnable(tmp_path: Path) -> None:
-    store = JobStore(tmp_path / "jobs.db")
+async def test_finished_and_deferred_jobs_are_not_runnable(database_url: str) -> None:
+    store = await open_store(database_url)
     done, _ = await insert(store, _job("a"))
     await store.update(done, state="done")
     later, _ = await insert(store, _job("b"))
     later = await store.update(later, not_before=later.created_at + 100)
     assert await store.runnable(now=later.created_at + 1) == []
     assert [j.id for j in await store.runnable(now=later.created_at + 101)] == [later.id]
-    assert await store.next_wakeup() == later.not_before
-    store.close()
+    assert await store.next_wakeup(later.created_at) == later.not_before
+    await store.close()
 
 
-async def test_counts_and_recent_jobs_per_user(tmp_path: Path) -> None:
-    store = JobStore(tmp_path / "jobs.db")
+async def test_counts_and_recent_jobs_per_user(database_url: str) -> None:
+    store = await open_store(database_url)
     for index in range(3):
         await insert(store, _job(f"k{index}", user="U1"))
     await insert(store, _job("other", user="U2"))
     probe = await store.admit(_job("probe", user="U1"), since=0, limit=3)
     assert (probe.job, probe.recent) == (None, 3)
     assert len(await store.recent_for_user("U1", limit=2)) == 2
-    store.close()
+    await store.close()
 
 
-async def test_unknown_fields_cannot_be_updated(tmp_path: Path) -> None:
-    store = JobStore(tmp_path / "jobs.db")
+async def test_unknown_fields_cannot_be_updated(database_url: str) -> None:
+    store = await open_store(database_url)
     job, _ = await insert(store, _job())
     try:
         await store.update(job, dedup_key="x")
@@ -80,11 +88,11 @@ async def test_unknown_fields_cannot_be_updated(tmp_path: Path) -> None:
         assert "dedup_key" in str(error)
     else:
         raise AssertionError("dedup_key must not be updatable")
-    store.close()
+    await store.close()
 
 
-async def test_a_step_taken_on_a_stale_read_cannot_undo_a_cancel(tmp_path: Path) -> None:
-    store = JobStore(tmp_path / "jobs.db")
+async def test_a_step_taken_on_a_stale_read_cannot_undo_a_cancel(database_url: str) -> None:
+    store = await open_store(database_url)
     job, _ = await insert(store, _job())
     runners_view = await store.update(job, state="anchored")  # what the runner read before resizing
     await store.update(runners_view, state="cancelled")  # the requester pressed Cancel meanwhile
@@ -94,11 +102,11 @@ async def test_a_step_taken_on_a_stale_read_cannot_undo_a_cancel(tmp_path: Path)
         await store.update(runners_view, progress_ts="9.0")
     stored = await store.get(job.id)
     assert stored is not None and stored.state == "cancelled" and stored.progress_ts is None
-    store.close()
+    await store.close()
 
 
-async def test_admit_returns_a_live_repeat_and_retries_a_failed_one(tmp_path: Path) -> None:
-    store = JobStore(tmp_path / "jobs.db")
+async def test_admit_returns_a_live_repeat_and_retries_a_failed_one(database_url: str) -> None:
+    store = await open_store(database_url)
     first = await store.admit(_job(), since=0, limit=10)
     assert first.new and first.job is not None
     repeat = await store.admit(_job(), since=0, limit=10)
@@ -110,29 +118,29 @@ async def test_admit_returns_a_live_repeat_and_retries_a_failed_one(tmp_path: Pa
     old = await store.get(first.job.id)
     assert old is not None and old.state == "failed"  # kept, under a retired key
     assert old.dedup_key != again.job.dedup_key == _job().dedup_key
-    store.close()
+    await store.close()
 
 
-async def test_admit_refuses_over_the_limit_and_stores_nothing(tmp_path: Path) -> None:
-    store = JobStore(tmp_path / "jobs.db")
+async def test_admit_refuses_over_the_limit_and_stores_nothing(database_url: str) -> None:
+    store = await open_store(database_url)
     for index in range(2):
         assert (await store.admit(_job(f"k{index}"), since=0, limit=2)).new
     refused = await store.admit(_job("k2"), since=0, limit=2)
     assert (refused.job, refused.new, refused.recent) == (None, False, 2)
     assert sorted(job.dedup_key for job in await store.recent_for_user("U1")) == ["k0", "k1"]
     assert (await store.admit(_job("k2", user="U2"), since=0, limit=2)).new  # the limit is per user
-    store.close()
+    await store.close()
 
 
-async def test_admit_holds_the_limit_under_a_burst_from_two_connections(tmp_path: Path) -> None:
-    # Two stores on one file: two connections, each on its own thread. Count and insert are one transaction
-    # (BEGIN IMMEDIATE), so requests from both cannot all read "4 so far" and all get in.
-    stores = [JobStore(tmp_path / "jobs.db"), JobStore(tmp_path / "jobs.db")]
+async def test_admit_holds_the_limit_under_a_burst_from_two_connections(database_url: str) -> None:
+    # Two stores on one database, as two replicas have: count and insert are one transaction (SQLite: BEGIN
+    # IMMEDIATE; PostgreSQL: under the user's advisory lock), so requests from both cannot all read "4 so far".
+    stores = [await open_store(database_url), await open_store(database_url)]
     admissions = await asyncio.gather(*(stores[n % 2].admit(_job(f"burst{n}"), since=0, limit=5) for n in range(40)))
     assert sum(a.new for a in admissions) == 5
     assert (await stores[0].admit(_job("probe"), since=0, limit=100)).recent == 5
     for store in stores:
-        store.close()
+        await store.close()
 
 
 async def test_a_failed_commit_is_rolled_back_and_the_next_transaction_works(tmp_path: Path) -> None:
@@ -173,31 +181,159 @@ async def test_a_failing_transaction_leaves_nothing_behind(tmp_path: Path) -> No
 
 async def test_jobs_stored_by_an_earlier_version_are_read_in_place(tmp_path: Path) -> None:
     path = tmp_path / "jobs.db"
-    JobStore(path).close()  # the schema, as every version has it
+    await SqliteJobStore(path).close()  # the schema, as every version has it
     with sqlite3.connect(path) as db:  # a row as the previous release wrote it: unversioned spec, sizes as pairs
         db.execute(
             "INSERT INTO jobs (id, dedup_key, trigger, channel_id, user_id, thread_ts, source, spec, state, "
             "created_at, updated_at) VALUES ('old', 'k', 'command', 'C1', 'U1', NULL, ?, ?, 'accepted', 1, 1)",
             ('{"kind": "url", "url": "https://e.com/a.jpg"}', '{"sizes": [[300, 200]], "output_format": "png"}'),
         )
-    store = JobStore(path)
+    store = SqliteJobStore(path)
     job = await store.get("old")
-    store.close()
+    await store.close()
     assert job is not None and job.source == JobSource.link("https://e.com/a.jpg")
     assert job.spec == ResizeSpec(sizes=(Size(300, 200),), output_format="png")
 
 
-async def test_an_unreadable_row_fails_alone_and_never_stalls_the_others(tmp_path: Path) -> None:
-    store = JobStore(tmp_path / "jobs.db")
+async def test_an_unreadable_row_fails_alone_and_never_stalls_the_others(database_url: str) -> None:
+    store = await open_store(database_url)
     good, _ = await insert(store, _job("good"))
     bad, _ = await insert(store, _job("bad"))
-    store.close()
-    with sqlite3.connect(tmp_path / "jobs.db") as db:  # as a newer release, or a hand edit, might leave it
-        db.execute("UPDATE jobs SET spec = ? WHERE id = ?", ('{"version": 99, "sizes": []}', bad.id))
-    store = JobStore(tmp_path / "jobs.db")
+    # As a newer release, or a hand edit, might leave it.
+    await execute(database_url, "UPDATE jobs SET spec = ? WHERE id = ?", '{"version": 99, "sizes": []}', bad.id)
     assert [job.id for job in await store.runnable(now=good.created_at + 1)] == [good.id]
     assert [job.id for job in await store.recent_for_user("U1")] == [good.id]
-    with sqlite3.connect(tmp_path / "jobs.db") as db:
-        state, error = db.execute("SELECT state, error FROM jobs WHERE id = ?", (bad.id,)).fetchone()
-    store.close()
+    stored = await execute(database_url, "SELECT state, error FROM jobs WHERE id = ?", bad.id)
+    await store.close()
+    [(state, error)] = stored
     assert state == "failed" and "could not be read" in error
+
+
+async def execute(database_url: str, sql: str, *params: object) -> list[tuple[object, ...]]:
+    """One statement behind the store's back, with ``?`` placeholders on either database."""
+    if database_url.startswith("sqlite:///"):
+        with sqlite3.connect(database_url.removeprefix("sqlite:///")) as db:
+            return [tuple(row) for row in db.execute(sql, params).fetchall()]
+    import asyncpg
+
+    numbered = sql
+    for n in range(1, len(params) + 1):
+        numbered = numbered.replace("?", f"${n}", 1)
+    connection = await asyncpg.connect(database_url)
+    try:
+        return [tuple(row) for row in await connection.fetch(numbered, *params)]
+    finally:
+        await connection.close()
+
+
+# --- leases: several replicas on one database ------------------------------------------------------------------
+
+
+async def test_replicas_claim_different_jobs_and_a_dead_ones_are_taken_over(database_url: str) -> None:
+    first, second = await open_store(database_url), await open_store(database_url)
+    jobs = [(await insert(first, _job(f"k{n}")))[0] for n in range(4)]
+    now = jobs[-1].created_at + 1
+    mine, theirs = await asyncio.gather(first.claim(now, 2, lease_s=60), second.claim(now, 2, lease_s=60))
+    assert len(mine) == len(theirs) == 2 and not {j.id for j in mine} & {j.id for j in theirs}
+    assert await first.claim(now, 10, lease_s=60) == []  # all held, its own included
+    # The second replica dies: once its leases run out, the first takes its jobs over, at their stored step.
+    assert await first.next_wakeup(now) == pytest.approx(now + 60)
+    taken = await first.claim(now + 61, 10, lease_s=60)
+    assert {j.id for j in taken} == {j.id for j in jobs}
+    await first.close()
+    await second.close()
+
+
+async def test_a_replica_that_lost_its_lease_cannot_write_a_step(database_url: str) -> None:
+    old, new = await open_store(database_url), await open_store(database_url)
+    job, _ = await insert(old, _job())
+    [held] = await old.claim(job.created_at + 1, 1, lease_s=10)
+    [taken] = await new.claim(job.created_at + 20, 1, lease_s=10)  # old stalled past its lease
+    with pytest.raises(StaleJob):
+        await old.update(held, state="anchored")
+    await new.update(taken, state="anchored")
+    # A cancel is not fenced: whoever holds the job sees it at its next step.
+    stored = await new.get(job.id)
+    assert stored is not None
+    await old.update(stored, state="cancelled", fenced=False)
+    with pytest.raises(StaleJob):
+        await new.update(stored, state="delivering")
+    await old.close()
+    await new.close()
+
+
+async def test_renewal_keeps_a_job_and_release_frees_it_at_once(database_url: str) -> None:
+    owner, other = await open_store(database_url), await open_store(database_url)
+    job, _ = await insert(owner, _job())
+    t = job.created_at + 1
+    await owner.claim(t, 1, lease_s=10)
+    await owner.renew([job.id], until=t + 100)
+    assert await other.claim(t + 50, 1, lease_s=10) == []  # renewed: still the owner's
+    await owner.release(job.id)
+    assert [j.id for j in await other.claim(t + 50, 1, lease_s=10)] == [job.id]
+    await owner.close()
+    await other.close()
+
+
+async def test_channel_settings_and_status_reactions(database_url: str) -> None:
+    store = await open_store(database_url)
+    assert await store.auto_sizes("C1") is None
+    await store.set_auto_sizes("C1", ["400x400", "og-image"], "U1")
+    assert await store.auto_sizes("C1") == ["400x400", "og-image"]
+    await store.set_auto_sizes("C1", None, "U1")
+    assert await store.auto_sizes("C1") is None
+    job, _ = await insert(store, _job())
+    await store.set_status_reaction(job.id, "working")
+    assert [(j.id, j.status_reaction) for j in await store.changed_since(0)] == [(job.id, "working")]
+    await store.close()
+
+
+async def test_a_new_job_on_one_replica_wakes_the_others(postgres_url: str) -> None:
+    admitting, idle = await open_store(postgres_url), await open_store(postgres_url)
+    woken = asyncio.Event()
+    await idle.listen(woken.set)
+    await insert(admitting, _job())
+    await asyncio.wait_for(woken.wait(), 5)
+    await admitting.close()
+    await idle.close()
+
+
+async def test_two_replicas_starting_together_migrate_once(postgres_url: str) -> None:
+    import asyncpg
+
+    stores = await asyncio.gather(*(PostgresJobStore.open(postgres_url) for _ in range(3)))
+    connection = await asyncpg.connect(postgres_url)
+    version = await connection.fetchval("SELECT version FROM schema_versions WHERE component = 'jobs'")
+    await connection.close()
+    assert version == 1
+    for store in stores:
+        await store.close()
+
+
+async def test_an_earlier_sqlite_file_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    with sqlite3.connect(path) as db:  # the tables as the first release made them: no versions, no leases
+        db.executescript(V1_SCHEMA)
+        db.execute(
+            "INSERT INTO jobs (id, dedup_key, trigger, channel_id, user_id, thread_ts, source, spec, state, "
+            "created_at, updated_at) VALUES ('old', 'k', 'command', 'C1', 'U1', '1.0', ?, ?, 'anchored', 1, 1)",
+            ('{"kind": "url", "url": "https://e.com/a.jpg"}', '{"sizes": [[300, 200]]}'),
+        )
+    store = SqliteJobStore(path)
+    [job] = await store.claim(2.0, 5, lease_s=60)
+    assert job.id == "old" and job.upload is None and job.status_reaction is None
+    await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT version FROM schema_versions WHERE component = 'jobs'").fetchone() == (3,)
+
+
+V1_SCHEMA = """
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY, dedup_key TEXT NOT NULL UNIQUE, trigger TEXT NOT NULL, team_id TEXT,
+    channel_id TEXT NOT NULL, user_id TEXT NOT NULL, thread_ts TEXT, source TEXT NOT NULL, spec TEXT NOT NULL,
+    state TEXT NOT NULL, progress_ts TEXT, remote_id TEXT, response_url TEXT, error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, not_before REAL NOT NULL DEFAULT 0, created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE channel_settings (channel_id TEXT PRIMARY KEY, auto_sizes TEXT, updated_by TEXT, updated_at REAL NOT NULL);
+"""

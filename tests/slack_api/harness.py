@@ -6,8 +6,12 @@ import asyncio
 import contextlib
 import inspect
 import json
+import os
+import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -296,3 +300,52 @@ async def own_api(tmp_path: Path) -> AsyncIterator[OwnApi]:
         yield OwnApi(server, database)
     finally:
         await server.close()
+
+
+ROOT = Path(__file__).parents[2]
+
+
+class AppProcess:
+    """``python -m bot`` as a real child process in HTTP mode, logging to ``cwd / log_name``."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, log_name: str = "app.log") -> None:
+        self.port = free_port()
+        self.env = {**env, "PORT": str(self.port), "PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)}
+        self.cwd = cwd
+        self.log = cwd / log_name
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        """Start it and wait until it is ready: Slack accepted its token (/readyz)."""
+        with self.log.open("ab") as log:
+            # Popen only forks; the child's output goes straight to the log file, nothing here blocks.
+            self.process = subprocess.Popen(  # noqa: ASYNC220
+                [sys.executable, "-m", "bot"], env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
+            )
+        async with aiohttp.ClientSession() as session:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    async with session.get(f"{self.url}/readyz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise AssertionError("the app did not start:\n" + self.log.read_text())
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    async def stop(self) -> None:
+        """SIGTERM, then wait off the event loop: the emulator shares this loop and must keep answering while the
+        app finishes its running jobs (a blocking wait stalled both until the app's grace period cut the job)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(self.process.wait, 30)
