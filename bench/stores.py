@@ -28,11 +28,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import machine_line, render_table  # noqa: E402
-from bot.jobs.model import Job  # noqa: E402
-from bot.jobs.pg_store import PostgresJobStore  # noqa: E402
-from bot.jobs.store import JobStore, SqliteJobStore  # noqa: E402
-from tests.factories import make_job  # noqa: E402
+from bench.common import machine_line, render_table
+from bot.jobs.model import Job
+from bot.jobs.pg_store import PostgresJobStore
+from bot.jobs.store import JobStore, SqliteJobStore
+from tests.factories import make_job
 
 ADMITS_PER_REPLICA = 400
 WARM_UP = 32

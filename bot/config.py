@@ -248,6 +248,7 @@ def load_server_settings(env: Mapping[str, str] | None = None) -> ServerSettings
         database_path=read.database_path(),
         postgres_url=postgres_url,
         media_dir=Path(media) if media else None,
+        lease_s=float(read.integer("SMART_RESIZE_LEASE_SECONDS", 60, 1, 3600)),
         output_ttl_s=float(read.integer("SMART_RESIZE_OUTPUT_TTL", 3600, 1, 30 * 24 * 3600)),
         queue_size=read.integer("SMART_RESIZE_QUEUE_SIZE", 100, 1, 100_000),
         queue_per_key=read.integer("SMART_RESIZE_QUEUE_PER_KEY", 0, 0, 100_000) or None,

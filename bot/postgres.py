@@ -8,6 +8,7 @@ set-up installs nothing it does not use.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -57,20 +58,47 @@ async def migrate(pool: asyncpg.Pool, component: str, steps: Sequence[Migration]
 
 
 class Listener:
-    """LISTEN on one channel on a connection of its own; ``on_notify`` runs for every NOTIFY (a wake-up)."""
+    """LISTEN on one channel on a connection of its own; ``on_notify`` runs for every NOTIFY (a wake-up). A
+    connection lost (PostgreSQL restarted, a failover) is opened again, with backoff; meanwhile the callers' own
+    slow polls still find the work."""
 
     def __init__(self, url: str, channel: str, on_notify: Callable[[], Any]) -> None:
         self.url = url
         self.channel = channel
         self.on_notify = on_notify
         self._connection: asyncpg.Connection | None = None
+        self._reconnecting: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def start(self) -> None:
         import asyncpg
 
         self._connection = await asyncpg.connect(self.url)
         await self._connection.add_listener(self.channel, lambda *_: self.on_notify())
+        self._connection.add_termination_listener(self._lost)
+
+    def _lost(self, _connection: object) -> None:
+        if not self._closed and self._reconnecting is None:
+            self._reconnecting = asyncio.create_task(self._reconnect(), name=f"listen-{self.channel}")
+
+    async def _reconnect(self) -> None:
+        delay = 0.5
+        while not self._closed:
+            try:
+                await self.start()
+            except Exception as error:  # any failure to reconnect: try again
+                log.warning("LISTEN %s: PostgreSQL out of reach (%s); retrying in %.0f s", self.channel, error, delay)
+                await asyncio.sleep(delay)
+                delay = min(30.0, delay * 2)
+            else:
+                log.info("LISTEN %s: connected again", self.channel)
+                self.on_notify()  # whatever was notified meanwhile was missed: look now
+                break
+        self._reconnecting = None
 
     async def close(self) -> None:
-        if self._connection is not None:
+        self._closed = True
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+        if self._connection is not None and not self._connection.is_closed():
             await self._connection.close()

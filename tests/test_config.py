@@ -41,7 +41,7 @@ def test_every_problem_is_reported_at_once() -> None:
                 "SMART_RESIZE_BACKEND": "pixazo",
                 "FETCH_ALLOW_PRIVATE_NETWORKS": "10.0.0.1/8",
                 "DEFAULT_SIZES": "social 5x5",
-                "DATABASE_URL": "postgres://db/jobs",
+                "DATABASE_URL": "mysql://db/jobs",
                 "JOB_RETENTION_DAYS": "0",
             }
         )
@@ -53,7 +53,7 @@ def test_every_problem_is_reported_at_once() -> None:
     assert any("PIXAZO_API_KEY" in p for p in problems)
     assert any("10.0.0.1/8" in p for p in problems)
     assert any(p.startswith("DEFAULT_SIZES: 5x5") for p in problems)
-    assert any("postgres" in p for p in problems)
+    assert any("mysql" in p for p in problems)
     assert "JOB_RETENTION_DAYS=0 is out of range; use a number from 1 to 3650." in problems
 
 

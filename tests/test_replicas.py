@@ -20,6 +20,22 @@ from tests.slack_api.harness import OWN_API_KEY, AppProcess, RunningApp, app_env
 JOBS = 30
 
 
+async def holds_a_job(database_url: str, replica: AppProcess) -> bool:
+    """Whether the replica holds an open job (a lease owner names its process id)."""
+    import asyncpg
+
+    assert replica.process is not None
+    connection = await asyncpg.connect(database_url)
+    try:
+        held = await connection.fetchval(
+            "SELECT COUNT(*) FROM jobs WHERE state NOT IN ('done', 'failed', 'cancelled') AND lease_owner LIKE $1",
+            f"%:{replica.process.pid}:%",
+        )
+    finally:
+        await connection.close()
+    return bool(held)
+
+
 def mention(slack: SlackEmulator, n: int) -> dict[str, Any]:
     file = slack.add_file(encode(photo(160, 120, seed=n), "JPEG"), name=f"shot{n}.jpg")
     message = slack.post_user_message("C1", "U1", f"<@{BOT_USER}> 64x64", files=[file])
@@ -56,12 +72,11 @@ async def test_three_replicas_one_killed_mid_job_deliver_every_job_exactly_once(
                     await senders[(n + 2) % 3].event(
                         {**event, "type": "message", "channel_type": "channel"}, event_id=f"EvMsg{n}"
                     )
-            await eventually(lambda: len(slack.downloads) >= 4, within=30)
-            replicas[0].kill9()  # mid-job: it holds some of them
+            victim = replicas[0]
+            await eventually(lambda: holds_a_job(postgres_url, victim), within=30)
+            victim.kill9()  # mid-job: it holds at least one
             started = time.monotonic()
-            await eventually(
-                lambda: all(len(slack.uploads_in_thread("C1", e["ts"])) >= 1 for e in events), within=90
-            )
+            await eventually(lambda: all(len(slack.uploads_in_thread("C1", e["ts"])) >= 1 for e in events), within=90)
             taken_over_in = time.monotonic() - started
             await asyncio.sleep(1.0)  # anything that would post twice has had time to
         finally:

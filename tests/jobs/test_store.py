@@ -337,3 +337,23 @@ CREATE TABLE jobs (
 );
 CREATE TABLE channel_settings (channel_id TEXT PRIMARY KEY, auto_sizes TEXT, updated_by TEXT, updated_at REAL NOT NULL);
 """
+
+
+async def test_the_wake_up_listener_comes_back_after_its_connection_is_cut(postgres_url: str) -> None:
+    import asyncpg
+
+    admitting, idle = await open_store(postgres_url), await open_store(postgres_url)
+    woken = asyncio.Event()
+    await idle.listen(woken.set)
+    admin = await asyncpg.connect(postgres_url)
+    # As a PostgreSQL restart or failover would: every LISTEN connection cut from the server's side.
+    await admin.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND pid != pg_backend_pid()"
+    )
+    await admin.close()
+    await asyncio.wait_for(woken.wait(), 10)  # the reconnect itself wakes the runner: it may have missed one
+    woken.clear()
+    await insert(admitting, _job())
+    await asyncio.wait_for(woken.wait(), 10)
+    await admitting.close()
+    await idle.close()

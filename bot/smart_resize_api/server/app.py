@@ -1,8 +1,10 @@
 """``smart-resize serve``: the hosted Smart Resize API's contract, served on our embedded engine.
 
-Any client of the hosted API can point at it (base URL ``http://HOST:PORT/smart-resize/v1``). Jobs are kept in SQLite
-with their outputs on disk beside it, so they survive a restart (unfinished ones run again); outputs expire after a
-configurable time. The queue is bounded (429 with Retry-After when full) and image work runs in the engine's worker
+Any client of the hosted API can point at it (base URL ``http://HOST:PORT/smart-resize/v1``). Requests are kept in
+SQLite, or in PostgreSQL for several replicas on one database, with their outputs as files (beside the SQLite file,
+or in the directory every replica shares), so they survive a restart; outputs expire after a configurable time.
+Workers hold a lease on what they run: a replica that dies has its requests run again by another once the lease
+runs out. The queue is bounded (429 with Retry-After when full) and image work runs in the engine's worker
 processes. Without configured keys the server only listens on loopback.
 
 Each API key is a tenant: its requests, statuses and media are its own (another key gets the same 404 as an unknown
@@ -23,12 +25,13 @@ import logging
 import math
 import os
 import re
+import secrets
 import shutil
 import signal
+import socket
 import sys
 import time
 import uuid
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -54,7 +57,15 @@ from bot.smart_resize_api.contract import (
     SubmitResponse,
     load_json_body,
 )
-from bot.smart_resize_api.server.store import ClaimedRequest, RequestState, RequestStore
+from bot.smart_resize_api.server.store import (
+    ClaimedRequest,
+    QueueLimits,
+    RequestState,
+    RequestStore,
+    StoreUnavailable,
+    outputs_path,
+    request_store,
+)
 from bot.spec import ResizeSpec
 from bot.user_errors import api_message
 
@@ -151,7 +162,10 @@ class SmartResizeServer:
         """``pool``: engine workers to share (the tests' session pool); by default the server starts and owns its
         own."""
         self.config = config
-        self.store = RequestStore(config.database_path)
+        # One name per server in the leases it holds: readable (host and process) for whoever looks at the table,
+        # and unique even where every replica is process 1 of a host of the same name.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.store: RequestStore = request_store(config, self.owner)
         self._own_pool = pool is None
         self.pool = pool or EnginePool(config.workers, config.limits)
         self.slow_clients = SlowClients(
@@ -161,11 +175,8 @@ class SmartResizeServer:
             body_answer=_body_too_slow,
         )
         self.fetcher = SafeFetcher(NetworkPolicy(config.allow_networks), max_bytes=config.max_image_bytes)
-        # One token per QUEUED row this process knows of; the rows themselves are the queue (RequestStore).
-        self._ready: asyncio.Queue[None] = asyncio.Queue()
-        # Per tenant: QUEUED rows, counting submits between the queue check and their row, so a burst can't
-        # overfill the queue or a tenant's share of it.
-        self._queued: Counter[str] = Counter()
+        # Set (and replaced) when a request may be waiting: every idle worker looks at once.
+        self._wake = asyncio.Event()
         self._keys = [(_digest(key), tenant_id(key)) for key in sorted(config.keys)]
         self.rate = SubmitRate(config.requests_per_minute)
         self.pace = DrainPace(config.workers)
@@ -192,14 +203,10 @@ class SmartResizeServer:
         return app
 
     async def _start(self, _app: web.Application) -> None:
+        await self.store.open(self._wake_workers)  # first: if the database is out of reach, nothing else started
         await self.fetcher.start()
-        # Requests accepted before a restart run again, all of them: their state is in the database, not in memory.
-        self._queued = await self.store.requeue_interrupted(time.time())
-        waiting = self._queued.total()
-        if waiting:
-            log.info("%d requests accepted before the restart are queued again", waiting)
-        for _ in range(waiting):
-            self._ready.put_nowait(None)
+        log.info("claiming requests as %s, with leases of %g s", self.owner, self.config.lease_s)
+        # Requests accepted before a restart need nothing here: the workers find them in the database.
         for index in range(max(1, self.config.workers)):
             self._spawn(self._worker(), f"worker-{index}")
         self._spawn(self._expire_loop(), "expiry")
@@ -211,7 +218,7 @@ class SmartResizeServer:
         if self._own_pool:
             await self.pool.close()
         await self.fetcher.close()
-        self.store.close()
+        await self.store.close()
 
     def _spawn(self, coroutine: Awaitable[None], name: str) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -298,21 +305,17 @@ class SmartResizeServer:
             return _too_many(
                 f"This API key may submit {self.config.requests_per_minute} requests a minute; retry later", wait
             )
-        if self._queued.total() >= self.config.queue_size:
+        request_id = f"smart-resize_{uuid7()}"
+        limits = QueueLimits(size=self.config.queue_size, share=self.config.queue_share)
+        refused = await self.store.add(request_id, tenant, api_request, time.time(), limits)
+        if refused is not None and refused.whole_queue:
             return _too_many("The queue is full; retry later", self.pace.retry_after())
-        if self._queued[tenant] >= self.config.queue_share:
+        if refused is not None:
             return _too_many(
-                f"This API key has {self._queued[tenant]} requests waiting, its share of the queue; retry later",
+                f"This API key has {refused.waiting} requests waiting, its share of the queue; retry later",
                 self.pace.retry_after(),
             )
-        request_id = f"smart-resize_{uuid7()}"
-        self._queued[tenant] += 1
-        try:
-            await self.store.add(request_id, tenant, api_request, time.time())
-        except BaseException:
-            self._queued[tenant] -= 1
-            raise
-        self._ready.put_nowait(None)
+        self._wake_workers()
         # sync_mode only changes how the outputs are linked (data URIs); the submit answers at once either way.
         polling_url = f"{self._origin(request)}/v2/requests/status/{request_id}"
         return web.json_response(SubmitResponse(request_id, Status.QUEUED, polling_url).to_json())
@@ -354,7 +357,7 @@ class SmartResizeServer:
         state = await self.store.get(request_id, tenant)
         if state is None or state.status is not Status.COMPLETED or name not in state.files:
             raise _RequestNotFound()
-        path = self.store.media_dir / request_id / name
+        path = outputs_path(self.store.media_dir, request_id, state.outputs_from) / name
         kind = _MEDIA_TYPES[path.suffix.lstrip(".")]
         return web.FileResponse(path, headers={"Content-Type": kind})
 
@@ -379,7 +382,8 @@ class SmartResizeServer:
         text = json.dumps(_status_body(stored, [f"{mark}{index}" for index in range(len(stored.files))]).to_json())
         pieces = re.split(f'"{mark}([0-9]+)"', text)  # JSON, image index, JSON, ..., JSON
         try:
-            files = await asyncio.to_thread(_open_all, self.store.media_dir / stored.id, stored.files)
+            folder = outputs_path(self.store.media_dir, stored.id, stored.outputs_from)
+            files = await asyncio.to_thread(_open_all, folder, stored.files)
         except OSError:  # expired (its files deleted) since the row was read
             raise _RequestNotFound() from None
         try:
@@ -421,38 +425,95 @@ class SmartResizeServer:
 
     # --- work ---------------------------------------------------------------------------------------------------
 
+    def _wake_workers(self) -> None:
+        """A request may be waiting (submitted here, or another replica's NOTIFY): every idle worker looks now."""
+        self._wake.set()
+        self._wake = asyncio.Event()
+
     async def _worker(self) -> None:
+        # Besides the wake-ups, a slow poll: nothing announces a dead replica's lease running out.
+        poll_s = self.config.lease_s / 3
         while True:
-            await self._ready.get()
+            wake = self._wake  # taken before the claim: a submit while it runs then makes the wait below end at once
             try:
                 claimed = await self.store.claim_next(time.time())
-            except Exception:  # the database is locked or failing: keep the token, try again shortly
+            except Exception:  # the database is locked or failing: try again shortly
                 log.exception("could not claim a request; retrying")
-                self._ready.put_nowait(None)
                 await asyncio.sleep(1.0)
                 continue
-            if claimed is None:  # its row is gone (deleted by hand): nothing to do for this token
+            if claimed is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), poll_s)
                 continue
-            self._queued[claimed.tenant] -= 1
+            await self._run(claimed)
+
+    async def _run(self, claimed: ClaimedRequest) -> None:
+        """Work on a claim while renewing its lease. Work another server has taken over stops (its finish would not
+        count anyway); on a clean stop the request goes back to the queue, for another server to take at once."""
+        work = asyncio.ensure_future(self._handle(claimed))
+        lease = asyncio.ensure_future(self._keep_lease(claimed))
+        try:
+            await asyncio.wait((work, lease), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            work.cancel()
+            lease.cancel()
+            await asyncio.gather(work, lease, return_exceptions=True)
+            with contextlib.suppress(Exception):  # else the lease runs out, which hands it on all the same
+                await self.store.release(claimed, time.time())
+            raise
+        lease.cancel()
+        if not work.done():
+            work.cancel()
+            log.warning("request %s was taken over by another server (this one's lease ran out)", claimed.id)
+        await asyncio.gather(work, lease, return_exceptions=True)
+
+    async def _keep_lease(self, claimed: ClaimedRequest) -> None:
+        """Renew the lease every third of it; returns when the request is no longer this claim."""
+        while True:
+            await asyncio.sleep(self.config.lease_s / 3)
             try:
-                if claimed.request is None:
-                    log.error("request %s: its stored body no longer reads; it ends as ERROR", claimed.id)
-                    await self.store.finish(claimed.id, Status.ERROR, time.time(), error=GAVE_UP)
-                elif claimed.attempts > MAX_ATTEMPTS:
-                    log.error("request %s was interrupted %d times; giving up", claimed.id, claimed.attempts - 1)
-                    await self.store.finish(claimed.id, Status.ERROR, time.time(), error=GAVE_UP)
-                else:
-                    started = time.monotonic()
-                    await self._process(claimed)
-                    self.pace.record(time.monotonic() - started)
-            except Exception:  # one bad request must not stop the worker
-                log.exception("request %s crashed", claimed.id)
-                with contextlib.suppress(Exception):  # if even this fails, a restart queues the request again
-                    await self.store.finish(claimed.id, Status.ERROR, time.time(), error=GAVE_UP)
+                if not await self.store.renew(claimed, time.time()):
+                    return
+            except Exception:  # the database is failing: work on; if the lease does run out, the finish won't count
+                log.warning("request %s: its lease could not be renewed", claimed.id, exc_info=True)
+
+    async def _handle(self, claimed: ClaimedRequest) -> None:
+        try:
+            if claimed.request is None:
+                log.error("request %s: its stored body no longer reads; it ends as ERROR", claimed.id)
+                await self._finish(claimed, Status.ERROR, error=GAVE_UP)
+            elif claimed.attempts > MAX_ATTEMPTS:
+                log.error("request %s was interrupted %d times; giving up", claimed.id, claimed.attempts - 1)
+                await self._finish(claimed, Status.ERROR, error=GAVE_UP)
+            else:
+                started = time.monotonic()
+                await self._process(claimed)
+                self.pace.record(time.monotonic() - started)
+        except Exception:  # one bad request must not stop the worker
+            log.exception("request %s crashed", claimed.id)
+            with contextlib.suppress(Exception):  # if even this fails, the lease runs out and it runs again
+                await self._finish(claimed, Status.ERROR, error=GAVE_UP)
+
+    async def _finish(
+        self,
+        claimed: ClaimedRequest,
+        status: Status,
+        *,
+        error: str | None = None,
+        files: list[str] | None = None,
+        media_type: str | None = None,
+    ) -> bool:
+        if await self.store.finish(claimed, status, time.time(), error=error, files=files, media_type=media_type):
+            return True
+        log.warning(
+            "request %s was taken over by another server (this one's lease ran out); this result is dropped",
+            claimed.id,
+        )
+        return False
 
     async def _process(self, claimed: ClaimedRequest) -> None:
         api_request = claimed.request
-        assert api_request is not None  # _worker ends unreadable ones
+        assert api_request is not None  # _handle ends unreadable ones
         try:
             if api_request.image_url[:5].lower() == "data:":
                 source = await asyncio.to_thread(
@@ -462,13 +523,14 @@ class SmartResizeServer:
                 source = await self.fetcher.fetch(api_request.image_url, max_bytes=self.config.max_image_bytes)
             result = await self.pool.resize(source.data, spec_of(api_request).engine_request(), self.config.limits)
         except (EngineError, FetchError) as error:
-            await self.store.finish(claimed.id, Status.FAILED, time.time(), error=api_message(error))
+            await self._finish(claimed, Status.FAILED, error=api_message(error))
             return
         names = [f"output_{output.target}_{output.variant}.{api_request.output_format}" for output in result.outputs]
-        await asyncio.to_thread(_write_outputs, self.store.media_dir / claimed.id, names, result.outputs)
-        await self.store.finish(
-            claimed.id, Status.COMPLETED, time.time(), files=names, media_type=result.outputs[0].content_type
-        )
+        folder = outputs_path(self.store.media_dir, claimed.id, claimed.attempts)
+        await asyncio.to_thread(_write_outputs, folder, names, result.outputs)
+        media_type = result.outputs[0].content_type
+        if not await self._finish(claimed, Status.COMPLETED, files=names, media_type=media_type):
+            await asyncio.to_thread(shutil.rmtree, folder, True)
 
     async def _expire_loop(self) -> None:
         while True:
@@ -645,9 +707,13 @@ def serve_forever(host: str | None, port: int) -> int:
         host = host or "127.0.0.1"
         log.info("no SMART_RESIZE_API_KEYS set: listening on %s only, without authentication", host)
     host = host or "0.0.0.0"  # noqa: S104 - keys are configured, so other hosts may connect
-    server = SmartResizeServer(config)
-    log.info("Smart Resize API on http://%s:%d%s", host, port, PREFIX)
-    asyncio.run(_serve(server, host, port))
+    try:
+        server = SmartResizeServer(config)
+        log.info("Smart Resize API on http://%s:%d%s", host, port, PREFIX)
+        asyncio.run(_serve(server, host, port))
+    except StoreUnavailable as error:
+        print(f"smart-resize serve: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

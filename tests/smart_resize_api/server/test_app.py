@@ -6,6 +6,7 @@ import asyncio
 import base64
 import io
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -25,16 +26,23 @@ from PIL import Image
 
 from bot.config import ConfigError, ServerSettings, load_server_settings
 from bot.engine import Limits
-from bot.jobs.store import JobStore
+from bot.jobs.store import SqliteJobStore
 from bot.net import parse_allow_networks
 from bot.smart_resize_api.client import SmartResizeClient
 from bot.smart_resize_api.contract import KEY_HEADER, SmartResizeRequest, Status
 from bot.smart_resize_api.errors import BadRequest, JobFailed, Unauthorized
-from bot.smart_resize_api.server.app import MAX_ATTEMPTS, PREFIX, DrainPace, SmartResizeServer, tenant_id
-from bot.smart_resize_api.server.store import RequestStore
+from bot.smart_resize_api.server.app import (
+    MAX_ATTEMPTS,
+    PREFIX,
+    DrainPace,
+    SmartResizeServer,
+    tenant_id,
+)
+from bot.smart_resize_api.server.store import ClaimedRequest, QueueLimits
 from tests.factories import insert, make_job
 from tests.images import encode, photo
 from tests.slack_api.harness import SHARED_ENGINE, eventually
+from tests.smart_resize_api.server.databases import opened, settings_for
 
 KEY = "server-test-key"
 
@@ -47,8 +55,8 @@ SOURCE = _data_uri(encode(photo(800, 600), "JPEG", quality=90))
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[tuple[TestServer, SmartResizeServer]]:
-    settings = ServerSettings(keys=frozenset({KEY}), database_path=tmp_path / "server.db", workers=1)
+async def server(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[TestServer, SmartResizeServer]]:
+    settings = settings_for(database_url, tmp_path, keys=frozenset({KEY}), workers=1)
     service = SmartResizeServer(settings, pool=SHARED_ENGINE.pool)
     test_server = TestServer(service.application(), host="127.0.0.1")
     await test_server.start_server()
@@ -141,8 +149,10 @@ async def test_sync_mode_links_outputs_as_data_uris(server: tuple[TestServer, Sm
     assert Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).size == (120, 80)
 
 
-async def test_media_serves_only_files_the_server_made(server: tuple[TestServer, SmartResizeServer]) -> None:
-    test_server, service = server
+async def test_media_serves_only_files_the_server_made(
+    server: tuple[TestServer, SmartResizeServer], tmp_path: Path
+) -> None:
+    test_server, _ = server
     origin = f"http://127.0.0.1:{test_server.port}"
     async with aiohttp.ClientSession() as session:
         status = await _client(session, test_server).wait(
@@ -153,14 +163,15 @@ async def test_media_serves_only_files_the_server_made(server: tuple[TestServer,
         async with session.get(link) as response:  # no key: a media link is a capability, like a CDN URL
             assert response.status == 200 and response.content_type == "image/png"
         request_id = status.request_id
-        database = service.store.media_dir.parent / "server.db"
-        assert database.is_file()
+        database = tmp_path / "store.db"  # beside the media; with PostgreSQL, a file in its place
+        if not database.exists():
+            database.write_bytes(b"SQLite format 3\x00")
         # Raw paths, as an attacker would send them (aiohttp's client would normalise the dots away).
         for path in (
-            "/media/../server.db",
-            "/media/%2E%2E/server.db",
-            "/media/%2e%2e/server.db-wal",
-            f"/media/{request_id}/..%2F..%2Fserver.db",
+            "/media/../store.db",
+            "/media/%2E%2E/store.db",
+            "/media/%2e%2e/store.db-wal",
+            f"/media/{request_id}/..%2F..%2Fstore.db",
             f"/media/{request_id}/output_64x64_9.png",  # well formed, but not one of this request's files
             f"/media/smart-resize_{'0' * 8}-0000-0000-0000-{'0' * 12}/output_64x64_0.png",
         ):
@@ -221,18 +232,18 @@ async def test_every_error_is_a_json_body(tmp_path: Path) -> None:
     assert set(body) == {"error", "details"} and "2000" in body["details"]
 
 
-async def test_accepted_requests_survive_a_restart_and_outputs_expire(tmp_path: Path) -> None:
-    db = tmp_path / "server.db"
-    # A server stopped with more accepted requests than its queue holds, one of them mid-way through processing.
-    left_over = RequestStore(db)
+async def test_accepted_requests_survive_a_restart_and_outputs_expire(database_url: str, tmp_path: Path) -> None:
+    config = settings_for(
+        database_url, tmp_path, keys=frozenset({KEY}), workers=1, output_ttl_s=60, queue_size=1, lease_s=1
+    )
+    # A server died with more accepted requests than this one's queue holds, one of them mid-way through processing.
     request = SmartResizeRequest(image_url=SOURCE, target_sizes=["64x64"])
     ids = [f"smart-resize_left-over-{n}" for n in range(3)]
-    for request_id in ids:
-        await left_over.add(request_id, tenant_id(KEY), request, time.time())
-    assert (await left_over.claim_next(time.time())) is not None  # PROCESSING when the server stopped
-    left_over.close()
+    async with opened(config, "the server that died") as [left_over]:
+        for request_id in ids:
+            await left_over.add(request_id, tenant_id(KEY), request, time.time(), QueueLimits(size=10, share=10))
+        assert (await left_over.claim_next(time.time())) is not None  # PROCESSING when it died: its lease runs out
 
-    config = ServerSettings(keys=frozenset({KEY}), database_path=db, workers=1, output_ttl_s=60, queue_size=1)
     service = SmartResizeServer(config, pool=SHARED_ENGINE.pool)
     test_server = TestServer(service.application(), host="127.0.0.1")
     await test_server.start_server()
@@ -254,18 +265,16 @@ async def test_accepted_requests_survive_a_restart_and_outputs_expire(tmp_path: 
         await test_server.close()
 
 
-async def test_a_request_that_keeps_killing_the_server_is_not_run_forever(tmp_path: Path) -> None:
-    db = tmp_path / "server.db"
-    store = RequestStore(db)
+async def test_a_request_that_keeps_killing_the_server_is_not_run_forever(database_url: str, tmp_path: Path) -> None:
+    config = settings_for(database_url, tmp_path, keys=frozenset({KEY}))
     poison = SmartResizeRequest(image_url=SOURCE, target_sizes=["64x64"])
-    await store.add("smart-resize_poison", tenant_id(KEY), poison, time.time())
-    for _ in range(MAX_ATTEMPTS):  # each time: claimed, then the process died and the next start re-queued it
-        assert (await store.claim_next(time.time())) is not None
-        await store.requeue_interrupted(time.time())
-    store.close()
+    async with opened(config, "crashing") as [store]:
+        await store.add("smart-resize_poison", tenant_id(KEY), poison, time.time(), QueueLimits(size=1, share=1))
+        long_ago = time.time() - 3600
+        for attempt in range(MAX_ATTEMPTS):  # each time: claimed, then its server died and the lease ran out
+            assert (await store.claim_next(long_ago + attempt * 2 * config.lease_s)) is not None
 
-    settings = ServerSettings(keys=frozenset({KEY}), database_path=db)
-    test_server = TestServer(SmartResizeServer(settings, pool=SHARED_ENGINE.pool).application())
+    test_server = TestServer(SmartResizeServer(config, pool=SHARED_ENGINE.pool).application())
     await test_server.start_server()
     try:
         async with aiohttp.ClientSession() as session:
@@ -277,9 +286,119 @@ async def test_a_request_that_keeps_killing_the_server_is_not_run_forever(tmp_pa
     assert caught.value.error == "Internal error; the request was not charged."
 
 
+async def test_a_server_that_lost_its_lease_cannot_overwrite_the_one_that_took_over(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = settings_for(database_url, tmp_path, keys=frozenset({KEY}), workers=1, lease_s=1)
+    stalled = SmartResizeServer(config, pool=SHARED_ENGINE.pool)
+    holding, gate = asyncio.Event(), asyncio.Event()
+    real_process = stalled._process
+
+    # A pause (a frozen VM, a long GC, a partition from the database): no renewals while it lasts, and afterwards
+    # the server carries on with the request as if nothing had happened.
+    async def paused(claimed: ClaimedRequest) -> None:
+        holding.set()
+        await gate.wait()
+        await real_process(claimed)
+
+    async def no_renewals(_claimed: ClaimedRequest) -> None:
+        await asyncio.Event().wait()
+
+    stalled._process = paused  # type: ignore[method-assign]
+    stalled._keep_lease = no_renewals  # type: ignore[method-assign]
+    first = TestServer(stalled.application(), host="127.0.0.1")
+    await first.start_server()
+    other = SmartResizeServer(config, pool=SHARED_ENGINE.pool)
+    second = TestServer(other.application(), host="127.0.0.1")
+    try:
+        async with aiohttp.ClientSession() as session:
+            job = await _client(session, first).submit(SmartResizeRequest(SOURCE, ["64x64"]))
+            await asyncio.wait_for(holding.wait(), 10)
+            await second.start_server()
+            done = await _client(session, second).wait(job)  # once the stalled claim's lease has run out
+            gate.set()
+
+            def dropped() -> bool:
+                return any("this result is dropped" in record.getMessage() for record in caplog.records)
+
+            await eventually(dropped)
+            state = await other.store.get(job.request_id, None)
+            assert state is not None and state.status is Status.COMPLETED and state.outputs_from == 2
+            assert [path.name for path in (other.store.media_dir / job.request_id).iterdir()] == ["attempt-2"]
+            [link] = done.media_urls
+            async with session.get(link.replace(f":{second.port}/", f":{first.port}/")) as response:
+                assert response.status == 200  # either server answers for the result
+    finally:
+        gate.set()
+        await first.close()
+        await second.close()
+
+
+async def test_a_stopping_server_hands_its_requests_back_at_once(database_url: str, tmp_path: Path) -> None:
+    config = settings_for(database_url, tmp_path, keys=frozenset({KEY}), workers=1)  # leases of a minute
+    stopping = SmartResizeServer(config, pool=SHARED_ENGINE.pool)
+    holding = asyncio.Event()
+
+    async def never_done(_claimed: ClaimedRequest) -> None:
+        holding.set()
+        await asyncio.Event().wait()
+
+    stopping._process = never_done  # type: ignore[method-assign]
+    first = TestServer(stopping.application(), host="127.0.0.1")
+    second = TestServer(SmartResizeServer(config, pool=SHARED_ENGINE.pool).application(), host="127.0.0.1")
+    await first.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            job = await _client(session, first).submit(SmartResizeRequest(SOURCE, ["64x64"]))
+            await asyncio.wait_for(holding.wait(), 10)
+            await first.close()  # what SIGTERM does
+            await second.start_server()
+            started = time.monotonic()
+            done = await _client(session, second).wait(job)
+            assert done.status is Status.COMPLETED
+            assert time.monotonic() - started < config.lease_s / 2  # not after the lease ran out
+    finally:
+        await first.close()
+        await second.close()
+
+
+def test_the_lease_is_a_setting() -> None:
+    assert load_server_settings({}).lease_s == 60.0
+    assert load_server_settings({"SMART_RESIZE_LEASE_SECONDS": "5"}).lease_s == 5.0
+    with pytest.raises(ConfigError) as refused:
+        load_server_settings({"SMART_RESIZE_LEASE_SECONDS": "0", "SMART_RESIZE_QUEUE_SIZE": "many"})
+    assert sorted(refused.value.problems) == [
+        "SMART_RESIZE_LEASE_SECONDS=0 is out of range; use a number from 1 to 3600.",
+        "SMART_RESIZE_QUEUE_SIZE='many' is not a whole number; use a number from 1 to 100000.",
+    ]
+
+
+def test_serve_says_in_a_sentence_when_postgresql_is_out_of_reach(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMART_RESIZE_")}
+    env |= {
+        "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{closed_port}/requests",
+        "SMART_RESIZE_MEDIA_DIR": str(tmp_path / "media"),
+    }
+    ended = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "serve", "--port", "0"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ended.returncode == 1
+    assert "smart-resize serve: Can't open the request database on PostgreSQL (DATABASE_URL): " in ended.stderr
+    assert "Traceback" not in ended.stderr
+
+
 async def test_the_server_shares_the_apps_database(tmp_path: Path) -> None:
     db = tmp_path / "smart-resize.db"
-    jobs = JobStore(db)
+    jobs = SqliteJobStore(db)
     job, _ = await insert(jobs, make_job("k1", id="j1"))
     config = load_server_settings({"DATABASE_URL": f"sqlite:///{db}", "SMART_RESIZE_API_KEYS": KEY})
     assert config.database_path == db
@@ -298,59 +417,48 @@ async def test_the_server_shares_the_apps_database(tmp_path: Path) -> None:
             assert (await service.store.get(final.request_id, tenant_id(KEY))) is not None
     finally:
         await test_server.close()
-        jobs.close()
+        await jobs.close()
     with sqlite3.connect(db) as connection:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"jobs", "api_requests"} <= tables
 
 
-async def test_two_workers_never_claim_the_same_request(tmp_path: Path) -> None:
-    stores = [RequestStore(tmp_path / "shared.db") for _ in range(2)]  # two connections, racing
-    try:
-        request = SmartResizeRequest(image_url=SOURCE, target_sizes=["64x64"])
-        for n in range(40):
-            await stores[0].add(f"r{n:02d}", "tenant", request, time.time() + n)
-
-        async def drain(store: RequestStore) -> list[str]:
-            claimed = []
-            while (next_one := await store.claim_next(time.time())) is not None:
-                claimed.append(next_one.id)
-            return claimed
-
-        first, second = await asyncio.gather(drain(stores[0]), drain(stores[1]))
-    finally:
-        for store in stores:
-            store.close()
-    assert sorted(first + second) == [f"r{n:02d}" for n in range(40)]
-    assert not set(first) & set(second)
-    assert first == sorted(first) and second == sorted(second)  # oldest first
-
-
 def test_database_url_is_the_apps_setting() -> None:
     assert load_server_settings({}).database_path == Path("data/smart-resize.db")
     assert load_server_settings({"DATABASE_URL": "sqlite:////srv/x.db"}).database_path == Path("/srv/x.db")
-    assert load_server_settings({"DATABASE_URL": "postgresql://u:p@db/x"}).postgres_url == "postgresql://u:p@db/x"
+    replicas = load_server_settings({"DATABASE_URL": "postgresql://u:p@db/x", "SMART_RESIZE_MEDIA_DIR": "/srv/media"})
+    assert (replicas.postgres_url, replicas.media_dir) == ("postgresql://u:p@db/x", Path("/srv/media"))
+    with pytest.raises(ConfigError, match="set SMART_RESIZE_MEDIA_DIR to a directory every replica"):
+        load_server_settings({"DATABASE_URL": "postgresql://u:p@db/x"})
     with pytest.raises(ConfigError, match="DATABASE_URL scheme 'mysql' is not supported"):
         load_server_settings({"DATABASE_URL": "mysql://db/x"})
 
 
-async def test_a_full_queue_answers_429_with_retry_after_even_to_a_burst(tmp_path: Path) -> None:
-    config = ServerSettings(keys=frozenset({KEY}), database_path=tmp_path / "q.db", workers=1, queue_size=3)
-    test_server = TestServer(SmartResizeServer(config, pool=SHARED_ENGINE.pool).application(), host="127.0.0.1")
+async def test_a_full_queue_answers_429_with_retry_after_even_to_a_burst(database_url: str, tmp_path: Path) -> None:
+    config = settings_for(database_url, tmp_path, keys=frozenset({KEY}), workers=1, queue_size=3)
+    service = SmartResizeServer(config, pool=SHARED_ENGINE.pool)
+    gate = asyncio.Event()
+    real_process = service._process
+
+    async def held(claimed: ClaimedRequest) -> None:  # the worker stays busy, however fast this machine is
+        await gate.wait()
+        await real_process(claimed)
+
+    service._process = held  # type: ignore[method-assign]
+    test_server = TestServer(service.application(), host="127.0.0.1")
     await test_server.start_server()
-    # A 12 MP image keeps the worker busy (noise: made in milliseconds, where a photo-like one takes seconds).
-    big = _data_uri(encode(Image.effect_noise((4000, 3000), 40).convert("RGB"), "JPEG", quality=90))
     url = f"http://127.0.0.1:{test_server.port}{PREFIX}/smart-resize-request"
     try:
         async with aiohttp.ClientSession() as session:
 
             async def submit() -> tuple[int, str | None]:
-                body = {"image_url": big, "target_sizes": ["1080x1080"]}
+                body = {"image_url": SOURCE, "target_sizes": ["1080x1080"]}
                 async with session.post(url, json=body, headers={KEY_HEADER: KEY}) as response:
                     return response.status, response.headers.get("Retry-After")
 
             answers = await asyncio.gather(*(submit() for _ in range(10)))  # all at once
     finally:
+        gate.set()
         await test_server.close()
     accepted = [a for a in answers if a[0] == 200]
     # The queue's three, plus at most the one the worker took off it meanwhile; the rest are told to come back.

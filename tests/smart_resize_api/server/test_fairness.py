@@ -27,6 +27,7 @@ from bot.config import ServerSettings
 from bot.engine.pool import EnginePool
 from bot.smart_resize_api.contract import KEY_HEADER, SmartResizeRequest, Status
 from bot.smart_resize_api.server.app import PREFIX, SmartResizeServer, tenant_id
+from bot.smart_resize_api.server.store import QueueLimits, outputs_path
 from tests.images import encode, photo
 
 ALICE, BOB = "key-of-alice", "key-of-bob"
@@ -53,16 +54,16 @@ async def _finished_big_sync_request(service: SmartResizeServer) -> tuple[str, l
     request_id = "smart-resize_00000000-0000-7000-8000-00000000a11c"
     sizes = [f"{SIDE}x{SIDE}", f"{SIDE}x{SIDE}"]
     request = SmartResizeRequest("data:image/png;base64,AAAA", sizes, num_images_per_size=1, sync_mode=True)
-    await service.store.add(request_id, tenant_id(ALICE), request, time.time())
+    await service.store.add(request_id, tenant_id(ALICE), request, time.time(), QueueLimits(size=1, share=1))
     claimed = await service.store.claim_next(time.time())
     assert claimed is not None and claimed.id == request_id
     images = [_noise_png(0), _noise_png(1)]
     names = [f"output_{SIDE}x{SIDE}_{n}.png" for n in range(2)]
-    directory = service.store.media_dir / request_id
+    directory = outputs_path(service.store.media_dir, request_id, claimed.attempts)
     directory.mkdir(parents=True)
     for name, data in zip(names, images, strict=True):
         (directory / name).write_bytes(data)
-    await service.store.finish(request_id, Status.COMPLETED, time.time(), files=names, media_type="image/png")
+    assert await service.store.finish(claimed, Status.COMPLETED, time.time(), files=names, media_type="image/png")
     return request_id, images
 
 

@@ -8,6 +8,7 @@ import asyncio
 import base64
 import json
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -233,7 +234,8 @@ async def test_too_many_pixels_is_refused_at_submit(api: tuple[TestServer, Smart
                 "Submit it without sync_mode and download the media_url links",
             }
         # Nothing of either was queued; the same sizes without sync_mode, and a small sync_mode request, are.
-        assert await service.store.finished_before(float("inf")) == [] and service._queued.total() == 0
+        with sqlite3.connect(service.config.database_path) as connection:
+            assert connection.execute("SELECT COUNT(*) FROM api_requests").fetchone() == (0,)
         small_inline = {"image_url": SOURCE, "target_sizes": ["64x64"], "sync_mode": True}
         async with session.post(url, json=small_inline, headers={KEY_HEADER: KEY}) as response:
             assert response.status == 200

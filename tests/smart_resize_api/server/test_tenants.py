@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,9 +18,12 @@ from bot.config import ServerSettings
 from bot.smart_resize_api.client import SmartResizeClient
 from bot.smart_resize_api.contract import KEY_HEADER, REQUEST_NOT_FOUND, SmartResizeRequest, Status
 from bot.smart_resize_api.errors import JobFailed, NotFound
-from bot.smart_resize_api.server.app import PREFIX, SmartResizeServer, SubmitRate, uuid7
+from bot.smart_resize_api.server.app import PREFIX, SmartResizeServer, SubmitRate, tenant_id, uuid7
+from bot.smart_resize_api.server.store import QueueLimits
+from bot.sqlite import is_postgres_url, sqlite_path
 from tests.images import encode, photo
 from tests.slack_api.harness import SHARED_ENGINE
+from tests.smart_resize_api.server.databases import opened, settings_for
 
 ALICE, BOB = "key-of-alice", "key-of-bob"
 SOURCE = "data:image/png;base64," + base64.b64encode(encode(photo(120, 90), "PNG")).decode()
@@ -99,9 +103,9 @@ async def test_completed_answers_carry_both_shapes_of_the_document(api: str) -> 
     assert body["description"] == ""
 
 
-async def test_one_tenants_burst_is_refused_for_that_tenant_only(tmp_path: Path) -> None:
-    settings = ServerSettings(
-        keys=frozenset({ALICE, BOB}), database_path=tmp_path / "q.db", workers=1, queue_size=4, requests_per_minute=60
+async def test_one_tenants_burst_is_refused_for_that_tenant_only(database_url: str, tmp_path: Path) -> None:
+    settings = settings_for(
+        database_url, tmp_path, keys=frozenset({ALICE, BOB}), workers=1, queue_size=4, requests_per_minute=60
     )
     service = SmartResizeServer(settings, pool=SHARED_ENGINE.pool)
     server = TestServer(service.application(), host="127.0.0.1")
@@ -212,36 +216,29 @@ async def test_submitted_ids_look_like_the_seeds(api: str) -> None:
     assert job.status is Status.QUEUED
 
 
-async def test_workers_serve_the_tenants_in_turn(tmp_path: Path) -> None:
-    from bot.smart_resize_api.server.store import RequestStore
+async def _rewrite_bodies(database_url: str, body: str) -> None:
+    """Every stored body replaced, as a release with other rules would have stored it."""
+    if is_postgres_url(database_url):
+        import asyncpg
 
-    store = RequestStore(tmp_path / "turns.db")
-    request = SmartResizeRequest(SOURCE, ["64x64"])
-    submitted = [("alice", n) for n in range(5)] + [("bob", 0), ("carol", 0)]  # alice's burst came first
-    for at, (tenant, n) in enumerate(submitted):
-        await store.add(f"{tenant}-{n}", tenant, request, now=1000.0 + at)
-    order = []
-    for turn in range(len(submitted)):
-        claimed = await store.claim_next(now=2000.0 + turn)
-        assert claimed is not None
-        order.append(claimed.id)
-    store.close()
-    assert order == ["alice-0", "bob-0", "carol-0", "alice-1", "alice-2", "alice-3", "alice-4"]
+        connection = await asyncpg.connect(database_url)
+        try:
+            await connection.execute("UPDATE api_requests SET body = $1", body)
+        finally:
+            await connection.close()
+        return
+    with sqlite3.connect(sqlite_path(database_url)) as connection:
+        connection.execute("UPDATE api_requests SET body = ?", (body,))
 
 
-async def test_a_stored_request_that_no_longer_reads_ends_alone_and_frees_its_place(tmp_path: Path) -> None:
-    import sqlite3
-
-    from bot.smart_resize_api.server.app import tenant_id
-    from bot.smart_resize_api.server.store import RequestStore
-
-    db = tmp_path / "old.db"
-    store = RequestStore(db)
-    await store.add("smart-resize_old", tenant_id(ALICE), SmartResizeRequest(SOURCE, ["64x64"]), now=1.0)
-    store.close()
-    with sqlite3.connect(db) as connection:  # as a release with other size rules stored it
-        connection.execute("UPDATE api_requests SET body = ?", ('{"image_url": "data:,", "target_sizes": ["8x8"]}',))
-    settings = ServerSettings(keys=frozenset({ALICE}), database_path=db, queue_size=1, queue_per_key=1)
+async def test_a_stored_request_that_no_longer_reads_ends_alone_and_frees_its_place(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = settings_for(database_url, tmp_path, keys=frozenset({ALICE}), queue_size=1, queue_per_key=1)
+    async with opened(settings, "an older release") as [store]:
+        old = SmartResizeRequest(SOURCE, ["64x64"])
+        await store.add("smart-resize_old", tenant_id(ALICE), old, 1.0, QueueLimits(size=1, share=1))
+    await _rewrite_bodies(database_url, '{"image_url": "data:,", "target_sizes": ["8x8"]}')
     server = TestServer(SmartResizeServer(settings, pool=SHARED_ENGINE.pool).application(), host="127.0.0.1")
     await server.start_server()
     origin = f"http://127.0.0.1:{server.port}"
