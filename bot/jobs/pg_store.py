@@ -170,6 +170,10 @@ class PostgresJobStore:
                 self.owner,
             )
 
+    async def holder(self, job_id: str) -> str | None:
+        value = await self.pool.fetchval("SELECT lease_owner FROM jobs WHERE id = $1", job_id)
+        return str(value) if value is not None else None
+
     async def release(self, job_id: str) -> None:
         await self.pool.execute(
             "UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2",

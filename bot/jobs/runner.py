@@ -223,6 +223,10 @@ class JobRunner:
                 try:
                     job = await self._step(fresh)
                 except StaleJob:
+                    if await self.store.holder(job.id) not in (None, self.store.owner):
+                        # This replica stalled past its lease and another took the job over: it is theirs now.
+                        log.info("job %s was taken over by another replica; leaving it to that one", job.short_id)
+                        return
                     job = fresh  # moved on under us (Cancel): the loop reads it again
         except asyncio.CancelledError:
             if self._stopping:

@@ -251,6 +251,7 @@ async def test_a_replica_that_lost_its_lease_cannot_write_a_step(database_url: s
     [taken] = await new.claim(job.created_at + 20, 1, lease_s=10)  # old stalled past its lease
     with pytest.raises(StaleJob):
         await old.update(held, state="anchored")
+    assert await old.holder(job.id) == new.owner  # what tells the old replica to let it go
     await new.update(taken, state="anchored")
     # A cancel is not fenced: whoever holds the job sees it at its next step.
     stored = await new.get(job.id)
