@@ -146,6 +146,12 @@ def main() -> None:
                 url = asyncio.run(_fresh_postgres(server))
             latencies = sorted(x for batch in _run("intake", url, replicas) for x in batch)  # type: ignore[attr-defined]
             p99[(kind, replicas)].append(latencies[int(len(latencies) * 0.99) - 1])
+            # The claims on a database of their own: exactly CLAIM_JOBS open jobs, whatever intake left behind.
+            url = (
+                f"sqlite:///{folder / f'c{round_index}.db'}"
+                if kind == "sqlite"
+                else asyncio.run(_fresh_postgres(server))
+            )
             asyncio.run(_fill(url, CLAIM_JOBS))
             started = time.perf_counter()
             claimed = sum(_run("claims", url, replicas))  # type: ignore[arg-type]

@@ -77,35 +77,44 @@ async def serve(
 ) -> int:
     """Serve until ``stop`` (SIGINT/SIGTERM by default); ``pacing``: the waits on Slack and the API (tests shorten);
     ``pool``: an engine pool to share (else one is started). Returns the exit code: 0 after a stop, 2 when Slack
-    refuses a token."""
-    from bot.app import add_health_route, add_request_guards, add_source_route, build_app
+    refuses a token or the database can't be opened."""
+    from bot.postgres import StoreUnavailable
     from bot.services import Pacing, open_services
 
     pacing = pacing or Pacing()
     with _stop_on_signals(stop) as stop:
-        async with open_services(settings, pacing=pacing, pool=pool) as services:
-            app = build_app(services)
-            web_app = (
-                web.Application() if settings.socket_mode else app.web_app(path="/slack/events", port=settings.port)
-            )
-            add_health_route(web_app, services)
-            add_source_route(web_app, services)
-            # Read deadlines on every connection, and /slack/events checked before Bolt (HEADER_/BODY_READ_TIMEOUT).
-            runner = add_request_guards(web_app, services).runner(web_app)
-            await runner.setup()
-            try:
-                # Listening before Slack is checked: /healthz says live and /readyz says why it is not ready yet.
-                await web.TCPSite(runner, host="0.0.0.0", port=settings.port).start()  # noqa: S104 - Slack must reach it
-                _log_running(settings, services)
-                # What exists now (numpy, OpenCV, Pillow, slack_sdk, the app) lives as long as the process. Frozen
-                # out of the collector's reach, each full collection walks only what jobs allocate: ~6 ms instead of
-                # ~40 ms, and a poller with 1,000 hosted jobs in flight spends about a point of a core less.
-                gc.collect()
-                gc.freeze()
-                return await _until_stopped(stop, _connect(app, services, pacing))
-            finally:
-                log.info("shutting down: finishing running jobs; the rest resume on the next start")
-                await runner.cleanup()
+        try:
+            async with open_services(settings, pacing=pacing, pool=pool) as services:
+                return await _serve_with(services, stop, pacing)
+        except StoreUnavailable as error:  # PostgreSQL out of reach at start-up: one line, not a traceback
+            print(f"Smart Resize can't start: {error}", file=sys.stderr)
+            return 2
+
+
+async def _serve_with(services: Services, stop: asyncio.Event, pacing: Pacing) -> int:
+    from bot.app import add_health_route, add_request_guards, add_source_route, build_app
+
+    settings = services.settings
+    app = build_app(services)
+    web_app = web.Application() if settings.socket_mode else app.web_app(path="/slack/events", port=settings.port)
+    add_health_route(web_app, services)
+    add_source_route(web_app, services)
+    # Read deadlines on every connection, and /slack/events checked before Bolt (HEADER_/BODY_READ_TIMEOUT).
+    runner = add_request_guards(web_app, services).runner(web_app)
+    await runner.setup()
+    try:
+        # Listening before Slack is checked: /healthz says live and /readyz says why it is not ready yet.
+        await web.TCPSite(runner, host="0.0.0.0", port=settings.port).start()  # noqa: S104 - Slack must reach it
+        _log_running(settings, services)
+        # What exists now (numpy, OpenCV, Pillow, slack_sdk, the app) lives as long as the process. Frozen out of
+        # the collector's reach, each full collection walks only what jobs allocate: ~6 ms instead of ~40 ms, and
+        # a poller with 1,000 hosted jobs in flight spends about a point of a core less.
+        gc.collect()
+        gc.freeze()
+        return await _until_stopped(stop, _connect(app, services, pacing))
+    finally:
+        log.info("shutting down: finishing running jobs; the rest resume on the next start")
+        await runner.cleanup()
 
 
 async def _connect(app: AsyncApp, services: Services, pacing: Pacing) -> None:
@@ -159,7 +168,7 @@ def _log_running(settings: Settings, services: Services) -> None:
         "Smart Resize is listening (%s, backend %s, store %s); health at :%d/healthz, readiness at :%d/readyz",
         mode,
         settings.backend,
-        settings.database_path,
+        "PostgreSQL" if settings.postgres_url else settings.database_path,
         settings.port,
         settings.port,
     )

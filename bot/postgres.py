@@ -21,6 +21,22 @@ log = logging.getLogger(__name__)
 Migration = str  # one step: SQL run in the migrating transaction
 
 
+class StoreUnavailable(Exception):
+    """The database can't be opened: ``str()`` is the sentence for the operator."""
+
+
+def unavailable(what: str, error: BaseException) -> StoreUnavailable:
+    """One sentence for a database out of reach at start-up (its error names the host, never the password)."""
+    return StoreUnavailable(f"Can't open {what} on PostgreSQL (DATABASE_URL): {error}.")
+
+
+# What opening a pool can raise when the server is down, refuses the login, or the URL is wrong.
+def open_errors() -> tuple[type[BaseException], ...]:
+    import asyncpg
+
+    return (OSError, ValueError, RuntimeError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
 async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     import asyncpg
 

@@ -177,8 +177,12 @@ async def open_services(
 async def open_job_store(settings: Settings) -> JobStore:
     if settings.postgres_url is not None:
         from bot.jobs.pg_store import PostgresJobStore
+        from bot.postgres import open_errors, unavailable
 
-        return await PostgresJobStore.open(settings.postgres_url)
+        try:
+            return await PostgresJobStore.open(settings.postgres_url)
+        except open_errors() as error:
+            raise unavailable("the job database", error) from None
     return SqliteJobStore(settings.database_path)
 
 

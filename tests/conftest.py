@@ -63,8 +63,10 @@ async def fresh_database(server: str) -> AsyncIterator[str]:
     admin = await asyncpg.connect(server)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
-        yield server.rsplit("/", 1)[0] + f"/{name}"
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        try:
+            yield server.rsplit("/", 1)[0] + f"/{name}"
+        finally:  # a failing test's database goes too
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
 

@@ -105,3 +105,17 @@ async def test_the_run_command_with_slack_unreachable_retries_in_single_lines_an
     assert process.returncode == 0
     assert all(f"Slack is unreachable at 127.0.0.1:{closed} (ClientConnectorError" in line for line in retries)
     assert "Traceback" not in rest.decode()
+
+
+async def test_the_run_command_with_postgresql_out_of_reach_says_so_in_one_line(tmp_path: Path) -> None:
+    process = await _run_command(
+        tmp_path,
+        f"SLACK_BOT_TOKEN={BOT_TOKEN}\nSLACK_APP_TOKEN={APP_TOKEN}\n"
+        f"DATABASE_URL=postgresql://resize:secret-pw@127.0.0.1:{free_port()}/resize\nENGINE_WORKERS=1\n",
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    text = stderr.decode()
+    assert process.returncode == 2
+    [line] = [line for line in text.splitlines() if "can't start" in line]
+    assert line.startswith("Smart Resize can't start: Can't open the job database on PostgreSQL (DATABASE_URL):")
+    assert "Traceback" not in text and "secret-pw" not in text

@@ -112,6 +112,8 @@ class PostgresJobStore:
         async with self.pool.acquire() as db, db.transaction():
             # One requester's intake at a time, whichever replica Slack picked: see the module's docstring.
             await db.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"jobs:user:{job.user_id}")
+            # And the request's own key: two people reacting to one message at once make one job, not an error.
+            await db.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"jobs:key:{job.dedup_key}")
             found = await db.fetchrow("SELECT * FROM jobs WHERE dedup_key = $1 FOR UPDATE", job.dedup_key)
             if found is not None:
                 existing = _readable(found)
@@ -137,7 +139,7 @@ class PostgresJobStore:
         updated, names, values = _changed(job, changes)
         assignments = ", ".join(f"{name} = ${n + 1}" for n, name in enumerate(names))
         at = len(names)
-        fence = f" AND (lease_owner IS NULL OR lease_owner = ${at + 3})" if fenced else ""
+        fence = f" AND lease_owner = ${at + 3}" if fenced else ""
         written = await self.pool.fetchval(
             f"UPDATE jobs SET {assignments} WHERE id = ${at + 1} AND state = ${at + 2}{fence} RETURNING id",  # noqa: S608
             *values,

@@ -18,6 +18,7 @@ import contextlib
 import functools
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -100,8 +101,10 @@ class JobRunner:
             await asyncio.sleep(self.config.lease_s / 3)
             try:
                 await self.store.renew(list(self._active), self.clock() + self.config.lease_s)
-            except Exception:  # a database blip: the next renewal comes well before the lease runs out
-                log.warning("could not renew the leases of running jobs; trying again", exc_info=True)
+            except Exception as error:  # a database blip: the next renewal comes well before the lease runs out
+                log.warning(
+                    "could not renew the leases of running jobs (%s: %s); trying again", type(error).__name__, error
+                )
 
     def wake(self) -> None:
         self._wake.set()
@@ -139,8 +142,14 @@ class JobRunner:
                 await self._schedule()
                 await self._tidy()
                 wakeup = await self._next_wakeup()
-            except Exception:  # the runner must outlive any one bad row or a locked database
-                log.exception("job scheduling failed; retrying")
+            except (OSError, sqlite3.Error, TimeoutError) as error:  # the database out of reach for a moment
+                log.warning("job scheduling failed (%s: %s); retrying", type(error).__name__, error)
+                wakeup = 1.0
+            except Exception as error:  # the runner must outlive any one bad row
+                if type(error).__module__.startswith("asyncpg"):
+                    log.warning("job scheduling failed (%s: %s); retrying", type(error).__name__, error)
+                else:
+                    log.exception("job scheduling failed; retrying")
                 wakeup = 1.0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wakeup)
@@ -167,6 +176,7 @@ class JobRunner:
             return
         for job in await self.store.claim(self.clock(), room, self.config.lease_s):
             if job.id in self._active or len(self._active) >= self.config.max_concurrent_jobs:
+                await self.store.release(job.id)  # claimed but not started: free for any replica now
                 continue
             task = asyncio.create_task(self._run(job), name=f"job-{job.short_id}")
             self._active[job.id] = task
@@ -223,9 +233,9 @@ class JobRunner:
                 try:
                     job = await self._step(fresh)
                 except StaleJob:
-                    if await self.store.holder(job.id) not in (None, self.store.owner):
-                        # This replica stalled past its lease and another took the job over: it is theirs now.
-                        log.info("job %s was taken over by another replica; leaving it to that one", job.short_id)
+                    if await self.store.holder(job.id) != self.store.owner:
+                        # This replica stalled past its lease (another took the job over, or will): not ours now.
+                        log.info("job %s is no longer this replica's (its lease ran out); leaving it", job.short_id)
                         return
                     job = fresh  # moved on under us (Cancel): the loop reads it again
         except asyncio.CancelledError:
@@ -367,7 +377,10 @@ class JobRunner:
             if job.progress_ts:
                 await self._quietly(
                     self.delivery.update(
-                        job.channel_id, job.progress_ts, f":outbox_tray: Uploading {count} images… · _{tag}_"
+                        job.channel_id,
+                        job.progress_ts,
+                        f":outbox_tray: Uploading {count} images… · _{tag}_",
+                        optional=True,  # in a burst, not worth holding the upload for
                     )
                 )
             return results_outgoing(made.images, comment, _stem(job.source))

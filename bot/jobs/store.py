@@ -166,12 +166,12 @@ class SqliteJobStore:
 
         Only while the stored state is still ``job.state``: a step taken on what was read before Cancel (or any
         other writer) moved the job on raises StaleJob instead of undoing that move. ``fenced`` (the runner's
-        steps): only while no other process holds the job's lease. Cancel is not fenced: whoever holds the job
-        finds it cancelled at its next step.
+        steps): only while this process holds the job's lease (claim() first). Cancel is not fenced: whoever holds
+        the job finds it cancelled at its next step.
         """
         updated, names, values = _changed(job, changes)
         assignments = ", ".join(f"{name} = ?" for name in names)
-        fence = " AND (lease_owner IS NULL OR lease_owner = ?)" if fenced else ""
+        fence = " AND lease_owner = ?" if fenced else ""
         written = await self._db.run(
             f"UPDATE jobs SET {assignments} WHERE id = ? AND state = ?{fence} RETURNING id",  # noqa: S608
             (*values, job.id, job.state, *((self.owner,) if fenced else ())),

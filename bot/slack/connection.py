@@ -186,6 +186,7 @@ class SocketModeLink:
         # Envelopes seen lately, with the ack sent (None while still being handled): a redelivered one is acked
         # again instead of being dispatched twice.
         self._seen: OrderedDict[str, dict[str, Any] | None] = OrderedDict()
+        self._current: aiohttp.ClientWebSocketResponse | None = None
 
     async def run(self) -> None:
         """Connect, serve, reconnect; returns only by cancellation or TokenRefused."""
@@ -227,10 +228,15 @@ class SocketModeLink:
         url = str(response["url"])
         try:
             async with self._session.ws_connect(url, heartbeat=self.heartbeat_s, autoping=True) as socket:
+                self._current = socket
                 greeted = await self._serve(socket)
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
-            return f"the Socket Mode connection to {urlsplit(url).netloc} failed ({describe_failure(error)})"
+            # The error's text can hold the URL, and its ticket is a credential: the kind and status only.
+            status = getattr(error, "status", None)
+            why = type(error).__name__ + (f", HTTP {status}" if status else "")
+            return f"the Socket Mode connection to {urlsplit(url).netloc} failed ({why})"
         finally:
+            self._current = None
             self.readiness.socket_connected = False
         if not greeted:
             return "Slack closed the Socket Mode connection before greeting it"
@@ -303,7 +309,8 @@ class SocketModeLink:
                 json.loads(response.body) if content_type.startswith("application/json") else {"text": response.body}
             )
         self._seen[request.envelope_id] = ack
-        await self._send(socket, ack)
+        # On the socket open now: if the one it came on dropped meanwhile, Slack waits for the ack on the new one.
+        await self._send(self._current or socket, ack)
 
     async def _send(self, socket: aiohttp.ClientWebSocketResponse, ack: dict[str, Any]) -> None:
         # The socket may be gone by now: Slack then sends the envelope again on the next one, where it is acked.

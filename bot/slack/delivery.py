@@ -48,8 +48,16 @@ class Delivery:
         )
         return str(response["ts"])
 
-    async def update(self, channel: str, ts: str, text: str, *, blocks: list[dict[str, Any]] | None = None) -> None:
-        await self.pacer.wait("chat.update")  # Tier 3, and every job edits its progress message a few times
+    async def update(
+        self, channel: str, ts: str, text: str, *, blocks: list[dict[str, Any]] | None = None, optional: bool = False
+    ) -> None:
+        """Edit a message. Paced (Tier 3, and every job edits its progress message a few times); ``optional``: a
+        passing state ("Uploading...") that is skipped rather than waited for when the tier is spent."""
+        if optional:
+            if not self.pacer.free("chat.update"):
+                return
+        else:
+            await self.pacer.wait("chat.update")
         await self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks or [])
 
     async def find_own_post(

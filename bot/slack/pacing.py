@@ -28,6 +28,18 @@ class TierPacer:
         self._sleep = sleep
         self._calls: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
 
+    def free(self, method: str) -> bool:
+        """Whether a call may go now without waiting (it is counted if so): for what can be skipped in a burst."""
+        limit = TIER_PER_MINUTE[METHOD_TIER.get(method, 4)]
+        calls = self._calls[method]
+        now = self._clock()
+        while calls and calls[0] <= now - self.window_s * 1.05:
+            calls.popleft()
+        if len(calls) < limit:
+            calls.append(now)
+            return True
+        return False
+
     async def wait(self, method: str) -> None:
         limit = TIER_PER_MINUTE[METHOD_TIER.get(method, 4)]
         calls = self._calls[method]

@@ -16,6 +16,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -113,5 +114,8 @@ class StatusReactions:
             if error.response.get("error") == ignore:
                 return True
             log.warning("%s %s failed: %s", method, name, error.response.get("error"))
+            return False
+        except (aiohttp.ClientError, TimeoutError, OSError) as error:  # Slack out of reach a moment
+            log.warning("%s %s failed (%s); put right at the next start", method, name, type(error).__name__)
             return False
         return True

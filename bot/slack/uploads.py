@@ -173,6 +173,9 @@ class Uploader:
         record = await progress.step(UploadRecord(tuple(file_id for file_id, _ in reserved), attempt=attempt))
         for file, (_, url) in zip(outgoing.files, reserved, strict=True):
             await self._post_bytes(url, file)
+        # Saved again (for a job: a fenced write) right before the one call that posts: a process that lost the
+        # job while the bytes went up stops here, instead of posting beside the one that took it over.
+        record = await progress.step(record)
         await self.client.files_completeUploadExternal(
             files=[
                 {"id": file_id, "title": file.title}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 import time
@@ -138,3 +139,25 @@ async def test_stop_is_prompt_when_it_lands_while_the_loop_is_scheduling(
         await asyncio.sleep(0.05)
         release.set()  # ...and the query returns after it
         await asyncio.wait_for(stopping, timeout=5)
+
+
+async def test_a_runner_that_lost_its_lease_leaves_the_job_without_posting(
+    slack: SlackEmulator, tmp_path: Path, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncpg
+
+    caplog.set_level(logging.INFO)
+    message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "a.jpg")])
+    slack.download_delay = 1.0  # the job is mid-download when another replica takes it over
+    async with running_app(slack, tmp_path, DATABASE_URL=postgres_url) as app:
+        await app.command("300x300")
+        await eventually(lambda: bool(slack.downloads))
+        connection = await asyncpg.connect(postgres_url)
+        try:  # as a replica that found this one's lease run out would have it
+            await connection.execute("UPDATE jobs SET lease_owner = 'other:1:x', lease_until = 1e12")
+        finally:
+            await connection.close()
+        await eventually(lambda: "no longer this replica's" in caplog.text, within=20)
+        await asyncio.sleep(0.5)
+    assert slack.calls_to("files.getUploadURLExternal") == []
+    assert slack.uploads_in_thread("C1", message["ts"]) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,11 @@ async def open_store(database_url: str) -> JobStore:
     if database_url.startswith("sqlite:///"):
         return SqliteJobStore(Path(database_url.removeprefix("sqlite:///")))
     return await PostgresJobStore.open(database_url)
+
+
+async def held(store: JobStore) -> None:
+    """Every open job claimed by ``store``, as the runner claims a job before it writes a step."""
+    await store.claim(time.time() + 1, 1000, lease_s=3600)
 
 
 def _job(key: str = "upload:C1:1.0:F1", user: str = "U1") -> Job:
@@ -43,6 +49,7 @@ async def test_state_survives_reopening_the_file(tmp_path: Path) -> None:
     path = tmp_path / "jobs.db"
     store = SqliteJobStore(path)
     job, _ = await insert(store, _job())
+    await held(store)
     job = await store.update(job, state="anchored", progress_ts="2.0", remote_id="smart-resize_1")
     await store.close()
 
@@ -59,9 +66,11 @@ async def test_state_survives_reopening_the_file(tmp_path: Path) -> None:
 async def test_finished_and_deferred_jobs_are_not_runnable(database_url: str) -> None:
     store = await open_store(database_url)
     done, _ = await insert(store, _job("a"))
-    await store.update(done, state="done")
     later, _ = await insert(store, _job("b"))
+    await held(store)
+    await store.update(done, state="done")
     later = await store.update(later, not_before=later.created_at + 100)
+    await store.release(later.id)
     assert await store.runnable(now=later.created_at + 1) == []
     assert [j.id for j in await store.runnable(now=later.created_at + 101)] == [later.id]
     assert await store.next_wakeup(later.created_at) == later.not_before
@@ -94,6 +103,7 @@ async def test_unknown_fields_cannot_be_updated(database_url: str) -> None:
 async def test_a_step_taken_on_a_stale_read_cannot_undo_a_cancel(database_url: str) -> None:
     store = await open_store(database_url)
     job, _ = await insert(store, _job())
+    await held(store)
     runners_view = await store.update(job, state="anchored")  # what the runner read before resizing
     await store.update(runners_view, state="cancelled")  # the requester pressed Cancel meanwhile
     with pytest.raises(StaleJob):
@@ -112,6 +122,7 @@ async def test_admit_returns_a_live_repeat_and_retries_a_failed_one(database_url
     repeat = await store.admit(_job(), since=0, limit=10)
     assert not repeat.new and repeat.job is not None and repeat.job.id == first.job.id
 
+    await held(store)
     await store.update(first.job, state="failed", error="boom")
     again = await store.admit(_job(), since=0, limit=10)
     assert again.new and again.job is not None and again.job.id != first.job.id

@@ -42,6 +42,7 @@ from bot.config import ConfigError, ServerSettings, load_server_settings, parse_
 from bot.engine import EngineError, Output, Size, TooManyOutputs, check_output_count
 from bot.engine.pool import EnginePool
 from bot.net import FetchError, NetworkPolicy, SafeFetcher, decode_data_uri
+from bot.postgres import StoreUnavailable
 from bot.slow_clients import SLOW_CLIENTS, SlowClients
 from bot.smart_resize_api.contract import (
     KEY_HEADER,
@@ -62,7 +63,6 @@ from bot.smart_resize_api.server.store import (
     QueueLimits,
     RequestState,
     RequestStore,
-    StoreUnavailable,
     outputs_path,
     request_store,
 )

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.postgres import Listener, migrate, open_pool
+from bot.postgres import Listener, StoreUnavailable, migrate, open_pool
 from bot.smart_resize_api.contract import SmartResizeRequest, Status
 from bot.smart_resize_api.server.store import (
     STATE_COLUMNS,
@@ -25,7 +25,6 @@ from bot.smart_resize_api.server.store import (
     QueueLimits,
     Refused,
     RequestState,
-    StoreUnavailable,
     encode_body,
     read_claim,
     read_state,

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bot.postgres import StoreUnavailable
 from bot.smart_resize_api.contract import SmartResizeRequest, Status
 from bot.sqlite import Database, add_missing_column
 
@@ -107,10 +108,6 @@ class Refused:
 
     whole_queue: bool  # the queue is full; else the tenant has its share waiting
     waiting: int  # how many: in the whole queue, or the tenant's
-
-
-class StoreUnavailable(Exception):
-    """The database can't be opened: ``str()`` is the sentence for the operator."""
 
 
 class RequestStore(Protocol):

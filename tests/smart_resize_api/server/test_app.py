@@ -411,7 +411,7 @@ async def test_the_server_shares_the_apps_database(tmp_path: Path) -> None:
             final = await client.wait(await client.submit(SmartResizeRequest(SOURCE, ["64x64"])))
             assert final.status is Status.COMPLETED
             # Both live in the one file, while both are open, and neither disturbs the other.
-            await jobs.update(job, state="done")
+            await jobs.update(job, state="done", fenced=False)
             stored_job = await jobs.get("j1")
             assert stored_job is not None and stored_job.state == "done"
             assert (await service.store.get(final.request_id, tenant_id(KEY))) is not None
