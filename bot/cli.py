@@ -16,7 +16,7 @@ from dotenv import find_dotenv, load_dotenv
 from bot.config import ConfigError, load_limits
 from bot.engine import EngineError, InvalidSize, Limits, Size, parse_size, resize, validate
 from bot.engine.core import MAX_SEED
-from bot.engine.types import MODES, OUTPUT_FORMATS, RESOLUTIONS, Output
+from bot.engine.types import FILL_CHOICES, MODES, OUTPUT_FORMATS, RESOLUTIONS, Output
 from bot.presets import known_names, resolve_preset
 from bot.spec import ResizeSpec
 
@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--variants", type=int, default=1, metavar="N", help="alternatives per size")
     run.add_argument("--seed", type=int, default=None, metavar="N", help=f"0 to {MAX_SEED}: same seed, same images")
     run.add_argument("--resolution", choices=RESOLUTIONS, default="1K", help="quality: 1K fast, 2K/4K sharper")
+    run.add_argument(
+        "--fill", choices=FILL_CHOICES, default="auto", help="an extended canvas: auto (per side), or one way for all"
+    )
     run.add_argument("--explain", metavar="PATH", help="also write the crop map (a JPEG) here")
     run.add_argument("--json", action="store_true", help="print one JSON object describing the outputs")
     run.add_argument("--max-pixels", type=int, default=None, help=argparse.SUPPRESS)
@@ -98,6 +101,7 @@ def _resize(args: argparse.Namespace) -> int:
             variants=args.variants,
             seed=args.seed,
             resolution=args.resolution,
+            fill=args.fill,
         )
         request = spec.engine_request(explain=bool(args.explain))
         validate(request, limits)

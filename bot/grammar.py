@@ -11,7 +11,8 @@ Grammar, as decided here (``help_text`` is the user's version):
 - The image link is ``http(s)://...`` bare, or Slack's ``<https://...>`` / ``<https://...|label>``; Slack's
   ``&amp; &lt; &gt;`` escapes are decoded. At most one link. ``<@U..>``, ``<#C..>`` and ``<!here>`` are ignored.
 - Options: ``--format``/``-f``, ``--mode``/``-m``, ``--variants``/``-n``, ``--prompt``/``-p``, ``--seed``/``-s``,
-  ``--resolution``/``-r``; the value follows as the next word or after ``=``. Values are case-insensitive, ``jpg``
+  ``--resolution``/``-r``, ``--fill``;
+  the value follows as the next word or after ``=``. Values are case-insensitive, ``jpg``
   means ``jpeg``. A dash typed as ``—`` or ``–`` (macOS and phones turn ``--`` into one) counts as ``--``. The same
   option given twice with different values is an error. Unambiguous values work alone: ``webp``, ``crop``, ``2K``.
 - ``--prompt`` takes a quoted phrase (``"..."``, ``“...”``, ``'...'`` or ``‘...’``; a quote closes only before
@@ -38,7 +39,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeAlias
 
 from bot.engine import MAX_VARIANTS, InvalidSize, Limits, Size, TooManyOutputs, check_output_count, parse_size
-from bot.engine.types import MODES, RESOLUTIONS, Mode, OutputFormat, Resolution
+from bot.engine.types import FILL_CHOICES, MODES, RESOLUTIONS, FillChoice, Mode, OutputFormat, Resolution
 from bot.net.errors import InvalidUrl
 from bot.net.fetch import parse_http_url
 from bot.presets import DEFAULT_GROUP, DEFAULT_SIZES, canonical_name, known_names, presets_help, resolve_preset
@@ -256,6 +257,7 @@ _OPTIONS: dict[str, str] = {
     "resolution": "resolution",
     "res": "resolution",
     "r": "resolution",
+    "fill": "fill",
 }
 _EXAMPLES = {
     "format": "--format webp",
@@ -264,6 +266,7 @@ _EXAMPLES = {
     "prompt": '--prompt "keep face centered"',
     "seed": "--seed 42",
     "resolution": "--resolution 2K",
+    "fill": "--fill synthesize",
 }
 _FIELDS = {name: "output_format" if name == "format" else name for name in _EXAMPLES}
 _HELP_WORDS = frozenset({"help", "?", "-h", "--help", "—help", "–help"})
@@ -271,6 +274,7 @@ _AUTO_ACTIONS: dict[str, AutoAction] = {"on": "on", "off": "off", "show": "show"
 _FORMAT_WORDS: dict[str, OutputFormat] = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "webp": "webp"}
 _MODE_WORDS: dict[str, Mode] = {"crop": "crop", "extend": "extend"}  # "auto" alone is the auto command
 _RESOLUTION_WORDS: dict[str, Resolution] = {r.lower(): r for r in RESOLUTIONS}
+_FILL_WORDS: dict[str, FillChoice] = {**{f: f for f in FILL_CHOICES}, "color": "colour", "synthesise": "synthesize"}
 
 
 def _is_plain(token: _Token) -> bool:
@@ -563,6 +567,14 @@ class _Parser:
                 self.set(name, _RESOLUTION_WORDS[key])
             else:
                 self.problem(f"{_shown(value)} isn't a resolution; use 1K, 2K or 4K, like --resolution 2K.")
+        elif name == "fill":
+            fill = _FILL_WORDS.get(key)
+            if fill is not None:
+                self.set(name, fill)
+            else:
+                self.problem(
+                    f"{_shown(value)} isn't a fill; use auto, blur, mirror, colour or synthesize, like --fill blur."
+                )
         elif name == "variants":
             number = _whole_number(key)
             if number is not None and 1 <= number <= MAX_VARIANTS:
@@ -652,6 +664,8 @@ def help_text(
             '• `--prompt "keep face centered"` (`-p`): a hint for the framing; quote it, or put it last.\n'
             "• `--seed N` (`-s`): the same seed gives the same result.\n"
             "• `--resolution 1K|2K|4K` (`-r`): output quality, 1K unless you say.\n"
+            "• `--fill auto|blur|mirror|colour|synthesize`: how an extended canvas is filled; auto looks at each "
+            "side's edge (a backdrop's colour continued, a texture's grain kept).\n"
             "`--format=webp` works too, and `webp`, `crop` or `2K` alone are enough.",
             "*Examples*\n"
             f"`{c} 1080x1080 1920x1080`\n"

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from bot.engine.types import FormatChoice, Mode, ResizeRequest, Resolution, Size
+from bot.engine.types import FillChoice, FormatChoice, Mode, ResizeRequest, Resolution, Size
 
 SPEC_VERSION = 1
 
@@ -31,6 +31,7 @@ class ResizeSpec:
     prompt: str = ""
     seed: int | None = None
     resolution: Resolution = "1K"
+    fill: FillChoice = "auto"  # the engine's; the hosted service fills extended canvases its own way
 
     def describe(self) -> str:
         """The sizes as people read them: ``1080x1080, 1200x630 (2 alternatives each)``."""
@@ -52,6 +53,7 @@ class ResizeSpec:
             "prompt": self.prompt,
             "seed": self.seed,
             "resolution": self.resolution,
+            "fill": self.fill,
         }
 
     @classmethod
@@ -69,4 +71,5 @@ class ResizeSpec:
             prompt=obj.get("prompt", ""),
             seed=obj.get("seed"),
             resolution=obj.get("resolution", "1K"),
+            fill=obj.get("fill", "auto"),
         )

@@ -266,15 +266,16 @@ def test_the_spec_fills_in_the_default_sizes() -> None:
         ("--prompt=", '--prompt needs a value, like --prompt "keep face centered".'),
         (
             "--colour red",
-            "I don't know the option '--colour'. Options are --format, --mode, --variants, --prompt, --seed and "
-            "--resolution.",
+            "I don't know the option '--colour'. Options are --format, --mode, --variants, --prompt, --seed, "
+            "--resolution and --fill.",
         ),
         (
             "--varients=3",
             "I don't know the option '--varients'. Did you mean --variants? Options are --format, --mode, "
-            "--variants, --prompt, --seed and --resolution.",
+            "--variants, --prompt, --seed, --resolution and --fill.",
         ),
         ("webp --format png", "You gave --format twice (webp and png); keep one."),
+        ("--fill smear", "'smear' isn't a fill; use auto, blur, mirror, colour or synthesize, like --fill blur."),
         ("1k 2k", "You gave --resolution twice (1K and 2K); keep one."),
         ("-p a -p b", "You gave --prompt twice (a and b); keep one."),
         (

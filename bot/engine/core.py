@@ -17,6 +17,7 @@ from .render import choose_format, encode, render
 from .sizes import check_output_count
 from .types import (
     CONTENT_TYPES,
+    FILL_CHOICES,
     MODES,
     OUTPUT_FORMATS,
     RESOLUTIONS,
@@ -51,6 +52,8 @@ def validate(request: ResizeRequest, limits: Limits) -> None:
         raise InvalidOption(f"Unknown format {request.output_format!r}; use png, jpeg or webp.")
     if request.resolution not in RESOLUTIONS:
         raise InvalidOption(f"Unknown resolution {request.resolution!r}; use 1K, 2K or 4K.")
+    if request.fill not in FILL_CHOICES:
+        raise InvalidOption(f"Unknown fill {request.fill!r}; use auto, blur, mirror, colour or synthesize.")
     if not 1 <= request.variants <= MAX_VARIANTS:
         raise InvalidOption(f"Variants must be between 1 and {MAX_VARIANTS}.")
     if request.seed is not None and not 0 <= request.seed <= MAX_SEED:
@@ -88,7 +91,7 @@ def _resize(
     analysis_image = _analysis_copy(decoded.image)
     analysis = analyse(np.asarray(analysis_image), analysis_image.width / source.width, hints)
     framer = Framer(analysis, source, hints, grid=round(1 / decoded.scale))
-    fill: Fill = hints.fill or "blur"
+    fill: Fill = request.fill if request.fill != "auto" else hints.fill or "auto"
     rng = np.random.default_rng(request.seed if request.seed is not None else 0)
 
     if hints.no_crop and request.mode == "crop":
@@ -102,7 +105,7 @@ def _resize(
     outputs: list[Output] = []
     for target in request.sizes:
         for variant, plan in enumerate(framer.plan(target, request.mode, request.variants, fill, rng)):
-            image = render(
+            image, sides = render(
                 decoded.image,
                 pixels,
                 decoded.scale,
@@ -128,6 +131,8 @@ def _resize(
             )
             if on_output is not None:
                 on_output(len(outputs), len(request.sizes) * request.variants)
+            if sides and variant == 0:
+                notes.append(f"{target}: {describe_fill(sides)}.")
         if request.variants > 1 and sum(o.target == target for o in outputs) < request.variants:
             notes.append(f"{target}: only {sum(o.target == target for o in outputs)} distinct framings exist.")
         main = next(o for o in outputs if o.target == target)
@@ -147,6 +152,24 @@ def _resize(
         crop_map=explain,
         faces=faces,  # type: ignore[arg-type]
     )
+
+
+_FILL_WORDS = {
+    "colour": "its colours continued",
+    "synthesize": "its texture continued",
+    "blur": "a blurred reflection",
+    "mirror": "a reflection",
+    "transparent": "transparent",
+}
+
+
+def describe_fill(sides: tuple[tuple[str, str], ...]) -> str:
+    """``extended left and right (left: its colours continued, right: a blurred reflection)``."""
+    names = " and ".join(side for side, _ in sides)
+    kinds = {how for _, how in sides}
+    if len(kinds) == 1:
+        return f"extended {names}: {_FILL_WORDS[kinds.pop()]}"
+    return f"extended {names} (" + ", ".join(f"{side}: {_FILL_WORDS[how]}" for side, how in sides) + ")"
 
 
 def _decode_scale(source: Size, request: ResizeRequest, resolution: str, zoom: float) -> float:

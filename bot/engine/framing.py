@@ -248,7 +248,8 @@ class Framer:
                     chosen_extent = float(extent)
                     offset = float(windows.y[index] / self.sy if wide else windows.x[index] / self.sx)
                     break
-        fills: list[Fill] = [fill, "mirror" if fill != "mirror" else "blur"]
+        # Alternatives: the other fill (a blurred reflection, or the edge's colours if that was asked for).
+        fills: list[Fill] = [fill, "blur" if fill != "blur" else "colour"]
         plans = []
         for variant in range(max(1, variants)):
             # Alternatives: the other fill, then the photo nudged towards its subject's side of the canvas.

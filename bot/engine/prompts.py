@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-Fill = Literal["blur", "mirror", "solid"]
+Fill = Literal["auto", "blur", "mirror", "colour", "synthesize", "solid"]  # solid: one colour, as asked
 Side = Literal["left", "right", "top", "bottom"]
 
 _COLOURS: dict[str, tuple[int, int, int]] = {
@@ -69,6 +69,12 @@ _RULES: list[Rule] = [
     (_rx(r"\bblur(red|ry)?\b"), "blur"),
     (_rx(r"\b(mirror(ed)?|reflect(ed|ion)?)\b"), "mirror"),
     (_rx(r"\btransparent\b"), "transparent"),
+    (
+        _rx(
+            r"\b(extend(ed)?|continue[ds]?|fill(ed)?)\s+(it\s+)?(naturally|seamlessly|realistically)\b|\bnatural\s+(fill|extension)\b"
+        ),
+        "synthesize",
+    ),
     (_rx(r"\b(white|black|grey|gray)\s+(background|bars?|borders?|padding|fill)\b"), "colour"),
     (_rx(r"\b(solid|letterbox(ed)?|pillarbox(ed)?|bars|padding|pad)\b"), "solid"),
     (_rx(r"\b(zoom(ed)? in|tight(er|ly)?|close[- ]?up|closer)\b"), "zoom_in"),
@@ -116,6 +122,8 @@ def _apply(hints: Hints, name: str, clause: str) -> None:
         hints.fill = "blur"
     elif name == "mirror":
         hints.fill = "mirror"
+    elif name == "synthesize":
+        hints.fill = "synthesize"
     elif name == "transparent":
         hints.transparent_fill = True
         hints.fill = "solid"

@@ -1,9 +1,9 @@
 """Turn a plan into pixels and pixels into an encoded file.
 
 The source region is resampled straight from the decoded image with a fractional box, so ``source_rect`` and
-``placed_rect`` describe the output exactly. Extended canvases are filled from the photo itself (a heavily blurred
-or mirrored continuation of its edges) so there are no flat bars unless a solid fill was asked for; images with
-transparency are extended with transparency.
+``placed_rect`` describe the output exactly. Extended canvases are filled from the photo itself, side by side as
+each border calls for (``bot.engine.extend``), so there are no flat bars unless a solid fill was asked for; images
+with transparency are extended with transparency.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from .extend import extend
 from .framing import Plan
-from .prompts import Fill
 from .types import FormatChoice, OutputFormat, Resolution, Size
 
 _JPEG_QUALITY = {"1K": 85, "2K": 90, "4K": 95}
@@ -32,21 +32,40 @@ def render(
     resolution: Resolution,
     fill_colour: tuple[int, int, int] | None = None,
     transparent_fill: bool = False,
-) -> Image.Image:
+) -> tuple[Image.Image, tuple[tuple[str, str], ...]]:
     """``image`` is the decoded source (``scale`` decoded pixels per source pixel); ``pixels`` the same as an array,
-    converted once per source rather than once per output."""
+    converted once per source rather than once per output. Returns the output and, for an extended canvas, how
+    each side was filled (("left", "colour"), ...)."""
     sx, sy, sw, sh = plan.source_rect
     box = (sx * scale, sy * scale, (sx + sw) * scale, (sy + sh) * scale)
     px, py, pw, ph = plan.placed_rect
     placed = _resample(image, pixels, box, (pw, ph), resolution)
     if (pw, ph) == (target.width, target.height):
-        return placed
-    canvas = _canvas(image, box, plan, target, fill_colour, transparent_fill)
-    if placed.mode == "RGBA" and canvas.mode == "RGBA":
-        canvas.alpha_composite(placed, (px, py))
-    else:
-        canvas.paste(placed, (px, py), placed if placed.mode == "RGBA" else None)
-    return canvas
+        return placed, ()
+    size = (target.width, target.height)
+    fill = plan.fill or "auto"
+    # A cut-out or logo grows naturally into transparency (flattened later if the format has no alpha).
+    if transparent_fill or (placed.mode == "RGBA" and fill != "solid"):
+        canvas = Image.new("RGBA", size, (0, 0, 0, 0))
+        canvas.alpha_composite(placed.convert("RGBA"), (px, py))
+        return canvas, _sides(plan, target, "transparent")
+    if fill == "solid":
+        colour = fill_colour or _border_colour(image, box)
+        canvas = Image.new(placed.mode, size, colour if placed.mode == "RGB" else (*colour, 255))
+        canvas.paste(placed, (px, py))
+        return canvas, _sides(plan, target, "colour")
+    extended = extend(np.asarray(placed.convert("RGB")), size, (px, py), fill)
+    return Image.fromarray(extended.canvas), extended.sides
+
+
+def _sides(plan: Plan, target: Size, how: str) -> tuple[tuple[str, str], ...]:
+    px, py, pw, ph = plan.placed_rect
+    gaps = (
+        (("left", px), ("right", target.width - pw - px))
+        if ph == target.height
+        else (("top", py), ("bottom", target.height - ph - py))
+    )
+    return tuple((side, how) for side, gap in gaps if gap > 0)
 
 
 def _resample(
@@ -79,64 +98,6 @@ def _resample(
         height, width = region.shape[0] // factor * factor, region.shape[1] // factor * factor
         region = cv2.resize(region[:height, :width], (width // factor, height // factor), interpolation=cv2.INTER_AREA)
     return Image.fromarray(cv2.resize(region, size, interpolation=cv2.INTER_AREA), image.mode)
-
-
-def _canvas(
-    image: Image.Image,
-    box: tuple[float, float, float, float],
-    plan: Plan,
-    target: Size,
-    fill_colour: tuple[int, int, int] | None,
-    transparent_fill: bool,
-) -> Image.Image:
-    size = (target.width, target.height)
-    fill: Fill = plan.fill or "blur"
-    # A cut-out or logo grows naturally into transparency (flattened later if the format has no alpha).
-    if transparent_fill or (image.mode == "RGBA" and fill != "solid"):
-        return Image.new("RGBA", size, (0, 0, 0, 0))
-    if fill == "solid":
-        colour = fill_colour or _border_colour(image, box)
-        return Image.new(image.mode, size, colour if image.mode == "RGB" else (*colour, 255))
-    return _photo_fill(image.convert("RGB"), box, plan, target, mirror=fill == "mirror")
-
-
-def _photo_fill(
-    image: Image.Image, box: tuple[float, float, float, float], plan: Plan, target: Size, *, mirror: bool
-) -> Image.Image:
-    """Continue the photo past its edges by reflection; blur it so it reads as background, not content."""
-    px, py, pw, ph = plan.placed_rect
-    # Work at a fraction of the output size: the fill is blurred anyway.
-    factor = 4 if mirror else 8
-    small_w, small_h = max(1, round(target.width / factor)), max(1, round(target.height / factor))
-    inner_w, inner_h = max(1, round(pw / factor)), max(1, round(ph / factor))
-    left, top = round(px / factor), round(py / factor)
-    region = np.asarray(image.resize((inner_w, inner_h), Image.Resampling.BILINEAR, box=box))
-    right, bottom = max(0, small_w - inner_w - left), max(0, small_h - inner_h - top)
-    padded = region
-    # Reflection needs the pad to be smaller than the region; repeat the pad for extreme aspect changes.
-    while padded.shape[1] < small_w or padded.shape[0] < small_h:
-        pad_x = min(padded.shape[1] - 1, max(0, small_w - padded.shape[1]))
-        pad_y = min(padded.shape[0] - 1, max(0, small_h - padded.shape[0]))
-        if pad_x == 0 and pad_y == 0:
-            padded = cv2.resize(padded, (max(small_w, 2), max(small_h, 2)), interpolation=cv2.INTER_LINEAR)
-            break
-        share_l = left / max(1, left + right)
-        share_t = top / max(1, top + bottom)
-        padded = cv2.copyMakeBorder(
-            padded,
-            round(pad_y * share_t),
-            pad_y - round(pad_y * share_t),
-            round(pad_x * share_l),
-            pad_x - round(pad_x * share_l),
-            cv2.BORDER_REFLECT_101,
-        )
-    padded = padded[:small_h, :small_w]
-    sigma = max(1.0, max(small_w, small_h) / (60 if mirror else 25))
-    blurred = cv2.GaussianBlur(padded, (0, 0), sigma)
-    if not mirror:
-        # Slightly darker and flatter than the photo, so the real image stands out from its extension.
-        blurred = (blurred.astype(np.float32) * 0.85 + 0.15 * blurred.mean(axis=(0, 1))).astype(np.uint8)
-    return Image.fromarray(blurred).resize((target.width, target.height), Image.Resampling.BILINEAR)
 
 
 def _border_colour(image: Image.Image, box: tuple[float, float, float, float]) -> tuple[int, int, int]:

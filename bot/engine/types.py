@@ -11,11 +11,14 @@ OutputFormat = Literal["png", "jpeg", "webp"]
 # "auto": JPEG for opaque images, PNG where there is transparency (the Slack app's default; not in the API contract).
 FormatChoice = Literal["png", "jpeg", "webp", "auto"]
 Resolution = Literal["1K", "2K", "4K"]
+# How an extended canvas is filled: "auto" chooses per side from what the border holds (bot.engine.extend).
+FillChoice = Literal["auto", "blur", "mirror", "colour", "synthesize"]
 Rect = tuple[int, int, int, int]  # x, y, width, height
 
 MODES: tuple[Mode, ...] = ("auto", "crop", "extend")
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("png", "jpeg", "webp")
 RESOLUTIONS: tuple[Resolution, ...] = ("1K", "2K", "4K")
+FILL_CHOICES: tuple[FillChoice, ...] = ("auto", "blur", "mirror", "colour", "synthesize")
 CONTENT_TYPES: dict[OutputFormat, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
@@ -64,6 +67,7 @@ class ResizeRequest:
     seed: int | None = None
     resolution: Resolution = "1K"
     explain: bool = False
+    fill: FillChoice = "auto"  # an extended canvas: per side as its border calls for, or one way for every side
 
 
 @dataclass(frozen=True)
