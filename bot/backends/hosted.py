@@ -118,9 +118,13 @@ class HostedBackend:
                 ) from None
             target = spec.sizes[min(index // per_size, len(spec.sizes) - 1)]
             images.append(ResizedImage(data, media_type, width, height, target, index % per_size, None))
-        notes = []
+        notes = [status.description] if status.description else []  # what the service said of its result
         if spec.mode != "auto":
             notes.append("The hosted Smart Resize API chooses its own framing; the mode option was not sent.")
+        if spec.fill != "auto":
+            notes.append(
+                "The hosted Smart Resize API fills extended canvases its own way; the fill option was not sent."
+            )
         return BackendResult(images=images, notes=notes)
 
 

@@ -295,3 +295,15 @@ async def test_an_external_file_gets_one_sentence(slack: SlackEmulator, tmp_path
     [notice] = slack.ephemerals_for("U1")
     assert notice.startswith("That image is a link to a file in Gdrive, not a file in Slack;")
     assert not slack.downloads
+
+
+async def test_fill_is_asked_for_in_slack_and_the_comment_says_what_each_side_got(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    message = _share(slack)
+    async with running_app(slack, tmp_path) as app:
+        status, _ = await app.command("1500x300 --mode extend --fill blur")
+        assert status == 200
+        await app.services.runner.idle()
+    [upload] = slack.uploads_in_thread("C1", message["ts"])
+    assert "1500x300: extended left and right: a blurred reflection." in upload["message"]["text"]

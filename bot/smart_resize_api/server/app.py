@@ -502,8 +502,12 @@ class SmartResizeServer:
         error: str | None = None,
         files: list[str] | None = None,
         media_type: str | None = None,
+        description: str = "",
     ) -> bool:
-        if await self.store.finish(claimed, status, time.time(), error=error, files=files, media_type=media_type):
+        finished = await self.store.finish(
+            claimed, status, time.time(), error=error, files=files, media_type=media_type, description=description
+        )
+        if finished:
             return True
         log.warning(
             "request %s was taken over by another server (this one's lease ran out); this result is dropped",
@@ -529,7 +533,12 @@ class SmartResizeServer:
         folder = outputs_path(self.store.media_dir, claimed.id, claimed.attempts)
         await asyncio.to_thread(_write_outputs, folder, names, result.outputs)
         media_type = result.outputs[0].content_type
-        if not await self._finish(claimed, Status.COMPLETED, files=names, media_type=media_type):
+        # The engine's notes (what each extended side was filled with, what a prompt did) as the Output's
+        # description, which the contract has for what the service says about its result.
+        description = " ".join(result.notes)
+        if not await self._finish(
+            claimed, Status.COMPLETED, files=names, media_type=media_type, description=description
+        ):
             await asyncio.to_thread(shutil.rmtree, folder, True)
 
     async def _expire_loop(self) -> None:
@@ -572,7 +581,7 @@ def _status_body(stored: RequestState, urls: list[str]) -> StatusResponse:
         updated_at=_now_iso(stored.updated_at),
         completed_at=_now_iso(stored.completed_at) if stored.completed_at else None,
         images=images,
-        description="" if images is not None else None,
+        description=(stored.description or "") if images is not None else None,
     )
 
 

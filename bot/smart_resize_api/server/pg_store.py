@@ -59,6 +59,8 @@ _MIGRATIONS = [
     CREATE INDEX api_requests_turns ON api_requests (tenant, claimed_at);
     CREATE INDEX api_requests_completed ON api_requests (completed_at);
     """,
+    # What the engine noted about a finished request (the Output block's description).
+    "ALTER TABLE api_requests ADD COLUMN description TEXT",
 ]
 _WAITING = "(status = 'QUEUED' OR (status = 'PROCESSING' AND lease_until < $1))"  # as in store._COUNT_WAITING
 _THIS_CLAIM = "id = $2 AND status = 'PROCESSING' AND owner = $3 AND attempts = $4"
@@ -184,9 +186,11 @@ class PostgresRequestStore:
         error: str | None = None,
         files: list[str] | None = None,
         media_type: str | None = None,
+        description: str = "",
     ) -> bool:
         finished = await self._db.fetchval(
-            "UPDATE api_requests SET status = $5, error = $6, files = $7, media_type = $8, outputs_from = attempts, "  # noqa: S608
+            "UPDATE api_requests SET status = $5, error = $6, files = $7, media_type = $8, description = $9, "  # noqa: S608
+            "outputs_from = attempts, "
             f"lease_until = NULL, updated_at = $1, completed_at = $1 WHERE {_THIS_CLAIM} RETURNING id",
             now,
             claim.id,
@@ -196,6 +200,7 @@ class PostgresRequestStore:
             error,
             json.dumps(files or []),
             media_type,
+            description,
         )
         return finished is not None
 

@@ -52,7 +52,8 @@ CREATE INDEX IF NOT EXISTS api_requests_status ON api_requests (status, created_
 CREATE INDEX IF NOT EXISTS api_requests_completed ON api_requests (completed_at);
 """
 STATE_COLUMNS = (
-    "id, tenant, sync_mode, status, error, files, media_type, outputs_from, created_at, updated_at, completed_at"
+    "id, tenant, sync_mode, status, error, files, media_type, outputs_from, description, created_at, updated_at, "
+    "completed_at"
 )
 
 
@@ -65,6 +66,7 @@ def _upgrade(db: sqlite3.Connection) -> None:
     add_missing_column(db, "api_requests", "lease_until", "REAL")
     # Outputs finished before claims had folders of their own (NULL) are in the request's folder itself.
     add_missing_column(db, "api_requests", "outputs_from", "INTEGER")
+    add_missing_column(db, "api_requests", "description", "TEXT")
     db.execute("CREATE INDEX IF NOT EXISTS api_requests_tenant ON api_requests (tenant, status)")
     db.execute("CREATE INDEX IF NOT EXISTS api_requests_turns ON api_requests (tenant, claimed_at)")
 
@@ -80,6 +82,7 @@ class RequestState:
     error: str | None
     files: list[str]
     media_type: str | None
+    description: str | None  # the engine's notes on a COMPLETED request
     outputs_from: int | None  # the claim (its attempt) that wrote the files; None: an earlier release did
     created_at: float
     updated_at: float
@@ -153,6 +156,7 @@ class RequestStore(Protocol):
         error: str | None = None,
         files: list[str] | None = None,
         media_type: str | None = None,
+        description: str = "",
     ) -> bool:
         """Record the outcome; False, and nothing changed, when the request is no longer this claim."""
 
@@ -202,6 +206,7 @@ def read_state(row: Any) -> RequestState:
         files=json.loads(row["files"]) if row["files"] else [],
         media_type=row["media_type"],
         outputs_from=row["outputs_from"],
+        description=row["description"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         completed_at=row["completed_at"],
@@ -310,11 +315,24 @@ class SqliteRequestStore:
         error: str | None = None,
         files: list[str] | None = None,
         media_type: str | None = None,
+        description: str = "",
     ) -> bool:
         rows = await self._db.run(
-            "UPDATE api_requests SET status = ?, error = ?, files = ?, media_type = ?, outputs_from = attempts, "  # noqa: S608
+            "UPDATE api_requests SET status = ?, error = ?, files = ?, media_type = ?, description = ?, "  # noqa: S608
+            "outputs_from = attempts, "
             f"lease_until = NULL, updated_at = ?, completed_at = ? WHERE {_THIS_CLAIM} RETURNING id",
-            (status.value, error, json.dumps(files or []), media_type, now, now, claim.id, self.owner, claim.attempts),
+            (
+                status.value,
+                error,
+                json.dumps(files or []),
+                media_type,
+                description,
+                now,
+                now,
+                claim.id,
+                self.owner,
+                claim.attempts,
+            ),
         )
         return bool(rows)
 

@@ -643,3 +643,22 @@ def test_without_keys_the_server_keeps_to_loopback_and_says_so(tmp_path: Path) -
         started.terminate()
         started.wait(timeout=30)
     assert any("listening on 127.0.0.1 only, without authentication" in line for line in first_lines)
+
+
+async def test_extend_naturally_through_the_prompt_and_the_fill_said_in_the_description(tmp_path: Path) -> None:
+    settings = ServerSettings(keys=frozenset({KEY}), database_path=tmp_path / "fill.db", workers=1)
+    server = TestServer(SmartResizeServer(settings, pool=SHARED_ENGINE.pool).application(), host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = _client(session, server)
+            submitted = await client.submit(
+                SmartResizeRequest(
+                    image_url=SOURCE, target_sizes=["1500x300"], prompt="don't crop, extend naturally", output_format="jpeg"
+                )
+            )
+            done = await client.wait(submitted.request_id)
+    finally:
+        await server.close()
+    assert done.description is not None
+    assert "1500x300: extended left and right: its texture continued." in done.description
