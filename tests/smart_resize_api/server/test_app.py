@@ -654,7 +654,10 @@ async def test_extend_naturally_through_the_prompt_and_the_fill_said_in_the_desc
             client = _client(session, server)
             submitted = await client.submit(
                 SmartResizeRequest(
-                    image_url=SOURCE, target_sizes=["1500x300"], prompt="don't crop, extend naturally", output_format="jpeg"
+                    image_url=SOURCE,
+                    target_sizes=["1500x300"],
+                    prompt="don't crop, extend naturally",
+                    output_format="jpeg",
                 )
             )
             done = await client.wait(submitted.request_id)
