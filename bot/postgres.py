@@ -40,7 +40,8 @@ def open_errors() -> tuple[type[BaseException], ...]:
 async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     import asyncpg
 
-    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, command_timeout=30)
+    # timeout: a database that does not answer ends the start in 10 s with one line, not a minute's wait.
+    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, command_timeout=30, timeout=10)
     assert pool is not None
     return pool
 
