@@ -163,14 +163,16 @@ class PostgresJobStore:
         )
         return await self._readable_rows(sorted(rows, key=lambda row: row["created_at"]))
 
-    async def renew(self, job_ids: list[str], until: float) -> None:
-        if job_ids:
-            await self.pool.execute(
-                "UPDATE jobs SET lease_until = $1 WHERE id = ANY($2::text[]) AND lease_owner = $3",
-                until,
-                job_ids,
-                self.owner,
-            )
+    async def renew(self, job_ids: list[str], until: float) -> set[str]:
+        if not job_ids:
+            return set()
+        rows = await self.pool.fetch(
+            "UPDATE jobs SET lease_until = $1 WHERE id = ANY($2::text[]) AND lease_owner = $3 RETURNING id",
+            until,
+            job_ids,
+            self.owner,
+        )
+        return {str(row["id"]) for row in rows}
 
     async def holder(self, job_id: str) -> str | None:
         value = await self.pool.fetchval("SELECT lease_owner FROM jobs WHERE id = $1", job_id)

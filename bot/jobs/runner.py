@@ -99,12 +99,21 @@ class JobRunner:
         """While a job runs here, its lease is renewed: no other replica takes it over unless this one dies."""
         while True:
             await asyncio.sleep(self.config.lease_s / 3)
+            running = list(self._active)
             try:
-                await self.store.renew(list(self._active), self.clock() + self.config.lease_s)
+                renewed = await self.store.renew(running, self.clock() + self.config.lease_s)
             except Exception as error:  # a database blip: the next renewal comes well before the lease runs out
                 log.warning(
                     "could not renew the leases of running jobs (%s: %s); trying again", type(error).__name__, error
                 )
+                continue
+            for job_id in set(running) - renewed:
+                # Taken over by another replica (this one stalled past the lease): stop it here at once, before it
+                # makes another Slack call beside the new owner's.
+                task = self._active.get(job_id)
+                if task is not None:
+                    log.info("job %s is no longer this replica's (its lease ran out); stopping it here", job_id[:8])
+                    task.cancel()
 
     def wake(self) -> None:
         self._wake.set()

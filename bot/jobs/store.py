@@ -99,7 +99,7 @@ class JobStore(Protocol):
     async def get(self, job_id: str) -> Job | None: ...
     async def update(self, job: Job, *, fenced: bool = True, **changes: Any) -> Job: ...
     async def claim(self, now: float, limit: int, lease_s: float) -> list[Job]: ...
-    async def renew(self, job_ids: list[str], until: float) -> None: ...
+    async def renew(self, job_ids: list[str], until: float) -> set[str]: ...
     async def release(self, job_id: str) -> None: ...
     async def holder(self, job_id: str) -> str | None: ...
     async def runnable(self, now: float, limit: int = 50) -> list[Job]: ...
@@ -190,11 +190,16 @@ class SqliteJobStore:
         )
         return await self._readable_rows(sorted(rows, key=lambda row: row["created_at"]))
 
-    async def renew(self, job_ids: list[str], until: float) -> None:
+    async def renew(self, job_ids: list[str], until: float) -> set[str]:
+        """Extend this process's leases; returns the ids still its own (the others were taken over)."""
+        renewed: set[str] = set()
         for job_id in job_ids:
-            await self._db.run(
-                "UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ?", (until, job_id, self.owner)
+            rows = await self._db.run(
+                "UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ? RETURNING id",
+                (until, job_id, self.owner),
             )
+            renewed.update(row["id"] for row in rows)
+        return renewed
 
     async def holder(self, job_id: str) -> str | None:
         """The process whose lease the job is under, if any."""

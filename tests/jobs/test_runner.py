@@ -161,3 +161,25 @@ async def test_a_runner_that_lost_its_lease_leaves_the_job_without_posting(
         await asyncio.sleep(0.5)
     assert slack.calls_to("files.getUploadURLExternal") == []
     assert slack.uploads_in_thread("C1", message["ts"]) == []
+
+
+async def test_a_renewal_that_finds_the_job_taken_over_stops_it_mid_step(
+    slack: SlackEmulator, tmp_path: Path, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncpg
+
+    caplog.set_level(logging.INFO)
+    message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "a.jpg")])
+    slack.download_delay = 6.0  # still downloading at the next renewal (every third of the 5 s lease)
+    async with running_app(slack, tmp_path, DATABASE_URL=postgres_url, JOB_LEASE_SECONDS="5") as app:
+        await app.command("300x300")
+        await eventually(lambda: bool(slack.downloads))
+        connection = await asyncpg.connect(postgres_url)
+        try:
+            await connection.execute("UPDATE jobs SET lease_owner = 'other:1:x', lease_until = 1e12")
+        finally:
+            await connection.close()
+        await eventually(lambda: "stopping it here" in caplog.text, within=5)
+        await eventually(lambda: not app.services.runner._active, within=5)  # nothing of it left running here
+    assert slack.calls_to("files.getUploadURLExternal") == []
+    assert slack.uploads_in_thread("C1", message["ts"]) == []

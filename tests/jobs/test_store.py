@@ -279,7 +279,8 @@ async def test_renewal_keeps_a_job_and_release_frees_it_at_once(database_url: st
     job, _ = await insert(owner, _job())
     t = job.created_at + 1
     await owner.claim(t, 1, lease_s=10)
-    await owner.renew([job.id], until=t + 100)
+    assert await owner.renew([job.id], until=t + 100) == {job.id}
+    assert await other.renew([job.id], until=t + 200) == set()  # not its lease: nothing renewed
     assert await other.claim(t + 50, 1, lease_s=10) == []  # renewed: still the owner's
     await owner.release(job.id)
     assert [j.id for j in await other.claim(t + 50, 1, lease_s=10)] == [job.id]
