@@ -6,6 +6,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
+from bot.jobs.model import Job
 from bot.services import Services
 from bot.slack.messages import CANCEL_ACTION, CROP_MAP_ACTION
 from bot.slack.uploads import Outgoing, OutgoingFile
@@ -20,6 +21,8 @@ def register(app: AsyncApp, services: Services) -> None:
         answer = await services.runner.cancel(action["value"], by_user=user)
         await services.delivery.ephemeral(body["channel"]["id"], user, answer)
 
+    posting: set[str] = set()  # jobs whose crop map this process is posting: a second click waits for none
+
     @app.action(CROP_MAP_ACTION)
     async def show_crop_map(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
@@ -32,23 +35,36 @@ def register(app: AsyncApp, services: Services) -> None:
             )
             return
         tag = f"crop map · _{job.marker}_"
-        if await services.delivery.find_own_post(
-            channel, tag, since=job.created_at, thread_ts=job.thread_ts, with_files=True
-        ):
-            await services.delivery.ephemeral(channel, user, "The crop map is already in this thread.")
+        if job.id in posting:
+            await services.delivery.ephemeral(channel, user, "The crop map is on its way to this thread.")
             return
-        crop_map = OutgoingFile(
-            picture,
-            filename="crop-map.jpg",
-            title="Crop map: what each size kept",
-            alt_txt="The source photo with each output's window outlined and labelled",
-        )
-        post = Outgoing((crop_map,), f"What each size kept, outlined on the original · {tag}")
-
-        async def outgoing() -> Outgoing:
-            return post
-
+        posting.add(job.id)
         try:
-            await services.delivery.upload(channel, job.thread_ts, outgoing)
-        except UserError as error:  # never shared: said to the one who asked, not left as a traceback
-            await services.delivery.ephemeral(channel, user, str(error))
+            await _post_crop_map(services, job, picture, tag, channel, user)
+        finally:
+            posting.discard(job.id)
+
+
+async def _post_crop_map(services: Services, job: Job, picture: bytes, tag: str, channel: str, user: str) -> None:
+    """Post the map into the job's thread, unless it is there already (a click on another replica, say)."""
+    assert job.thread_ts is not None
+    if await services.delivery.find_own_post(
+        channel, tag, since=job.created_at, thread_ts=job.thread_ts, with_files=True
+    ):
+        await services.delivery.ephemeral(channel, user, "The crop map is already in this thread.")
+        return
+    crop_map = OutgoingFile(
+        picture,
+        filename="crop-map.jpg",
+        title="Crop map: what each size kept",
+        alt_txt="The source photo with each output's window outlined and labelled",
+    )
+    post = Outgoing((crop_map,), f"What each size kept, outlined on the original · {tag}")
+
+    async def outgoing() -> Outgoing:
+        return post
+
+    try:
+        await services.delivery.upload(channel, job.thread_ts, outgoing)
+    except UserError as error:  # never shared: said to the one who asked, not left as a traceback
+        await services.delivery.ephemeral(channel, user, str(error))

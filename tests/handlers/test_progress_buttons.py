@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import sqlite3
 from pathlib import Path
@@ -63,3 +64,24 @@ async def test_crop_map_is_posted_once_on_request(tmp_path: Path) -> None:
         assert len(crop_map) == 1
         assert Image.open(io.BytesIO(crop_map[0]["bytes"])).size == (384, 384)
         assert "already in this thread" in slack.ephemerals_for("U1")[0]
+
+
+async def test_two_clicks_at_once_post_the_crop_map_once(tmp_path: Path) -> None:
+    async with SlackEmulator() as slack:
+        slack.add_channel("C1", members=("U1", "U2"))
+        message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "a.jpg")])
+        async with running_app(slack, tmp_path) as app:
+            await app.command("300x300")
+            await app.services.runner.idle()
+            [(job_id, _)] = _job_ids(tmp_path / "jobs.db")
+            slack.answer_delay["files.getUploadURLExternal"] = 0.5  # the first is still uploading when the second lands
+            await asyncio.gather(
+                app.block_action(CROP_MAP_ACTION, job_id, user="U1"),
+                app.block_action(CROP_MAP_ACTION, job_id, user="U2"),
+            )
+            await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 2)
+            await eventually(lambda: len(slack.ephemerals_for("U1") + slack.ephemerals_for("U2")) >= 1)
+            await asyncio.sleep(0.5)
+        crop_maps = [u for u in slack.uploads_in_thread("C1", message["ts"]) if u["name"] == "crop-map.jpg"]
+        assert len(crop_maps) == 1
+        assert len(slack.calls_to("files.completeUploadExternal")) == 2  # the results, and one crop map
