@@ -371,9 +371,7 @@ def payload_problem(body: dict[str, Any]) -> str | None:
         return "actions is missing or empty"
     step_edit = kind == "workflow_step_edit" and "callback_id" in body
     step_save = (
-        kind == "view_submission"
-        and isinstance(body.get("view"), dict)
-        and body["view"].get("type") == ("workflow_step")
+        kind == "view_submission" and isinstance(body.get("view"), dict) and body["view"].get("type") == "workflow_step"
     )
     if (step_edit or step_save) and "workflow_step" not in body:
         return "workflow_step is missing"

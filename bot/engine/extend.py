@@ -34,7 +34,7 @@ Array = npt.NDArray[np.uint8]
 FLAT_NOISE = 4.0  # mean local deviation below this: a backdrop, paper, a clear sky
 FLAT_SPREAD = 28.0  # and its colours along the edge within this of each other (a soft gradient at most)
 TEXTURE_EDGES = 0.12  # a texture: under this share of strong edges (objects and lines have more)
-TEXTURE_DRIFT = 18.0  # and no large colour change along the edge (not half sky, half building)
+TEXTURE_DRIFT = 36.0  # and no large colour change along the edge (not half sky, half building)
 # The continued colours: read from this many border pixels, and smoothed along the edge by this much more (in
 # pixels of sigma) for every pixel further out. Set on the uncrop benchmark's tuning half (bench/README.md).
 EDGE_DEPTH = 4
@@ -111,7 +111,7 @@ def classify(photo: Array) -> SideFill:
     gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1)
     edges = float((np.hypot(gx, gy) > 120).mean())
     drift = float(np.ptp(cv2.GaussianBlur(rows[None], (0, 0), 4)[0], axis=0).max())
-    if edges < TEXTURE_EDGES and drift < TEXTURE_DRIFT * 2:
+    if edges < TEXTURE_EDGES and drift < TEXTURE_DRIFT:
         return "synthesize"
     # Busy or structured: its colours diffused outward. A blurred reflection looks more like the photo at a glance
     # but is further from it by both measures on every family of the uncrop benchmark (bench/README.md), and

@@ -151,11 +151,8 @@ class JobRunner:
                 await self._schedule()
                 await self._tidy()
                 wakeup = await self._next_wakeup()
-            except (OSError, sqlite3.Error, TimeoutError) as error:  # the database out of reach for a moment
-                log.warning("job scheduling failed (%s: %s); retrying", type(error).__name__, error)
-                wakeup = 1.0
-            except Exception as error:  # the runner must outlive any one bad row
-                if type(error).__module__.startswith("asyncpg"):
+            except Exception as error:  # the runner must outlive a bad row or the database out of reach a moment
+                if _database_blip(error):  # expected now and then: one line, no traceback
                     log.warning("job scheduling failed (%s: %s); retrying", type(error).__name__, error)
                 else:
                     log.exception("job scheduling failed; retrying")
@@ -250,7 +247,8 @@ class JobRunner:
         except asyncio.CancelledError:
             if self._stopping:
                 raise
-            # Cancelled by its requester: the state is already stored, nothing more to do.
+            # Cancelled by its requester, or taken over by another replica (_keep_leases): either way what is
+            # stored stands, and there is nothing more to do here.
         except (UserError, EngineError, FetchError) as error:
             if isinstance(error, UserError) and error.detail:
                 log.error("job %s failed: %s", job.short_id, error.detail)
@@ -457,6 +455,11 @@ class JobRunner:
             await step
         except SlackApiError as error:
             log.warning("cosmetic update failed: %s", error.response.get("error"))
+
+
+def _database_blip(error: Exception) -> bool:
+    """A database out of reach or busy for a moment (SQLite locked, PostgreSQL restarting), not a bug."""
+    return isinstance(error, (OSError, sqlite3.Error, TimeoutError)) or type(error).__module__.startswith("asyncpg")
 
 
 def _transient(error: Exception) -> bool:

@@ -99,6 +99,16 @@ def describe_failure(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+def call_failed(error: BaseException, host: str, method: str, token_setting: str | None = None) -> str:
+    """The one line for a failed call to Slack. ``token_setting``: a refused token there raises TokenRefused."""
+    if isinstance(error, SlackApiError):
+        code = str(error.response.get("error") or "")
+        if token_setting is not None and code in TOKEN_REFUSED:
+            raise TokenRefused(token_setting, code) from None
+        return f"Slack at {host} refused {method} ({describe_failure(error)})"
+    return f"Slack is unreachable at {host} ({describe_failure(error)})"
+
+
 async def check_bot_token(
     client: AsyncWebClient, readiness: Readiness, *, policy: RetryPolicy = RECONNECT, sleep: Sleep = asyncio.sleep
 ) -> dict[str, Any]:
@@ -112,13 +122,8 @@ async def check_bot_token(
     while True:
         try:
             response = await client.auth_test()
-        except SlackApiError as error:
-            code = str(error.response.get("error") or "")
-            if code in TOKEN_REFUSED:
-                raise TokenRefused("SLACK_BOT_TOKEN", code) from None
-            problem = f"Slack at {host} refused auth.test ({describe_failure(error)})"
-        except UNREACHABLE as error:
-            problem = f"Slack is unreachable at {host} ({describe_failure(error)})"
+        except (SlackApiError, *UNREACHABLE) as error:
+            problem = call_failed(error, host, "auth.test", "SLACK_BOT_TOKEN")
         else:
             readiness.token_checked = True
             readiness.problem = None
@@ -149,10 +154,8 @@ async def refresh_readiness(client: AsyncWebClient, readiness: Readiness) -> Non
         try:
             async with asyncio.timeout(3.0):
                 await client.auth_test()
-        except SlackApiError as error:
-            readiness.problem = f"Slack at {host} refused auth.test ({describe_failure(error)})"
-        except UNREACHABLE as error:
-            readiness.problem = f"Slack is unreachable at {host} ({describe_failure(error)})"
+        except (SlackApiError, *UNREACHABLE) as error:
+            readiness.problem = call_failed(error, host, "auth.test")
         else:
             readiness.problem = None
 
@@ -218,19 +221,14 @@ class SocketModeLink:
         """One socket's life; None when it ran and Slack (or the network) ended it, else why it could not open."""
         try:
             response = await self._opener.apps_connections_open(app_token=self._app_token)
-        except SlackApiError as error:
-            code = str(error.response.get("error") or "")
-            if code in TOKEN_REFUSED:
-                raise TokenRefused("SLACK_APP_TOKEN", code) from None
-            return f"Slack at {self._host} refused apps.connections.open ({describe_failure(error)})"
-        except UNREACHABLE as error:
-            return f"Slack is unreachable at {self._host} ({describe_failure(error)})"
+        except (SlackApiError, *UNREACHABLE) as error:
+            return call_failed(error, self._host, "apps.connections.open", "SLACK_APP_TOKEN")
         url = str(response["url"])
         try:
             async with self._session.ws_connect(url, heartbeat=self.heartbeat_s, autoping=True) as socket:
                 self._current = socket
                 greeted = await self._serve(socket)
-        except (aiohttp.ClientError, TimeoutError, OSError) as error:
+        except UNREACHABLE as error:
             # The error's text can hold the URL, and its ticket is a credential: the kind and status only.
             status = getattr(error, "status", None)
             why = type(error).__name__ + (f", HTTP {status}" if status else "")
