@@ -14,7 +14,7 @@ from typing import NoReturn, TextIO
 from dotenv import find_dotenv, load_dotenv
 
 from bot.config import ConfigError, load_limits
-from bot.engine import EngineError, InvalidSize, Limits, Size, parse_size, resize, validate
+from bot.engine import EngineError, InvalidSize, Limits, Size, parse_focus, parse_size, resize, validate
 from bot.engine.core import MAX_SEED
 from bot.engine.types import FILL_CHOICES, MODES, OUTPUT_FORMATS, RESOLUTIONS, Output
 from bot.presets import known_names, resolve_preset
@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resolution", choices=RESOLUTIONS, default="1K", help="quality: 1K fast, 2K/4K sharper")
     run.add_argument(
         "--fill", choices=FILL_CHOICES, default="auto", help="an extended canvas: auto (per side), or one way for all"
+    )
+    run.add_argument(
+        "--focus", metavar="X,Y", help="keep this point in every window: fractions across and down, like 0.3,0.4"
     )
     run.add_argument("--explain", metavar="PATH", help="also write the crop map (a JPEG) here")
     run.add_argument("--json", action="store_true", help="print one JSON object describing the outputs")
@@ -102,6 +105,7 @@ def _resize(args: argparse.Namespace) -> int:
             seed=args.seed,
             resolution=args.resolution,
             fill=args.fill,
+            focus=parse_focus(args.focus) if args.focus is not None else None,
         )
         request = spec.engine_request(explain=bool(args.explain))
         validate(request, limits)

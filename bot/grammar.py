@@ -11,7 +11,7 @@ Grammar, as decided here (``help_text`` is the user's version):
 - The image link is ``http(s)://...`` bare, or Slack's ``<https://...>`` / ``<https://...|label>``; Slack's
   ``&amp; &lt; &gt;`` escapes are decoded. At most one link. ``<@U..>``, ``<#C..>`` and ``<!here>`` are ignored.
 - Options: ``--format``/``-f``, ``--mode``/``-m``, ``--variants``/``-n``, ``--prompt``/``-p``, ``--seed``/``-s``,
-  ``--resolution``/``-r``, ``--fill``;
+  ``--resolution``/``-r``, ``--fill``, ``--focus X,Y`` (fractions across and down; ``0.3, 0.4`` with a space too);
   the value follows as the next word or after ``=``. Values are case-insensitive, ``jpg``
   means ``jpeg``. A dash typed as ``—`` or ``–`` (macOS and phones turn ``--`` into one) counts as ``--``. The same
   option given twice with different values is an error. Unambiguous values work alone: ``webp``, ``crop``, ``2K``.
@@ -38,7 +38,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeAlias
 
-from bot.engine import MAX_VARIANTS, InvalidSize, Limits, Size, TooManyOutputs, check_output_count, parse_size
+from bot.engine import (
+    MAX_VARIANTS,
+    InvalidOption,
+    InvalidSize,
+    Limits,
+    Size,
+    TooManyOutputs,
+    check_output_count,
+    parse_focus,
+    parse_size,
+)
 from bot.engine.types import FILL_CHOICES, MODES, RESOLUTIONS, FillChoice, Mode, OutputFormat, Resolution
 from bot.net.errors import InvalidUrl
 from bot.net.fetch import parse_http_url
@@ -258,6 +268,7 @@ _OPTIONS: dict[str, str] = {
     "res": "resolution",
     "r": "resolution",
     "fill": "fill",
+    "focus": "focus",
 }
 _EXAMPLES = {
     "format": "--format webp",
@@ -267,6 +278,7 @@ _EXAMPLES = {
     "seed": "--seed 42",
     "resolution": "--resolution 2K",
     "fill": "--fill synthesize",
+    "focus": "--focus 0.3,0.4",
 }
 _FIELDS = {name: "output_format" if name == "format" else name for name in _EXAMPLES}
 _HELP_WORDS = frozenset({"help", "?", "-h", "--help", "—help", "–help"})
@@ -274,7 +286,13 @@ _AUTO_ACTIONS: dict[str, AutoAction] = {"on": "on", "off": "off", "show": "show"
 _FORMAT_WORDS: dict[str, OutputFormat] = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "webp": "webp"}
 _MODE_WORDS: dict[str, Mode] = {"crop": "crop", "extend": "extend"}  # "auto" alone is the auto command
 _RESOLUTION_WORDS: dict[str, Resolution] = {r.lower(): r for r in RESOLUTIONS}
+_HALF_FOCUS = re.compile(r"(0(\.\d+)?|1(\.0+)?|\.\d+),?")
 _FILL_WORDS: dict[str, FillChoice] = {**{f: f for f in FILL_CHOICES}, "color": "colour", "synthesise": "synthesize"}
+
+
+def _value_text(value: object) -> str:
+    """An option's value as the user typed it: a focal point as ``0.3,0.4``."""
+    return ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else str(value)
 
 
 def _is_plain(token: _Token) -> bool:
@@ -531,6 +549,16 @@ class _Parser:
             and (name != "prompt" or not self.ends_prompt(tokens[after]))
         ):
             value, quoted, after = tokens[after].text, tokens[after].quoted, after + 1
+        # "--focus 0.3, 0.4": the comma's space split the point in two words.
+        if (
+            name == "focus"
+            and value
+            and _HALF_FOCUS.fullmatch(value)
+            and after < len(tokens)
+            and tokens[after].kind == "word"
+            and _HALF_FOCUS.fullmatch(tokens[after].text.lstrip(","))
+        ):
+            value, after = value.rstrip(",") + "," + tokens[after].text.lstrip(","), after + 1
         if name == "prompt" and not quoted:
             words = [value] if value else []
             while after < len(tokens) and not self.ends_prompt(tokens[after]):
@@ -575,6 +603,18 @@ class _Parser:
                 self.problem(
                     f"{_shown(value)} isn't a fill; use auto, blur, mirror, colour or synthesize, like --fill blur."
                 )
+        elif name == "focus":
+            try:
+                point: tuple[float, float] | None = parse_focus(key)
+            except InvalidOption:
+                point = None
+            if point is not None:
+                self.set(name, point)
+            else:
+                self.problem(
+                    f"{_shown(value)} isn't a focal point; give two fractions from 0 to 1, across then down, "
+                    "like --focus 0.3,0.4."
+                )
         elif name == "variants":
             number = _whole_number(key)
             if number is not None and 1 <= number <= MAX_VARIANTS:
@@ -597,7 +637,8 @@ class _Parser:
     def set(self, name: str, value: object) -> None:
         old = self.values.get(name, value)
         if old != value:
-            self.problem(f"You gave --{name} twice ({old} and {value}); keep one.", f"I used {value}.")
+            first, second = _value_text(old), _value_text(value)
+            self.problem(f"You gave --{name} twice ({first} and {second}); keep one.", f"I used {second}.")
         self.values[name] = value
 
     def final_sizes(self) -> tuple[Size, ...]:
@@ -666,6 +707,8 @@ def help_text(
             "• `--resolution 1K|2K|4K` (`-r`): output quality, 1K unless you say.\n"
             "• `--fill auto|blur|mirror|colour|synthesize`: how an extended canvas is filled; auto looks at each "
             "side's edge (a backdrop's colour continued, a texture's grain kept).\n"
+            "• `--focus X,Y`: keep this point in every image, as fractions across and down (`--focus 0.3,0.4`); "
+            'or say it in the prompt: `--prompt "focus on the sign"`.\n'
             "`--format=webp` works too, and `webp`, `crop` or `2K` alone are enough.",
             "*Examples*\n"
             f"`{c} 1080x1080 1920x1080`\n"

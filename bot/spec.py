@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from bot.engine.types import FillChoice, FormatChoice, Mode, ResizeRequest, Resolution, Size
+from bot.engine.types import FillChoice, Focus, FormatChoice, Mode, ResizeRequest, Resolution, Size
 
 SPEC_VERSION = 1
 
@@ -32,6 +32,7 @@ class ResizeSpec:
     seed: int | None = None
     resolution: Resolution = "1K"
     fill: FillChoice = "auto"  # the engine's; the hosted service fills extended canvases its own way
+    focus: Focus | None = None  # the hosted service gets it as words in the prompt
 
     def describe(self) -> str:
         """The sizes as people read them: ``1080x1080, 1200x630 (2 alternatives each)``."""
@@ -54,6 +55,7 @@ class ResizeSpec:
             "seed": self.seed,
             "resolution": self.resolution,
             "fill": self.fill,
+            "focus": list(self.focus) if self.focus is not None else None,
         }
 
     @classmethod
@@ -72,4 +74,5 @@ class ResizeSpec:
             seed=obj.get("seed"),
             resolution=obj.get("resolution", "1K"),
             fill=obj.get("fill", "auto"),
+            focus=tuple(float(v) for v in obj["focus"]) if obj.get("focus") is not None else None,  # type: ignore[arg-type]
         )

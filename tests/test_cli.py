@@ -60,6 +60,8 @@ def test_resize_json_describes_every_file_truthfully(tmp_path: Path) -> None:
         "2",
         "--seed",
         "3",
+        "--focus",
+        "0.5,0.6",
         "--explain",
         str(tmp_path / "map.jpg"),
         "--json",
@@ -80,8 +82,10 @@ def test_resize_json_describes_every_file_truthfully(tmp_path: Path) -> None:
             assert image.size == (item["width"], item["height"]) == tuple(map(int, item["target"].split("x")))
         assert item["mode"] in ("crop", "extend")
         assert len(item["source_rect"]) == 4 and len(item["placed_rect"]) == 4
+        x, y, w, h = item["source_rect"]
+        assert x <= 0.5 * 384 <= x + w and y <= 0.6 * 384 <= y + h  # --focus: the point is in every window
     with Image.open(tmp_path / "map.jpg") as crop_map:
-        assert crop_map.size == (384, 384)
+        assert crop_map.size == (480, 480)  # a small source's map is enlarged to stay readable
 
 
 def test_errors_are_one_plain_line_and_a_non_zero_exit(tmp_path: Path) -> None:
@@ -109,6 +113,7 @@ def test_errors_are_one_plain_line_and_a_non_zero_exit(tmp_path: Path) -> None:
         (["resize", str(photo), "--size", "100x100", "--explain", str(tmp_path / "no" / "m.jpg")], "does not exist"),
         (["resize", str(photo), "--size", "100x100", "--explain", str(tmp_path)], "is a folder"),
         (["resize", str(photo), "--size", "100x100", "--format", "gif"], "invalid choice: 'gif'"),
+        (["resize", str(photo), "--size", "100x100", "--focus", "2,3"], "isn't a focal point; give two fractions"),
         (["resize", str(photo)], "required: --size"),
         (["resize"], "required"),
         (["frobnicate"], "invalid choice"),

@@ -267,15 +267,20 @@ def test_the_spec_fills_in_the_default_sizes() -> None:
         (
             "--colour red",
             "I don't know the option '--colour'. Options are --format, --mode, --variants, --prompt, --seed, "
-            "--resolution and --fill.",
+            "--resolution, --fill and --focus.",
         ),
         (
             "--varients=3",
             "I don't know the option '--varients'. Did you mean --variants? Options are --format, --mode, "
-            "--variants, --prompt, --seed, --resolution and --fill.",
+            "--variants, --prompt, --seed, --resolution, --fill and --focus.",
         ),
         ("webp --format png", "You gave --format twice (webp and png); keep one."),
         ("--fill smear", "'smear' isn't a fill; use auto, blur, mirror, colour or synthesize, like --fill blur."),
+        (
+            "--focus 1.5,0.2",
+            "'1.5,0.2' isn't a focal point; give two fractions from 0 to 1, across then down, like --focus 0.3,0.4.",
+        ),
+        ("--focus 0.2,0.2 --focus 0.3,0.3", "You gave --focus twice (0.2,0.2 and 0.3,0.3); keep one."),
         ("1k 2k", "You gave --resolution twice (1K and 2K); keep one."),
         ("-p a -p b", "You gave --prompt twice (a and b); keep one."),
         (

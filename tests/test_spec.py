@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.engine import Size
-from bot.engine.types import MODES, RESOLUTIONS
+from bot.engine.types import FILL_CHOICES, MODES, RESOLUTIONS
 from bot.spec import SPEC_VERSION, ResizeSpec
 
 _SPECS = st.builds(
@@ -19,6 +19,8 @@ _SPECS = st.builds(
     prompt=st.text(max_size=100),
     seed=st.none() | st.integers(0, 2**31 - 1),
     resolution=st.sampled_from(RESOLUTIONS),
+    fill=st.sampled_from(FILL_CHOICES),
+    focus=st.none() | st.tuples(st.floats(0, 1), st.floats(0, 1)),
 )
 
 

@@ -15,6 +15,7 @@ import aiohttp
 from PIL import Image
 
 from bot.backends import BackendResult, RemoteId, ResizedImage, SourceImage, TransientError
+from bot.engine.prompts import focus_prompt
 from bot.smart_resize_api.client import JobHandle, SmartResizeClient, submit_may_have_run
 from bot.smart_resize_api.contract import ContractError, SmartResizeRequest
 from bot.smart_resize_api.errors import (
@@ -38,7 +39,8 @@ def api_request(spec: ResizeSpec, image: SourceImage) -> SmartResizeRequest:
     return SmartResizeRequest(
         image_url=image.public_url or data_uri(image.data, image.content_type),
         target_sizes=[str(size) for size in spec.sizes],
-        prompt=spec.prompt,
+        # The API has no focal point field, only words: this engine's own server reads these words back.
+        prompt="; ".join(part for part in (spec.prompt, focus_prompt(spec.focus) if spec.focus else "") if part),
         num_images_per_size=spec.variants,
         resolution=spec.resolution,
         output_format=output_format,

@@ -1,7 +1,7 @@
 """The embedded content-aware resize engine: pure, synchronous image code (bytes in, images + geometry out).
 
-Public surface: ``resize``, ``validate``, ``parse_size`` and the request/result/error types. ``EnginePool`` (in
-``bot.engine.pool``) runs ``resize`` in worker processes for asyncio callers.
+Public surface: ``resize``, ``validate``, ``parse_size``, ``parse_focus`` and the request/result/error types.
+``EnginePool`` (in ``bot.engine.pool``) runs ``resize`` in worker processes for asyncio callers.
 """
 
 from .core import MAX_VARIANTS, resize, validate
@@ -15,6 +15,7 @@ from .errors import (
     TooManyOutputs,
     UnsupportedFormat,
 )
+from .prompts import parse_focus
 from .sizes import check_output_count, parse_size
 from .types import Limits, Output, ResizeRequest, ResizeResult, Size
 
@@ -34,6 +35,7 @@ __all__ = [
     "TooManyOutputs",
     "UnsupportedFormat",
     "check_output_count",
+    "parse_focus",
     "parse_size",
     "resize",
     "validate",

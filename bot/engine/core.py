@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 from PIL import Image
 
 from . import decode as decoding
 from .errors import ImageTooLarge, InvalidOption, InvalidSize
-from .explain import explain_picture
+from .explain import Detected, explain_picture
 from .framing import Framer
 from .importance import ANALYSIS_LONG_SIDE, analyse
 from .prompts import Fill, parse_prompt
@@ -23,6 +24,7 @@ from .types import (
     RESOLUTIONS,
     Limits,
     Output,
+    Rect,
     ResizeRequest,
     ResizeResult,
     Size,
@@ -54,6 +56,10 @@ def validate(request: ResizeRequest, limits: Limits) -> None:
         raise InvalidOption(f"Unknown resolution {request.resolution!r}; use 1K, 2K or 4K.")
     if request.fill not in FILL_CHOICES:
         raise InvalidOption(f"Unknown fill {request.fill!r}; use auto, blur, mirror, colour or synthesize.")
+    if request.focus is not None and not (
+        len(request.focus) == 2 and all(isinstance(v, float | int) and 0.0 <= v <= 1.0 for v in request.focus)
+    ):
+        raise InvalidOption("The focal point is two fractions from 0 to 1 (across, then down), like 0.3,0.4.")
     if not 1 <= request.variants <= MAX_VARIANTS:
         raise InvalidOption(f"Variants must be between 1 and {MAX_VARIANTS}.")
     if request.seed is not None and not 0 <= request.seed <= MAX_SEED:
@@ -81,6 +87,8 @@ def _resize(
 ) -> ResizeResult:
     validate(request, limits)
     hints = parse_prompt(request.prompt)
+    if request.focus is not None:
+        hints.focus_point = (float(request.focus[0]), float(request.focus[1]))
     probed = decoding.probe(data, limits)
     source = probed.source_size
     resolution = "2K" if hints.detail and request.resolution == "1K" else request.resolution
@@ -90,6 +98,9 @@ def _resize(
     notes = list(decoded.notes)
     analysis_image = _analysis_copy(decoded.image)
     analysis = analyse(np.asarray(analysis_image), analysis_image.width / source.width, hints)
+    opaque = _visible_part(decoded.image, decoded.scale)
+    if opaque is not None:
+        analysis = replace(analysis, opaque=opaque)
     framer = Framer(analysis, source, hints, grid=round(1 / decoded.scale))
     fill: Fill = request.fill if request.fill != "auto" else hints.fill or "auto"
     rng = np.random.default_rng(request.seed if request.seed is not None else 0)
@@ -100,6 +111,8 @@ def _resize(
         notes.append(f"Didn't understand the instruction {clause!r}, so it was ignored.")
     if hints.face_priority and not analysis.faces:
         notes.append("No faces were found, so the framing follows the main subject instead.")
+    elif framer.focus_missing is not None:
+        notes.append(f"No {_FOCUS_WORDS[framer.focus_missing]} was found, so the framing follows the main subject.")
 
     pixels = np.asarray(decoded.image)
     outputs: list[Output] = []
@@ -141,18 +154,53 @@ def _resize(
             notes.append(f"{target}: the source is smaller than this size, so it was enlarged {upscale:.1f}x.")
         if request.mode == "auto" and main.mode == "extend" and not hints.no_crop:
             notes.append(f"{target}: cropping would cut important content, so the canvas was extended instead.")
+        faces_note = describe_faces_kept(analysis.faces, main.source_rect)
+        if faces_note:
+            notes.append(f"{target}: {faces_note}")
 
-    faces = tuple(tuple(round(v) for v in face) for face in analysis.faces)
-    explain = explain_picture(decoded.image, decoded.scale, outputs, faces) if request.explain else None  # type: ignore[arg-type]
+    faces = _rects(analysis.faces)
+    explain = None
+    if request.explain:
+        focus = framer.focus_in_source()
+        detected = Detected(faces, _rects(analysis.texts), _rects(analysis.people), framer.subject, focus)
+        explain = explain_picture(decoded.image, decoded.scale, outputs, detected)
     return ResizeResult(
         outputs=tuple(outputs),
         notes=tuple(notes),
         source_size=source,
         source_format=decoded.source_format,
         crop_map=explain,
-        faces=faces,  # type: ignore[arg-type]
+        faces=faces,
     )
 
+
+def _rects(boxes: tuple[tuple[float, float, float, float], ...]) -> tuple[Rect, ...]:
+    return tuple((round(x), round(y), round(w), round(h)) for x, y, w, h in boxes)
+
+
+_FOCUS_WORDS = {"text": "text", "person": "person", "face": "face", "left face": "face", "right face": "face"}
+
+
+def describe_faces_kept(faces: tuple[tuple[float, float, float, float], ...], window: tuple[int, int, int, int]) -> str:
+    """Where a window cannot hold every face: how many it kept, and which (counted from the left)."""
+    if len(faces) < 2:
+        return ""
+    x, y, w, h = window
+    ordered = sorted(faces, key=lambda f: f[0] + f[2] / 2)
+    kept = [
+        i
+        for i, (fx, fy, fw, fh) in enumerate(ordered, start=1)
+        if fx >= x - 2 and fy >= y - 2 and fx + fw <= x + w + 2 and fy + fh <= y + h + 2
+    ]
+    if len(kept) == len(ordered):
+        return ""
+    if not kept:
+        return f"none of the {len(ordered)} faces fit in this shape."
+    which = ", ".join(_ORDINALS.get(i, f"{i}th") for i in kept)
+    return f"only {len(kept)} of the {len(ordered)} faces fit in this shape; kept the {which} from the left."
+
+
+_ORDINALS = {1: "1st", 2: "2nd", 3: "3rd"}
 
 _FILL_WORDS = {
     "colour": "its colours continued",
@@ -184,6 +232,18 @@ def _decode_scale(source: Size, request: ResizeRequest, resolution: str, zoom: f
         cover = max(target.width / source.width, target.height / source.height)
         needed = max(needed, cover / tightest)
     return min(1.0, needed * oversample)
+
+
+def _visible_part(image: Image.Image, scale: float) -> tuple[float, float, float, float] | None:
+    """A transparent image's visible part (a logo on a clear canvas), in source pixels; None when it fills the
+    canvas, as a photo with an alpha channel does."""
+    if image.mode != "RGBA":
+        return None
+    box = image.getchannel("A").point(lambda a: 255 if a > 8 else 0).getbbox()
+    if box is None or box == (0, 0, image.width, image.height):
+        return None
+    x0, y0, x1, y1 = (v / scale for v in box)
+    return (x0, y0, x1 - x0, y1 - y0)
 
 
 def _analysis_copy(image: Image.Image) -> Image.Image:

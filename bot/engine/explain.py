@@ -1,29 +1,45 @@
-"""The "crop map": the source with every output's window drawn and labelled, so people see what was kept."""
+"""The "crop map": the source with every output's window drawn and labelled, and what the engine detected (faces,
+text, people, the subject it settled on, the focal point), so people see what was kept and why."""
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
 
 from .types import Output, Rect
 
 PREVIEW_LONG_SIDE = 800  # Slack shows thread images at about 360 px: plenty, and cheap to draw
+# A small source is enlarged to at least this, so its labels and detections stay readable.
+MIN_PREVIEW_LONG_SIDE = 480
 # A source thinner than this in the preview (a 1x10000 strip is 1x800 there) sits on a dark canvas this wide,
 # so its windows' labels have somewhere to go and the map is still a picture, not a line.
 MIN_SHORT_SIDE = 64
 _CANVAS = (24, 24, 24)
 _PALETTE = [(255, 64, 64), (64, 200, 255), (255, 200, 0), (120, 255, 120), (255, 100, 255), (255, 150, 50)]
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1, inclusive, as ImageDraw takes them
+_FACE, _TEXT, _PERSON, _SUBJECT, _FOCUS = (255, 255, 255), (0, 230, 230), (230, 0, 230), (0, 230, 0), (255, 255, 0)
 
 
-def explain_picture(image: Image.Image, scale: float, outputs: list[Output], faces: tuple[Rect, ...]) -> bytes:
+@dataclass(frozen=True)
+class Detected:
+    """What the analysis found, in source pixels."""
+
+    faces: tuple[Rect, ...] = ()
+    texts: tuple[Rect, ...] = ()
+    people: tuple[Rect, ...] = ()
+    subject: Rect | None = None
+    focus: tuple[float, float] | None = None
+
+
+def explain_picture(image: Image.Image, scale: float, outputs: list[Output], detected: Detected) -> bytes:
     """``image`` is the decoded source (``scale`` decoded pixels per source pixel); returns a JPEG: a preview
     for people, where a PNG of a photo would be ten times the bytes and take 100 ms to encode.
 
     Every aspect the engine accepts is drawn, down to a 1-pixel strip: windows thinner than a preview pixel are
     drawn one pixel wide rather than with an inverted box (which ImageDraw refuses)."""
-    factor = min(1.0, PREVIEW_LONG_SIDE / max(image.size))
+    factor = min(PREVIEW_LONG_SIDE, max(MIN_PREVIEW_LONG_SIDE, max(image.size))) / max(image.size)
     size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
     # Shrink first (reducing_gap: a fast box reduce, then a small resample), convert the small copy after.
     preview = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=1.0).convert("RGB")
@@ -41,9 +57,22 @@ def explain_picture(image: Image.Image, scale: float, outputs: list[Output], fac
     to_preview = scale * factor
     line = max(2, round(max(preview.size) / 300))
     font = ImageFont.load_default(size=max(12, round(max(preview.size) / 45)))
-    for face in faces:
-        draw.rectangle(_scaled(face, to_preview, offset), outline=(255, 255, 255), width=1)
     labels: list[Box] = []
+    small_font = ImageFont.load_default(size=max(10, round(max(preview.size) / 70)))
+    if detected.subject is not None:
+        _tagged(draw, _scaled(detected.subject, to_preview, offset), "subject", _SUBJECT, small_font, labels)
+    for kind, boxes_of_kind, colour in (
+        ("person", detected.people, _PERSON),
+        ("text", detected.texts, _TEXT),
+        ("face", detected.faces, _FACE),
+    ):
+        for rect in boxes_of_kind:
+            _tagged(draw, _scaled(rect, to_preview, offset), kind, colour, small_font, labels)
+    if detected.focus is not None:
+        fx, fy = detected.focus[0] * to_preview + offset[0], detected.focus[1] * to_preview + offset[1]
+        arm = max(6, line * 4)
+        draw.line((fx - arm, fy, fx + arm, fy), fill=_FOCUS, width=line)
+        draw.line((fx, fy - arm, fx, fy + arm), fill=_FOCUS, width=line)
     boxes = [_scaled(output.source_rect, to_preview, offset) for output in outputs]
     for index, box in enumerate(boxes):
         draw.rectangle(box, outline=_PALETTE[index % len(_PALETTE)], width=line)
@@ -65,6 +94,25 @@ def explain_picture(image: Image.Image, scale: float, outputs: list[Output], fac
     buffer = io.BytesIO()
     preview.save(buffer, "JPEG", quality=85)
     return buffer.getvalue()
+
+
+def _tagged(
+    draw: ImageDraw.ImageDraw,
+    box: Box,
+    label: str,
+    colour: tuple[int, int, int],
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+    taken: list[Box],
+) -> None:
+    """A thin box for something detected, its kind written just above it (or inside, at the top edge)."""
+    draw.rectangle(box, outline=colour, width=1)
+    text_box = draw.textbbox((box[0], box[1]), label, font=font)
+    height = text_box[3] - text_box[1]
+    top = box[1] - height - 3 if box[1] - height - 3 >= 0 else box[1] + 2
+    text_box = draw.textbbox((box[0] + 1, top), label, font=font)
+    if not any(_overlaps(text_box, other) for other in taken):
+        draw.text((box[0] + 1, top), label, fill=colour, font=font)
+        taken.append(text_box)
 
 
 def _scaled(rect: Rect, factor: float, offset: tuple[int, int] = (0, 0)) -> Box:

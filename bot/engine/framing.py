@@ -5,9 +5,13 @@ the window's edges cut through, with a hard penalty for cutting a face (or, soft
 window could hold it whole. Among windows that keep about the same importance, the one that puts the subject
 nearest the centre (or on a third, when asked) wins.
 
-``auto`` crops when the best crop keeps the important content, and otherwise extends the canvas only as much as
-needed: it crops along one axis as far as is safe and fills the rest, so a 3:1 banner of a portrait shows the face
-band of the photo instead of a postage stamp in a sea of blur.
+``auto`` crops only when the best crop is safe: it holds every face and every line of text that a window of its
+size could hold, the subject's core, and the focal point. Otherwise it extends the canvas only as much as needed:
+it crops along one axis as far as is safe and fills the rest, so a 3:1 banner of a portrait shows the face band of
+the photo instead of a postage stamp in a sea of blur. Variants obey the same rules as variant 0.
+
+A focal point (``--focus``, or "focus on the sign") is kept inside every window, which is centred on it as far as
+the source's edges allow.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .importance import Analysis, Box
-from .prompts import Fill, Hints
+from .prompts import Fill, FocusTarget, Hints
 from .types import Mode, Rect, Size, UsedMode
 
 # The "core" is the densest part of the importance map holding CORE_MASS of it: the subject, not the backdrop.
@@ -31,6 +35,8 @@ FACE_CUT_PENALTY = 1.0
 TEXT_CUT_PENALTY = 0.15
 EDGE_CUT_WEIGHT = 1.5
 VARIANT_ZOOMS = (1.0, 0.85, 0.7)
+TEXT_KEPT = 0.95  # a line of text counts as whole with this much of its box inside (detector boxes are loose)
+FOCUS_SLACK = 0.12  # a window may sit this far (share of its size) off centred-on-the-focal-point
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class Plan:
     placed_rect: Rect  # output pixels
     fill: Fill | None  # how an extended canvas is filled
     kept: float  # share of the subject's core inside source_rect
+    safe: bool = True  # holds every face, line of text and focal point it could hold
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,20 @@ class _Windows:
     h: npt.NDArray[np.float64]
     score: npt.NDArray[np.float64]
     core: npt.NDArray[np.float64]
-    face_ok: npt.NDArray[np.bool_]
+    face_ok: npt.NDArray[np.bool_]  # holds every face a window of its size could hold
+    text_ok: npt.NDArray[np.bool_]  # the same for lines of text, and for a transparent image's opaque part
+    focus_ok: npt.NDArray[np.bool_]  # holds the focal point near its centre (True when there is none)
+    whole: npt.NDArray[np.bool_]  # holds every face and line of text whole, whether or not a window could
+
+    def safe(self, index: int) -> bool:
+        """What auto needs to crop: nothing protected is cut, even what no window of this size could hold."""
+        return bool(self.whole[index] and self.focus_ok[index])
+
+    def as_safe_as(self, index: int, other: int) -> bool:
+        """``index`` keeps everything ``other`` keeps: the rule every variant follows."""
+        return all(
+            bool(flags[index]) or not bool(flags[other]) for flags in (self.face_ok, self.text_ok, self.focus_ok)
+        )
 
 
 class Framer:
@@ -77,6 +97,7 @@ class Framer:
         ys, xs = np.mgrid[0 : self.map_h, 0 : self.map_w]
         core_share = core / max(float(core.sum()), 1e-12)
         self.centroid = (float((core_share * (xs + 0.5)).sum()), float((core_share * (ys + 0.5)).sum()))
+        self.subject = self._mass_box(core_share)
         if hints.face_priority and analysis.faces:
             # "keep face centered": the faces, not the whole subject, sit at the centre.
             boxes = [self._to_map(face) for face in analysis.faces]
@@ -89,8 +110,27 @@ class Framer:
             self._clip(self._to_map((x - 0.1 * w, y - 0.3 * h, 1.2 * w, 1.5 * h))) for x, y, w, h in analysis.faces
         ]
         self.texts = [self._to_map(text) for text in analysis.texts]
+        if analysis.opaque is not None:
+            # A logo on a transparent canvas: its visible part must stay whole, as strictly as a face.
+            self.faces.append(self._clip(self._to_map(analysis.opaque)))
+        # The focal point, in map pixels: asked for as a point, or named ("focus on the sign") and found.
+        self.focus: tuple[float, float] | None = None
+        self.focus_missing: FocusTarget | None = None
+        point = hints.focus_point
+        if point is None and hints.focus_target is not None:
+            box = _focus_box(hints.focus_target, analysis)
+            if box is None:
+                self.focus_missing = hints.focus_target
+            elif box:
+                point = ((box[0] + box[2] / 2) / source.width, (box[1] + box[3] / 2) / source.height)
+        if point is not None:
+            self.focus = (min(1.0, max(0.0, point[0])) * self.map_w, min(1.0, max(0.0, point[1])) * self.map_h)
+            self.centroid = self.focus
 
     # --- public -----------------------------------------------------------------------------------------------
+
+    def focus_in_source(self) -> tuple[float, float] | None:
+        return None if self.focus is None else (self.focus[0] / self.sx, self.focus[1] / self.sy)
 
     def plan(self, target: Size, mode: Mode, variants: int, fill: Fill, rng: np.random.Generator) -> list[Plan]:
         if mode == "auto" and self.hints.no_crop:
@@ -98,7 +138,7 @@ class Framer:
         plans: list[Plan] = []
         if mode in ("crop", "auto"):
             crop = self._best_crops(target, variants, rng)
-            use_crop = mode == "crop" or (crop[0].kept >= CROP_KEEPS_ENOUGH and self._keeps_faces(crop[0]))
+            use_crop = mode == "crop" or (crop[0].kept >= CROP_KEEPS_ENOUGH and crop[0].safe)
             if mode == "auto" and self.hints.zoom > 1.0:
                 use_crop = False
             if use_crop:
@@ -122,20 +162,23 @@ class Framer:
         zooms = [self.hints.zoom] if self.hints.zoom < 1.0 else [1.0]
         if variants > 1:
             zooms += [z for z in VARIANT_ZOOMS if z not in zooms]
-        windows = self._concat([self._slide(full_w * z, full_h * z) for z in zooms])
-        order = self._ranked(windows)
-        best = order[0]
+        first = self._slide(full_w * zooms[0], full_h * zooms[0])
+        # Variant 0 is what a single output would be; the other zooms only offer alternatives.
+        best = self._ranked(first)[0]
+        windows = self._concat([first, *(self._slide(full_w * z, full_h * z) for z in zooms[1:])])
         chosen = [best]
         if variants > 1:
             # Seeded jitter picks among comparably good, genuinely different windows; variant 0 stays the best.
+            # Every variant keeps what variant 0 keeps: its faces, text, focal point, and enough of the core.
             jitter = rng.uniform(0.0, 0.04, size=windows.score.shape)
             ranked = np.argsort(-(windows.score + jitter), kind="stable")
+            enough_core = min(float(windows.core[best]), CROP_KEEPS_ENOUGH) - 1e-9
             for limit in (0.5, 0.75, 0.9):
                 for index in ranked:
                     if len(chosen) >= variants:
                         break
-                    keeps_faces = windows.face_ok[index] or not windows.face_ok[best]
-                    if keeps_faces and all(self._iou(windows, index, other) < limit for other in chosen):
+                    allowed = windows.as_safe_as(int(index), best) and windows.core[index] >= enough_core
+                    if allowed and all(self._iou(windows, index, other) < limit for other in chosen):
                         chosen.append(int(index))
                 if len(chosen) >= variants:
                     break
@@ -168,18 +211,47 @@ class Framer:
         cut += np.where(y + h < self.map_h - 0.5, self._box_sum(x, y + h - band, x + w, y + h), 0.0)
         score = mass - EDGE_CUT_WEIGHT * cut
         face_ok = np.ones_like(mass, dtype=bool)
+        whole = np.ones_like(mass, dtype=bool)
         for face in self.faces:
             inside = self._inside_share(face, x, y, w, h)
             fits = (face[2] <= w + 1e-6) & (face[3] <= h + 1e-6)
             # Losing a face that a window of this size could hold costs as much as cutting through it.
             lost = fits & (inside < 0.995)
             face_ok &= ~lost
+            whole &= inside >= 0.995
             score = score - FACE_CUT_PENALTY * lost * (1.0 - 0.5 * inside)
+        text_ok = np.ones_like(mass, dtype=bool)
         for text in self.texts:
             inside = self._inside_share(text, x, y, w, h)
-            score = score - TEXT_CUT_PENALTY * ((inside > 0.05) & (inside < 0.95))
+            fits = (text[2] <= w + 1e-6) & (text[3] <= h + 1e-6)
+            text_ok &= ~(fits & (inside < TEXT_KEPT))
+            whole &= inside >= TEXT_KEPT
+            score = score - TEXT_CUT_PENALTY * ((inside > 0.05) & (inside < TEXT_KEPT))
+        focus_ok = np.ones_like(mass, dtype=bool)
+        if self.focus is not None:
+            # Centred on the focal point as far as the map's edges allow; a little slack lets the subject decide.
+            fx, fy = self.focus
+            ideal_x = np.clip(fx - w / 2, 0.0, np.maximum(self.map_w - w, 0.0))
+            ideal_y = np.clip(fy - h / 2, 0.0, np.maximum(self.map_h - h, 0.0))
+            focus_ok = (np.abs(x - ideal_x) <= FOCUS_SLACK * w + 0.5) & (np.abs(y - ideal_y) <= FOCUS_SLACK * h + 0.5)
+            # ... and always inside, a little way in from the window's edges unless that is the photo's edge.
+            mx, my = 0.05 * w, 0.05 * h
+            focus_ok &= (x <= np.maximum(fx - mx, 0.0) + 1e-6) & (x + w >= np.minimum(fx + mx, self.map_w) - 1e-6)
+            focus_ok &= (y <= np.maximum(fy - my, 0.0) + 1e-6) & (y + h >= np.minimum(fy + my, self.map_h) - 1e-6)
+            score = score - 10.0 * ~focus_ok
         core = self._box_sum(x, y, x + w, y + h, self.core_integral)
-        return _Windows(x=x, y=y, w=w, h=h, score=score, core=core, face_ok=face_ok)
+        return _Windows(
+            x=x,
+            y=y,
+            w=w,
+            h=h,
+            score=score,
+            core=core,
+            face_ok=face_ok,
+            text_ok=text_ok,
+            focus_ok=focus_ok,
+            whole=whole,
+        )
 
     def _ranked(self, windows: _Windows) -> list[int]:
         """Indices by score; among near-ties the best-composed window comes first."""
@@ -217,15 +289,8 @@ class Framer:
             placed_rect=(0, 0, target.width, target.height),
             fill=None,
             kept=float(windows.core[index]),
+            safe=windows.safe(index),
         )
-
-    def _keeps_faces(self, plan: Plan) -> bool:
-        x, y, w, h = (float(v) for v in plan.source_rect)
-        for face in self.analysis.faces:
-            fx, fy, fw, fh = face
-            if fx < x - 1 or fy < y - 1 or fx + fw > x + w + 1 or fy + fh > y + h + 1:
-                return False
-        return True
 
     # --- extend -------------------------------------------------------------------------------------------------
 
@@ -244,7 +309,7 @@ class Framer:
             for extent in np.linspace(extent_min, extent_max, 12)[1:]:
                 windows = self._slide(self.source.width, extent) if wide else self._slide(extent, self.source.height)
                 index = self._ranked(windows)[0]
-                if windows.core[index] >= EXTEND_KEEPS_ENOUGH and bool(windows.face_ok[index]):
+                if windows.core[index] >= EXTEND_KEEPS_ENOUGH and windows.safe(index):
                     chosen_extent = float(extent)
                     offset = float(windows.y[index] / self.sy if wide else windows.x[index] / self.sx)
                     break
@@ -281,6 +346,13 @@ class Framer:
         )
 
     # --- geometry helpers ---------------------------------------------------------------------------------------
+
+    def _mass_box(self, share: npt.NDArray[np.float64], trim: float = 0.02) -> Rect:
+        """The box holding all but ``trim`` of a map's mass on each side, in source pixels: the subject as found."""
+        columns, rows = np.cumsum(share.sum(axis=0)), np.cumsum(share.sum(axis=1))
+        x0, x1 = int(np.searchsorted(columns, trim)), int(np.searchsorted(columns, 1 - trim)) + 1
+        y0, y1 = int(np.searchsorted(rows, trim)), int(np.searchsorted(rows, 1 - trim)) + 1
+        return self._clamp_rect(x0 / self.sx, y0 / self.sy, (x1 - x0) / self.sx, (y1 - y0) / self.sy)
 
     def _box_sum(
         self,
@@ -359,6 +431,9 @@ class Framer:
             score=np.concatenate([p.score for p in parts]),
             core=np.concatenate([p.core for p in parts]),
             face_ok=np.concatenate([p.face_ok for p in parts]),
+            text_ok=np.concatenate([p.text_ok for p in parts]),
+            focus_ok=np.concatenate([p.focus_ok for p in parts]),
+            whole=np.concatenate([p.whole for p in parts]),
         )
 
 
@@ -366,3 +441,24 @@ def _integral(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     padded = np.zeros((values.shape[0] + 1, values.shape[1] + 1))
     padded[1:, 1:] = values.cumsum(axis=0).cumsum(axis=1)
     return padded
+
+
+def _focus_box(target: FocusTarget, analysis: Analysis) -> Box | tuple[()] | None:
+    """The detected thing "focus on the ..." names, in source pixels; ``()`` for the subject (the default framing),
+    ``None`` when nothing of the kind was found."""
+    if target == "subject":
+        return ()
+    candidates: tuple[Box, ...]
+    if target == "text":
+        candidates = analysis.texts
+    elif target == "person":
+        candidates = analysis.faces or analysis.people
+    else:
+        candidates = analysis.faces
+    if not candidates:
+        return None
+    if target == "left face":
+        return min(candidates, key=lambda b: b[0] + b[2] / 2)
+    if target == "right face":
+        return max(candidates, key=lambda b: b[0] + b[2] / 2)
+    return max(candidates, key=lambda b: b[2] * b[3])

@@ -33,6 +33,8 @@ class Analysis:
     importance: FloatMap  # MAP-sized, >= 0, sums to 1
     faces: tuple[Box, ...]  # in source pixels
     texts: tuple[Box, ...]  # in source pixels
+    people: tuple[Box, ...] = ()  # in source pixels
+    opaque: Box | None = None  # a transparent image's visible part, in source pixels
 
 
 # The cascades ship inside the opencv-python wheel (4.x), so face detection needs no download.

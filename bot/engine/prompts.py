@@ -10,8 +10,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .errors import InvalidOption
+
 Fill = Literal["auto", "blur", "mirror", "colour", "synthesize", "solid"]  # solid: one colour, as asked
 Side = Literal["left", "right", "top", "bottom"]
+# What "focus on the ..." names; the framer finds it among what the analysis detected.
+FocusTarget = Literal["text", "person", "face", "left face", "right face", "subject"]
 
 _COLOURS: dict[str, tuple[int, int, int]] = {
     "white": (255, 255, 255),
@@ -34,11 +38,60 @@ class Hints:
     fill_colour: tuple[int, int, int] | None = None
     transparent_fill: bool = False
     thirds: bool = False
+    focus_point: tuple[float, float] | None = None  # "focus on point (0.3, 0.4)": fractions of width and height
+    focus_target: FocusTarget | None = None
     understood: list[str] = field(default_factory=list)
     not_understood: list[str] = field(default_factory=list)
 
 
 Rule = tuple[re.Pattern[str], str]
+
+_FRACTION = r"(0(?:\.\d+)?|1(?:\.0+)?|\.\d+)"
+# "focus on point (0.30, 0.40)" is how the hosted backend sends a focal point in a prompt; shorter forms work too.
+# It is taken out before the prompt is split into clauses, because its comma and decimal points would split it.
+FOCUS_POINT_PHRASE = "focus on point ({x:.2f}, {y:.2f}), as fractions of the width and height from the top left"
+_FOCUS_POINT = re.compile(
+    r"\bfocus(?:\s+point)?(?:\s+(?:on|at))?(?:\s+(?:the\s+)?point)?\s*\(?\s*"
+    + _FRACTION
+    + r"\s*[,;x ]\s*"
+    + _FRACTION
+    + r"\s*\)?(?:,?\s*as fractions of the width and height(?: from the top left)?)?",
+    re.IGNORECASE,
+)
+_FOCUS_TARGET = re.compile(
+    r"\b(?:focus|centre|center|zoom)\s+(?:on|in on)\s+(?:the\s+|a\s+|her\s+|his\s+|their\s+)?"
+    r"(?:(?P<side>left|right)(?:most|-most|\s+most)?\s+)?"
+    r"(?P<thing>signs?|text|words?|lettering|logo|labels?|title|person|people|man|woman|child|players?|faces?|"
+    r"product|subject|animal|dog|cat|bird)\b",
+    re.IGNORECASE,
+)
+_TARGETS: dict[str, FocusTarget] = {
+    **dict.fromkeys(
+        ("sign", "signs", "text", "word", "words", "lettering", "logo", "label", "labels", "title"), "text"
+    ),
+    **dict.fromkeys(("person", "people", "man", "woman", "child", "player", "players"), "person"),
+    **dict.fromkeys(("face", "faces"), "face"),
+    **dict.fromkeys(("product", "subject", "animal", "dog", "cat", "bird"), "subject"),
+}
+
+
+_FOCUS_VALUE = re.compile(r"\s*\(?\s*" + _FRACTION + r"\s*[, ]\s*" + _FRACTION + r"\s*\)?\s*")
+
+
+def parse_focus(text: str) -> tuple[float, float]:
+    """``"0.3,0.4"`` (across, then down, as fractions of the source) for ``--focus``; anything else is refused
+    with the sentence a person needs."""
+    match = _FOCUS_VALUE.fullmatch(text)
+    if not match:
+        raise InvalidOption(
+            f"{text.strip()!r} isn't a focal point; give two fractions from 0 to 1, across then down, like 0.3,0.4."
+        )
+    return (float(match.group(1)), float(match.group(2)))
+
+
+def focus_prompt(point: tuple[float, float]) -> str:
+    """A focal point as a prompt clause: the hosted API takes words, and this engine reads the same words back."""
+    return FOCUS_POINT_PHRASE.format(x=point[0], y=point[1])
 
 
 def _rx(pattern: str) -> re.Pattern[str]:
@@ -90,11 +143,25 @@ _FILLER = _rx(r"^(please|and|the|a|an|it|image|photo|picture|keep|make|backgroun
 
 def parse_prompt(prompt: str) -> Hints:
     hints = Hints()
+    point = _FOCUS_POINT.search(prompt)
+    if point:
+        hints.focus_point = (float(point.group(1)), float(point.group(2)))
+        hints.understood.append(point.group(0))
+        prompt = prompt[: point.start()] + ";" + prompt[point.end() :]
     for clause in re.split(r"[,;.\n]+|\band\b|\bbut\b", prompt):
         clause = clause.strip()
         if not clause:
             continue
         matched = [name for pattern, name in _RULES if pattern.search(clause)]
+        target = _FOCUS_TARGET.search(clause)
+        if target:
+            # "focus on the left face" names a thing to frame, not a side of the picture.
+            thing = _TARGETS[target.group("thing").lower()]
+            side = (target.group("side") or "").lower()
+            hints.focus_target = f"{side} face" if thing == "face" and side else thing  # type: ignore[assignment]
+            hints.face_priority = hints.face_priority or thing == "face"
+            hints.text_priority = hints.text_priority or thing == "text"
+            matched = [name for name in matched if name not in ("focus", "face", "text")] + ["target"]
         if not matched:
             if not all(_FILLER.match(word) for word in re.findall(r"[\w']+", clause)):
                 hints.not_understood.append(clause)
@@ -106,6 +173,8 @@ def parse_prompt(prompt: str) -> Hints:
 
 
 def _apply(hints: Hints, name: str, clause: str) -> None:
+    if name == "target":
+        return  # applied where it was matched
     if name == "face":
         hints.face_priority = True
     elif name == "no_crop":

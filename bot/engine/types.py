@@ -14,6 +14,8 @@ Resolution = Literal["1K", "2K", "4K"]
 # How an extended canvas is filled: "auto" chooses per side from what the border holds (bot.engine.extend).
 FillChoice = Literal["auto", "blur", "mirror", "colour", "synthesize"]
 Rect = tuple[int, int, int, int]  # x, y, width, height
+# A focal point: fractions (0-1) of the orientation-corrected source's width and height, from its top left.
+Focus = tuple[float, float]
 
 MODES: tuple[Mode, ...] = ("auto", "crop", "extend")
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("png", "jpeg", "webp")
@@ -68,6 +70,7 @@ class ResizeRequest:
     resolution: Resolution = "1K"
     explain: bool = False
     fill: FillChoice = "auto"  # an extended canvas: per side as its border calls for, or one way for every side
+    focus: Focus | None = None  # kept inside every window, which is centred on it as far as the source allows
 
 
 @dataclass(frozen=True)

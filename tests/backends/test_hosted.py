@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -179,6 +180,28 @@ async def test_a_completed_job_without_images_is_an_error_not_an_empty_delivery(
 
 
 async def test_hosted_backend_against_our_own_server(tmp_path: Path) -> None:
+    uploads = await _through_our_own_server(tmp_path, "300x300 600x200")
+    assert [(u["title"], Image.open(io.BytesIO(u["bytes"])).size) for u in uploads] == [
+        ("300x300", (300, 300)),
+        ("600x200", (600, 200)),
+    ]
+
+
+async def test_a_focal_point_reaches_our_own_server_as_words_and_frames_there(tmp_path: Path) -> None:
+    from bot.engine import ResizeRequest, Size, resize
+
+    uploads = await _through_our_own_server(tmp_path, "300x400 --focus 0.95,0.5")
+    served = np.asarray(Image.open(io.BytesIO(uploads[0]["bytes"])).convert("RGB"), dtype=float)
+
+    def engine(focus: tuple[float, float] | None) -> np.ndarray:
+        request = ResizeRequest(sizes=(Size(300, 400),), output_format="jpeg", focus=focus)
+        return np.asarray(Image.open(io.BytesIO(resize(astronaut(), request).outputs[0].data)), dtype=float)
+
+    # The server framed at the right, where the point is, not where the default framing goes.
+    assert np.abs(served - engine((0.95, 0.5))).mean() < 3 < np.abs(served - engine(None)).mean()
+
+
+async def _through_our_own_server(tmp_path: Path, command: str) -> list[dict[str, Any]]:
     from aiohttp.test_utils import TestServer
 
     from bot.config import ServerSettings
@@ -199,12 +222,8 @@ async def test_hosted_backend_against_our_own_server(tmp_path: Path) -> None:
                 "FETCH_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
             }
             async with running_app(slack, tmp_path, **env) as app:
-                await app.command("300x300 600x200")
+                await app.command(command)
                 await app.services.runner.idle()
-            uploads = slack.uploads_in_thread("C1", message["ts"])
+            return list(slack.uploads_in_thread("C1", message["ts"]))
     finally:
         await api.close()
-    assert [(u["title"], Image.open(io.BytesIO(u["bytes"])).size) for u in uploads] == [
-        ("300x300", (300, 300)),
-        ("600x200", (600, 200)),
-    ]

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from bot.engine import ResizeRequest, Size, resize
-from bot.engine.explain import MIN_SHORT_SIDE, PREVIEW_LONG_SIDE, explain_picture
+from bot.engine.explain import MIN_PREVIEW_LONG_SIDE, MIN_SHORT_SIDE, PREVIEW_LONG_SIDE, Detected, explain_picture
 from bot.engine.types import Output
 from tests.images import encode
 
@@ -79,12 +79,13 @@ def test_any_window_on_any_preview_is_drawn(
         Output(b"", "image/png", 16, 16, Size(16, 16), variant, "crop", window, (0, 0, 16, 16))
         for variant, window in enumerate(windows)
     ]
-    crop_map = explain_picture(Image.new("RGB", size, (10, 200, 10)), scale, outputs, tuple(faces))
+    detected = Detected(faces=tuple(faces), texts=tuple(faces[:1]), subject=windows[0], focus=(size[0] / 2, 0.0))
+    crop_map = explain_picture(Image.new("RGB", size, (10, 200, 10)), scale, outputs, detected)
     map_width, map_height = _map_size(crop_map)
-    assert max(map_width, map_height) == min(PREVIEW_LONG_SIDE, max(size))
+    assert max(map_width, map_height) == min(PREVIEW_LONG_SIDE, max(MIN_PREVIEW_LONG_SIDE, max(size)))
     assert min(map_width, map_height) >= min(MIN_SHORT_SIDE, max(map_width, map_height))
 
 
-def test_small_sources_are_not_padded() -> None:
-    crop_map = explain_picture(Image.new("RGB", (16, 16)), 1.0, [], ())
-    assert _map_size(crop_map) == (16, 16)
+def test_small_sources_are_enlarged_so_the_map_stays_readable() -> None:
+    crop_map = explain_picture(Image.new("RGB", (16, 16)), 1.0, [], Detected())
+    assert _map_size(crop_map) == (MIN_PREVIEW_LONG_SIDE, MIN_PREVIEW_LONG_SIDE)

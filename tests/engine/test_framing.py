@@ -217,3 +217,80 @@ def test_large_jpeg_is_decoded_with_shrink_on_load_and_geometry_stays_in_source_
     _, _, w, h = output.source_rect
     assert (w, h) == (3000, 3000)  # reported in source pixels although decoded at 1/4 or 1/8
     assert _share_kept(output.source_rect, (2800, 1000, 800, 800)) == 1.0
+
+
+_FOCUS_SOURCE = encode(photo(900, 600, seed=5), "JPEG", quality=90)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.floats(0, 1, allow_nan=False),
+    st.floats(0, 1, allow_nan=False),
+    st.sampled_from([Size(600, 600), Size(1500, 500), Size(500, 900)]),
+    st.sampled_from(["crop", "auto"]),
+)
+def test_the_focal_point_is_inside_every_window_and_centred_as_far_as_the_edges_allow(
+    fx: float, fy: float, target: Size, mode: str
+) -> None:
+    request = ResizeRequest(sizes=(target,), mode=mode, focus=(fx, fy), variants=2, seed=1)  # type: ignore[arg-type]
+    for output in resize(_FOCUS_SOURCE, request).outputs:
+        x, y, w, h = output.source_rect
+        px, py = fx * 900, fy * 600
+        assert x - 1 <= px <= x + w + 1 and y - 1 <= py <= y + h + 1
+        # Centred on the point unless an edge of the photo is in the way (slack: 12% of the window, plus rounding).
+        ideal_x = min(max(px - w / 2, 0), 900 - w)
+        ideal_y = min(max(py - h / 2, 0), 600 - h)
+        assert abs(x - ideal_x) <= 0.12 * w + 8 and abs(y - ideal_y) <= 0.12 * h + 8
+
+
+def test_the_focus_option_wins_over_the_subject() -> None:
+    data = encode(scene_with_subject(1600, 900, (1200, 300, 300, 300)), "PNG")
+    plain = resize(data, ResizeRequest(sizes=(Size(600, 900),), mode="crop")).outputs[0].source_rect
+    focused = resize(data, ResizeRequest(sizes=(Size(600, 900),), mode="crop", focus=(0.1, 0.5))).outputs[0]
+    assert plain[0] > 800 and focused.source_rect[0] == 0
+
+
+def test_a_focus_on_something_not_found_says_so() -> None:
+    result = resize(_FOCUS_SOURCE, ResizeRequest(sizes=(Size(600, 600),), prompt="focus on the person"))
+    assert "No person was found, so the framing follows the main subject." in result.notes
+
+
+def test_a_bad_focal_point_is_refused_before_any_work() -> None:
+    from bot.engine import InvalidOption, validate
+    from bot.engine.types import Limits
+
+    with pytest.raises(InvalidOption, match="two fractions from 0 to 1"):
+        validate(ResizeRequest(sizes=(Size(600, 600),), focus=(1.5, 0.2)), Limits())
+
+
+def test_auto_never_cuts_a_transparent_logo_it_extends_instead() -> None:
+    logo = Image.new("RGBA", (800, 600), (0, 0, 0, 0))
+    logo.paste(photo(600, 420, seed=2).convert("RGBA"), (100, 90))  # a wide mark on a clear canvas
+    result = resize(encode(logo, "PNG"), ResizeRequest(sizes=(Size(1500, 500),)))
+    output = result.outputs[0]
+    _, y, _, h = output.source_rect
+    assert y <= 90 and y + h >= 510  # the visible part is whole
+    assert output.mode == "extend"
+    assert any("cropping would cut important content" in note for note in result.notes)
+    corner = Image.open(io.BytesIO(output.data)).convert("RGBA").getpixel((2, 2))
+    assert corner[3] == 0  # and the canvas stays transparent
+
+
+def test_variants_keep_every_face_variant_zero_keeps() -> None:
+    outputs = resize(astronaut(), ResizeRequest(sizes=(Size(300, 500),), mode="crop", variants=3, seed=4)).outputs
+    faces = resize(astronaut(), ResizeRequest(sizes=(Size(300, 500),))).faces
+    assert faces
+    for output in outputs:
+        x, y, w, h = output.source_rect
+        for fx, fy, fw, fh in faces:
+            assert x <= fx and fx + fw <= x + w and y <= fy and fy + fh <= y + h, (output.variant, output.source_rect)
+
+
+def test_when_not_every_face_fits_the_notes_say_which_were_kept() -> None:
+    from bot.engine.core import describe_faces_kept
+
+    faces = ((10.0, 10.0, 40.0, 40.0), (300.0, 10.0, 40.0, 40.0), (600.0, 10.0, 40.0, 40.0))
+    assert describe_faces_kept(faces, (0, 0, 400, 300)) == (
+        "only 2 of the 3 faces fit in this shape; kept the 1st, 2nd from the left."
+    )
+    assert describe_faces_kept(faces, (0, 0, 700, 300)) == ""

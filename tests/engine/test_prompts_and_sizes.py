@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.engine import InvalidSize, Limits, Size, parse_size
-from bot.engine.prompts import parse_prompt
+from bot.engine import InvalidOption, InvalidSize, Limits, Size, parse_focus, parse_size
+from bot.engine.prompts import focus_prompt, parse_prompt
 
 
 @pytest.mark.parametrize(
@@ -74,3 +74,48 @@ def test_out_of_range_sides_are_refused(bad: int, good: int) -> None:
 
 def test_limits_change_the_range() -> None:
     assert parse_size("10000x100", Limits(max_side=12000)) == Size(10000, 100)
+
+
+_FRACTIONS = st.floats(0, 1, allow_nan=False).map(lambda v: round(v, 2))
+
+
+@given(_FRACTIONS, _FRACTIONS, st.sampled_from(["{x},{y}", "{x}, {y}", "{x} {y}", "({x}, {y})", " {x},{y} "]))
+def test_focal_points_parse(x: float, y: float, form: str) -> None:
+    assert parse_focus(form.format(x=x, y=y)) == (x, y)
+
+
+@given(st.text(max_size=20))
+def test_anything_else_is_refused_as_a_focal_point_with_a_sentence(text: str) -> None:
+    try:
+        x, y = parse_focus(text)
+    except InvalidOption as error:
+        assert str(error).endswith("like 0.3,0.4.")
+    else:
+        assert 0 <= x <= 1 and 0 <= y <= 1
+
+
+@given(_FRACTIONS, _FRACTIONS, st.sampled_from(["", "keep face centered", "white background"]))
+def test_the_focus_phrase_sent_to_the_hosted_api_reads_back_as_the_same_point(x: float, y: float, rest: str) -> None:
+    hints = parse_prompt("; ".join(part for part in (rest, focus_prompt((x, y))) if part))
+    assert hints.focus_point == (x, y)
+    assert hints.not_understood == []
+
+
+@pytest.mark.parametrize(
+    ("prompt", "target"),
+    [
+        ("focus on the sign", "text"),
+        ("Focus on the logo", "text"),
+        ("focus on the text", "text"),
+        ("focus on the person", "person"),
+        ("focus on the left face", "left face"),
+        ("focus on the rightmost face", "right face"),
+        ("focus on the face", "face"),
+        ("zoom in on the product", "subject"),
+    ],
+)
+def test_focus_on_a_thing_names_what_to_frame_not_a_side(prompt: str, target: str) -> None:
+    hints = parse_prompt(prompt)
+    assert hints.focus_target == target
+    assert hints.focus == []
+    assert hints.not_understood == []

@@ -62,7 +62,10 @@ async def test_crop_map_is_posted_once_on_request(tmp_path: Path) -> None:
             await eventually(lambda: len(slack.ephemerals_for("U1")) == 1)
         crop_map = [u for u in slack.uploads_in_thread("C1", message["ts"]) if u["name"] == "crop-map.jpg"]
         assert len(crop_map) == 1
-        assert Image.open(io.BytesIO(crop_map[0]["bytes"])).size == (384, 384)
+        assert Image.open(io.BytesIO(crop_map[0]["bytes"])).size == (
+            480,
+            480,
+        )  # a small source, enlarged to stay readable
         assert "already in this thread" in slack.ephemerals_for("U1")[0]
 
 

