@@ -30,12 +30,8 @@ from bench.quality.methods import (
     TARGETS,
     Method,
     Target,
-    ceiling,
-    centre,
     check_vips_offsets,
-    engine_method,
-    smartcrop_py,
-    vips_attention,
+    crop_methods,
 )
 
 CEILING = "ceiling"
@@ -287,13 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(engine.banner())
     check_vips_offsets()
     cases = [c for c in ensure_built(select_specs(args.quick)) if args.only in c.id]
-    methods: dict[str, Method] = {
-        "ours": engine_method(engine),
-        "centre": centre,
-        "vips-attention": vips_attention,
-        "smartcrop": smartcrop_py,
-        CEILING: ceiling,
-    }
+    methods = crop_methods(engine)
     run = evaluate(cases, methods, TARGETS)
     names = list(methods)
     md = args.markdown

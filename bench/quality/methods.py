@@ -127,3 +127,14 @@ def engine_method(engine: Engine) -> Method:
         return out
 
     return ours
+
+
+def crop_methods(engine: Engine) -> dict[str, Method]:
+    """Every method the crop evaluations compare, in report order; the ceiling last."""
+    return {
+        "ours": engine_method(engine),
+        "centre": centre,
+        "vips-attention": vips_attention,
+        "smartcrop": smartcrop_py,
+        "ceiling": ceiling,
+    }

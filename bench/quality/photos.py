@@ -28,9 +28,9 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 
 from bench.common import load_engine, machine_line, render_table
 from bench.quality.build_set import Case
-from bench.quality.evaluate import CEILING, Run, evaluate
+from bench.quality.evaluate import Run, evaluate
 from bench.quality.geometry import Rect, intersection, kept_share
-from bench.quality.methods import TARGETS, Method, Target, ceiling, centre, engine_method, smartcrop_py, vips_attention
+from bench.quality.methods import TARGETS, Target, check_vips_offsets, crop_methods
 
 LABELS = Path(__file__).with_name("photos.json")
 HALVES = ("tuning", "held-out")
@@ -189,18 +189,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     engine = load_engine()
     print(engine.banner())
+    check_vips_offsets()
     cases, refused = load_cases(args.photos)
     if refused:
         print(f"REFUSED (missing, or not the labelled file): {', '.join(refused)}")
     halves = HALVES if args.half == "both" else (args.half,)
     cases = [c for c in cases if c.half in halves]
-    methods: dict[str, Method] = {
-        "ours": engine_method(engine),
-        "centre": centre,
-        "vips-attention": vips_attention,
-        "smartcrop": smartcrop_py,
-        CEILING: ceiling,
-    }
+    methods = crop_methods(engine)
     run = evaluate(cases, methods, TARGETS)
     autos, faces = auto_scores(engine, cases, TARGETS)
     md = args.markdown
