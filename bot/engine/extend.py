@@ -214,7 +214,7 @@ def _feathered(
     photo: Array, fill: npt.NDArray[np.float32], gap: int, sharp: npt.NDArray[np.float32] | None = None
 ) -> Array:
     """The fill, eased in from the photo's own reflection over the first few pixels: the seam is the photo."""
-    span = max(2, min(gap, photo.shape[0] // 20, 48))
+    span = min(gap, max(2, min(photo.shape[0] // 20, 48)))  # a 1-pixel gap has a 1-pixel join
     mirrored = sharp[:, :span] if sharp is not None else _reflected(photo, span).astype(np.float32)
     alpha = ((1 - np.cos(np.linspace(0, np.pi, span))) / 2).astype(np.float32)[None, :, None]  # 0 at the photo
     out = fill.copy() if fill.dtype == np.float32 else fill.astype(np.float32)

@@ -89,3 +89,9 @@ def test_any_window_on_any_preview_is_drawn(
 def test_small_sources_are_enlarged_so_the_map_stays_readable() -> None:
     crop_map = explain_picture(Image.new("RGB", (16, 16)), 1.0, [], Detected())
     assert _map_size(crop_map) == (MIN_PREVIEW_LONG_SIDE, MIN_PREVIEW_LONG_SIDE)
+
+
+def test_a_one_pixel_side_gap_is_filled() -> None:
+    # Found by the property above: a 5x2643 strip extended to 16x8192 leaves a 1-pixel gap on one side.
+    result = resize(_strip(5, 2643), ResizeRequest(sizes=(Size(16, 8192),), mode="extend"))
+    assert (result.outputs[0].width, result.outputs[0].height) == (16, 8192)
