@@ -4,10 +4,12 @@
 
 Scenarios (every child imports the engine first, exactly like a pool worker):
   baseline  an interpreter that only imports the engine
-  50mp      a 50 MP JPEG (8660x5774, made once in bench/out/) resized to 1080x1080, 1920x1080 and 1080x1920
-            JPEGs in crop mode (goal: peak < 300 MiB)
-  bomb      a PNG whose header says 30000x30000 (900 MP) but which is only a few dozen bytes: the engine must
-            refuse it from the header (goal: refused in < 1 s, peak barely above the baseline)
+  models    a worker's start-up: import, then load and run every detector once (its time is the start-up time)
+  50mp      after that start-up, a 50 MP JPEG (8660x5774, made once in bench/out/) resized to 1080x1080,
+            1920x1080 and 1080x1920 JPEGs in crop mode (goals: peak < 400 MiB with the models; the first goal,
+            < 300 MiB, is reported too)
+  bomb      after that start-up, a PNG whose header says 30000x30000 (900 MP) but which is only a few dozen bytes:
+            the engine must refuse it from the header (goal: refused in < 1 s, peak barely above a started worker)
 Peak RSS is the child's VmHWM, cross-checked with the kernel's per-child ru_maxrss from wait4.
 """
 
@@ -32,7 +34,8 @@ from bench.common import current_rss_mb, load_engine, machine_line, out_dir, pea
 
 SIZES: tuple[tuple[int, int], ...] = ((1080, 1080), (1920, 1080), (1080, 1920))
 BIG_SIZE = (8660, 5774)
-PEAK_GOAL_MB = 300.0
+PEAK_GOAL_MB = 300.0  # the first goal, before the learned detectors
+PEAK_WITH_MODELS_GOAL_MB = 400.0  # issue 10: one worker with every model loaded
 BOMB_SECONDS_GOAL = 1.0
 BOMB_MARGIN_MB = 10.0  # "barely above the baseline"
 
@@ -91,6 +94,18 @@ def child(scenario: str, path: str) -> dict[str, Any]:
     if scenario == "baseline":
         result.update(peak_mb=round(peak_rss_mb(), 1), seconds=0.0, outcome="imported")
         return result
+    if not engine.stand_in:
+        # What a worker does when it starts: load (and run once) every model, timed.
+        from bot.engine.detectors import missing
+        from bot.engine.importance import warm_up
+
+        started = time.perf_counter()
+        warm_up()
+        result["warm_up_s"] = round(time.perf_counter() - started, 3)
+        result["models_missing"] = [model.distribution for model in missing()]
+    if scenario == "models":
+        result.update(peak_mb=round(peak_rss_mb(), 1), seconds=result.get("warm_up_s", 0.0), outcome="models loaded")
+        return result
     data = Path(path).read_bytes()
     result["input_mb"] = round(len(data) / 2**20, 2)
     result["peak_before_call_mb"] = round(peak_rss_mb(), 1)
@@ -128,16 +143,22 @@ def run_child(scenario: str, path: Path | None) -> dict[str, Any]:
 
 def verdicts(results: dict[str, dict[str, Any]]) -> list[str]:
     base = results["baseline"]["peak_mb"]
-    big, bomb = results["50mp"], results["bomb"]
+    big, bomb, models = results["50mp"], results["bomb"], results["models"]
     return [
+        f"{'met ' if big['peak_mb'] < PEAK_WITH_MODELS_GOAL_MB else 'MISSED'} 50 MP peak with every model loaded "
+        f"{big['peak_mb']:.0f} MiB < {PEAK_WITH_MODELS_GOAL_MB:.0f} MiB"
+        + (f" (models missing: {', '.join(models['models_missing'])})" if models.get("models_missing") else ""),
+        f"     worker start-up (load and run each model once): {1000 * models.get('warm_up_s', 0):.0f} ms, "
+        f"peak {models['peak_mb']:.0f} MiB (+{models['peak_mb'] - base:.0f} MiB over the baseline)",
         f"{'met ' if big['peak_mb'] < PEAK_GOAL_MB else 'MISSED'} 50 MP peak {big['peak_mb']:.0f} MiB "
         f"< {PEAK_GOAL_MB:.0f} MiB ({big['peak_mb'] / base:.1f}x baseline, +{big['peak_mb'] - base:.0f} MiB)",
         f"{'met ' if bomb['outcome'].startswith('refused') else 'MISSED'} 30000x30000 PNG refused "
         f"({bomb['outcome'][:90]})",
         f"{'met ' if bomb['seconds'] < BOMB_SECONDS_GOAL else 'MISSED'} refusal in {1000 * bomb['seconds']:.1f} ms "
         f"< {BOMB_SECONDS_GOAL:.0f} s",
-        f"{'met ' if bomb['peak_mb'] - base < BOMB_MARGIN_MB else 'MISSED'} refusal peak {bomb['peak_mb']:.0f} MiB "
-        f"= baseline +{bomb['peak_mb'] - base:.1f} MiB (< +{BOMB_MARGIN_MB:.0f} MiB)",
+        f"{'met ' if bomb['peak_mb'] - models['peak_mb'] < BOMB_MARGIN_MB else 'MISSED'} refusal peak "
+        f"{bomb['peak_mb']:.0f} MiB = a started worker +{bomb['peak_mb'] - models['peak_mb']:.1f} MiB "
+        f"(< +{BOMB_MARGIN_MB:.0f} MiB)",
     ]
 
 
@@ -160,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         [sys.executable, str(Path(__file__).resolve()), "--make-inputs"], check=True, capture_output=True, text=True
     )
     big, bomb = (Path(p) for p in json.loads(made.stdout))
-    inputs = {"baseline": None, "50mp": big, "bomb": bomb}
+    inputs = {"baseline": None, "models": None, "50mp": big, "bomb": bomb}
     results = {name: run_child(name, path) for name, path in inputs.items()}
     print(results["baseline"]["banner"])
     base = results["baseline"]["peak_mb"]

@@ -163,6 +163,8 @@ async def _until_stopped(stop: asyncio.Event, connecting: Coroutine[Any, Any, No
 
 
 def _log_running(settings: Settings, services: Services) -> None:
+    from bot.engine.detectors import missing_warning
+
     mode = "Socket Mode" if settings.socket_mode else f"HTTP at :{settings.port}/slack/events"
     log.info(
         "Smart Resize is listening (%s, backend %s, store %s); health at :%d/healthz, readiness at :%d/readyz",
@@ -172,6 +174,8 @@ def _log_running(settings: Settings, services: Services) -> None:
         settings.port,
         settings.port,
     )
+    if settings.backend == "local" and (models := missing_warning()) is not None:
+        log.warning(models)
     if settings.backend == "hosted":
         if services.links is not None:
             log.info(

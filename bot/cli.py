@@ -16,6 +16,7 @@ from dotenv import find_dotenv, load_dotenv
 from bot.config import ConfigError, load_limits
 from bot.engine import EngineError, InvalidSize, Limits, Size, parse_focus, parse_size, resize, validate
 from bot.engine.core import MAX_SEED
+from bot.engine.detectors import missing_warning
 from bot.engine.types import FILL_CHOICES, MODES, OUTPUT_FORMATS, RESOLUTIONS, Output
 from bot.presets import known_names, resolve_preset
 from bot.spec import ResizeSpec
@@ -113,6 +114,8 @@ def _resize(args: argparse.Namespace) -> int:
         out_dir = _output_folder(Path(args.out))
         explain = _crop_map_path(Path(args.explain)) if args.explain else None
         data = _read_input(Path(args.input))
+        if (models := missing_warning()) is not None:
+            print(f"smart-resize: warning: {models}", file=sys.stderr)
         progress = _Progress(sys.stderr)
         result = resize(data, request, limits, on_output=progress.update)
         progress.done()

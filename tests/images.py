@@ -25,6 +25,22 @@ def astronaut() -> bytes:
     return (DATA / "astronaut.jpg").read_bytes()
 
 
+def sign() -> bytes:
+    """A street sign of five lines of text (hand-labelled at (258, 20, 184, 246) of 800x600) and, at the right edge,
+    a woman's profile (760, 382, 40, 44)."""
+    return (DATA / "sign.jpg").read_bytes()
+
+
+def footballer() -> bytes:
+    """A footballer in action, 548x342: his face (hand-labelled at (217, 92, 42, 39)) is small and turned."""
+    return (DATA / "footballer.jpg").read_bytes()
+
+
+def fruits() -> bytes:
+    """A busy pile of fruit, 512x480, with neither a face nor text in it."""
+    return (DATA / "fruits.jpg").read_bytes()
+
+
 def textured_background(width: int, height: int, seed: int = 0) -> np.ndarray:
     """A dull, slightly noisy backdrop like a studio wall or sky: nothing in it should attract a crop."""
     rng = np.random.default_rng(seed)
@@ -47,6 +63,27 @@ def scene_with_subject(width: int, height: int, box: tuple[int, int, int, int], 
     region = pixels[y : y + h, x : x + w]
     region[inside] = subject[inside].astype(np.uint8)
     return Image.fromarray(pixels, "RGB")
+
+
+def sign_in_foliage(seed: int = 0) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """1600x900: a dense, high-contrast bush over the left 900 pixels, softer grass beyond, and a plain grey sign in
+    the grass on the right. Returns the picture and the sign's box."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    height, width = 900, 1600
+    leaves = np.zeros((height, width), np.float32)
+    for scale in (2, 4, 9):
+        noise = rng.normal(0, 1, (height // scale + 1, width // scale + 1)).astype(np.float32)
+        leaves += cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC)[:height, :width]
+    leaves = (leaves - leaves.min()) / (leaves.max() - leaves.min()) - 0.5
+    contrast = np.where(np.arange(width)[None, :] < 900, 200.0, 30.0)
+    green = 110 + contrast * leaves
+    pixels = np.stack([0.6 * green, green, 0.45 * green], axis=2)
+    box = (1230, 330, 220, 170)
+    x, y, w, h = box
+    pixels[y : y + h, x : x + w] = (150, 150, 160)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)), box
 
 
 def photo(width: int = 640, height: int = 480, seed: int = 0) -> Image.Image:

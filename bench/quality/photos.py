@@ -44,6 +44,7 @@ class PhotoCase(Case):
     half: str = ""
     keys: list[Rect] = field(default_factory=list)  # every region that must not be cut
     labelled_faces: list[Rect] = field(default_factory=list)
+    labelled_texts: list[Rect] = field(default_factory=list)
 
     @property
     def path(self) -> Path:
@@ -78,6 +79,7 @@ def load_cases(photos: Path) -> tuple[list[PhotoCase], list[str]]:
                 half=label["half"],
                 keys=keys,  # type: ignore[arg-type]
                 labelled_faces=[tuple(b) for b in label["faces"]],  # type: ignore[misc]
+                labelled_texts=[tuple(b) for b in label["texts"]],  # type: ignore[misc]
             )
         )
     return cases, refused
@@ -93,9 +95,12 @@ class AutoScore:
     mode: str
 
 
-def auto_scores(engine: Any, cases: Sequence[PhotoCase], targets: Sequence[Target]) -> tuple[list[AutoScore], dict]:
+def auto_scores(
+    engine: Any, cases: Sequence[PhotoCase], targets: Sequence[Target]
+) -> tuple[list[AutoScore], dict[str, dict[str, int]]]:
+    """Auto-mode scores per output, and per half the engine's face counts against the labels."""
     scores: list[AutoScore] = []
-    faces = {"labelled": 0, "found": 0, "matched": 0, "images": 0}
+    halves: dict[str, dict[str, int]] = {}
     for index, case in enumerate(cases, start=1):
         print(f"\r  auto {index}/{len(cases)} {case.id:<40}", end="", file=sys.stderr, flush=True)
         request = engine.request_type(sizes=tuple(engine.size_type(t.width, t.height) for t in targets))
@@ -119,12 +124,42 @@ def auto_scores(engine: Any, cases: Sequence[PhotoCase], targets: Sequence[Targe
                 )
             )
         found = [tuple(f) for f in getattr(result, "faces", ())]
+        faces = halves.setdefault(case.half, {"labelled": 0, "found": 0, "matched": 0, "images": 0})
         faces["images"] += 1
         faces["labelled"] += len(case.labelled_faces)
         faces["found"] += len(found)
         faces["matched"] += _matches(case.labelled_faces, found)
     print(file=sys.stderr)
-    return scores, faces
+    return scores, halves
+
+
+def text_counts(cases: Sequence[PhotoCase]) -> dict[str, dict[str, int]]:
+    """Per half, the engine's text detector against the labelled text blocks, by the detector comparison's rule: a
+    block is found when detections cover >= 50% of it; a detection is false when < 50% of it lies on labelled text."""
+    import numpy as np
+    from PIL import Image
+
+    from bot.engine import detectors
+
+    halves: dict[str, dict[str, int]] = {}
+    for case in cases:
+        rgb = np.asarray(Image.open(case.path).convert("RGB"))
+        found = detectors.text_lines(rgb) or []
+        height, width = rgb.shape[:2]
+        detected, labelled = np.zeros((height, width), bool), np.zeros((height, width), bool)
+        for x, y, w, h in found:
+            detected[round(y) : round(y + h), round(x) : round(x + w)] = True
+        for x, y, w, h in case.labelled_texts:
+            labelled[y : y + h, x : x + w] = True
+        counts = halves.setdefault(case.half, {"labelled": 0, "matched": 0, "found": 0, "false": 0, "images": 0})
+        counts["images"] += 1
+        counts["labelled"] += len(case.labelled_texts)
+        counts["matched"] += sum(detected[y : y + h, x : x + w].mean() >= 0.5 for x, y, w, h in case.labelled_texts)
+        counts["found"] += len(found)
+        counts["false"] += sum(
+            labelled[round(y) : round(y + h), round(x) : round(x + w)].mean() < 0.5 for x, y, w, h in found
+        )
+    return halves
 
 
 def _iou(a: Sequence[float], b: Sequence[float]) -> float:
@@ -208,12 +243,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             "and product whole; photo area = share of the output that is photo, not fill\n"
         )
         print(auto_table(autos, half, md), "\n")
-    recall = faces["matched"] / max(1, faces["labelled"])
-    false = (faces["found"] - faces["matched"]) / max(1, faces["images"])
-    print(
-        f"Faces (engine's detector, IoU >= 0.5, both halves): recall {recall:.2f} of {faces['labelled']} labelled; "
-        f"{false:.2f} false positives per photo"
-    )
+    for half in halves:
+        counts = faces[half]
+        recall = counts["matched"] / max(1, counts["labelled"])
+        false = (counts["found"] - counts["matched"]) / max(1, counts["images"])
+        print(
+            f"Faces, {half} half (the engine's detector, IoU >= 0.5): recall {recall:.2f} of {counts['labelled']} "
+            f"labelled; {false:.2f} false positives per photo"
+        )
+    for half, counts in text_counts(cases).items():
+        print(
+            f"Text, {half} half (the engine's detector; a block is found when >= 50% covered): recall "
+            f"{counts['matched'] / max(1, counts['labelled']):.2f} of {counts['labelled']} labelled blocks; "
+            f"{counts['false'] / max(1, counts['images']):.2f} false detections per photo"
+        )
     for failure in run.failures:
         print(f"FAILED {failure}")
     return 1 if run.failures or refused else 0

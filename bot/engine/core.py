@@ -9,9 +9,10 @@ import numpy as np
 from PIL import Image
 
 from . import decode as decoding
+from .detectors import TEXT_MAX_PIXELS
 from .errors import ImageTooLarge, InvalidOption, InvalidSize
 from .explain import Detected, explain_picture
-from .framing import Framer
+from .framing import Framer, protected_faces
 from .importance import ANALYSIS_LONG_SIDE, analyse
 from .prompts import Fill, parse_prompt
 from .render import choose_format, encode, render
@@ -96,8 +97,15 @@ def _resize(
     decoded = decoding.decode(probed, _decode_scale(source, request, resolution, hints.zoom), limits)
     del probed  # it holds the opened image: the decoded pixels are in ``decoded`` now, and nothing else may pin it
     notes = list(decoded.notes)
-    analysis_image = _analysis_copy(decoded.image)
-    analysis = analyse(np.asarray(analysis_image), analysis_image.width / source.width, hints)
+    analysis_image = _analysis_copy(decoded.image, ANALYSIS_LONG_SIDE / max(decoded.image.size))
+    text_image = _analysis_copy(decoded.image, (TEXT_MAX_PIXELS / (decoded.image.width * decoded.image.height)) ** 0.5)
+    analysis = analyse(
+        np.asarray(analysis_image),
+        analysis_image.width / source.width,
+        hints,
+        text_view=(np.asarray(text_image), text_image.width / source.width),
+    )
+    del text_image
     opaque = _visible_part(decoded.image, decoded.scale)
     if opaque is not None:
         analysis = replace(analysis, opaque=opaque)
@@ -154,7 +162,7 @@ def _resize(
             notes.append(f"{target}: the source is smaller than this size, so it was enlarged {upscale:.1f}x.")
         if request.mode == "auto" and main.mode == "extend" and not hints.no_crop:
             notes.append(f"{target}: cropping would cut important content, so the canvas was extended instead.")
-        faces_note = describe_faces_kept(analysis.faces, main.source_rect)
+        faces_note = describe_faces_kept(protected_faces(analysis.faces, source), main.source_rect)
         if faces_note:
             notes.append(f"{target}: {faces_note}")
 
@@ -246,8 +254,8 @@ def _visible_part(image: Image.Image, scale: float) -> tuple[float, float, float
     return (x0, y0, x1 - x0, y1 - y0)
 
 
-def _analysis_copy(image: Image.Image) -> Image.Image:
-    factor = ANALYSIS_LONG_SIDE / max(image.size)
+def _analysis_copy(image: Image.Image, factor: float) -> Image.Image:
+    """An RGB copy shrunk by ``factor`` (never enlarged)."""
     if factor >= 1:
         small = image
     else:

@@ -6,9 +6,10 @@ window could hold it whole. Among windows that keep about the same importance, t
 nearest the centre (or on a third, when asked) wins.
 
 ``auto`` crops only when the best crop is safe: it holds every face and every line of text that a window of its
-size could hold, the subject's core, and the focal point. Otherwise it extends the canvas only as much as needed:
-it crops along one axis as far as is safe and fills the rest, so a 3:1 banner of a portrait shows the face band of
-the photo instead of a postage stamp in a sea of blur. Variants obey the same rules as variant 0.
+size could hold, nearly all of the subject's extent (the densest nine tenths of the map), and the focal point.
+Otherwise it extends the canvas only as much as needed: it crops along one axis as far as is safe and fills the
+rest, so a 3:1 banner of a portrait shows the face band of the photo instead of a postage stamp in a sea of blur.
+Variants obey the same rules as variant 0.
 
 A focal point (``--focus``, or "focus on the sign") is kept inside every window, which is centred on it as far as
 the source's edges allow.
@@ -27,8 +28,13 @@ from .types import Mode, Rect, Size, UsedMode
 
 # The "core" is the densest part of the importance map holding CORE_MASS of it: the subject, not the backdrop.
 CORE_MASS = 0.5
-CROP_KEEPS_ENOUGH = 0.8  # share of the core a crop must keep for auto to crop
-EXTEND_KEEPS_ENOUGH = 0.99  # share of the core a partial crop must keep before the canvas is extended
+# Auto judges a crop by a wider "extent": the densest part holding EXTENT_MASS of the map, so a subject larger than
+# its densest half (a whole sign, a group, a product with its label) is kept whole. Both values were chosen on the
+# tuning half of bench/quality/photos.json (extent mass 0.5 to 0.95 and share 0.8 to 0.97 tried).
+EXTENT_MASS = 0.9
+CROP_KEEPS_ENOUGH = 0.97  # share of the extent a crop must keep for auto to crop
+VARIANT_KEEPS_ENOUGH = 0.8  # share of the core a tighter variant must keep (what makes it a variant, not a detail)
+EXTEND_KEEPS_ENOUGH = 0.99  # share of the extent a partial crop must keep before the canvas is extended
 SCORE_TIE = 0.015  # windows within this much importance of the best are equally good; composition decides
 CORE_TIE = 0.01
 FACE_CUT_PENALTY = 1.0
@@ -37,6 +43,22 @@ EDGE_CUT_WEIGHT = 1.5
 VARIANT_ZOOMS = (1.0, 0.85, 0.7)
 TEXT_KEPT = 0.95  # a line of text counts as whole with this much of its box inside (detector boxes are loose)
 FOCUS_SLACK = 0.12  # a window may sit this far (share of its size) off centred-on-the-focal-point
+# A face touching the source's edge (within this share of its side) and smaller than this share of its area is
+# incidental: the photo itself cuts it.
+INCIDENTAL_EDGE = 0.01
+INCIDENTAL_AREA = 0.01
+
+
+def protected_faces(faces: tuple[Box, ...], source: Size) -> tuple[Box, ...]:
+    """The faces a window must keep whole: all but a small one the photographer already cut at the frame's edge (a
+    passer-by at the side of a photo of a sign), which counts like any other detail."""
+    edge_x, edge_y = INCIDENTAL_EDGE * source.width, INCIDENTAL_EDGE * source.height
+    return tuple(
+        (x, y, w, h)
+        for x, y, w, h in faces
+        if w * h >= INCIDENTAL_AREA * source.width * source.height
+        or not (x <= edge_x or y <= edge_y or x + w >= source.width - edge_x or y + h >= source.height - edge_y)
+    )
 
 
 @dataclass(frozen=True)
@@ -46,6 +68,7 @@ class Plan:
     placed_rect: Rect  # output pixels
     fill: Fill | None  # how an extended canvas is filled
     kept: float  # share of the subject's core inside source_rect
+    extent_kept: float = 1.0  # share of the wider extent auto judges by
     safe: bool = True  # holds every face, line of text and focal point it could hold
 
 
@@ -59,6 +82,7 @@ class _Windows:
     h: npt.NDArray[np.float64]
     score: npt.NDArray[np.float64]
     core: npt.NDArray[np.float64]
+    extent: npt.NDArray[np.float64]
     face_ok: npt.NDArray[np.bool_]  # holds every face a window of its size could hold
     text_ok: npt.NDArray[np.bool_]  # the same for lines of text, and for a transparent image's opaque part
     focus_ok: npt.NDArray[np.bool_]  # holds the focal point near its centre (True when there is none)
@@ -89,10 +113,10 @@ class Framer:
         self.sx = self.map_w / source.width
         self.sy = self.map_h / source.height
         self.integral = _integral(importance)
-        ordered = np.sort(importance.ravel())[::-1]
-        threshold = ordered[min(len(ordered) - 1, int(np.searchsorted(np.cumsum(ordered), CORE_MASS)))]
-        core = np.where(importance >= threshold, importance, 0.0)
+        core = _densest(importance, CORE_MASS)
         self.core_integral = _integral(core / max(float(core.sum()), 1e-12))
+        extent = _densest(importance, EXTENT_MASS)
+        self.extent_integral = _integral(extent / max(float(extent.sum()), 1e-12))
         # The subject's centre is the core's centre of mass: the backdrop's faint importance must not pull it.
         ys, xs = np.mgrid[0 : self.map_h, 0 : self.map_w]
         core_share = core / max(float(core.sum()), 1e-12)
@@ -105,9 +129,10 @@ class Framer:
                 float(np.mean([b[0] + b[2] / 2 for b in boxes])),
                 float(np.mean([b[1] + b[3] / 2 for b in boxes])),
             )
-        # A face is whole with its hair and chin: guard a box grown beyond the detector's tight square.
+        # A head is whole with a margin of hair above and chin below: guard a box a little larger than the detector's.
         self.faces = [
-            self._clip(self._to_map((x - 0.1 * w, y - 0.3 * h, 1.2 * w, 1.5 * h))) for x, y, w, h in analysis.faces
+            self._clip(self._to_map((x - 0.1 * w, y - 0.15 * h, 1.2 * w, 1.27 * h)))
+            for x, y, w, h in protected_faces(analysis.faces, source)
         ]
         self.texts = [self._to_map(text) for text in analysis.texts]
         if analysis.opaque is not None:
@@ -138,7 +163,7 @@ class Framer:
         plans: list[Plan] = []
         if mode in ("crop", "auto"):
             crop = self._best_crops(target, variants, rng)
-            use_crop = mode == "crop" or (crop[0].kept >= CROP_KEEPS_ENOUGH and crop[0].safe)
+            use_crop = mode == "crop" or (crop[0].extent_kept >= CROP_KEEPS_ENOUGH and crop[0].safe)
             if mode == "auto" and self.hints.zoom > 1.0:
                 use_crop = False
             if use_crop:
@@ -172,7 +197,7 @@ class Framer:
             # Every variant keeps what variant 0 keeps: its faces, text, focal point, and enough of the core.
             jitter = rng.uniform(0.0, 0.04, size=windows.score.shape)
             ranked = np.argsort(-(windows.score + jitter), kind="stable")
-            enough_core = min(float(windows.core[best]), CROP_KEEPS_ENOUGH) - 1e-9
+            enough_core = min(float(windows.core[best]), VARIANT_KEEPS_ENOUGH) - 1e-9
             for limit in (0.5, 0.75, 0.9):
                 for index in ranked:
                     if len(chosen) >= variants:
@@ -239,14 +264,14 @@ class Framer:
             focus_ok &= (x <= np.maximum(fx - mx, 0.0) + 1e-6) & (x + w >= np.minimum(fx + mx, self.map_w) - 1e-6)
             focus_ok &= (y <= np.maximum(fy - my, 0.0) + 1e-6) & (y + h >= np.minimum(fy + my, self.map_h) - 1e-6)
             score = score - 10.0 * ~focus_ok
-        core = self._box_sum(x, y, x + w, y + h, self.core_integral)
         return _Windows(
             x=x,
             y=y,
             w=w,
             h=h,
             score=score,
-            core=core,
+            core=self._box_sum(x, y, x + w, y + h, self.core_integral),
+            extent=self._box_sum(x, y, x + w, y + h, self.extent_integral),
             face_ok=face_ok,
             text_ok=text_ok,
             focus_ok=focus_ok,
@@ -289,6 +314,7 @@ class Framer:
             placed_rect=(0, 0, target.width, target.height),
             fill=None,
             kept=float(windows.core[index]),
+            extent_kept=float(windows.extent[index]),
             safe=windows.safe(index),
         )
 
@@ -309,7 +335,7 @@ class Framer:
             for extent in np.linspace(extent_min, extent_max, 12)[1:]:
                 windows = self._slide(self.source.width, extent) if wide else self._slide(extent, self.source.height)
                 index = self._ranked(windows)[0]
-                if windows.core[index] >= EXTEND_KEEPS_ENOUGH and windows.safe(index):
+                if windows.extent[index] >= EXTEND_KEEPS_ENOUGH and windows.safe(index):
                     chosen_extent = float(extent)
                     offset = float(windows.y[index] / self.sy if wide else windows.x[index] / self.sx)
                     break
@@ -430,11 +456,19 @@ class Framer:
             h=np.concatenate([p.h for p in parts]),
             score=np.concatenate([p.score for p in parts]),
             core=np.concatenate([p.core for p in parts]),
+            extent=np.concatenate([p.extent for p in parts]),
             face_ok=np.concatenate([p.face_ok for p in parts]),
             text_ok=np.concatenate([p.text_ok for p in parts]),
             focus_ok=np.concatenate([p.focus_ok for p in parts]),
             whole=np.concatenate([p.whole for p in parts]),
         )
+
+
+def _densest(importance: npt.NDArray[np.float64], mass: float) -> npt.NDArray[np.float64]:
+    """The map where it is among its densest cells that together hold ``mass`` of it; zero elsewhere."""
+    ordered = np.sort(importance.ravel())[::-1]
+    threshold = ordered[min(len(ordered) - 1, int(np.searchsorted(np.cumsum(ordered), mass)))]
+    return np.where(importance >= threshold, importance, 0.0)
 
 
 def _integral(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

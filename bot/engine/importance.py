@@ -5,8 +5,8 @@ The map combines cues that each catch a different kind of subject:
 - spectral-residual saliency (what stands out of a texture),
 - local detail (edges), damped where the whole frame is busy,
 - skin tones,
-- faces (OpenCV's Haar cascade, shipped inside the opencv wheel, so it works offline),
-- text-like regions (dense, horizontally closed strokes).
+- faces (BlazeFace, or OpenCV's Haar cascade when its wheel is not installed: detectors.py),
+- lines of text (PP-OCR's text detector, or a stroke heuristic when its wheel is not installed).
 Faces and text boxes are also returned as boxes, because a window must not cut them, not just prefer them.
 """
 
@@ -19,20 +19,26 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from . import detectors
 from .prompts import Hints
 
 Box = tuple[float, float, float, float]  # x, y, w, h in analysis pixels
 FloatMap = npt.NDArray[np.float32]
 
-ANALYSIS_LONG_SIDE = 384  # frontal faces are found here (faces down to about 4% of the image's short side)
+ANALYSIS_LONG_SIDE = 384  # faces are found on this copy: BlazeFace's tiles of it arrive at about its 192-pixel input
 MAP_LONG_SIDE = 128  # the importance map lives here: plenty to place windows, cheap to score
+# What a detected head or line of text adds to the map, in units of the map's mean.
+FACE_WEIGHT = 3.0
+TEXT_WEIGHT = 2.0  # 0.8, 2 and 4 tried on the tuning half
+TEXTURE_SURROUND = 0.6  # share of the surrounding detail taken off (0, 0.6 and 1 tried on the tuning half)
+CENTRE_PRIOR = 0.15
 
 
 @dataclass(frozen=True)
 class Analysis:
     importance: FloatMap  # MAP-sized, >= 0, sums to 1
-    faces: tuple[Box, ...]  # in source pixels
-    texts: tuple[Box, ...]  # in source pixels
+    faces: tuple[Box, ...]  # heads (hairline to chin), in source pixels
+    texts: tuple[Box, ...]  # lines of text, in source pixels
     people: tuple[Box, ...] = ()  # in source pixels
     opaque: Box | None = None  # a transparent image's visible part, in source pixels
 
@@ -49,11 +55,24 @@ def _face_cascade() -> cv2.CascadeClassifier:
     return cascade
 
 
-def analyse(rgb: npt.NDArray[np.uint8], source_scale: float, hints: Hints) -> Analysis:
-    """``rgb``: an analysis copy (long side about ANALYSIS_LONG_SIDE); ``source_scale``: its pixels per source pixel."""
+def analyse(
+    rgb: npt.NDArray[np.uint8],
+    source_scale: float,
+    hints: Hints,
+    text_view: tuple[npt.NDArray[np.uint8], float] | None = None,
+) -> Analysis:
+    """``rgb``: an analysis copy (long side about ANALYSIS_LONG_SIDE); ``source_scale``: its pixels per source pixel.
+    ``text_view``: a larger copy (up to detectors.TEXT_MAX_PIXELS) and its pixels per source pixel, where small
+    lettering is still legible; without it text is looked for in ``rgb``."""
     height, width = rgb.shape[:2]
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    faces = detect_faces(grey)
+    faces = detectors.faces(rgb)
+    if faces is None:
+        faces = [_haar_head(face) for face in detect_faces(grey)]
+    text_rgb, text_scale = text_view or (rgb, source_scale)
+    texts = detectors.text_lines(text_rgb)
+    if texts is None:
+        texts, text_scale = detect_text(grey), source_scale
     map_factor = MAP_LONG_SIDE / max(width, height)
     map_w, map_h = max(8, round(width * map_factor)), max(8, round(height * map_factor))
     small = cv2.resize(rgb, (map_w, map_h), interpolation=cv2.INTER_AREA)
@@ -64,7 +83,6 @@ def analyse(rgb: npt.NDArray[np.uint8], source_scale: float, hints: Hints) -> An
     spectral = _spectral_residual(small_grey)
     detail = _detail(grey, (map_w, map_h))
     skin = _skin(small)
-    texts = detect_text(grey)
 
     importance = 0.45 * distinct + 0.25 * spectral + 0.2 * detail + 0.1 * skin
     importance = _normalise(cv2.GaussianBlur(importance, (0, 0), max(1.0, map_w / 96)))
@@ -72,13 +90,14 @@ def analyse(rgb: npt.NDArray[np.uint8], source_scale: float, hints: Hints) -> An
     importance = importance**2
 
     to_map = map_w / width
-    face_weight = 6.0 if hints.face_priority else 3.0
+    face_weight = FACE_WEIGHT * (2 if hints.face_priority else 1)
     for x, y, w, h in faces:
-        # Faces matter beyond their box: keep hair above and the chin below.
-        _add_box(importance, (x * to_map, (y - 0.25 * h) * to_map, w * to_map, 1.5 * h * to_map), face_weight)
-    text_weight = 2.0 if hints.text_priority else 0.8
+        # A head matters beyond its box: keep some hair above and the neck below.
+        _add_box(importance, (x * to_map, (y - 0.1 * h) * to_map, w * to_map, 1.3 * h * to_map), face_weight)
+    text_weight = TEXT_WEIGHT * (2.5 if hints.text_priority else 1)
+    text_to_map = to_map * source_scale / text_scale
     for box in texts:
-        _add_box(importance, tuple(v * to_map for v in box), text_weight)
+        _add_box(importance, tuple(v * text_to_map for v in box), text_weight)
 
     importance *= _priors(map_w, map_h, hints)
     total = float(importance.sum())
@@ -87,12 +106,17 @@ def analyse(rgb: npt.NDArray[np.uint8], source_scale: float, hints: Hints) -> An
         total = float(importance.size)
     importance = (importance / total).astype(np.float32)
 
-    to_source = 1.0 / source_scale
-    return Analysis(
-        importance=importance,
-        faces=tuple(tuple(float(v) * to_source for v in f) for f in faces),  # type: ignore[misc]
-        texts=tuple(tuple(float(v) * to_source for v in t) for t in texts),  # type: ignore[misc]
-    )
+    return Analysis(importance=importance, faces=_scaled(faces, source_scale), texts=_scaled(texts, text_scale))
+
+
+def _scaled(boxes: list[Box], scale: float) -> tuple[Box, ...]:
+    return tuple((x / scale, y / scale, w / scale, h / scale) for x, y, w, h in boxes)
+
+
+def _haar_head(face: Box) -> Box:
+    """The cascade's box runs from the brows to the chin like BlazeFace's: grow it the same way to the hairline."""
+    x, y, w, h = face
+    return (x, y - detectors.HEAD_GROW_UP * h, w, h * (1 + detectors.HEAD_GROW_UP + detectors.HEAD_GROW_DOWN))
 
 
 def detect_faces(grey: npt.NDArray[np.uint8]) -> list[Box]:
@@ -195,6 +219,11 @@ def _detail(grey: npt.NDArray[np.uint8], size: tuple[int, int]) -> FloatMap:
     energy = cv2.resize(np.abs(edges), size, interpolation=cv2.INTER_AREA)
     # When the whole frame is textured (grass, gravel) detail says little: keep only what beats the typical level.
     energy = np.maximum(energy - float(np.median(energy)), 0)
+    # Detail that fills its surroundings as well (foliage, gravel, a crowd in the stands) is texture: take off a
+    # share of the neighbourhood's level, so what stands out of its surroundings (a sign's edge, a product's outline)
+    # keeps its weight and a uniformly busy area does not.
+    surround = cv2.GaussianBlur(energy, (0, 0), max(2.0, size[0] / 10))
+    energy = np.maximum(energy - TEXTURE_SURROUND * surround, 0)
     return _normalise(energy)
 
 
@@ -215,7 +244,7 @@ def _add_box(target: FloatMap, box: Box, weight: float) -> None:
 def _priors(width: int, height: int, hints: Hints) -> FloatMap:
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     u, v = (xs + 0.5) / width, (ys + 0.5) / height
-    centre_strength = 0.6 if hints.centre and not hints.face_priority else 0.15
+    centre_strength = 0.6 if hints.centre and not hints.face_priority else CENTRE_PRIOR
     prior = 1.0 - centre_strength * (((u - 0.5) / 0.5) ** 2 + ((v - 0.5) / 0.5) ** 2) / 2
     for side in hints.focus:
         ramp = {"left": 1 - u, "right": u, "top": 1 - v, "bottom": v}[side]
@@ -224,5 +253,7 @@ def _priors(width: int, height: int, hints: Hints) -> FloatMap:
 
 
 def warm_up() -> None:
-    """Load the cascades once per worker process, before the first job needs them."""
-    _face_cascade()
+    """Load the detectors once per worker process, before the first job needs them."""
+    if detectors.FACE_MODEL in detectors.missing():
+        _face_cascade()
+    detectors.load()

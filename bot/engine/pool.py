@@ -1,7 +1,7 @@
 """Run the engine in worker processes so an asyncio event loop never executes image code.
 
-Workers are started with ``spawn`` (no inherited event loop, sockets or threads from the parent) and warm the
-face cascade once at start, so the first job is not slower than the rest.
+Workers are started with ``spawn`` (no inherited event loop, sockets or threads from the parent) and load (and run
+once) the face and text detectors at start, so the first job is not slower than the rest.
 """
 
 from __future__ import annotations

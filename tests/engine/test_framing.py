@@ -12,7 +12,7 @@ from PIL import Image
 
 from bot.engine import ResizeRequest, Size, resize
 from bot.engine.types import Output
-from tests.images import astronaut, encode, photo, scene_with_subject
+from tests.images import astronaut, encode, photo, scene_with_subject, sign_in_foliage
 
 
 def _share_kept(rect: tuple[int, int, int, int], box: tuple[int, int, int, int]) -> float:
@@ -294,3 +294,12 @@ def test_when_not_every_face_fits_the_notes_say_which_were_kept() -> None:
         "only 2 of the 3 faces fit in this shape; kept the 1st, 2nd from the left."
     )
     assert describe_faces_kept(faces, (0, 0, 700, 300)) == ""
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_plain_sign_wins_over_a_busy_bush(seed: int) -> None:
+    # Texture that fills a whole area (foliage, gravel) must not outscore a flat, distinct subject.
+    image, sign = sign_in_foliage(seed)
+    targets = (Size(1080, 1080), Size(1080, 1350), Size(1080, 1920))
+    for output in resize(encode(image, "PNG"), ResizeRequest(sizes=targets, mode="crop")).outputs:
+        assert _share_kept(output.source_rect, sign) == 1.0, (output.target, output.source_rect)

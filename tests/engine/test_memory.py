@@ -93,10 +93,10 @@ _OUT_OF_MEMORY = textwrap.dedent(
     """
     import io, resource
     from PIL import Image
-    from bot.engine import EngineError, Limits, ResizeRequest, Size, resize
-    from bot.engine.importance import warm_up
+    from bot.engine import EngineError, Limits, ResizeRequest, Size, detectors, resize
 
-    warm_up()
+    # Loaded, not run: a first pass would leave freed heap inside VmData for the decode to reuse under the limit.
+    detectors._face_net(), detectors._text_net()
     buffer = io.BytesIO()
     Image.new("RGB", (8000, 8000), (1, 2, 3)).save(buffer, "PNG", compress_level=1)
     for line in open("/proc/self/status"):

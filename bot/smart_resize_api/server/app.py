@@ -40,6 +40,7 @@ from aiohttp import web
 
 from bot.config import ConfigError, ServerSettings, load_server_settings, parse_authority
 from bot.engine import EngineError, Output, Size, TooManyOutputs, check_output_count
+from bot.engine.detectors import missing_warning
 from bot.engine.pool import EnginePool
 from bot.net import FetchError, NetworkPolicy, SafeFetcher, decode_data_uri
 from bot.postgres import StoreUnavailable
@@ -719,6 +720,8 @@ def serve_forever(host: str | None, port: int) -> int:
     try:
         server = SmartResizeServer(config)
         log.info("Smart Resize API on http://%s:%d%s", host, port, PREFIX)
+        if (models := missing_warning()) is not None:
+            log.warning(models)
         asyncio.run(_serve(server, host, port))
     except StoreUnavailable as error:
         print(f"smart-resize serve: {error}", file=sys.stderr)

