@@ -87,15 +87,22 @@ def missing_warning() -> str | None:
 class _Net:
     """One loaded network and the lock that serialises its forward passes."""
 
-    def __init__(self, net: cv2.dnn.Net) -> None:
+    def __init__(self, net: cv2.dnn.Net, idle_input: tuple[int, int, int, int] | None = None) -> None:
         self.net = net
         self.outputs = list(net.getUnconnectedOutLayersNames())
         self.lock = threading.Lock()
+        self.idle_input = idle_input
 
     def forward(self, blob: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:
         with self.lock:
             self.net.setInput(blob)
-            return [np.array(out) for out in self.net.forward(self.outputs)]
+            results = [np.array(out) for out in self.net.forward(self.outputs)]
+            if self.idle_input is not None:
+                # OpenCV keeps every layer's buffers sized for the last input (about 150 MB after a 450k-pixel
+                # text pass); a pass over a small input gives that memory back between jobs, for a millisecond.
+                self.net.setInput(np.zeros(self.idle_input, np.float32))
+                self.net.forward(self.outputs)
+            return results
 
 
 @functools.cache
@@ -107,7 +114,7 @@ def _face_net() -> _Net | None:
 @functools.cache
 def _text_net() -> _Net | None:
     path = TEXT_MODEL.file()
-    return None if path is None else _Net(cv2.dnn.readNetFromONNX(str(path)))
+    return None if path is None else _Net(cv2.dnn.readNetFromONNX(str(path)), idle_input=(1, 3, 64, 64))
 
 
 @functools.cache
@@ -224,7 +231,8 @@ def text_lines(rgb: Image) -> list[Box] | None:
     height, width = rgb.shape[:2]
     # OpenCV's network crashes on inputs some 20000 pixels long; no strip that long holds text worth keeping whole.
     scale = min(1.0, (TEXT_MAX_PIXELS / (width * height)) ** 0.5, _TEXT_MAX_SIDE / max(width, height))
-    net_w, net_h = max(32, round(width * scale / 32) * 32), max(32, round(height * scale / 32) * 32)
+    # At least 64 a side: after a 32x32 input OpenCV's network gives wrong maps for every later input.
+    net_w, net_h = max(64, round(width * scale / 32) * 32), max(64, round(height * scale / 32) * 32)
     small = cv2.resize(rgb, (net_w, net_h), interpolation=cv2.INTER_AREA)
     # The model was trained on BGR, normalised to [-1, 1].
     bgr = small[:, :, ::-1].astype(np.float32)

