@@ -1,5 +1,5 @@
 """Fixtures shared by the whole suite: one Slack emulator per test, one engine pool per session, and databases
-(SQLite files, and PostgreSQL ones on the server `.ci/run` starts)."""
+(SQLite files, and PostgreSQL ones on the server `.ci/run` starts), and a detector model made absent."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from bot.engine import detectors
 from bot.engine.pool import EnginePool
 from tests.slack_api.emulator import SlackEmulator
 from tests.slack_api.harness import SHARED_ENGINE
@@ -79,3 +81,14 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         return
     async with fresh_database(request.getfixturevalue("postgres_server")) as url:
         yield url
+
+
+@pytest.fixture
+def no_face_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The face model's wheel as if it were not installed (a package name that does not exist)."""
+    absent = replace(detectors.FACE_MODEL, package="smart_resize_no_such_package")
+    monkeypatch.setattr(detectors, "FACE_MODEL", absent)
+    monkeypatch.setattr(detectors, "MODELS", (absent, detectors.TEXT_MODEL))
+    detectors._face_net.cache_clear()
+    yield
+    detectors._face_net.cache_clear()

