@@ -113,13 +113,11 @@ class Framer:
         self.sx = self.map_w / source.width
         self.sy = self.map_h / source.height
         self.integral = _integral(importance)
-        core = _densest(importance, CORE_MASS)
-        self.core_integral = _integral(core / max(float(core.sum()), 1e-12))
-        extent = _densest(importance, EXTENT_MASS)
-        self.extent_integral = _integral(extent / max(float(extent.sum()), 1e-12))
+        core_share = _densest_share(importance, CORE_MASS)
+        self.core_integral = _integral(core_share)
+        self.extent_integral = _integral(_densest_share(importance, EXTENT_MASS))
         # The subject's centre is the core's centre of mass: the backdrop's faint importance must not pull it.
         ys, xs = np.mgrid[0 : self.map_h, 0 : self.map_w]
-        core_share = core / max(float(core.sum()), 1e-12)
         self.centroid = (float((core_share * (xs + 0.5)).sum()), float((core_share * (ys + 0.5)).sum()))
         self.subject = self._mass_box(core_share)
         if hints.face_priority and analysis.faces:
@@ -464,11 +462,12 @@ class Framer:
         )
 
 
-def _densest(importance: npt.NDArray[np.float64], mass: float) -> npt.NDArray[np.float64]:
-    """The map where it is among its densest cells that together hold ``mass`` of it; zero elsewhere."""
+def _densest_share(importance: npt.NDArray[np.float64], mass: float) -> npt.NDArray[np.float64]:
+    """The map's densest cells that together hold ``mass`` of it, zero elsewhere, scaled to sum to 1."""
     ordered = np.sort(importance.ravel())[::-1]
     threshold = ordered[min(len(ordered) - 1, int(np.searchsorted(np.cumsum(ordered), mass)))]
-    return np.where(importance >= threshold, importance, 0.0)
+    densest = np.where(importance >= threshold, importance, 0.0)
+    return densest / max(float(densest.sum()), 1e-12)
 
 
 def _integral(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
