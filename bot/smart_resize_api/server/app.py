@@ -719,14 +719,18 @@ def serve_forever(host: str | None, port: int) -> int:
     host = host or "0.0.0.0"  # noqa: S104 - keys are configured, so other hosts may connect
     try:
         server = SmartResizeServer(config)
-        log.info("Smart Resize API on http://%s:%d%s", host, port, PREFIX)
-        if (models := missing_warning()) is not None:
-            log.warning(models)
+        _log_listening(host, port)
         asyncio.run(_serve(server, host, port))
     except StoreUnavailable as error:
         print(f"smart-resize serve: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _log_listening(host: str, port: int) -> None:
+    log.info("Smart Resize API on http://%s:%d%s", host, port, PREFIX)
+    if (models := missing_warning()) is not None:
+        log.warning(models)
 
 
 async def _serve(server: SmartResizeServer, host: str, port: int) -> None:

