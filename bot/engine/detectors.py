@@ -117,12 +117,21 @@ def _text_net() -> onnxruntime.InferenceSession | None:
     import onnxruntime  # here, not at the top: a process that never detects (the app's own) skips its 20 MB
 
     options = onnxruntime.SessionOptions()
-    # Without the arena, the ~150 MB a 450k-pixel pass needs goes back between jobs instead of staying reserved.
-    options.enable_cpu_mem_arena = False
     # Idle threads sleep rather than spin: a worker's spinning threads would take the other workers' cores.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # its warnings about unused initialisers are not an operator's concern
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@functools.cache
+def _text_run_options() -> onnxruntime.RunOptions:
+    import onnxruntime
+
+    run = onnxruntime.RunOptions()
+    # The arena gives back the ~150 MB a 450k-pixel pass takes when the pass ends, so a worker does not hold it
+    # between jobs (with the arena off, glibc keeps a varying share of it: bench/README.md, "Memory").
+    run.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return run
 
 
 @functools.cache
@@ -245,7 +254,7 @@ def text_lines(rgb: Image) -> list[Box] | None:
     # The model was trained on BGR, normalised to [-1, 1].
     bgr = small[:, :, ::-1].astype(np.float32)
     blob = np.ascontiguousarray(((bgr / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None])
-    probability = net.run(None, {net.get_inputs()[0].name: blob})[0][0, 0]
+    probability = net.run(None, {net.get_inputs()[0].name: blob}, _text_run_options())[0][0, 0]
     lines = _db_boxes(probability, net_w / width, net_h / height, width, height)
     lines = [box for box in lines if not _texture_blob(box, width, height)]
     return lines[:MAX_TEXT_LINES]

@@ -132,8 +132,8 @@ print(int(fields["VmHWM"].split()[0]) // 1024, int(fields["VmRSS"].split()[0]) /
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmRSS from /proc")
 def test_a_started_worker_gives_back_what_the_text_pass_took() -> None:
-    # OpenCV keeps a network's buffers sized for its last input: without the tiny pass after each one, a worker
-    # would hold the text pass's peak between jobs.
+    # onnxruntime's arena keeps what the text pass took unless told to shrink at the end of each run: without that
+    # (or with the arena off, where glibc keeps a varying share), a worker would hold the pass's peak between jobs.
     done = subprocess.run(
         [sys.executable, "-c", _MEMORY_AFTER_START], capture_output=True, text=True, timeout=120, check=True,
         cwd=Path(__file__).parents[2],
