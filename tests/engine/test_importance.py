@@ -43,3 +43,43 @@ def test_uniform_grain_is_damped_by_its_surroundings_so_a_plain_outline_stands_o
     # clearly above the grain (measured: about 5 against 2.6 without the damping).
     assert damped > 1.5 * undamped
     assert damped > 4.0
+
+
+def _line_mass(pixels: npt.NDArray[np.float32], box: tuple[int, int, int, int], size: tuple[int, int]) -> float:
+    f = pixels.shape[1] / size[0]
+    x, y, w, h = box
+    return float(pixels[int(y * f) : int((y + h) * f) + 1, int(x * f) : int((x + w) * f) + 1].sum())
+
+
+def test_a_line_of_text_the_frame_cuts_pulls_less_than_the_same_line_inside(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The same words twice on a plain wall: inside the frame, and cut by its bottom edge (a shelf label the
+    # photographer left half out). Both are found; the cut one weighs less than it would undamped.
+    from PIL import Image, ImageDraw, ImageFont
+
+    from bot.engine.prompts import parse_prompt
+
+    wall = Image.new("RGB", (800, 600), (200, 200, 190))
+    draw = ImageDraw.Draw(wall)
+    font = ImageFont.load_default(size=44)
+    inside, cut = (60, 200, 270, 50), (460, 560, 270, 40)
+    for x, y, _, _ in (inside, cut):
+        draw.text((x, y), "OPEN DAILY", fill=(20, 20, 20), font=font)
+
+    def ratio() -> float:
+        analysis = importance.analyse(np.asarray(wall), 1.0, parse_prompt(""))
+        assert len(analysis.texts) == 2, analysis.texts
+        assert sum(importance.touches_edge(box, 800, 600) for box in analysis.texts) == 1, analysis.texts
+        return _line_mass(analysis.importance, cut, wall.size) / _line_mass(analysis.importance, inside, wall.size)
+
+    damped = ratio()
+    monkeypatch.setattr(importance, "EDGE_TEXT_WEIGHT", 1.0)
+    undamped = ratio()
+    assert damped < 0.8 and damped < undamped - 0.08, (damped, undamped)
+
+
+@pytest.mark.parametrize(
+    ("box", "touches"),
+    [((0, 100, 50, 20), True), ((100, 595, 50, 5), True), ((760, 10, 40, 20), True), ((100, 100, 50, 20), False)],
+)
+def test_a_box_touches_the_frame_within_one_percent_of_its_side(box: tuple[int, int, int, int], touches: bool) -> None:
+    assert importance.touches_edge(box, 800, 600) is touches
