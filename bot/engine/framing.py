@@ -38,7 +38,7 @@ EXTEND_KEEPS_ENOUGH = 0.99  # share of the extent a partial crop must keep befor
 # Windows within SCORE_TIE of the best are equally good; composition decides. Tried on the tuning half of
 # bench/quality/photos.json, and not taken: centring a subject spread over the frame at the frame's middle, with
 # ties of 0.03-0.09 and a price for each step off it. Crop mode there rose to the centre crop's level (73.4 -> 75.0),
-# but on the off-centre scenes of bench/quality twice as many windows cut a labelled face (14 -> 31 of 229).
+# but on the off-centre scenes of bench/quality twice as many windows cut a labelled face (13 -> 31 of 229).
 SCORE_TIE = 0.015
 CORE_TIE = 0.01
 FACE_CUT_PENALTY = 1.0

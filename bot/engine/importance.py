@@ -100,8 +100,10 @@ def analyse(
         _add_box(importance, (x * to_map, (y - 0.1 * h) * to_map, w * to_map, 1.3 * h * to_map), face_weight)
     text_weight = TEXT_WEIGHT * (2.5 if hints.text_priority else 1)
     text_to_map = to_map * source_scale / text_scale
+    # The frame in the text boxes' pixels (the text model's copy, or the analysis copy when it fell back).
+    frame_w, frame_h = width * text_scale / source_scale, height * text_scale / source_scale
     for box in texts:
-        weight = text_weight * (EDGE_TEXT_WEIGHT if touches_edge(box, text_rgb.shape[1], text_rgb.shape[0]) else 1.0)
+        weight = text_weight * (EDGE_TEXT_WEIGHT if touches_edge(box, frame_w, frame_h) else 1.0)
         _add_box(importance, tuple(v * text_to_map for v in box), weight)
 
     importance *= _priors(map_w, map_h, hints)
