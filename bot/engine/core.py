@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
@@ -13,8 +14,8 @@ from .detectors import TEXT_MAX_PIXELS
 from .errors import ImageTooLarge, InvalidOption, InvalidSize
 from .explain import Detected, explain_picture
 from .framing import Framer, protected_faces
-from .importance import ANALYSIS_LONG_SIDE, analyse
-from .prompts import Fill, parse_prompt
+from .importance import ANALYSIS_LONG_SIDE, Analysis, analyse
+from .prompts import Fill, Hints, parse_prompt
 from .render import choose_format, encode, render
 from .sizes import check_output_count
 from .types import (
@@ -94,19 +95,18 @@ def _resize(
     source = probed.source_size
     resolution = "2K" if hints.detail and request.resolution == "1K" else request.resolution
 
-    decoded = decoding.decode(probed, _decode_scale(source, request, resolution, hints.zoom), limits)
+    scale = _decode_scale(source, request, resolution, hints.zoom)
+    analysis_scale = min(1.0, (TEXT_MAX_PIXELS / (source.width * source.height)) ** 0.5)
+    if _analysed_apart(probed, scale, analysis_scale):
+        with ThreadPoolExecutor(1) as pool:
+            analysed = pool.submit(_analyse, decoding.probe(data, limits), analysis_scale, source, hints, limits)
+            decoded = decoding.decode(probed, scale, limits)
+            analysis = analysed.result()
+    else:
+        decoded = decoding.decode(probed, scale, limits)
+        analysis = _analyse_decoded(decoded.image, source, hints)
     del probed  # it holds the opened image: the decoded pixels are in ``decoded`` now, and nothing else may pin it
     notes = list(decoded.notes)
-    # One pass over the decoded pixels: the text model's copy, and the analysis copy shrunk from it.
-    text_image = _analysis_copy(decoded.image, (TEXT_MAX_PIXELS / (decoded.image.width * decoded.image.height)) ** 0.5)
-    analysis_image = _analysis_copy(text_image, ANALYSIS_LONG_SIDE / max(text_image.size))
-    analysis = analyse(
-        np.asarray(analysis_image),
-        analysis_image.width / source.width,
-        hints,
-        text_view=(np.asarray(text_image), text_image.width / source.width),
-    )
-    del text_image
     opaque = _visible_part(decoded.image, decoded.scale)
     if opaque is not None:
         analysis = replace(analysis, opaque=opaque)
@@ -180,6 +180,31 @@ def _resize(
         source_format=decoded.source_format,
         crop_map=explain,
         faces=faces,
+    )
+
+
+def _analysed_apart(probed: decoding.Probe, scale: float, analysis_scale: float) -> bool:
+    """Whether the detectors' small copy is decoded on its own, in a thread, beside the larger copy the outputs need:
+    a JPEG decodes straight to an eighth, a quarter or a half of its size, so when the small copy is at least a
+    draft step smaller, its decode costs a fraction of the big one and the analysis no longer waits for it
+    (bench/README.md, "Speed")."""
+    return probed.source_format in ("JPEG", "MPO") and analysis_scale <= scale / 2
+
+
+def _analyse(probed: decoding.Probe, scale: float, source: Size, hints: Hints, limits: Limits) -> Analysis:
+    return _analyse_decoded(decoding.decode(probed, scale, limits).image, source, hints)
+
+
+def _analyse_decoded(image: Image.Image, source: Size, hints: Hints) -> Analysis:
+    """The importance map and the detectors' finds, from copies of ``image`` shrunk once: the text model's, and the
+    analysis copy from it."""
+    text_image = _analysis_copy(image, (TEXT_MAX_PIXELS / (image.width * image.height)) ** 0.5)
+    analysis_image = _analysis_copy(text_image, ANALYSIS_LONG_SIDE / max(text_image.size))
+    return analyse(
+        np.asarray(analysis_image),
+        analysis_image.width / source.width,
+        hints,
+        text_view=(np.asarray(text_image), text_image.width / source.width),
     )
 
 

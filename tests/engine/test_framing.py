@@ -219,6 +219,32 @@ def test_large_jpeg_is_decoded_with_shrink_on_load_and_geometry_stays_in_source_
     assert _share_kept(output.source_rect, (2800, 1000, 800, 800)) == 1.0
 
 
+def test_a_large_jpegs_analysis_decoded_apart_finds_and_frames_what_the_shared_decode_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The astronaut at 3072x3072 to 1536x1536: the outputs need half the pixels, the detectors a fifth, so the
+    # detectors' copy is decoded on its own beside the big one. It must see the same face and pick the same window.
+    big = Image.open(io.BytesIO(astronaut())).resize((3072, 3072), Image.Resampling.LANCZOS)
+    data = encode(big, "JPEG", quality=92)
+    request = ResizeRequest(sizes=(Size(1536, 1536), Size(1536, 768)), mode="crop")
+    apart = resize(data, request)
+    from bot.engine import core
+
+    monkeypatch.setattr(core, "_analysed_apart", lambda *_: False)
+    shared = resize(data, request)
+    assert len(apart.faces) == len(shared.faces) == 1
+    assert _iou(apart.faces[0], shared.faces[0]) > 0.9, (apart.faces, shared.faces)
+    assert _iou(apart.faces[0], tuple(8 * v for v in (130, 48, 75, 75))) >= 0.5, apart.faces
+    for one, other in zip(apart.outputs, shared.outputs, strict=True):
+        assert all(abs(a - b) <= 0.02 * 3072 for a, b in zip(one.source_rect, other.source_rect, strict=True))
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    across = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    down = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return across * down / (a[2] * a[3] + b[2] * b[3] - across * down)
+
+
 _FOCUS_SOURCE = encode(photo(900, 600, seed=5), "JPEG", quality=90)
 
 
