@@ -134,10 +134,16 @@ def test_non_images_are_refused(data: bytes, error: type[Exception], words: str)
         resize(data, ONE)
 
 
-def test_truncated_jpeg_is_refused() -> None:
-    data = encode(photo(400, 300), "JPEG", quality=90)
+@pytest.mark.parametrize(
+    ("width", "height", "size"),
+    # The large one's detector copy is decoded apart, in a thread, beside the outputs' decode: both fail alike.
+    [(400, 300, ONE.sizes[0]), (4000, 3000, Size(1920, 1080))],
+    ids=["small", "large"],
+)
+def test_truncated_jpeg_is_refused(width: int, height: int, size: Size) -> None:
+    data = encode(photo(400, 300).resize((width, height)), "JPEG", quality=90)
     with pytest.raises(CorruptImage, match="damaged or incomplete"):
-        resize(data[: len(data) // 2], ONE)
+        resize(data[: len(data) // 2], ResizeRequest(sizes=(size,)))
 
 
 def test_corrupt_png_is_refused() -> None:
