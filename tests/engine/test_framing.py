@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from bot.engine import ResizeRequest, Size, resize
+from bot.engine import ResizeRequest, Size, core, resize
 from bot.engine.types import Output
 from tests.images import astronaut, encode, photo, scene_with_subject, sign_in_foliage
 
@@ -228,8 +228,6 @@ def test_a_large_jpegs_analysis_decoded_apart_finds_and_frames_what_the_shared_d
     data = encode(big, "JPEG", quality=92)
     request = ResizeRequest(sizes=(Size(1536, 1536), Size(1536, 768)), mode="crop")
     apart = resize(data, request)
-    from bot.engine import core
-
     monkeypatch.setattr(core, "_analysed_apart", lambda *_: False)
     shared = resize(data, request)
     assert len(apart.faces) == len(shared.faces) == 1

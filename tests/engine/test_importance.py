@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 import pytest
+from PIL import Image, ImageDraw, ImageFont
 
 from bot.engine import importance
+from bot.engine.prompts import parse_prompt
 
 SUBJECT = (250, 70, 90, 80)  # x, y, w, h in the 384x216 analysis copy
 MAP_SIZE = (128, 72)
@@ -54,10 +56,6 @@ def _line_mass(pixels: npt.NDArray[np.float32], box: tuple[int, int, int, int], 
 def test_a_line_of_text_the_frame_cuts_pulls_less_than_the_same_line_inside(monkeypatch: pytest.MonkeyPatch) -> None:
     # The same words twice on a plain wall: inside the frame, and cut by its bottom edge (a shelf label the
     # photographer left half out). Both are found; the cut one weighs less than it would undamped.
-    from PIL import Image, ImageDraw, ImageFont
-
-    from bot.engine.prompts import parse_prompt
-
     wall = Image.new("RGB", (800, 600), (200, 200, 190))
     draw = ImageDraw.Draw(wall)
     font = ImageFont.load_default(size=44)
