@@ -20,14 +20,10 @@ import importlib.util
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import numpy.typing as npt
-
-if TYPE_CHECKING:
-    import onnxruntime
 
 Box = tuple[float, float, float, float]  # x, y, w, h
 Image = npt.NDArray[np.uint8]  # RGB, (height, width, 3)
@@ -109,29 +105,31 @@ def _face_net() -> _Net | None:
     return None if path is None else _Net(cv2.dnn.readNetFromTFLite(str(path)))
 
 
+class _OnnxNet:
+    """One onnxruntime session (thread-safe, so no lock) and how every pass runs on it."""
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime  # here, not at the top: a process that never detects (the app's own) skips its 20 MB
+
+        options = onnxruntime.SessionOptions()
+        # Idle threads sleep rather than spin: a worker's spinning threads would take the other workers' cores.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3  # its warnings about unused initialisers are not an operator's concern
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+        self.run_options = onnxruntime.RunOptions()
+        # The arena gives back the ~150 MB a 450k-pixel pass takes when the pass ends, so a worker does not hold it
+        # between jobs (with the arena off, glibc keeps a varying share of it: bench/README.md, "Memory").
+        self.run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+
+    def forward(self, blob: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:
+        return list(self.session.run(None, {self.input: blob}, self.run_options))
+
+
 @functools.cache
-def _text_net() -> onnxruntime.InferenceSession | None:
+def _text_net() -> _OnnxNet | None:
     path = TEXT_MODEL.file()
-    if path is None:
-        return None
-    import onnxruntime  # here, not at the top: a process that never detects (the app's own) skips its 20 MB
-
-    options = onnxruntime.SessionOptions()
-    # Idle threads sleep rather than spin: a worker's spinning threads would take the other workers' cores.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3  # its warnings about unused initialisers are not an operator's concern
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-@functools.cache
-def _text_run_options() -> onnxruntime.RunOptions:
-    import onnxruntime
-
-    run = onnxruntime.RunOptions()
-    # The arena gives back the ~150 MB a 450k-pixel pass takes when the pass ends, so a worker does not hold it
-    # between jobs (with the arena off, glibc keeps a varying share of it: bench/README.md, "Memory").
-    run.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-    return run
+    return None if path is None else _OnnxNet(path)
 
 
 @functools.cache
@@ -254,7 +252,7 @@ def text_lines(rgb: Image) -> list[Box] | None:
     # The model was trained on BGR, normalised to [-1, 1].
     bgr = small[:, :, ::-1].astype(np.float32)
     blob = np.ascontiguousarray(((bgr / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None])
-    probability = net.run(None, {net.get_inputs()[0].name: blob}, _text_run_options())[0][0, 0]
+    probability = net.forward(blob)[0][0, 0]
     lines = _db_boxes(probability, net_w / width, net_h / height, width, height)
     lines = [box for box in lines if not _texture_blob(box, width, height)]
     return lines[:MAX_TEXT_LINES]

@@ -15,7 +15,7 @@ from PIL import Image
 
 from bot import cli
 from bot.engine import ResizeRequest, Size, detectors, resize
-from tests.images import astronaut, footballer, fruits, sign
+from tests.images import astronaut, box_iou, footballer, fruits, sign
 
 Box = tuple[float, float, float, float]
 SIGN = (258, 20, 184, 246)  # the NOTICE / DOUBLE PARKING PROHIBITED sign, as labelled
@@ -23,13 +23,6 @@ SIGN = (258, 20, 184, 246)  # the NOTICE / DOUBLE PARKING PROHIBITED sign, as la
 
 def _rgb(data: bytes) -> npt.NDArray[np.uint8]:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-
-
-def _iou(a: Box, b: Box) -> float:
-    across = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    down = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = across * down
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
 def _inside(box: Box, outer: Box, margin: float) -> bool:
@@ -57,7 +50,7 @@ def test_faces_of_several_kinds_are_found_and_nothing_else(photo: object, label:
     found = detectors.faces(_rgb(photo()))  # type: ignore[operator]
     assert found is not None
     assert len(found) == 1, found
-    assert _iou(found[0], label) >= least_iou, found
+    assert box_iou(found[0], label) >= least_iou, found
 
 
 def test_every_line_of_a_street_sign_is_found_on_the_sign() -> None:
@@ -82,7 +75,7 @@ def test_the_same_photo_gets_the_same_lines_whatever_ran_before() -> None:
 def test_a_shirt_sponsor_is_text_too() -> None:
     lines = detectors.text_lines(_rgb(footballer()))
     assert lines is not None
-    assert any(_iou(line, (208, 142, 61, 17)) >= 0.5 for line in lines), lines
+    assert any(box_iou(line, (208, 142, 61, 17)) >= 0.5 for line in lines), lines
 
 
 def test_a_busy_picture_has_no_faces_and_no_text() -> None:
@@ -105,7 +98,7 @@ def test_without_the_face_model_the_cascade_still_finds_a_frontal_face() -> None
     assert detectors.faces(_rgb(astronaut())) is None
     result = resize(astronaut(), ResizeRequest(sizes=(Size(400, 400),), mode="crop"))
     assert len(result.faces) == 1
-    assert _iou(result.faces[0], (130, 48, 75, 75)) >= 0.5
+    assert box_iou(result.faces[0], (130, 48, 75, 75)) >= 0.5
 
 
 @pytest.mark.usefixtures("no_face_model")
@@ -125,15 +118,14 @@ def test_without_the_face_model_the_cli_says_what_that_costs_and_how_to_install_
 _MEMORY_AFTER_START = """
 from bot.engine import detectors
 
-def resident_mb():
-    fields = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
-    return int(fields["VmRSS"].split()[0]) // 1024
+def status_mb(field):
+    line = next(line for line in open("/proc/self/status") if line.startswith(field + ":"))
+    return int(line.split()[1]) // 1024
 
 detectors._face_net(), detectors._text_net()
-loaded = resident_mb()
+loaded = status_mb("VmRSS")
 detectors.load()
-fields = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
-print(loaded, int(fields["VmHWM"].split()[0]) // 1024, resident_mb())
+print(loaded, status_mb("VmHWM"), status_mb("VmRSS"))
 """
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from bot.engine import ResizeRequest, Size, core, resize
 from bot.engine.types import Output
-from tests.images import astronaut, encode, photo, scene_with_subject, sign_in_foliage
+from tests.images import astronaut, box_iou, encode, photo, scene_with_subject, sign_in_foliage
 
 
 def _share_kept(rect: tuple[int, int, int, int], box: tuple[int, int, int, int]) -> float:
@@ -231,16 +231,10 @@ def test_a_large_jpegs_analysis_decoded_apart_finds_and_frames_what_the_shared_d
     monkeypatch.setattr(core, "_analysed_apart", lambda *_: False)
     shared = resize(data, request)
     assert len(apart.faces) == len(shared.faces) == 1
-    assert _iou(apart.faces[0], shared.faces[0]) > 0.9, (apart.faces, shared.faces)
-    assert _iou(apart.faces[0], tuple(8 * v for v in (130, 48, 75, 75))) >= 0.5, apart.faces
+    assert box_iou(apart.faces[0], shared.faces[0]) > 0.9, (apart.faces, shared.faces)
+    assert box_iou(apart.faces[0], tuple(8 * v for v in (130, 48, 75, 75))) >= 0.5, apart.faces
     for one, other in zip(apart.outputs, shared.outputs, strict=True):
         assert all(abs(a - b) <= 0.02 * 3072 for a, b in zip(one.source_rect, other.source_rect, strict=True))
-
-
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    across = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    down = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    return across * down / (a[2] * a[3] + b[2] * b[3] - across * down)
 
 
 _FOCUS_SOURCE = encode(photo(900, 600, seed=5), "JPEG", quality=90)
