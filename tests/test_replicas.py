@@ -1,6 +1,6 @@
 """Three app replicas (separate ``python -m bot`` processes, HTTP mode) on one PostgreSQL database: Slack's retries
 land on different replicas, one replica is killed with kill -9 mid-job, and still every job is delivered exactly
-once to its thread and no hosted-API request is paid twice."""
+once to its thread and no hosted-API request is paid twice (but for a kill in the instant a submit is out)."""
 
 from __future__ import annotations
 
@@ -86,7 +86,10 @@ async def test_three_replicas_one_killed_mid_job_deliver_every_job_exactly_once(
         assert per_thread == [1] * JOBS, per_thread
         with sqlite3.connect(api.database) as db:
             submitted = [json.loads(body)["target_sizes"] for (body,) in db.execute("SELECT body FROM api_requests")]
-        assert len(submitted) == JOBS  # one paid request per job, the killed replica's included
+        # One paid request per job, the killed replica's included. Only a kill between a submit leaving and its
+        # id being stored can cost a second (the API takes no idempotency key); the survivor that resubmits says so.
+        resubmitted = sum(r.log.read_text().count("stopped mid-submit") for r in replicas[1:])
+        assert JOBS <= len(submitted) <= JOBS + resubmitted, (len(submitted), resubmitted)
         assert taken_over_in < 60
         for replica in replicas[1:]:
             assert "Traceback" not in replica.log.read_text()

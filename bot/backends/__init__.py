@@ -58,13 +58,19 @@ class TransientError(Exception):
         self.user_message = user_message
 
 
+SUBMIT_IN_FLIGHT = "(submit in flight)"
+"""A job's remote id from just before its submit until the service's id replaces it. Left by a process that died
+in between, it says the service may or may not have taken (and charged for) that submit: there is no id to ask by."""
+
+
 @dataclass(frozen=True)
 class RemoteId:
-    """A remote service's id for this job's request (the hosted API's ``request_id``): ``value`` as the job has it,
-    ``save`` to store a new one before waiting on it, so a restart polls that request instead of paying again."""
+    """A remote service's id for this job's request (the hosted API's ``request_id``): ``value`` as the job has it
+    (None: nothing submitted yet), ``save`` to store a new one before waiting on it, so a restart polls that
+    request instead of paying again (SUBMIT_IN_FLIGHT while a submit is out; None again if it surely did not run)."""
 
     value: str | None
-    save: Callable[[str], Awaitable[None]]
+    save: Callable[[str | None], Awaitable[None]]
 
 
 class Backend(Protocol):

@@ -14,7 +14,7 @@ import io
 import aiohttp
 from PIL import Image
 
-from bot.backends import BackendResult, RemoteId, ResizedImage, SourceImage, TransientError
+from bot.backends import SUBMIT_IN_FLIGHT, BackendResult, RemoteId, ResizedImage, SourceImage, TransientError
 from bot.engine.prompts import focus_prompt
 from bot.smart_resize_api.client import JobHandle, SmartResizeClient, submit_may_have_run
 from bot.smart_resize_api.contract import ContractError, SmartResizeRequest
@@ -89,10 +89,12 @@ class HostedBackend:
                 request = api_request(spec, image)
             except ContractError as error:
                 raise UserError(f"The hosted Smart Resize API can't take that request: {error.details}.") from None
+            await remote.save(SUBMIT_IN_FLIGHT)
             try:
                 submitted = await self.client.submit(request)
             except SmartResizeError as error:
                 if not submit_may_have_run(error):
+                    await remote.save(None)
                     raise  # refused or never sent: the runner may try again where that helps
                 # The service may have taken (and will charge for) the job, and we have no id to poll it by:
                 # submitting again could pay twice, so this attempt is the last.

@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 from slack_sdk.errors import SlackApiError
 
-from bot.backends import Backend, BackendResult, RemoteId, SourceImage, TransientError
+from bot.backends import SUBMIT_IN_FLIGHT, Backend, BackendResult, RemoteId, SourceImage, TransientError
 from bot.engine import EngineError
 from bot.jobs.crop_maps import CropMaps
 from bot.jobs.model import Job, JobSource
@@ -360,12 +360,18 @@ class JobRunner:
         links = self.links
         image = SourceImage(fetched.data, fetched.content_type, links.link(job.id) if links is not None else None)
 
-        async def save_remote_id(remote_id: str) -> None:
+        async def save_remote_id(remote_id: str | None) -> None:
             nonlocal job
             job = await self.store.update(job, remote_id=remote_id)
 
+        remote_id = job.remote_id
+        if remote_id == SUBMIT_IN_FLIGHT:
+            # The process running this job died between sending its submit and storing the answer. Without an id
+            # nothing can ask whether the service took it, and a job is never dropped, so it is submitted again.
+            log.warning("job %s: its last run stopped mid-submit; submitting again (may be paid twice)", job.short_id)
+            remote_id = None
         with links.hold(job.id, image) if links is not None else contextlib.nullcontext():
-            result = await self.backend.run(image, job.spec, RemoteId(job.remote_id, save_remote_id))
+            result = await self.backend.run(image, job.spec, RemoteId(remote_id, save_remote_id))
         if result.crop_map is not None and self.crop_maps is not None:
             await self.crop_maps.save(job.id, result.crop_map)
         return result

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bot.backends import SUBMIT_IN_FLIGHT
 from bot.engine import Size
 from bot.jobs.model import Job, JobSource
 from bot.jobs.store import SqliteJobStore
@@ -130,6 +131,41 @@ async def test_after_a_restart_the_stored_request_is_polled_not_paid_again(tmp_p
     assert api.count("submit") == 0  # no second paid job after the restart
     assert any(s.path.endswith(remote_id) for s in api.seen if s.route == "status_get")
     assert [u["title"] for u in uploads] == ["300x300"]
+
+
+async def test_a_job_whose_process_died_mid_submit_is_submitted_again_and_delivered_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    api = await FaultServer().start()
+    api.progression = [Status.COMPLETED]
+    try:
+        async with SlackEmulator() as slack:
+            slack.add_channel("C1", members=("U1",))
+            file = slack.add_file(astronaut(), "crew.jpg")
+            message = slack.post_user_message("C1", "U1", "", files=[file])
+            store = SqliteJobStore(tmp_path / "jobs.db")
+            job, _ = await insert(
+                store,
+                make_job(
+                    f"upload:C1:{message['ts']}:{file['id']}",
+                    source=JobSource.slack_file(file, message["ts"]),
+                    spec=ResizeSpec(sizes=(Size(300, 300),), output_format="png"),
+                    thread_ts=message["ts"],
+                ),
+            )
+            # What a process killed after sending its submit, before storing the answer, leaves in the store.
+            await store.update(job, state="anchored", remote_id=SUBMIT_IN_FLIGHT, fenced=False)
+            await store.close()
+            async with running_app(slack, tmp_path, **_hosted(api)) as app:
+                await app.services.runner.idle()
+                [done] = await app.services.store.recent_for_user("U1")
+            uploads = slack.uploads_in_thread("C1", message["ts"])
+    finally:
+        await api.close()
+    assert [u["title"] for u in uploads] == ["300x300"]  # not dropped for want of an id
+    assert api.count("submit") == 1 and done.remote_id in api.jobs  # the new request's id replaced the marker
+    [warned] = [r for r in caplog.records if "mid-submit" in r.getMessage()]
+    assert warned.levelname == "WARNING" and job.short_id in warned.getMessage() and warned.exc_info is None
 
 
 async def test_hosted_failures_reach_the_user_in_plain_words(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

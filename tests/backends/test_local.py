@@ -24,7 +24,7 @@ from tests.images import astronaut, encode
 IMAGE = SourceImage(astronaut(), "image/jpeg")
 
 
-async def _never_saved(remote_id: str) -> None:
+async def _never_saved(remote_id: str | None) -> None:
     raise AssertionError("the local engine has no remote request to keep")
 
 
