@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import io
 import json
 import sys
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from dotenv import find_dotenv, load_dotenv
+from PIL import Image
 
 from bot.config import ConfigError, load_limits
 from bot.engine import EngineError, InvalidSize, Limits, Size, parse_focus, parse_size, resize, validate
@@ -61,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--focus", metavar="X,Y", help="keep this point in every window: fractions across and down, like 0.3,0.4"
     )
-    run.add_argument("--explain", metavar="PATH", help="also write the crop map (a JPEG) here")
+    run.add_argument("--explain", metavar="PATH", help="also write the crop map here (.jpg, .png or .webp)")
     run.add_argument("--json", action="store_true", help="print one JSON object describing the outputs")
     run.add_argument("--max-pixels", type=int, default=None, help=argparse.SUPPRESS)
 
@@ -130,7 +132,7 @@ def _resize(args: argparse.Namespace) -> int:
         _write(path, output.data)
         described.append(_describe(path, output))
     if explain is not None and result.crop_map is not None:
-        _write(explain, result.crop_map)
+        _write_crop_map(explain, result.crop_map)
     if args.json:
         print(json.dumps({"outputs": described, "notes": list(result.notes)}, indent=2))
     else:
@@ -176,12 +178,29 @@ def _output_folder(path: Path) -> Path:
     return path
 
 
+# The engine draws the crop map as a JPEG; a name asking for PNG or WebP gets that format, not JPEG bytes.
+_CROP_MAP_FORMATS = {".jpg": None, ".jpeg": None, ".png": "PNG", ".webp": "WEBP"}
+
+
 def _crop_map_path(path: Path) -> Path:
     if path.is_dir():
         raise CliError(f"--explain {path} is a folder; give a file name for the crop map, like {path / 'map.jpg'}.")
     if not path.parent.is_dir():
         raise CliError(f"--explain {path}: the folder {path.parent} does not exist; create it or choose another.")
+    if path.suffix.lower() not in _CROP_MAP_FORMATS:
+        raise CliError(
+            f"--explain {path}: the crop map can be .jpg, .png or .webp; name it like {path.with_suffix('.jpg')}."
+        )
     return path
+
+
+def _write_crop_map(path: Path, jpeg: bytes) -> None:
+    image_format = _CROP_MAP_FORMATS[path.suffix.lower()]
+    if image_format is not None:
+        out = io.BytesIO()
+        Image.open(io.BytesIO(jpeg)).save(out, image_format)
+        jpeg = out.getvalue()
+    _write(path, jpeg)
 
 
 def _read_input(path: Path) -> bytes:

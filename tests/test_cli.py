@@ -88,6 +88,17 @@ def test_resize_json_describes_every_file_truthfully(tmp_path: Path) -> None:
         assert crop_map.size == (480, 480)  # a small source's map is enlarged to stay readable
 
 
+def test_the_crop_map_is_written_in_the_format_its_name_asks_for(tmp_path: Path) -> None:
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(astronaut())
+    for name, image_format in (("map.png", "PNG"), ("map.WEBP", "WEBP"), ("map.jpeg", "JPEG")):
+        args = ["resize", str(photo), "--size", "100x50", "--out", str(tmp_path), "--explain", str(tmp_path / name)]
+        code, stderr = _in_process(args, tmp_path)
+        assert code == 0, stderr
+        with Image.open(tmp_path / name) as crop_map:
+            assert crop_map.format == image_format
+
+
 def test_errors_are_one_plain_line_and_a_non_zero_exit(tmp_path: Path) -> None:
     huge = tmp_path / "huge.png"
     huge.write_bytes(png_header_only(30000, 30000))
@@ -112,6 +123,7 @@ def test_errors_are_one_plain_line_and_a_non_zero_exit(tmp_path: Path) -> None:
         (["resize", str(photo), "--size", "100x100", "--out", str(text)], "is a file; give a folder"),
         (["resize", str(photo), "--size", "100x100", "--explain", str(tmp_path / "no" / "m.jpg")], "does not exist"),
         (["resize", str(photo), "--size", "100x100", "--explain", str(tmp_path)], "is a folder"),
+        (["resize", str(photo), "--size", "100x100", "--explain", str(tmp_path / "m.gif")], "name it like"),
         (["resize", str(photo), "--size", "100x100", "--format", "gif"], "invalid choice: 'gif'"),
         (["resize", str(photo), "--size", "100x100", "--focus", "2,3"], "isn't a focal point; give two fractions"),
         (["resize", str(photo)], "required: --size"),
