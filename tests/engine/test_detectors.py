@@ -53,6 +53,16 @@ def test_faces_of_several_kinds_are_found_and_nothing_else(photo: object, label:
     assert box_iou(found[0], label) >= least_iou, found
 
 
+def test_a_turned_face_s_head_box_reaches_behind_the_face(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The footballer looks toward the image's right: the rest of his head is to the left of his face.
+    label = (217, 92, 42, 39)
+    [head] = detectors.faces(_rgb(footballer())) or []
+    monkeypatch.setattr(detectors, "HEAD_TURN_SHIFT", 0.0)
+    [face_only] = detectors.faces(_rgb(footballer())) or []
+    assert head[0] < face_only[0]  # moved toward where the label has the rest of the head
+    assert box_iou(head, label) >= box_iou(face_only, label) + 0.03
+
+
 def test_every_line_of_a_street_sign_is_found_on_the_sign() -> None:
     lines = detectors.text_lines(_rgb(sign()))
     assert lines is not None
