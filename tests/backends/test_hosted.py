@@ -20,7 +20,7 @@ from bot.jobs.store import SqliteJobStore
 from bot.smart_resize_api.contract import SmartResizeRequest, Status
 from bot.spec import ResizeSpec
 from tests.factories import insert, make_job
-from tests.images import astronaut
+from tests.images import astronaut, encode, scene_with_subject
 from tests.slack_api.emulator import SlackEmulator
 from tests.slack_api.harness import PACING, SHARED_ENGINE, eventually, running_app
 from tests.smart_resize_api.fault_server import API_KEY, Fault, FaultServer, drop, respond
@@ -226,18 +226,20 @@ async def test_hosted_backend_against_our_own_server(tmp_path: Path) -> None:
 async def test_a_focal_point_reaches_our_own_server_as_words_and_frames_there(tmp_path: Path) -> None:
     from bot.engine import ResizeRequest, Size, resize
 
-    uploads = await _through_our_own_server(tmp_path, "300x400 --focus 0.95,0.5")
+    # A wide scene with room to frame it two ways (auto would extend most photos at this size rather than crop).
+    scene = encode(scene_with_subject(900, 400, (380, 120, 140, 160)), "JPEG")
+    uploads = await _through_our_own_server(tmp_path, "400x300 --focus 0.95,0.5", image=scene)
     served = np.asarray(Image.open(io.BytesIO(uploads[0]["bytes"])).convert("RGB"), dtype=float)
 
     def engine(focus: tuple[float, float] | None) -> np.ndarray:
-        request = ResizeRequest(sizes=(Size(300, 400),), output_format="jpeg", focus=focus)
-        return np.asarray(Image.open(io.BytesIO(resize(astronaut(), request).outputs[0].data)), dtype=float)
+        request = ResizeRequest(sizes=(Size(400, 300),), output_format="jpeg", focus=focus)
+        return np.asarray(Image.open(io.BytesIO(resize(scene, request).outputs[0].data)), dtype=float)
 
     # The server framed at the right, where the point is, not where the default framing goes.
     assert np.abs(served - engine((0.95, 0.5))).mean() < 3 < np.abs(served - engine(None)).mean()
 
 
-async def _through_our_own_server(tmp_path: Path, command: str) -> list[dict[str, Any]]:
+async def _through_our_own_server(tmp_path: Path, command: str, image: bytes | None = None) -> list[dict[str, Any]]:
     from aiohttp.test_utils import TestServer
 
     from bot.config import ServerSettings
@@ -250,7 +252,8 @@ async def _through_our_own_server(tmp_path: Path, command: str) -> list[dict[str
     try:
         async with SlackEmulator() as slack:
             slack.add_channel("C1", members=("U1",))
-            message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "crew.jpg")])
+            file = slack.add_file(image or astronaut(), "crew.jpg")
+            message = slack.post_user_message("C1", "U1", "", files=[file])
             env = {
                 "SMART_RESIZE_BACKEND": "hosted",
                 "PIXAZO_API_KEY": "own-key",
