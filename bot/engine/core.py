@@ -162,7 +162,10 @@ def _resize(
         if main.mode == "crop" and upscale > 1.05:
             notes.append(f"{target}: the source is smaller than this size, so it was enlarged {upscale:.1f}x.")
         if request.mode == "auto" and main.mode == "extend" and not hints.no_crop:
-            notes.append(f"{target}: cropping would cut important content, so the canvas was extended instead.")
+            notes.append(
+                f"{target}: cropping would cut important content, so the canvas was extended instead; "
+                "ask for crop mode to crop anyway."
+            )
         faces_note = describe_faces_kept(protected_faces(analysis.faces, source), main.source_rect)
         if faces_note:
             notes.append(f"{target}: {faces_note}")
