@@ -1,14 +1,15 @@
-"""The progress message's buttons: Cancel (the requester only) and Show crop map (once done)."""
+"""The progress message's buttons: Cancel (the requester only), and once done Show crop map and Crop instead."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.jobs.model import Job
 from bot.services import Services
-from bot.slack.messages import CANCEL_ACTION, CROP_MAP_ACTION
+from bot.slack.messages import CANCEL_ACTION, CROP_INSTEAD_ACTION, CROP_MAP_ACTION
 from bot.slack.uploads import Outgoing, OutgoingFile
 from bot.user_errors import UserError
 
@@ -43,6 +44,39 @@ def register(app: AsyncApp, services: Services) -> None:
             await _post_crop_map(services, job, picture, tag, channel, user)
         finally:
             posting.discard(job.id)
+
+    @app.action(CROP_INSTEAD_ACTION)
+    async def crop_instead(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        job = await services.store.get(action["value"])
+        channel, user = body["channel"]["id"], body["user"]["id"]
+        if job is None or job.thread_ts is None:
+            await services.delivery.ephemeral(
+                channel,
+                user,
+                "That request has expired; run the resize again with `crop`, like `/resize 1080x1080 crop`.",
+            )
+            return
+        try:
+            cropping, new = await services.intake.submit(
+                trigger="button",
+                dedup_key=f"crop-instead:{job.id}",  # every click, on any replica, is this one job
+                channel_id=job.channel_id,
+                user_id=user,
+                team_id=job.team_id,
+                source=job.source,
+                spec=replace(job.spec, mode="crop"),
+                thread_ts=job.thread_ts,
+            )
+        except UserError as error:
+            await services.delivery.ephemeral(channel, user, str(error))
+            return
+        if cropping.state == "done":
+            answer = "The cropped images are already in this thread."
+        else:
+            verb = "Cropping instead" if new else "Already on it"
+            answer = f"{verb}: the cropped images will follow in this thread."
+        await services.delivery.ephemeral(channel, user, answer)
 
 
 async def _post_crop_map(services: Services, job: Job, picture: bytes, tag: str, channel: str, user: str) -> None:

@@ -11,7 +11,7 @@ from bot.spec import ResizeSpec
 
 State = Literal["accepted", "anchored", "delivering", "done", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"done", "failed", "cancelled"})
-Trigger = Literal["command", "mention", "reaction", "shortcut", "modal", "auto"]
+Trigger = Literal["command", "mention", "reaction", "shortcut", "modal", "auto", "button"]
 SourceKind = Literal["slack_file", "url", "latest"]
 
 

@@ -381,9 +381,12 @@ class JobRunner:
         thread_ts = job.thread_ts
         assert thread_ts is not None
         tag = job.marker
+        extended = False  # an output auto extended rather than cropped: its requester may want the crop instead
 
         async def outgoing() -> Outgoing:
+            nonlocal extended
             made = result or await self._resize(job)
+            extended = job.spec.mode == "auto" and any(image.mode == "extend" for image in made.images)
             count = len(made.images)
             notes = "".join(f"\n• {note}" for note in made.notes)
             comment = f"<@{job.user_id}> here are your {count} image{'s' if count != 1 else ''} · _{tag}_{notes}"
@@ -403,16 +406,16 @@ class JobRunner:
             job = await self.store.update(job, upload=record)
 
         await self.delivery.upload(job.channel_id, thread_ts, outgoing, UploadProgress(job.upload, save))
-        return await self._complete(job)
+        return await self._complete(job, crop_instead=extended)
 
-    async def _complete(self, job: Job, already_posted: bool = False) -> Job:
+    async def _complete(self, job: Job, already_posted: bool = False, crop_instead: bool = False) -> Job:
         thread_ts = job.thread_ts
         assert thread_ts is not None
         job = await self.store.update(job, state="done", error=None)
         if job.progress_ts:
             text = f":white_check_mark: Done: {job.spec.describe()} · _{job.marker}_"
             has_map = self.crop_maps is not None and await self.crop_maps.exists(job.id)
-            blocks = progress_blocks(text, job.id, crop_map=has_map)
+            blocks = progress_blocks(text, job.id, crop_map=has_map, crop_instead=crop_instead)
             await self._quietly(self.delivery.update(job.channel_id, job.progress_ts, text, blocks=blocks))
         self.reactions.changed(job)
         log.info("job %s delivered%s", job.short_id, " (found already posted)" if already_posted else "")

@@ -1,4 +1,5 @@
-"""Block Kit for the progress message: its text, a Cancel button while work remains, a crop-map button once done."""
+"""Block Kit for the progress message: its text, a Cancel button while work remains, and once done a crop-map
+button and, where auto extended a canvas rather than crop, a Crop instead button."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from typing import Any
 
 CANCEL_ACTION = "cancel_job"
 CROP_MAP_ACTION = "show_crop_map"
+CROP_INSTEAD_ACTION = "crop_instead"
 
 
 def progress_blocks(
-    text: str, job_id: str, *, cancellable: bool = False, crop_map: bool = False
+    text: str, job_id: str, *, cancellable: bool = False, crop_map: bool = False, crop_instead: bool = False
 ) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
     buttons: list[dict[str, Any]] = []
@@ -29,6 +31,15 @@ def progress_blocks(
                 "type": "button",
                 "action_id": CROP_MAP_ACTION,
                 "text": {"type": "plain_text", "text": "Show crop map"},
+                "value": job_id,
+            }
+        )
+    if crop_instead:
+        buttons.append(
+            {
+                "type": "button",
+                "action_id": CROP_INSTEAD_ACTION,
+                "text": {"type": "plain_text", "text": "Crop instead"},
                 "value": job_id,
             }
         )

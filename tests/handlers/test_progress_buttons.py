@@ -7,9 +7,11 @@ import io
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
-from bot.slack.messages import CANCEL_ACTION, CROP_MAP_ACTION
+from bot.engine import ResizeRequest, Size, resize
+from bot.slack.messages import CANCEL_ACTION, CROP_INSTEAD_ACTION, CROP_MAP_ACTION
 from tests.images import astronaut
 from tests.slack_api.emulator import BOT_USER, SlackEmulator
 from tests.slack_api.harness import eventually, running_app
@@ -55,7 +57,8 @@ async def test_crop_map_is_posted_once_on_request(tmp_path: Path) -> None:
             await app.services.runner.idle()
             [(job_id, _)] = _job_ids(tmp_path / "jobs.db")
             done = next(m for m in slack.thread("C1", message["ts"]) if m["user"] == BOT_USER and not m.get("files"))
-            assert [e["action_id"] for e in done["blocks"][1]["elements"]] == [CROP_MAP_ACTION]
+            # 600x200 of a square photo is extended in auto mode: the crop is one click away.
+            assert [e["action_id"] for e in done["blocks"][1]["elements"]] == [CROP_MAP_ACTION, CROP_INSTEAD_ACTION]
             await app.block_action(CROP_MAP_ACTION, job_id, user="U1")
             await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 3)
             await app.block_action(CROP_MAP_ACTION, job_id, user="U1")
@@ -88,3 +91,43 @@ async def test_two_clicks_at_once_post_the_crop_map_once(tmp_path: Path) -> None
         crop_maps = [u for u in slack.uploads_in_thread("C1", message["ts"]) if u["name"] == "crop-map.jpg"]
         assert len(crop_maps) == 1
         assert len(slack.calls_to("files.completeUploadExternal")) == 2  # the results, and one crop map
+
+
+async def test_crop_instead_makes_the_cropped_images_once_in_the_same_thread(tmp_path: Path) -> None:
+    async with SlackEmulator() as slack:
+        slack.add_channel("C1", members=("U1", "U2"))
+        message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "a.jpg")])
+        async with running_app(slack, tmp_path) as app:
+            await app.command("600x200")
+            await app.services.runner.idle()
+            [(job_id, _)] = _job_ids(tmp_path / "jobs.db")
+            [extended] = slack.uploads_in_thread("C1", message["ts"])
+            slack.download_delay = 0.5  # the cropping job is still fetching the photo at the second click
+            await app.block_action(CROP_INSTEAD_ACTION, job_id, user="U2")  # anyone in the thread may ask
+            await app.block_action(CROP_INSTEAD_ACTION, job_id, user="U1")  # a second click: the same job
+            await app.services.runner.idle()
+            await eventually(lambda: len(slack.ephemerals_for("U1")) == 1)
+            await app.block_action(CROP_INSTEAD_ACTION, job_id, user="U1")  # once the crops are posted
+            await eventually(lambda: len(slack.ephemerals_for("U1")) == 2)
+            await app.services.runner.idle()
+        uploads = slack.uploads_in_thread("C1", message["ts"])
+        assert len(uploads) == 2 and uploads[0]["id"] == extended["id"]
+        cropped = np.asarray(Image.open(io.BytesIO(uploads[1]["bytes"])).convert("RGB"), dtype=float)
+        request = ResizeRequest(sizes=(Size(600, 200),), mode="crop", output_format="jpeg")
+        expected = np.asarray(Image.open(io.BytesIO(resize(astronaut(), request).outputs[0].data)), dtype=float)
+        assert np.abs(cropped - expected).mean() < 1  # the engine's crop, not the extension again
+        assert "Cropping instead" in slack.ephemerals_for("U2")[0]
+        assert "Already on it" in slack.ephemerals_for("U1")[0]
+        assert "already in this thread" in slack.ephemerals_for("U1")[1]
+        assert len(_job_ids(tmp_path / "jobs.db")) == 2
+
+
+async def test_no_crop_instead_where_every_size_was_cropped(tmp_path: Path) -> None:
+    async with SlackEmulator() as slack:
+        slack.add_channel("C1", members=("U1",))
+        message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "a.jpg")])
+        async with running_app(slack, tmp_path) as app:
+            await app.command("300x300")  # a square of a square photo: nothing to extend
+            await app.services.runner.idle()
+            done = next(m for m in slack.thread("C1", message["ts"]) if m["user"] == BOT_USER and not m.get("files"))
+        assert [e["action_id"] for e in done["blocks"][1]["elements"]] == [CROP_MAP_ACTION]
