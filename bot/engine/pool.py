@@ -1,7 +1,8 @@
 """Run the engine in worker processes so an asyncio event loop never executes image code.
 
 Workers are started with ``spawn`` (no inherited event loop, sockets or threads from the parent) and load (and run
-once) the face and text detectors at start, so the first job is not slower than the rest.
+once) the face and text detectors at start, so the first job is not slower than the rest. A worker whose app process
+is gone (killed with -9, say) leaves within a second or so instead of holding its models' memory for ever.
 """
 
 from __future__ import annotations
@@ -9,12 +10,16 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from .core import resize
 from .importance import warm_up
 from .types import Limits, ResizeRequest, ResizeResult
+
+PARENT_CHECK_S = 1.0  # how often a worker looks for its app process
 
 
 def default_workers() -> int:
@@ -32,7 +37,7 @@ class EnginePool:
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=warm_up
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker
             )
         return self._executor
 
@@ -64,3 +69,18 @@ class EnginePool:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _start_worker() -> None:
+    """Each worker's start: watch for the app process going away, then load the models."""
+    parent = os.getppid()
+    threading.Thread(target=_leave_when_orphaned, args=(parent,), daemon=True, name="parent-watch").start()
+    warm_up()
+
+
+def _leave_when_orphaned(parent: int) -> None:
+    # An idle worker waits on its task queue, and it holds that pipe's write end too, so a parent killed with -9
+    # never closes it: without this the worker would wait, and hold its ~150 MB of models, for ever.
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)

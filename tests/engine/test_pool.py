@@ -1,6 +1,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -27,3 +32,47 @@ async def test_pool_resizes_in_worker_processes_and_keeps_the_loop_free() -> Non
         assert ticks > 5  # the loop kept running while images were made
         with pytest.raises(NotAnImage):
             await pool.resize(b"plain text", request)
+
+
+# A process that starts a pool, makes one image, prints its workers' pids and kills itself with -9.
+_KILLED_PARENT = """
+import asyncio, os, signal
+from bot.engine import ResizeRequest, Size
+from bot.engine.pool import EnginePool
+from tests.images import astronaut
+
+async def main():
+    pool = EnginePool(workers=2)
+    await pool.resize(astronaut(), ResizeRequest(sizes=(Size(64, 64),)))
+    print(" ".join(str(pid) for pid in pool._pool()._processes), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main())
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has exited; only its entry is left for a reaper
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
+def test_workers_leave_when_the_app_process_is_killed() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED_PARENT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parents[2],
+    )
+    assert done.returncode == -9, done.stderr
+    workers = [int(pid) for pid in done.stdout.split()]
+    assert workers  # started on demand: one, for one image
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers), [pid for pid in workers if _alive(pid)]
+    assert os.getpid() not in workers
