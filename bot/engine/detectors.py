@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +114,13 @@ class _OnnxNet:
     """One onnxruntime session (thread-safe, so no lock) and how every pass runs on it."""
 
     def __init__(self, path: Path) -> None:
+        # onnxruntime's official wheels send usage events to Microsoft over HTTPS and keep a device id and an event
+        # store under ~/.cache/Microsoft, unless this is set before it loads (its Privacy.md). Nothing of a job may
+        # leave the machine, and the engine runs offline: off, unless an operator has set it to something else.
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         import onnxruntime  # here, not at the top: a process that never detects (the app's own) skips its 20 MB
+
+        onnxruntime.disable_telemetry_events()  # and the events the variable does not cover, should it be unset
 
         options = onnxruntime.SessionOptions()
         # Idle threads sleep rather than spin: a worker's spinning threads would take the other workers' cores.

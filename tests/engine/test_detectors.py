@@ -4,6 +4,7 @@ fallback when their wheels are not installed. Label boxes are the hand labels of
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,26 @@ def test_the_test_command_installs_the_models() -> None:
     # Without them every other test here would pass on the fallback detectors and prove nothing about the models.
     assert detectors.missing() == ()
     assert detectors.missing_warning() is None
+
+
+_LOAD_AND_DETECT = """
+import numpy
+from bot.engine import detectors
+detectors.load()
+print(detectors.text_lines(numpy.zeros((64, 64, 3), numpy.uint8)))
+"""
+
+
+def test_loading_the_models_sends_and_stores_no_telemetry(tmp_path: Path) -> None:
+    # onnxruntime's wheels report usage to Microsoft and keep a device id under ~/.cache unless told not to.
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    env["HOME"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", _LOAD_AND_DETECT], env=env, capture_output=True, text=True, cwd=Path(__file__).parents[2]
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"  # the text model ran
+    assert list(tmp_path.rglob("*")) == []  # no ~/.cache/Microsoft/DeveloperTools/.onnxruntime
 
 
 @pytest.mark.parametrize(
