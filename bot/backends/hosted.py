@@ -15,7 +15,7 @@ import aiohttp
 from PIL import Image
 
 from bot.backends import SUBMIT_IN_FLIGHT, BackendResult, RemoteId, ResizedImage, SourceImage, TransientError
-from bot.engine.prompts import focus_prompt
+from bot.engine.prompts import MODE_PHRASES, focus_prompt
 from bot.smart_resize_api.client import JobHandle, SmartResizeClient, submit_may_have_run
 from bot.smart_resize_api.contract import ContractError, SmartResizeRequest
 from bot.smart_resize_api.errors import (
@@ -39,8 +39,12 @@ def api_request(spec: ResizeSpec, image: SourceImage) -> SmartResizeRequest:
     return SmartResizeRequest(
         image_url=image.public_url or data_uri(image.data, image.content_type),
         target_sizes=[str(size) for size in spec.sizes],
-        # The API has no focal point field, only words: this engine's own server reads these words back.
-        prompt="; ".join(part for part in (spec.prompt, focus_prompt(spec.focus) if spec.focus else "") if part),
+        # The API has no mode or focal point field, only words: this engine's own server reads these words back.
+        prompt="; ".join(
+            part
+            for part in (spec.prompt, MODE_PHRASES.get(spec.mode, ""), focus_prompt(spec.focus) if spec.focus else "")
+            if part
+        ),
         num_images_per_size=spec.variants,
         resolution=spec.resolution,
         output_format=output_format,
@@ -124,7 +128,10 @@ class HostedBackend:
             images.append(ResizedImage(data, media_type, width, height, target, index % per_size, None))
         notes = [status.description] if status.description else []  # what the service said of its result
         if spec.mode != "auto":
-            notes.append("The hosted Smart Resize API chooses its own framing; the mode option was not sent.")
+            notes.append(
+                f"The hosted Smart Resize API has no mode option, so {spec.mode} mode was asked for in words "
+                f"({MODE_PHRASES[spec.mode]!r}); it frames its own way."
+            )
         if spec.fill != "auto":
             notes.append(
                 "The hosted Smart Resize API fills extended canvases its own way; the fill option was not sent."

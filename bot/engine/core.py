@@ -116,6 +116,8 @@ def _resize(
 
     if hints.no_crop and request.mode == "crop":
         notes.append("The prompt asked not to crop, but crop mode was requested, so the images are cropped.")
+    elif hints.crop and not hints.no_crop and request.mode == "extend":
+        notes.append("The prompt asked to crop, but extend mode was requested, so the images are extended.")
     for clause in hints.not_understood:
         notes.append(f"Didn't understand the instruction {clause!r}, so it was ignored.")
     if hints.face_priority and not analysis.faces:

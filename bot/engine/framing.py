@@ -161,6 +161,8 @@ class Framer:
     def plan(self, target: Size, mode: Mode, variants: int, fill: Fill, rng: np.random.Generator) -> list[Plan]:
         if mode == "auto" and self.hints.no_crop:
             mode = "extend"
+        elif mode == "auto" and self.hints.crop:
+            mode = "crop"
         plans: list[Plan] = []
         if mode in ("crop", "auto"):
             crop = self._best_crops(target, variants, rng)

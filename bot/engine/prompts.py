@@ -31,6 +31,7 @@ class Hints:
     centre: bool = False  # strong centre prior
     focus: list[Side] = field(default_factory=list)
     no_crop: bool = False
+    crop: bool = False  # "crop to fill the frame": auto crops as crop mode does ("don't crop" wins over it)
     detail: bool = False  # decode and resample at higher quality
     text_priority: bool = False
     zoom: float = 1.0  # < 1 frames tighter than the largest window
@@ -89,6 +90,10 @@ def parse_focus(text: str) -> tuple[float, float]:
     return (float(match.group(1)), float(match.group(2)))
 
 
+# How the hosted backend asks for a mode (the API has no field for it): this engine's own server reads them back.
+MODE_PHRASES: dict[str, str] = {"crop": "crop to fill the frame", "extend": "don't crop"}
+
+
 def focus_prompt(point: tuple[float, float]) -> str:
     """A focal point as a prompt clause: the hosted API takes words, and this engine reads the same words back."""
     return FOCUS_POINT_PHRASE.format(x=point[0], y=point[1])
@@ -107,6 +112,7 @@ _RULES: list[Rule] = [
         ),
         "no_crop",
     ),
+    (_rx(r"\bcrop(ped)?\s+(it\s+)?to\s+fill\b|\bfill\s+the\s+(whole\s+)?(frame|canvas)\b"), "crop"),
     (
         _rx(r"\b(on|to|towards?|at)?\s*the\s+(left|right|top|bottom)\b|\b(left|right|top|bottom)\s+(side|half|part)\b"),
         "focus",
@@ -179,6 +185,8 @@ def _apply(hints: Hints, name: str, clause: str) -> None:
         hints.face_priority = True
     elif name == "no_crop":
         hints.no_crop = True
+    elif name == "crop":
+        hints.crop = True
     elif name == "focus":
         side = _SIDE.search(clause)
         if side:

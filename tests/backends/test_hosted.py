@@ -239,6 +239,21 @@ async def test_a_focal_point_reaches_our_own_server_as_words_and_frames_there(tm
     assert np.abs(served - engine((0.95, 0.5))).mean() < 3 < np.abs(served - engine(None)).mean()
 
 
+async def test_a_mode_reaches_our_own_server_as_words_and_frames_there(tmp_path: Path) -> None:
+    from bot.engine import ResizeRequest, Size, resize
+
+    uploads = await _through_our_own_server(tmp_path, "600x200 crop")
+    served = np.asarray(Image.open(io.BytesIO(uploads[0]["bytes"])).convert("RGB"), dtype=float)
+
+    def engine(mode: str) -> np.ndarray:
+        request = ResizeRequest(sizes=(Size(600, 200),), output_format="jpeg", mode=mode)  # type: ignore[arg-type]
+        return np.asarray(Image.open(io.BytesIO(resize(astronaut(), request).outputs[0].data)), dtype=float)
+
+    # Cropped there, as asked, where auto would have extended this wide size of a square photo.
+    assert np.abs(served - engine("crop")).mean() < 3 < np.abs(served - engine("auto")).mean()
+    assert "'crop to fill the frame'" in uploads[0]["message"]["text"]
+
+
 async def _through_our_own_server(tmp_path: Path, command: str, image: bytes | None = None) -> list[dict[str, Any]]:
     from aiohttp.test_utils import TestServer
 

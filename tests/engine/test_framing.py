@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from bot.engine import ResizeRequest, Size, core, resize
+from bot.engine.prompts import MODE_PHRASES
 from bot.engine.types import Output
 from tests.images import astronaut, box_iou, encode, photo, scene_with_subject, sign_in_foliage
 
@@ -128,6 +129,27 @@ def test_dont_crop_prompt_extends_and_unknown_prompts_are_reported() -> None:
     assert result.outputs[0].mode == "extend"
     assert result.outputs[0].source_rect == (0, 0, 800, 600)
     assert any("make it pop" in note for note in result.notes)
+
+
+@pytest.mark.parametrize("mode", ["crop", "extend"])
+def test_the_mode_words_the_hosted_backend_sends_frame_as_that_mode(mode: str) -> None:
+    # What auto extends (a wide output of a square photo), each mode's words frame as that mode would.
+    data = astronaut()
+    worded = resize(data, ResizeRequest(sizes=(Size(600, 200),), prompt=MODE_PHRASES[mode])).outputs[0]
+    direct = resize(data, ResizeRequest(sizes=(Size(600, 200),), mode=mode)).outputs[0]  # type: ignore[arg-type]
+    assert (worded.mode, worded.source_rect, worded.placed_rect) == (
+        direct.mode,
+        direct.source_rect,
+        direct.placed_rect,
+    )
+    assert worded.mode == mode
+
+
+def test_asked_in_words_to_crop_and_to_extend_extends() -> None:
+    request = ResizeRequest(sizes=(Size(600, 200),), prompt="don't crop to fill the frame")
+    assert resize(astronaut(), request).outputs[0].mode == "extend"
+    extended = resize(astronaut(), ResizeRequest(sizes=(Size(600, 200),), mode="extend", prompt="crop to fill"))
+    assert any("asked to crop, but extend mode" in note for note in extended.notes)
 
 
 def test_variants_are_different_and_deterministic_for_a_seed() -> None:

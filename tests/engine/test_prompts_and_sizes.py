@@ -17,6 +17,8 @@ from bot.engine.prompts import focus_prompt, parse_prompt
         ("focus on the top and the right side", "focus", ["top", "right"]),
         ("don't crop", "no_crop", True),
         ("do not cut anything", "no_crop", True),
+        ("crop to fill the frame", "crop", True),
+        ("fill the whole frame", "crop", True),
         ("preserve details", "detail", True),
         ("blur background", "fill", "blur"),
         ("mirror the edges", "fill", "mirror"),
