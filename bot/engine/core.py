@@ -127,6 +127,8 @@ def _resize(
 
     pixels = np.asarray(decoded.image)
     outputs: list[Output] = []
+    fills: dict[Size, str] = {}  # how each size's canvas was filled, for its note
+    extended_instead_of_crop = False  # some size auto extended because a crop would cut the subject
     for target in request.sizes:
         for variant, plan in enumerate(framer.plan(target, request.mode, request.variants, fill, rng)):
             image, sides = render(
@@ -156,22 +158,26 @@ def _resize(
             if on_output is not None:
                 on_output(len(outputs), len(request.sizes) * request.variants)
             if sides and variant == 0:
-                notes.append(f"{target}: {describe_fill(sides)}.")
+                fills[target] = describe_fill(sides)
         if request.variants > 1 and sum(o.target == target for o in outputs) < request.variants:
             notes.append(f"{target}: only {sum(o.target == target for o in outputs)} distinct framings exist.")
         main = next(o for o in outputs if o.target == target)
         upscale = max(target.width / main.source_rect[2], target.height / main.source_rect[3])
         if main.mode == "crop" and upscale > 1.05:
             notes.append(f"{target}: the source is smaller than this size, so it was enlarged {upscale:.1f}x.")
-        if request.mode == "auto" and main.mode == "extend" and not hints.no_crop:
-            notes.append(
-                f"{target}: cropping would cut important content, so the canvas was extended instead; "
-                "ask for crop mode to crop anyway."
-            )
+        extended_instead = request.mode == "auto" and main.mode == "extend" and not hints.no_crop
+        extended_instead_of_crop |= extended_instead
+        why = " (cropping would cut important content)" if extended_instead else ""
+        if target in fills:
+            notes.append(f"{target}: {fills[target]}{why}.")
+        elif extended_instead:
+            notes.append(f"{target}: extended{why}.")
         faces_note = describe_faces_kept(protected_faces(analysis.faces, source), main.source_rect)
         if faces_note:
             notes.append(f"{target}: {faces_note}")
 
+    if extended_instead_of_crop:
+        notes.append("To crop anyway, ask for crop mode.")
     faces = _rects(analysis.faces)
     explain = None
     if request.explain:

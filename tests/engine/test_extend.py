@@ -104,7 +104,11 @@ def test_a_transparent_logo_stays_transparent() -> None:
     assert image.mode == "RGBA"
     alpha = np.asarray(image.getchannel("A"))
     assert alpha[:, :400].max() == 0 and alpha[:, -400:].max() == 0  # the sides: transparent, not filled
-    assert "1500x500: extended left and right: transparent." in result.notes
+    # Auto extended it: the note says how, and why not a crop, and the last one how to crop anyway.
+    assert result.notes == (
+        "1500x500: extended left and right: transparent (cropping would cut important content).",
+        "To crop anyway, ask for crop mode.",
+    )
 
 
 def test_a_story_from_a_landscape_photo_is_filled_fast() -> None:
