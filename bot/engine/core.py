@@ -110,7 +110,8 @@ def _resize(
     opaque = _visible_part(decoded.image, decoded.scale)
     if opaque is not None:
         analysis = replace(analysis, opaque=opaque)
-    framer = Framer(analysis, source, hints, grid=round(1 / decoded.scale))
+    crop_mode = request.mode == "crop" or (request.mode == "auto" and hints.crop and not hints.no_crop)
+    framer = Framer(analysis, source, hints, grid=round(1 / decoded.scale), crop=crop_mode)
     fill: Fill = request.fill if request.fill != "auto" else hints.fill or "auto"
     rng = np.random.default_rng(request.seed if request.seed is not None else 0)
 

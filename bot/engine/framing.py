@@ -105,13 +105,15 @@ class _Windows:
 class Framer:
     """Plans windows for one analysed source; reused for every target size."""
 
-    def __init__(self, analysis: Analysis, source: Size, hints: Hints, grid: int = 1) -> None:
-        """``grid``: source pixels per decoded pixel; windows snap to it so they map onto whole decoded pixels."""
+    def __init__(self, analysis: Analysis, source: Size, hints: Hints, grid: int = 1, *, crop: bool = False) -> None:
+        """``grid``: source pixels per decoded pixel; windows snap to it so they map onto whole decoded pixels.
+        ``crop``: crop mode, which places windows on the analysis's crop map where there is one."""
         self.grid = grid
         self.analysis = analysis
         self.source = source
         self.hints = hints
-        importance = analysis.importance.astype(np.float64)
+        chosen = analysis.crop_importance if crop and analysis.crop_importance is not None else analysis.importance
+        importance = chosen.astype(np.float64)
         self.map_h, self.map_w = importance.shape
         self.sx = self.map_w / source.width
         self.sy = self.map_h / source.height

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from bot.engine import importance
+from bot.engine import Size, importance
+from bot.engine.framing import Framer
 from bot.engine.prompts import parse_prompt
+from tests.images import sign_in_foliage
 
 SUBJECT = (250, 70, 90, 80)  # x, y, w, h in the 384x216 analysis copy
 MAP_SIZE = (128, 72)
@@ -81,3 +84,30 @@ def test_a_line_of_text_the_frame_cuts_pulls_less_than_the_same_line_inside(monk
 )
 def test_a_box_touches_the_frame_within_one_percent_of_its_side(box: tuple[int, int, int, int], touches: bool) -> None:
     assert importance.touches_edge(box, 800, 600) is touches
+
+
+def test_a_plain_sign_in_grass_stands_out_by_boundary_connectivity_and_the_grass_does_not() -> None:
+    picture, (x, y, w, h) = sign_in_foliage()
+    small = np.asarray(picture.resize((128, 72), Image.Resampling.BOX), np.float32) / 255.0
+    barrier = importance._barrier(cv2.cvtColor(small, cv2.COLOR_RGB2Lab))
+    f = 128 / picture.width
+    sign = barrier[int(y * f) + 1 : int((y + h) * f) - 1, int(x * f) + 1 : int((x + w) * f) - 1]
+    # The bush and the grass both reach the border, however busy the bush; the sign's outline cuts it off.
+    assert sign.mean() > 0.5 > 4 * barrier[:, : int(900 * f)].mean()
+    assert sign.mean() > 4 * barrier[:, int(900 * f) : int(x * f) - 2].mean()
+
+
+def test_crop_mode_places_windows_on_the_crop_map_and_auto_on_the_other() -> None:
+    # Two maps that disagree: all of the first's mass on the left, all of the crop map's on the right.
+    left, right = np.zeros((72, 128), np.float32), np.zeros((72, 128), np.float32)
+    left[30:40, 5:15], right[30:40, 110:120] = 1.0, 1.0
+    analysis = importance.Analysis(left / left.sum(), (), (), crop_importance=right / right.sum())
+    source, target = Size(1280, 720), Size(400, 400)
+    rng = np.random.default_rng(0)
+    [cropped] = Framer(analysis, source, parse_prompt(""), crop=True).plan(target, "crop", 1, "auto", rng)
+    [auto] = Framer(analysis, source, parse_prompt(""), crop=False).plan(target, "auto", 1, "auto", rng)
+
+    def centre(rect: tuple[int, int, int, int]) -> float:
+        return rect[0] + rect[2] / 2
+
+    assert centre(cropped.source_rect) > 1280 / 2 > centre(auto.source_rect)
