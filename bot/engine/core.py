@@ -13,7 +13,7 @@ from . import decode as decoding
 from .detectors import TEXT_MAX_PIXELS
 from .errors import ImageTooLarge, InvalidOption, InvalidSize
 from .explain import Detected, explain_picture
-from .framing import Framer, protected_faces
+from .framing import Framer, protected_faces, resolved_mode
 from .importance import ANALYSIS_LONG_SIDE, Analysis, analyse
 from .prompts import Fill, Hints, parse_prompt
 from .render import choose_format, encode, render
@@ -110,7 +110,7 @@ def _resize(
     opaque = _visible_part(decoded.image, decoded.scale)
     if opaque is not None:
         analysis = replace(analysis, opaque=opaque)
-    crop_mode = request.mode == "crop" or (request.mode == "auto" and hints.crop and not hints.no_crop)
+    crop_mode = resolved_mode(request.mode, hints) == "crop"
     framer = Framer(analysis, source, hints, grid=round(1 / decoded.scale), crop=crop_mode)
     fill: Fill = request.fill if request.fill != "auto" else hints.fill or "auto"
     rng = np.random.default_rng(request.seed if request.seed is not None else 0)

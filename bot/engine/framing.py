@@ -102,6 +102,16 @@ class _Windows:
         )
 
 
+def resolved_mode(mode: Mode, hints: Hints) -> Mode:
+    """Auto as the prompt may have narrowed it: "don't crop" extends, "crop to fill the frame" crops (the first
+    wins where both are asked)."""
+    if mode == "auto" and hints.no_crop:
+        return "extend"
+    if mode == "auto" and hints.crop:
+        return "crop"
+    return mode
+
+
 class Framer:
     """Plans windows for one analysed source; reused for every target size."""
 
@@ -161,10 +171,7 @@ class Framer:
         return None if self.focus is None else (self.focus[0] / self.sx, self.focus[1] / self.sy)
 
     def plan(self, target: Size, mode: Mode, variants: int, fill: Fill, rng: np.random.Generator) -> list[Plan]:
-        if mode == "auto" and self.hints.no_crop:
-            mode = "extend"
-        elif mode == "auto" and self.hints.crop:
-            mode = "crop"
+        mode = resolved_mode(mode, self.hints)
         plans: list[Plan] = []
         if mode in ("crop", "auto"):
             crop = self._best_crops(target, variants, rng)

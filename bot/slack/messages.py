@@ -14,38 +14,20 @@ def progress_blocks(
     text: str, job_id: str, *, cancellable: bool = False, crop_map: bool = False, crop_instead: bool = False
 ) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
-    buttons: list[dict[str, Any]] = []
-    if cancellable:
-        buttons.append(
-            {
-                "type": "button",
-                "action_id": CANCEL_ACTION,
-                "text": {"type": "plain_text", "text": "Cancel"},
-                "style": "danger",
-                "value": job_id,
-            }
-        )
-    if crop_map:
-        buttons.append(
-            {
-                "type": "button",
-                "action_id": CROP_MAP_ACTION,
-                "text": {"type": "plain_text", "text": "Show crop map"},
-                "value": job_id,
-            }
-        )
-    if crop_instead:
-        buttons.append(
-            {
-                "type": "button",
-                "action_id": CROP_INSTEAD_ACTION,
-                "text": {"type": "plain_text", "text": "Crop instead"},
-                "value": job_id,
-            }
-        )
+    wanted = (
+        (cancellable, CANCEL_ACTION, "Cancel", "danger"),
+        (crop_map, CROP_MAP_ACTION, "Show crop map", None),
+        (crop_instead, CROP_INSTEAD_ACTION, "Crop instead", None),
+    )
+    buttons = [_button(action, label, job_id, style) for shown, action, label, style in wanted if shown]
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
     return blocks
+
+
+def _button(action_id: str, label: str, value: str, style: str | None) -> dict[str, Any]:
+    button = {"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": label}, "value": value}
+    return button if style is None else {**button, "style": style}
 
 
 def escape_mrkdwn(text: str) -> str:

@@ -99,6 +99,23 @@ async def test_status_blips_are_retried_without_a_second_paid_submit(tmp_path: P
     assert [u["title"] for u in uploads] == ["300x300"]
 
 
+async def _left_by_a_crash(tmp_path: Path, file: dict[str, Any], message_ts: str, remote_id: str) -> Job:
+    """A 300x300 job of ``file`` as a process killed while it was resizing leaves it: anchored, with ``remote_id``."""
+    store = SqliteJobStore(tmp_path / "jobs.db")
+    job, _ = await insert(
+        store,
+        make_job(
+            f"upload:C1:{message_ts}:{file['id']}",
+            source=JobSource.slack_file(file, message_ts),
+            spec=ResizeSpec(sizes=(Size(300, 300),), output_format="png"),
+            thread_ts=message_ts,
+        ),
+    )
+    job = await store.update(job, state="anchored", remote_id=remote_id, fenced=False)
+    await store.close()
+    return job
+
+
 async def test_after_a_restart_the_stored_request_is_polled_not_paid_again(tmp_path: Path) -> None:
     api = await FaultServer().start()
     api.progression = [Status.COMPLETED]
@@ -111,18 +128,7 @@ async def test_after_a_restart_the_stored_request_is_polled_not_paid_again(tmp_p
                 SmartResizeRequest(image_url="data:image/png;base64,AA==", target_sizes=["300x300"])
             )
             # What a process killed right after its submit was accepted leaves in the store.
-            store = SqliteJobStore(tmp_path / "jobs.db")
-            job, _ = await insert(
-                store,
-                make_job(
-                    f"upload:C1:{message['ts']}:{file['id']}",
-                    source=JobSource.slack_file(file, message["ts"]),
-                    spec=ResizeSpec(sizes=(Size(300, 300),), output_format="png"),
-                    thread_ts=message["ts"],
-                ),
-            )
-            await store.update(job, state="anchored", remote_id=remote_id, fenced=False)  # as a crash left it
-            await store.close()
+            await _left_by_a_crash(tmp_path, file, message["ts"], remote_id)
             async with running_app(slack, tmp_path, **_hosted(api)) as app:
                 await app.services.runner.idle()
             uploads = slack.uploads_in_thread("C1", message["ts"])
@@ -143,19 +149,8 @@ async def test_a_job_whose_process_died_mid_submit_is_submitted_again_and_delive
             slack.add_channel("C1", members=("U1",))
             file = slack.add_file(astronaut(), "crew.jpg")
             message = slack.post_user_message("C1", "U1", "", files=[file])
-            store = SqliteJobStore(tmp_path / "jobs.db")
-            job, _ = await insert(
-                store,
-                make_job(
-                    f"upload:C1:{message['ts']}:{file['id']}",
-                    source=JobSource.slack_file(file, message["ts"]),
-                    spec=ResizeSpec(sizes=(Size(300, 300),), output_format="png"),
-                    thread_ts=message["ts"],
-                ),
-            )
             # What a process killed after sending its submit, before storing the answer, leaves in the store.
-            await store.update(job, state="anchored", remote_id=SUBMIT_IN_FLIGHT, fenced=False)
-            await store.close()
+            job = await _left_by_a_crash(tmp_path, file, message["ts"], SUBMIT_IN_FLIGHT)
             async with running_app(slack, tmp_path, **_hosted(api)) as app:
                 await app.services.runner.idle()
                 [done] = await app.services.store.recent_for_user("U1")

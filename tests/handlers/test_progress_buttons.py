@@ -6,6 +6,7 @@ import asyncio
 import io
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -15,6 +16,11 @@ from bot.slack.messages import CANCEL_ACTION, CROP_INSTEAD_ACTION, CROP_MAP_ACTI
 from tests.images import astronaut
 from tests.slack_api.emulator import BOT_USER, SlackEmulator
 from tests.slack_api.harness import eventually, running_app
+
+
+def _progress_message(slack: SlackEmulator, thread_ts: str) -> dict[str, Any]:
+    """The app's progress message in the thread: its post without files."""
+    return next(m for m in slack.thread("C1", thread_ts) if m["user"] == BOT_USER and not m.get("files"))
 
 
 def _job_ids(db: Path) -> list[tuple[str, str]]:
@@ -56,7 +62,7 @@ async def test_crop_map_is_posted_once_on_request(tmp_path: Path) -> None:
             await app.command("300x300 600x200")
             await app.services.runner.idle()
             [(job_id, _)] = _job_ids(tmp_path / "jobs.db")
-            done = next(m for m in slack.thread("C1", message["ts"]) if m["user"] == BOT_USER and not m.get("files"))
+            done = _progress_message(slack, message["ts"])
             # 600x200 of a square photo is extended in auto mode: the crop is one click away.
             assert [e["action_id"] for e in done["blocks"][1]["elements"]] == [CROP_MAP_ACTION, CROP_INSTEAD_ACTION]
             await app.block_action(CROP_MAP_ACTION, job_id, user="U1")
@@ -129,5 +135,5 @@ async def test_no_crop_instead_where_every_size_was_cropped(tmp_path: Path) -> N
         async with running_app(slack, tmp_path) as app:
             await app.command("300x300")  # a square of a square photo: nothing to extend
             await app.services.runner.idle()
-            done = next(m for m in slack.thread("C1", message["ts"]) if m["user"] == BOT_USER and not m.get("files"))
+            done = _progress_message(slack, message["ts"])
         assert [e["action_id"] for e in done["blocks"][1]["elements"]] == [CROP_MAP_ACTION]
