@@ -26,7 +26,7 @@ from .prompts import Hints
 Box = tuple[float, float, float, float]  # x, y, w, h in analysis pixels
 FloatMap = npt.NDArray[np.float32]
 
-ANALYSIS_LONG_SIDE = 384  # faces are found on this copy: BlazeFace's tiles of it arrive at about its 192-pixel input
+ANALYSIS_LONG_SIDE = 384  # the map and the whole-frame face pass work on this copy; small faces on the text copy
 MAP_LONG_SIDE = 128  # the importance map lives here: plenty to place windows, cheap to score
 # What a detected head or line of text adds to the map, in units of the map's mean.
 FACE_WEIGHT = 3.0
@@ -77,10 +77,10 @@ def analyse(
     lettering is still legible; without it text is looked for in ``rgb``."""
     height, width = rgb.shape[:2]
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    faces = detectors.faces(rgb)
+    text_rgb, text_scale = text_view or (rgb, source_scale)
+    faces = detectors.faces(rgb, text_rgb)
     if faces is None:
         faces = [_haar_head(face) for face in detect_faces(grey)]
-    text_rgb, text_scale = text_view or (rgb, source_scale)
     texts = detectors.text_lines(text_rgb)
     if texts is None:
         texts, text_scale = detect_text(grey), source_scale

@@ -74,6 +74,17 @@ def test_faces_of_several_kinds_are_found_and_nothing_else(photo: object, label:
     assert box_iou(found[0], label) >= least_iou, found
 
 
+def test_small_faces_are_sought_in_the_larger_copy_and_come_back_in_the_small_one_s_pixels() -> None:
+    # The engine passes the text model's copy (about twice the analysis copy's side) as the detail to tile.
+    label = (217, 92, 42, 39)
+    full = Image.open(io.BytesIO(footballer())).convert("RGB")
+    quarter = np.asarray(full.resize((full.width // 4, full.height // 4), Image.Resampling.LANCZOS))
+    [from_full] = detectors.faces(np.asarray(full)) or []
+    [head] = detectors.faces(quarter, np.asarray(full)) or []
+    assert box_iou(head, tuple(v / 4 for v in label)) >= 0.75
+    assert box_iou(head, tuple(v / 4 for v in from_full)) >= 0.9
+
+
 def test_a_turned_face_s_head_box_reaches_behind_the_face(monkeypatch: pytest.MonkeyPatch) -> None:
     # The footballer looks toward the image's right: the rest of his head is to the left of his face.
     label = (217, 92, 42, 39)
