@@ -97,6 +97,24 @@ def test_a_plain_sign_in_grass_stands_out_by_boundary_connectivity_and_the_grass
     assert sign.mean() > 4 * barrier[:, int(900 * f) : int(x * f) - 2].mean()
 
 
+def test_a_machine_at_the_side_is_enclosed_and_the_sky_and_hedge_lining_the_edges_are_not() -> None:
+    # The report this answers: foliage outscored a large, flat machine standing at the side of a street.
+    picture, _ = sign_in_foliage()
+    pixels = np.asarray(picture).copy()
+    pixels[:200] = (170, 200, 235)  # a sky along the top
+    pixels[200:, :1100] = (120, 118, 112)  # a street, lining the bottom and the left
+    pixels[:, 1100:] = np.asarray(picture)[:, 500:1000]  # the bush, now lining the right edge
+    pixels[360:720, :700] = (200, 170, 40)  # a yellow machine, touching the left edge along 40% of it
+    small = cv2.resize(pixels, (128, 72), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    enclosed = importance._enclosed(cv2.cvtColor(small, cv2.COLOR_RGB2Lab))
+    f = 128 / 1600
+    machine = enclosed[int(360 * f) + 2 : int(720 * f) - 2, 2 : int(700 * f) - 2].mean()
+    sky = enclosed[: int(200 * f) - 2].mean()
+    hedge = enclosed[int(200 * f) + 2 :, int(1100 * f) + 2 :].mean()
+    assert machine > 0.5 > 4 * sky, (machine, sky)
+    assert machine > 2 * hedge, (machine, hedge)
+
+
 def test_crop_mode_places_windows_on_the_crop_map_and_auto_on_the_other() -> None:
     # Two maps that disagree: all of the first's mass on the left, all of the crop map's on the right.
     left, right = np.zeros((72, 128), np.float32), np.zeros((72, 128), np.float32)
