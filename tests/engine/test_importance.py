@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import cv2
 import numpy as np
 import numpy.typing as npt
@@ -11,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 from bot.engine import Size, importance
 from bot.engine.framing import Framer
 from bot.engine.prompts import parse_prompt
-from tests.images import sign_in_foliage
+from tests.images import astronaut, sign_in_foliage
 
 SUBJECT = (250, 70, 90, 80)  # x, y, w, h in the 384x216 analysis copy
 MAP_SIZE = (128, 72)
@@ -113,6 +115,26 @@ def test_a_machine_at_the_side_is_enclosed_and_the_sky_and_hedge_lining_the_edge
     hedge = enclosed[int(200 * f) + 2 :, int(1100 * f) + 2 :].mean()
     assert machine > 0.5 > 4 * sky, (machine, sky)
     assert machine > 2 * hedge, (machine, hedge)
+
+
+def test_crop_mode_s_map_weighs_the_shoulders_below_a_head_and_auto_s_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    rgb = np.asarray(Image.open(io.BytesIO(astronaut())).convert("RGB"))
+
+    def below_the_head() -> tuple[float, float]:
+        analysis = importance.analyse(rgb, 1.0, parse_prompt(""))
+        [(x, y, w, h)] = analysis.faces
+        shoulders = (round(x - w / 2), round(y + h), round(2 * w), round(1.5 * h))
+        assert analysis.crop_importance is not None
+        return (
+            _line_mass(analysis.crop_importance, shoulders, (rgb.shape[1], rgb.shape[0])),
+            _line_mass(analysis.importance, shoulders, (rgb.shape[1], rgb.shape[0])),
+        )
+
+    crop_with, auto_with = below_the_head()
+    monkeypatch.setattr(importance, "SHOULDERS_WEIGHT", 0.0)
+    crop_without, auto_without = below_the_head()
+    assert crop_with > 1.2 * crop_without, (crop_with, crop_without)
+    assert auto_with == auto_without
 
 
 def test_crop_mode_places_windows_on_the_crop_map_and_auto_on_the_other() -> None:
