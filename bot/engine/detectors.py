@@ -54,11 +54,12 @@ _FACE_INPUT = 192
 _FACE_STRIDE = 4
 FACE_MIN_SCORE = 0.6  # chosen on the tuning half of bench/quality/photos.json
 _FACE_MERGE_IOU = 0.3
-# Tiles of the text model's copy (about twice the analysis copy's side), this share of its mean side: 4:3 gives 3x3
+# Tiles of the text model's copy (about twice the analysis copy's side), this share of its mean side: 4:3 gives 3x2
 # tiles. On the tuning half of bench/quality/photos.json, against three-quarter tiles of the analysis copy (24 of 27
 # heads at IoU 0.5, 0.10 false per photo, 50 ms): 0.43, 0.5 and 0.57 found 26, 25 and 26 with 0.05, 0.02 and 0.05
 # false, in 88, 68 and 55 ms. The tuning half's faces cannot tell them apart, so the cheapest.
 FACE_TILE_SHARE = 0.57
+MAX_FACE_TILES = 12  # along a side: a 10000x783 panorama's 19 would be 140 ms more
 # BlazeFace boxes run from the brows to the chin; a head (what a crop must keep, and what the labels mark) runs from
 # the hairline: 1.18x as tall, centred a little higher (medians on the tuning half).
 HEAD_GROW_UP, HEAD_GROW_DOWN = 0.115, 0.065
@@ -224,13 +225,18 @@ def _faces_in_square(net: _Net, rgb: Image) -> tuple[npt.NDArray[np.float32], np
 
 def _tiles(width: int, height: int) -> list[tuple[int, int, int]]:
     """Square tiles (x, y, side) of FACE_TILE_SHARE of the image's mean side (at most its short side), overlapping
-    by about a third."""
+    by about a third; at most MAX_FACE_TILES along a side, so a long strip costs a bounded number of passes (spread
+    along it, with gaps between them where the strip is longer than that)."""
     side = min(width, height, round(FACE_TILE_SHARE * (width * height) ** 0.5))
     if side < 32:
         return []
     step = side * 2 / 3
-    xs = np.linspace(0, width - side, max(1, int(np.ceil((width - side) / step)) + 1)).round().astype(int)
-    ys = np.linspace(0, height - side, max(1, int(np.ceil((height - side) / step)) + 1)).round().astype(int)
+
+    def starts(length: int) -> npt.NDArray[np.int64]:
+        count = min(MAX_FACE_TILES, max(1, int(np.ceil((length - side) / step)) + 1))
+        return np.linspace(0, length - side, count).round().astype(np.int64)
+
+    xs, ys = starts(width), starts(height)
     return [(int(x), int(y), side) for y in ys for x in xs]
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from bot import cli
@@ -182,3 +184,20 @@ def test_a_started_worker_gives_back_what_the_text_pass_took() -> None:
     loaded_mb, peak_mb, resident_mb = (int(v) for v in done.stdout.split())
     assert peak_mb - loaded_mb > 60, (loaded_mb, peak_mb, resident_mb)  # the pass did take memory
     assert resident_mb - loaded_mb < 50, (loaded_mb, peak_mb, resident_mb)  # and most of it came back
+
+
+@given(width=st.integers(1, 8192), height=st.integers(1, 8192))
+@settings(max_examples=200, deadline=None)
+def test_face_tiles_are_squares_inside_the_image_and_bounded_in_number(width: int, height: int) -> None:
+    tiles = detectors._tiles(width, height)
+    assert len(tiles) <= detectors.MAX_FACE_TILES**2
+    for x, y, side in tiles:
+        assert 32 <= side <= min(width, height)
+        assert 0 <= x <= width - side and 0 <= y <= height - side
+    if tiles and len(tiles) < detectors.MAX_FACE_TILES:
+        # Uncapped, they cover the whole image: no face falls between them.
+        covered = np.zeros((min(height, 512), min(width, 512)), bool)
+        fy, fx = covered.shape[0] / height, covered.shape[1] / width
+        for x, y, side in tiles:
+            covered[int(y * fy) : int(np.ceil((y + side) * fy)), int(x * fx) : int(np.ceil((x + side) * fx))] = True
+        assert covered.all()
