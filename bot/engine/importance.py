@@ -44,7 +44,8 @@ BARRIER_SHARE = 0.3
 BARRIER_GRID = 24
 # ... and this share to enclosure (_enclosed: how little of a region lies along the border), on the same grid, with
 # colours this far apart (CIELAB units) counted as different regions. Tried on the tuning half: 0.2, 0.35, 0.5;
-# grids of 16, 24, 32; and as a gate on the distinctness cue (0.6) instead of a share of it.
+# grids of 16, 24, 32; and as a gate on the distinctness cue (0.6) instead of a share of it. Colour scales of 7 and 14
+# gave the same to a tenth of a point.
 ENCLOSED_SHARE = 0.35
 ENCLOSED_COLOUR = 10.0
 # Crop mode's map also weighs the shoulders below each head (a box this many heads wide and tall, weighted like a
