@@ -96,21 +96,23 @@ def _resize(
     resolution = "2K" if hints.detail and request.resolution == "1K" else request.resolution
 
     scale = _decode_scale(source, request, resolution, hints.zoom)
+    crop_mode = resolved_mode(request.mode, hints) == "crop"  # only crop mode needs its own map
     analysis_scale = min(1.0, (TEXT_MAX_PIXELS / (source.width * source.height)) ** 0.5)
     if _analysed_apart(probed, scale, analysis_scale):
         with ThreadPoolExecutor(1) as pool:
-            analysed = pool.submit(_analyse, decoding.probe(data, limits), analysis_scale, source, hints, limits)
+            analysed = pool.submit(
+                _analyse, decoding.probe(data, limits), analysis_scale, source, hints, limits, crop_mode
+            )
             decoded = decoding.decode(probed, scale, limits)
             analysis = analysed.result()
     else:
         decoded = decoding.decode(probed, scale, limits)
-        analysis = _analyse_decoded(decoded.image, source, hints)
+        analysis = _analyse_decoded(decoded.image, source, hints, crop_mode)
     del probed  # it holds the opened image: the decoded pixels are in ``decoded`` now, and nothing else may pin it
     notes = list(decoded.notes)
     opaque = _visible_part(decoded.image, decoded.scale)
     if opaque is not None:
         analysis = replace(analysis, opaque=opaque)
-    crop_mode = resolved_mode(request.mode, hints) == "crop"
     framer = Framer(analysis, source, hints, grid=round(1 / decoded.scale), crop=crop_mode)
     fill: Fill = request.fill if request.fill != "auto" else hints.fill or "auto"
     rng = np.random.default_rng(request.seed if request.seed is not None else 0)
@@ -203,11 +205,13 @@ def _analysed_apart(probed: decoding.Probe, scale: float, analysis_scale: float)
     return probed.source_format in ("JPEG", "MPO") and analysis_scale <= scale / 2
 
 
-def _analyse(probed: decoding.Probe, scale: float, source: Size, hints: Hints, limits: Limits) -> Analysis:
-    return _analyse_decoded(decoding.decode(probed, scale, limits).image, source, hints)
+def _analyse(
+    probed: decoding.Probe, scale: float, source: Size, hints: Hints, limits: Limits, crop_map: bool
+) -> Analysis:
+    return _analyse_decoded(decoding.decode(probed, scale, limits).image, source, hints, crop_map)
 
 
-def _analyse_decoded(image: Image.Image, source: Size, hints: Hints) -> Analysis:
+def _analyse_decoded(image: Image.Image, source: Size, hints: Hints, crop_map: bool) -> Analysis:
     """The importance map and the detectors' finds, from copies of ``image`` shrunk once: the text model's, and the
     analysis copy from it."""
     text_image = _analysis_copy(image, (TEXT_MAX_PIXELS / (image.width * image.height)) ** 0.5)
@@ -217,6 +221,7 @@ def _analyse_decoded(image: Image.Image, source: Size, hints: Hints) -> Analysis
         analysis_image.width / source.width,
         hints,
         text_view=(np.asarray(text_image), text_image.width / source.width),
+        crop_map=crop_map,
     )
 
 

@@ -59,7 +59,7 @@ _FACE_MERGE_IOU = 0.3
 # heads at IoU 0.5, 0.10 false per photo, 50 ms): 0.43, 0.5 and 0.57 found 26, 25 and 26 with 0.05, 0.02 and 0.05
 # false, in 88, 68 and 55 ms. The tuning half's faces cannot tell them apart, so the cheapest.
 FACE_TILE_SHARE = 0.57
-MAX_FACE_TILES = 12  # along a side: a 10000x783 panorama's 19 would be 140 ms more
+MAX_FACE_TILES = 12  # along a side: uncapped, a 10000x783 panorama would take 19 (about 140 ms)
 # BlazeFace boxes run from the brows to the chin; a head (what a crop must keep, and what the labels mark) runs from
 # the hairline: 1.18x as tall, centred a little higher (medians on the tuning half).
 HEAD_GROW_UP, HEAD_GROW_DOWN = 0.115, 0.065

@@ -84,10 +84,13 @@ def analyse(
     source_scale: float,
     hints: Hints,
     text_view: tuple[npt.NDArray[np.uint8], float] | None = None,
+    *,
+    crop_map: bool = True,
 ) -> Analysis:
     """``rgb``: an analysis copy (long side about ANALYSIS_LONG_SIDE); ``source_scale``: its pixels per source pixel.
     ``text_view``: a larger copy (up to detectors.TEXT_MAX_PIXELS) and its pixels per source pixel, where small
-    lettering is still legible; without it text is looked for in ``rgb``."""
+    lettering is still legible; without it text is looked for in ``rgb``. ``crop_map``: also compose crop mode's
+    map (about 12 ms, of no use to auto and extend)."""
     height, width = rgb.shape[:2]
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     text_rgb, text_scale = text_view or (rgb, source_scale)
@@ -143,8 +146,10 @@ def analyse(
     # Crop mode's own map: part of the background cue given to boundary connectivity and enclosure, and shoulders
     # below the heads. It places windows on real photos better, but auto, which was tuned to never cut, lost safe
     # outputs on it (11 misses instead of 4 on the tuning half), so auto keeps the first map.
-    background = (1 - BARRIER_SHARE - ENCLOSED_SHARE) * distinct + BARRIER_SHARE * _barrier(lab)
-    crop_importance = compose(background + ENCLOSED_SHARE * _enclosed(lab), SHOULDERS_WEIGHT)
+    crop_importance = None
+    if crop_map:
+        background = (1 - BARRIER_SHARE - ENCLOSED_SHARE) * distinct + BARRIER_SHARE * _barrier(lab)
+        crop_importance = compose(background + ENCLOSED_SHARE * _enclosed(lab), SHOULDERS_WEIGHT)
 
     return Analysis(
         importance=importance,
@@ -253,14 +258,21 @@ def _background_distinctness(lab: FloatMap) -> FloatMap:
     return np.clip(distance / scale, 0, 1).astype(np.float32)
 
 
+def _coarse(lab: FloatMap) -> FloatMap:
+    """The map averaged onto the border cues' grid, BARRIER_GRID cells across: coarse, so texture averages out."""
+    height, width = lab.shape[:2]
+    grid_h = max(2, round(BARRIER_GRID * height / width))
+    return cv2.resize(lab, (BARRIER_GRID, grid_h), interpolation=cv2.INTER_AREA)
+
+
 def _barrier(lab: FloatMap) -> FloatMap:
     """Minimum barrier distance to the frame's border (Zhang et al., 2015), on a coarse grid: for each cell, the
     least rise and fall of colour a path from it to the border must cross, summed over L, a and b. What an outline
     cuts off from the border (a sign, a product, a person) scores high, however plain its inside; a background that
     reaches the border scores low, however colourful it is."""
     height, width = lab.shape[:2]
-    grid_h = max(2, round(BARRIER_GRID * height / width))
-    coarse = cv2.resize(lab, (BARRIER_GRID, grid_h), interpolation=cv2.INTER_AREA)
+    coarse = _coarse(lab)
+    grid_h = coarse.shape[0]
     total = np.zeros((grid_h, BARRIER_GRID), np.float32)
     for channel in range(3):
         values = coarse[:, :, channel]
@@ -291,8 +303,8 @@ def _enclosed(lab: FloatMap) -> FloatMap:
     for its area. A subject that touches the border along a short stretch (a machine at the side of a street) stays
     foreground; a sky or a hedge that lines an edge does not, however colourful or textured it is."""
     height, width = lab.shape[:2]
-    grid_w, grid_h = BARRIER_GRID, max(2, round(BARRIER_GRID * height / width))
-    coarse = cv2.resize(lab, (grid_w, grid_h), interpolation=cv2.INTER_AREA).astype(np.float32)
+    coarse = _coarse(lab)
+    grid_h, grid_w = coarse.shape[:2]
     cells = grid_w * grid_h
     step_x = np.sqrt(((coarse[:, 1:] - coarse[:, :-1]) ** 2).sum(-1))  # colour change to the right neighbour
     step_y = np.sqrt(((coarse[1:] - coarse[:-1]) ** 2).sum(-1))

@@ -10,10 +10,10 @@ import numpy.typing as npt
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from bot.engine import Size, importance
+from bot.engine import ResizeRequest, Size, importance, resize
 from bot.engine.framing import Framer
 from bot.engine.prompts import parse_prompt
-from tests.images import astronaut, sign_in_foliage
+from tests.images import astronaut, encode, photo, sign_in_foliage
 
 SUBJECT = (250, 70, 90, 80)  # x, y, w, h in the 384x216 analysis copy
 MAP_SIZE = (128, 72)
@@ -127,7 +127,8 @@ def test_crop_mode_s_map_weighs_the_shoulders_below_a_head_and_auto_s_not(monkey
     def below_the_head() -> tuple[float, float]:
         analysis = importance.analyse(rgb, 1.0, parse_prompt(""))
         [(x, y, w, h)] = analysis.faces
-        shoulders = (round(x - w / 2), round(y + h), round(2 * w), round(1.5 * h))
+        wide, tall = importance.SHOULDERS_WIDE * w, importance.SHOULDERS_TALL * h
+        shoulders = (round(x + w / 2 - wide / 2), round(y + h), round(wide), round(tall))
         assert analysis.crop_importance is not None
         return (
             _line_mass(analysis.crop_importance, shoulders, (rgb.shape[1], rgb.shape[0])),
@@ -139,6 +140,22 @@ def test_crop_mode_s_map_weighs_the_shoulders_below_a_head_and_auto_s_not(monkey
     crop_without, auto_without = below_the_head()
     assert crop_with > 1.2 * crop_without, (crop_with, crop_without)
     assert auto_with == auto_without
+
+
+@pytest.mark.parametrize(
+    ("mode", "prompt", "composed"),
+    [("crop", "", True), ("auto", "crop to fill the frame", True), ("auto", "", False), ("extend", "", False)],
+)
+def test_crop_mode_s_map_is_composed_only_when_crop_mode_will_use_it(
+    monkeypatch: pytest.MonkeyPatch, mode: str, prompt: str, composed: bool
+) -> None:
+    calls: list[int] = []
+    enclosed = importance._enclosed
+    monkeypatch.setattr(importance, "_enclosed", lambda lab: calls.append(1) or enclosed(lab))
+    request = ResizeRequest(sizes=(Size(300, 300),), mode=mode, prompt=prompt)  # type: ignore[arg-type]
+    for source in (photo(), photo(2400, 1800)):  # analysed with the outputs' copy, and decoded apart in a thread
+        resize(encode(source, "JPEG"), request)
+    assert calls == ([1, 1] if composed else [])
 
 
 def test_crop_mode_places_windows_on_the_crop_map_and_auto_on_the_other() -> None:
