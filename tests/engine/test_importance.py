@@ -10,7 +10,7 @@ import numpy.typing as npt
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from bot.engine import ResizeRequest, Size, importance, resize
+from bot.engine import ResizeRequest, Size, detectors, importance, resize
 from bot.engine.framing import Framer
 from bot.engine.prompts import parse_prompt
 from tests.images import astronaut, encode, photo, sign_in_foliage
@@ -156,6 +156,22 @@ def test_crop_mode_s_map_is_composed_only_when_crop_mode_will_use_it(
     for source in (photo(), photo(2400, 1800)):  # analysed with the outputs' copy, and decoded apart in a thread
         resize(encode(source, "JPEG"), request)
     assert calls == ([1, 1] if composed else [])
+
+
+def test_the_face_tiles_are_cut_from_the_text_model_s_larger_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[tuple[int, ...], tuple[int, ...] | None]] = []
+    faces = detectors.faces
+
+    def recording(rgb: npt.NDArray[np.uint8], detail: npt.NDArray[np.uint8] | None = None) -> object:
+        seen.append((rgb.shape, None if detail is None else detail.shape))
+        return faces(rgb, detail)
+
+    monkeypatch.setattr(detectors, "faces", recording)
+    resize(encode(photo(2400, 1800), "JPEG"), ResizeRequest(sizes=(Size(300, 300),)))
+    [(analysed, detail)] = seen
+    assert max(analysed[:2]) == importance.ANALYSIS_LONG_SIDE
+    assert detail is not None
+    assert detail[0] * detail[1] > 2 * analysed[0] * analysed[1]  # the text model's copy, up to twice the side
 
 
 def test_crop_mode_places_windows_on_the_crop_map_and_auto_on_the_other() -> None:
