@@ -10,14 +10,14 @@ execute the package. Nothing is downloaded at run time.
 When a wheel is missing, the caller falls back to OpenCV's Haar cascade and a stroke heuristic, which find far less
 (bench/detectors/REPORT.md). Each network is loaded once per process. The face model (TFLite) runs in OpenCV's dnn
 module, behind a lock since a cv2.dnn network keeps its blobs between calls; the text model (ONNX) runs in
-onnxruntime, about twice as fast as cv2.dnn on it (bench/README.md, "Speed"), and its sessions are thread-safe.
+onnxruntime, quantised to int8 at load (quantize.py), about four times as fast as cv2.dnn runs the float model
+(bench/README.md, "Speed"), and its sessions are thread-safe.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import numpy.typing as npt
+
+from . import quantize, runtime
 
 Box = tuple[float, float, float, float]  # x, y, w, h
 Image = npt.NDArray[np.uint8]  # RGB, (height, width, 3)
@@ -119,20 +121,15 @@ def _face_net() -> _Net | None:
 class _OnnxNet:
     """One onnxruntime session (thread-safe, so no lock) and how every pass runs on it."""
 
-    def __init__(self, path: Path) -> None:
-        # onnxruntime's official wheels send usage events to Microsoft over HTTPS and keep a device id and an event
-        # store under ~/.cache/Microsoft, unless this is set before it loads (its Privacy.md). Nothing of a job may
-        # leave the machine, and the engine runs offline: off, unless an operator has set it to something else.
-        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-        import onnxruntime  # here, not at the top: a process that never detects (the app's own) skips its 20 MB
-
-        onnxruntime.disable_telemetry_events()  # and the events the variable does not cover, should it be unset
-
+    def __init__(self, model: Path | bytes, precision: str = "float32") -> None:
+        self.precision = precision
+        onnxruntime = runtime.onnxruntime()
         options = onnxruntime.SessionOptions()
         # Idle threads sleep rather than spin: a worker's spinning threads would take the other workers' cores.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # its warnings about unused initialisers are not an operator's concern
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        source = model if isinstance(model, bytes) else str(model)
+        self.session = onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
         self.run_options = onnxruntime.RunOptions()
         # The arena gives back the ~150 MB a 450k-pixel pass takes when the pass ends, so a worker does not hold it
@@ -146,7 +143,19 @@ class _OnnxNet:
 @functools.cache
 def _text_net() -> _OnnxNet | None:
     path = TEXT_MODEL.file()
-    return None if path is None else _OnnxNet(path)
+    if path is None:
+        return None
+    int8 = quantize.text_model(path)
+    return _OnnxNet(path) if int8 is None else _OnnxNet(int8, precision="int8")
+
+
+def text_precision() -> str | None:
+    """What the text model runs in: "int8" (quantised at load, bot/engine/quantize.py), "float32", or None when its
+    wheel is not installed."""
+    net = _text_net()
+    if net is None:
+        return None
+    return net.precision
 
 
 @functools.cache
@@ -278,18 +287,23 @@ def text_lines(rgb: Image) -> list[Box] | None:
     if net is None:
         return None
     height, width = rgb.shape[:2]
-    # A panorama strip is shrunk to a long side the network handles in one pass; no text in it is worth more.
-    scale = min(1.0, (TEXT_MAX_PIXELS / (width * height)) ** 0.5, _TEXT_MAX_SIDE / max(width, height))
-    # Sides are multiples of the network's stride, 32; 64 at the least, so a sliver still gives a usable map.
-    net_w, net_h = max(64, round(width * scale / 32) * 32), max(64, round(height * scale / 32) * 32)
-    small = cv2.resize(rgb, (net_w, net_h), interpolation=cv2.INTER_AREA)
-    # The model was trained on BGR, normalised to [-1, 1].
-    bgr = small[:, :, ::-1].astype(np.float32)
-    blob = np.ascontiguousarray(((bgr / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None])
+    blob = text_input(rgb)
+    net_h, net_w = blob.shape[2:]
     probability = net.forward(blob)[0][0, 0]
     lines = _db_boxes(probability, net_w / width, net_h / height, width, height)
     lines = [box for box in lines if not _texture_blob(box, width, height)]
     return lines[:MAX_TEXT_LINES]
+
+
+def text_input(rgb: Image) -> npt.NDArray[np.float32]:
+    """The text model's input for ``rgb``: shrunk to TEXT_MAX_PIXELS, BGR in [-1, 1] (as it was trained), NCHW."""
+    height, width = rgb.shape[:2]
+    # A panorama strip is shrunk to a long side the network handles in one pass; no text in it is worth more.
+    scale = min(1.0, (TEXT_MAX_PIXELS / (width * height)) ** 0.5, _TEXT_MAX_SIDE / max(width, height))
+    # Sides are multiples of the network's stride, 32; 64 at the least, so a sliver still gives a usable map.
+    net_w, net_h = max(64, round(width * scale / 32) * 32), max(64, round(height * scale / 32) * 32)
+    bgr = cv2.resize(rgb, (net_w, net_h), interpolation=cv2.INTER_AREA)[:, :, ::-1].astype(np.float32)
+    return np.ascontiguousarray(((bgr / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None])
 
 
 def _db_boxes(probability: npt.NDArray[np.float32], sx: float, sy: float, width: int, height: int) -> list[Box]:
@@ -320,6 +334,10 @@ def _db_boxes(probability: npt.NDArray[np.float32], sx: float, sy: float, width:
 
 
 def _texture_blob(box: Box, width: int, height: int) -> bool:
-    """The model also fires on fur, fruit skin and foliage as big squat blobs: text lines are long and thin."""
+    """The model also fires on fur, fruit skin and foliage as big squat blobs: text lines are long and thin. On noise,
+    rings and canvas it lights up most of the frame, and a line of text covers half of one only when the frame is
+    itself a strip (a word as a logo, a banner)."""
     _, _, w, h = box
-    return max(w, h) / max(1.0, min(w, h)) < 2.0 and w * h > 0.02 * width * height
+    squat = max(w, h) / max(1.0, min(w, h)) < 2.0 and w * h > 0.02 * width * height
+    strip = max(width, height) >= 3 * min(width, height)
+    return squat or (w * h > 0.5 * width * height and not strip)

@@ -14,6 +14,7 @@ Faces and text boxes are also returned as boxes, because a window must not cut t
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -94,10 +95,14 @@ def analyse(
     height, width = rgb.shape[:2]
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     text_rgb, text_scale = text_view or (rgb, source_scale)
-    faces = detectors.faces(rgb, text_rgb)
+    # The face passes run beside the text pass: onnxruntime's int8 kernels leave a core idle for part of the pass,
+    # and this takes about 25 ms off a 12 MP photo (bench/README.md, "Speed").
+    with ThreadPoolExecutor(1) as beside:
+        found_faces = beside.submit(detectors.faces, rgb, text_rgb)
+        texts = detectors.text_lines(text_rgb)
+        faces = found_faces.result()
     if faces is None:
         faces = [_haar_head(face) for face in detect_faces(grey)]
-    texts = detectors.text_lines(text_rgb)
     if texts is None:
         texts, text_scale = detect_text(grey), source_scale
     map_factor = MAP_LONG_SIDE / max(width, height)

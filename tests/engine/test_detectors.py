@@ -4,9 +4,12 @@ fallback when their wheels are not installed. Label boxes are the hand labels of
 from __future__ import annotations
 
 import io
+import json
+import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +20,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from bot import cli
-from bot.engine import ResizeRequest, Size, detectors, resize
+from bot.engine import ResizeRequest, Size, detectors, quantize, resize
 from tests.images import astronaut, box_iou, footballer, fruits, sign
 
 Box = tuple[float, float, float, float]
@@ -97,6 +100,58 @@ def test_a_turned_face_s_head_box_reaches_behind_the_face(monkeypatch: pytest.Mo
     assert box_iou(head, label) >= box_iou(face_only, label) + 0.03
 
 
+def test_the_text_model_runs_quantised() -> None:
+    # Unquantised it still works, 2.7 times slower: only this test would notice an onnxruntime that stopped taking
+    # the shipped ranges.
+    assert detectors.text_precision() == "int8"
+
+
+@pytest.fixture(scope="module")
+def float_text_net() -> detectors._OnnxNet:
+    path = detectors.TEXT_MODEL.file()
+    assert path is not None
+    return detectors._OnnxNet(path)
+
+
+@pytest.mark.parametrize("photo", [sign, footballer], ids=["street-sign", "shirt-sponsor"])
+def test_the_quantised_text_model_sees_what_the_float_one_sees(
+    photo: Callable[[], bytes], float_text_net: detectors._OnnxNet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pixels = _rgb(photo())
+    blob = detectors.text_input(pixels)
+    int8_map = detectors._text_net().forward(blob)[0]  # type: ignore[union-attr]
+    float_map = float_text_net.forward(blob)[0]
+    assert np.abs(int8_map - float_map).mean() < 0.005
+    quantised = detectors.text_lines(pixels)
+    monkeypatch.setattr(detectors, "_text_net", lambda: float_text_net)
+    unquantised = detectors.text_lines(pixels)
+    assert quantised and unquantised
+    for line in unquantised:  # every line either finds, the other finds too
+        assert max(box_iou(line, other) for other in quantised) >= 0.6, (line, quantised)
+    for line in quantised:
+        assert max(box_iou(line, other) for other in unquantised) >= 0.6, (line, unquantised)
+
+
+def test_ranges_that_miss_a_tensor_leave_the_float_model_and_one_plain_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What another onnxruntime's graph optimiser would do: name a tensor the shipped ranges do not.
+    measured = json.loads(quantize.RANGES.read_text())
+    del measured["data"][next(iter(measured["data"]))]
+    ranges = tmp_path / "ranges.json"
+    ranges.write_text(json.dumps(measured))
+    path = detectors.TEXT_MODEL.file()
+    assert path is not None
+    with caplog.at_level(logging.WARNING):
+        assert quantize.text_model(path, ranges) is None
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert message.startswith("the text model runs unquantised, about 2.7 times slower, because it could not be")
+    assert "the shipped ranges do not cover this onnxruntime's graph" in message
+    assert "Traceback" not in message and record.exc_info is None
+    assert quantize.text_model(path, tmp_path / "absent.json") is None  # no ranges at all: the float model, quietly
+
+
 def test_every_line_of_a_street_sign_is_found_on_the_sign() -> None:
     lines = detectors.text_lines(_rgb(sign()))
     assert lines is not None
@@ -126,6 +181,18 @@ def test_a_busy_picture_has_no_faces_and_no_text() -> None:
     pixels = _rgb(fruits())
     assert detectors.faces(pixels) == []
     assert detectors.text_lines(pixels) == []
+
+
+def test_cloudy_noise_that_lights_up_the_whole_frame_is_not_text() -> None:
+    # The synthetic set's noise backdrop: the text model's map covers all of it, one box the size of the frame.
+    # (Concentric rings and a tent's canvas light up two thirds and half of theirs.)
+    rng = np.random.default_rng(6)
+    clouds = Image.fromarray(rng.uniform(0, 255, (12, 24, 3)).astype(np.uint8)).resize((2400, 1200), Image.BICUBIC)
+    backdrop = (0.4 * np.asarray(clouds, np.float32) + 0.6 * np.array([90, 140, 200], np.float32)).astype(np.uint8)
+    assert detectors.text_lines(backdrop) == []
+    assert detectors._texture_blob((0, 0, 2400, 1199), 2400, 1200)
+    # A word that fills a logo's strip of a canvas (matplotlib's logo2.png, as labelled) is still a line of text.
+    assert not detectors._texture_blob((1, 0, 528, 129), 542, 130)
 
 
 def test_a_banner_of_a_sign_keeps_every_line_of_it() -> None:
@@ -182,8 +249,9 @@ def test_a_started_worker_gives_back_what_the_text_pass_took() -> None:
         cwd=Path(__file__).parents[2],
     )  # fmt: skip
     loaded_mb, peak_mb, resident_mb = (int(v) for v in done.stdout.split())
-    assert peak_mb - loaded_mb > 60, (loaded_mb, peak_mb, resident_mb)  # the pass did take memory
-    assert resident_mb - loaded_mb < 50, (loaded_mb, peak_mb, resident_mb)  # and most of it came back
+    assert peak_mb - loaded_mb > 40, (loaded_mb, peak_mb, resident_mb)  # the pass did take memory
+    assert peak_mb - resident_mb > 20, (loaded_mb, peak_mb, resident_mb)  # and gave much of it back
+    assert resident_mb - loaded_mb < 40, (loaded_mb, peak_mb, resident_mb)
 
 
 @given(width=st.integers(1, 8192), height=st.integers(1, 8192))
