@@ -20,7 +20,21 @@ from tests.slack_api.harness import SHARED_ENGINE
 
 
 @pytest.fixture(scope="session", autouse=True)
-def engine_pool() -> Iterator[EnginePool]:
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The quantised text model is kept here, not in the user's own cache, for this run and the processes it
+    starts (built once, by whichever starts first)."""
+    path = tmp_path_factory.mktemp("model-cache")
+    before = os.environ.get("SMART_RESIZE_CACHE_DIR")
+    os.environ["SMART_RESIZE_CACHE_DIR"] = str(path)
+    yield path
+    if before is None:
+        del os.environ["SMART_RESIZE_CACHE_DIR"]
+    else:
+        os.environ["SMART_RESIZE_CACHE_DIR"] = before
+
+
+@pytest.fixture(scope="session", autouse=True)
+def engine_pool(model_cache: Path) -> Iterator[EnginePool]:
     """Worker processes for every app a test starts (tests that need a pool of their own make one)."""
     pool = EnginePool(workers=2)
     SHARED_ENGINE.pool = pool

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from . import quantize, runtime
+from . import runtime
 
 Box = tuple[float, float, float, float]  # x, y, w, h
 Image = npt.NDArray[np.uint8]  # RGB, (height, width, 3)
@@ -145,6 +145,8 @@ def _text_net() -> _OnnxNet | None:
     path = TEXT_MODEL.file()
     if path is None:
         return None
+    from . import quantize  # here: its subprocess, tempfile and json imports are only a detecting process's
+
     int8 = quantize.text_model(path)
     return _OnnxNet(path) if int8 is None else _OnnxNet(int8, precision="int8")
 

@@ -143,13 +143,42 @@ def test_ranges_that_miss_a_tensor_leave_the_float_model_and_one_plain_warning(
     path = detectors.TEXT_MODEL.file()
     assert path is not None
     with caplog.at_level(logging.WARNING):
-        assert quantize.text_model(path, ranges) is None
+        assert quantize.text_model(path, ranges, cache=tmp_path) is None
     (record,) = caplog.records
     message = record.getMessage()
     assert message.startswith("the text model runs unquantised, about 2.7 times slower, because it could not be")
     assert "the shipped ranges do not cover this onnxruntime's graph" in message
     assert "Traceback" not in message and record.exc_info is None
-    assert quantize.text_model(path, tmp_path / "absent.json") is None  # no ranges at all: the float model, quietly
+    assert list(tmp_path.glob("*.onnx")) == []  # and nothing kept for the next start
+    assert quantize.text_model(path, tmp_path / "absent.json", cache=tmp_path) is None  # no ranges: quietly float
+
+
+def test_the_quantised_model_is_built_once_and_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = detectors.TEXT_MODEL.file()
+    assert path is not None
+    built = quantize.text_model(path, cache=tmp_path)
+    assert built is not None
+    (kept,) = tmp_path.glob("text-int8-*.onnx")
+    assert kept.read_bytes() == built
+
+    def no_build(*args: object, **kwargs: object) -> None:
+        raise AssertionError("built again")
+
+    monkeypatch.setattr(quantize.subprocess, "run", no_build)
+    assert quantize.text_model(path, cache=tmp_path) == built
+    # Other ranges are another model: built afresh, not taken from the cache.
+    other = tmp_path / "other-ranges.json"
+    other.write_text(quantize.RANGES.read_text() + " ")
+    with pytest.raises(AssertionError, match="built again"):
+        quantize.text_model(path, other, cache=tmp_path)
+
+
+def test_a_cache_that_cannot_be_written_costs_only_the_next_start(tmp_path: Path) -> None:
+    path = detectors.TEXT_MODEL.file()
+    assert path is not None
+    blocked = tmp_path / "a-file-not-a-folder"
+    blocked.write_text("")
+    assert quantize.text_model(path, cache=blocked) is not None
 
 
 def test_every_line_of_a_street_sign_is_found_on_the_sign() -> None:
