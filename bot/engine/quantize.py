@@ -20,7 +20,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,15 @@ def text_model(fp32: Path, ranges: Path = RANGES, cache: Path | None = None) -> 
     cached = kept_file(fp32, ranges, cache)
     with contextlib.suppress(OSError):
         return cached.read_bytes()
+    # Workers start together: one builds while the others wait for its file, rather than each running a 180 MB
+    # quantiser at once.
+    with _building(cached):
+        with contextlib.suppress(OSError):
+            return cached.read_bytes()
+        return _build_and_keep(fp32, ranges, cached)
+
+
+def _build_and_keep(fp32: Path, ranges: Path, cached: Path) -> bytes | None:
     package_root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (package_root, os.environ.get("PYTHONPATH"))))}
     try:
@@ -67,6 +76,23 @@ def text_model(fp32: Path, ranges: Path = RANGES, cache: Path | None = None) -> 
         return None
     _keep(cached, built)
     return built
+
+
+@contextlib.contextmanager
+def _building(cached: Path) -> Iterator[None]:
+    """An exclusive lock on a file beside ``cached``, held while it is built; none where the cache cannot be
+    written or the platform has no flock (then each process builds its own)."""
+    try:
+        import fcntl
+
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(cached.with_suffix(".lock"), "a")  # noqa: SIM115 (held across the yield)
+    except (ImportError, OSError):
+        yield
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def kept_file(fp32: Path, ranges: Path = RANGES, cache: Path | None = None) -> Path:

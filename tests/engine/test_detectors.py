@@ -173,6 +173,34 @@ def test_the_quantised_model_is_built_once_and_kept(tmp_path: Path, monkeypatch:
         quantize.text_model(path, other, cache=tmp_path)
 
 
+_BUILD_ONCE = """
+import sys
+from pathlib import Path
+from bot.engine import detectors, quantize
+
+build = quantize._build_and_keep
+def counted(*args):
+    print("built", flush=True)
+    return build(*args)
+quantize._build_and_keep = counted
+model = quantize.text_model(detectors.TEXT_MODEL.file(), cache=Path(sys.argv[1]))
+print(len(model))
+"""
+
+
+def test_workers_starting_together_build_the_model_once(tmp_path: Path) -> None:
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-c", _BUILD_ONCE, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+            cwd=Path(__file__).parents[2],
+        )
+        for _ in range(3)
+    ]  # fmt: skip
+    outputs = [start.communicate(timeout=120)[0].split() for start in starts]
+    assert sum(output.count("built") for output in outputs) == 1, outputs
+    assert len({output[-1] for output in outputs}) == 1  # the same model, of the same length, for all three
+
+
 def test_a_damaged_kept_model_is_deleted_and_the_float_one_runs(caplog: pytest.LogCaptureFixture) -> None:
     path = detectors.TEXT_MODEL.file()
     assert path is not None
