@@ -173,6 +173,23 @@ def test_the_quantised_model_is_built_once_and_kept(tmp_path: Path, monkeypatch:
         quantize.text_model(path, other, cache=tmp_path)
 
 
+def test_ranges_measured_on_photos_make_a_model_that_reads_the_sign(tmp_path: Path) -> None:
+    # What bench/detectors/calibrate_text.py does on the tuning half, on two photos: the file it writes is sorted
+    # (the same photos give the same file) and the quantiser builds a working model from it.
+    path = detectors.TEXT_MODEL.file()
+    assert path is not None
+    ranges = tmp_path / "ranges.json"
+    quantize.measure_ranges(path, (detectors.text_input(_rgb(photo())) for photo in (sign, footballer)), ranges)
+    measured = json.loads(ranges.read_text())
+    assert list(measured["data"]) == sorted(measured["data"]) and len(measured["data"]) > 100
+    model = quantize.text_model(path, ranges, cache=tmp_path)
+    assert model is not None
+    pixels = _rgb(sign())
+    float_map = detectors._OnnxNet(path).forward(detectors.text_input(pixels))[0]
+    int8_map = detectors._OnnxNet(model, precision="int8").forward(detectors.text_input(pixels))[0]
+    assert np.abs(int8_map - float_map).mean() < 0.01
+
+
 _BUILD_ONCE = """
 import sys
 from pathlib import Path
