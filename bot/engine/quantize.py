@@ -101,10 +101,16 @@ def kept_file(fp32: Path, ranges: Path = RANGES, cache: Path | None = None) -> P
 
 
 def cache_dir() -> Path:
-    """$SMART_RESIZE_CACHE_DIR, else $XDG_CACHE_HOME/smart-resize, else ~/.cache/smart-resize."""
+    """$SMART_RESIZE_CACHE_DIR, else $XDG_CACHE_HOME/smart-resize, else ~/.cache/smart-resize (a temporary folder's
+    when the user has no home, as under a container's arbitrary user id)."""
     if explicit := os.environ.get("SMART_RESIZE_CACHE_DIR"):
         return Path(explicit)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "smart-resize"
+    if xdg := os.environ.get("XDG_CACHE_HOME"):
+        return Path(xdg) / "smart-resize"
+    try:
+        return Path.home() / ".cache" / "smart-resize"
+    except (RuntimeError, KeyError):
+        return Path(tempfile.gettempdir()) / f"smart-resize-{os.getuid()}"
 
 
 def _digest(fp32: Path, ranges: Path) -> str:

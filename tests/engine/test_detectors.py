@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -235,6 +236,23 @@ def test_a_damaged_kept_model_is_deleted_and_the_float_one_runs(caplog: pytest.L
     finally:
         detectors._text_net.cache_clear()
     assert detectors.text_precision() == "int8"  # built again
+
+
+def test_the_cache_folder_follows_the_settings_and_survives_a_user_without_a_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMART_RESIZE_CACHE_DIR", str(tmp_path / "explicit"))
+    assert quantize.cache_dir() == tmp_path / "explicit"
+    monkeypatch.delenv("SMART_RESIZE_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert quantize.cache_dir() == tmp_path / "xdg" / "smart-resize"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(quantize.Path, "home", staticmethod(no_home))
+    assert quantize.cache_dir().parent == Path(tempfile.gettempdir())
 
 
 def test_a_cache_that_cannot_be_written_costs_only_the_next_start(tmp_path: Path) -> None:
