@@ -24,13 +24,9 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The quantised text model is kept here, not in the user's own cache, for this run and the processes it
     starts (built once, by whichever starts first)."""
     path = tmp_path_factory.mktemp("model-cache")
-    before = os.environ.get("SMART_RESIZE_CACHE_DIR")
-    os.environ["SMART_RESIZE_CACHE_DIR"] = str(path)
-    yield path
-    if before is None:
-        del os.environ["SMART_RESIZE_CACHE_DIR"]
-    else:
-        os.environ["SMART_RESIZE_CACHE_DIR"] = before
+    with pytest.MonkeyPatch.context() as session:
+        session.setenv("SMART_RESIZE_CACHE_DIR", str(path))
+        yield path
 
 
 @pytest.fixture(scope="session", autouse=True)

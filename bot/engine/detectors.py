@@ -125,7 +125,7 @@ class _OnnxNet:
     """One onnxruntime session (thread-safe, so no lock) and how every pass runs on it."""
 
     def __init__(self, model: Path | bytes, precision: str = "float32") -> None:
-        self.precision = precision
+        self.precision = precision  # "int8" when quantised at load (quantize.py)
         onnxruntime = runtime.onnxruntime()
         options = onnxruntime.SessionOptions()
         # Idle threads sleep rather than spin: a worker's spinning threads would take the other workers' cores.
@@ -158,15 +158,6 @@ def _text_net() -> _OnnxNet | None:
             quantize.kept_file(path).unlink(missing_ok=True)
             log.warning("the kept quantised text model would not load, so it was deleted and the next start builds it")
     return _OnnxNet(path)
-
-
-def text_precision() -> str | None:
-    """What the text model runs in: "int8" (quantised at load, bot/engine/quantize.py), "float32", or None when its
-    wheel is not installed."""
-    net = _text_net()
-    if net is None:
-        return None
-    return net.precision
 
 
 @functools.cache
