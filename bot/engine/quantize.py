@@ -81,7 +81,7 @@ def _build_and_keep(fp32: Path, ranges: Path, cached: Path) -> bytes | None:
 @contextlib.contextmanager
 def _building(cached: Path) -> Iterator[None]:
     """An exclusive lock on a file beside ``cached``, held while it is built; none where the cache cannot be
-    written or the platform has no flock (then each process builds its own)."""
+    written, or the platform or the file system has no flock (then each process builds its own)."""
     try:
         import fcntl
 
@@ -91,7 +91,8 @@ def _building(cached: Path) -> Iterator[None]:
         yield
         return
     with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        with contextlib.suppress(OSError):  # ENOLCK on a network file system without a lock daemon
+            fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
 

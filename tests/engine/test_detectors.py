@@ -261,6 +261,21 @@ def test_the_cache_folder_follows_the_settings_and_survives_a_user_without_a_hom
     assert quantize.cache_dir().parent == Path(tempfile.gettempdir())
 
 
+def test_a_cache_on_a_file_system_without_locks_still_builds_and_keeps_the_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fcntl
+
+    def no_locks(*args: object) -> None:
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    path = detectors.TEXT_MODEL.file()
+    assert path is not None
+    assert quantize.text_model(path, cache=tmp_path) is not None
+    assert list(tmp_path.glob("text-int8-*.onnx"))
+
+
 def test_a_cache_that_cannot_be_written_costs_only_the_next_start(tmp_path: Path) -> None:
     path = detectors.TEXT_MODEL.file()
     assert path is not None
