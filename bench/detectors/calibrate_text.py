@@ -3,7 +3,7 @@
     python bench/detectors/calibrate_text.py --photos DIR
 
 DIR is the folder bench/quality/fetch_photos.sh unpacked into. Writes bot/engine/data/text_ranges.json (what
-bot/engine/quantize.py reads at a worker's start). Only the tuning half is read, so the held-out half's figures stay
+bot/engine/quantize.py builds the int8 model from). Only the tuning half is read, so the held-out half's figures stay
 honest. Re-run it when an onnxruntime upgrade stops the engine quantising (it then says so at a worker's start),
 and re-measure text recall with bench/quality/photos.py.
 """

@@ -1,4 +1,4 @@
-"""The text model in 8-bit integers, made at a worker's start from the installed float weights.
+"""The text model in 8-bit integers, made on first use from the installed float weights.
 
 PP-OCR's detector spends most of a job's analysis in float convolutions. Quantised statically (int8 weights per
 channel, uint8 activations, in onnxruntime's QDQ form) it runs about 2.7 times as fast on a CPU with VNNI and finds
