@@ -174,7 +174,7 @@ class Framer:
         mode = resolved_mode(mode, self.hints)
         plans: list[Plan] = []
         if mode in ("crop", "auto"):
-            crop = self._best_crops(target, variants, rng, auto=mode == "auto")
+            crop = self._best_crops(target, variants, rng)
             use_crop = mode == "crop" or (crop[0].extent_kept >= CROP_KEEPS_ENOUGH and crop[0].safe)
             if mode == "auto" and self.hints.zoom > 1.0:
                 use_crop = False
@@ -194,7 +194,7 @@ class Framer:
             return float(self.source.width), self.source.width / aspect
         return self.source.height * aspect, float(self.source.height)
 
-    def _best_crops(self, target: Size, variants: int, rng: np.random.Generator, *, auto: bool = False) -> list[Plan]:
+    def _best_crops(self, target: Size, variants: int, rng: np.random.Generator) -> list[Plan]:
         full_w, full_h = self._max_window(target)
         zooms = [self.hints.zoom] if self.hints.zoom < 1.0 else [1.0]
         if variants > 1:
@@ -202,8 +202,6 @@ class Framer:
         first = self._slide(full_w * zooms[0], full_h * zooms[0])
         # Variant 0 is what a single output would be; the other zooms only offer alternatives.
         best = self._ranked(first)[0]
-        if auto and not self._composition_asked():
-            best = self._most_centred_safe(first, best)
         windows = self._concat([first, *(self._slide(full_w * z, full_h * z) for z in zooms[1:])])
         chosen = [best]
         if variants > 1:
@@ -222,23 +220,6 @@ class Framer:
                 if len(chosen) >= variants:
                     break
         return [self._crop_plan(windows, index, target) for index in chosen]
-
-    def _composition_asked(self) -> bool:
-        hints = self.hints
-        return self.focus is not None or hints.face_priority or hints.thirds or bool(hints.focus) or hints.zoom != 1.0
-
-    def _most_centred_safe(self, windows: _Windows, best: int) -> int:
-        """Auto's crop: of the windows that keep enough of the extent and cut nothing protected, the one nearest the
-        frame's centre. The extent is the map's estimate of the subject, not its outline; a crop that trims both
-        sides evenly leaves the most margin for what the map missed, as the photographer framed it. (On the tuning
-        half of bench/quality/photos.json it kept a lake's boats whole where the best-scored window, drawn to the
-        sunset above them, trimmed their bows: safe outputs 98% -> 99%, the same share of photo.)"""
-        allowed = np.flatnonzero((windows.extent >= CROP_KEEPS_ENOUGH) & windows.whole & windows.focus_ok)
-        if not len(allowed):
-            return best
-        middle_x, middle_y = (self.map_w - windows.w[allowed]) / 2, (self.map_h - windows.h[allowed]) / 2
-        off_centre = np.hypot(windows.x[allowed] - middle_x, windows.y[allowed] - middle_y)
-        return int(allowed[np.argmin(off_centre)])
 
     def _slide(self, width: float, height: float) -> _Windows:
         """Every position of one window size, one map pixel apart (the map is small, so this is cheap)."""

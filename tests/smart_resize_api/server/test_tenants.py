@@ -90,18 +90,18 @@ async def test_the_client_of_another_key_gets_not_found(api: str) -> None:
 async def test_completed_answers_carry_both_shapes_of_the_document(api: str) -> None:
     async with aiohttp.ClientSession() as session:
         alice = _client(session, api, ALICE)
-        job = await alice.submit(SmartResizeRequest(SOURCE, ["96x32", "32x48"], output_format="webp"))
+        job = await alice.submit(SmartResizeRequest(SOURCE, ["64x64", "32x48"], output_format="webp"))
         done = await alice.wait(job)
         status, body = await _answer(session, "GET", f"{api}/v2/requests/status/{done.request_id}", ALICE)
     assert status == 200 and body["status"] == "COMPLETED"
     urls = body["output"]["media_url"]
     assert body["output"]["media_type"] == "image/webp" and len(urls) == 2
     assert body["images"] == [
-        {"file_name": "output_96x32_0.webp", "content_type": "image/webp", "url": urls[0]},
+        {"file_name": "output_64x64_0.webp", "content_type": "image/webp", "url": urls[0]},
         {"file_name": "output_32x48_0.webp", "content_type": "image/webp", "url": urls[1]},
     ]
-    # The engine's notes, size by size (this 4:3 photo is extended to both shapes rather than cropped).
-    assert body["description"].startswith("96x32: ") and " 32x48: " in body["description"]
+    # The engine's notes, size by size (this small synthetic photo is extended rather than cropped).
+    assert body["description"].startswith("64x64: ") and " 32x48: " in body["description"]
 
 
 async def test_one_tenants_burst_is_refused_for_that_tenant_only(database_url: str, tmp_path: Path) -> None:
