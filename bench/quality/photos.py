@@ -206,13 +206,23 @@ def auto_table(scores: Sequence[AutoScore], half: str, md: bool) -> str:
                 family,
                 str(len(chosen)),
                 f"{100 * _mean([float(v) for v in safe]):.0f}",
+                str(len(safe) - sum(safe)),
                 f"{100 * _mean([s.subject for s in chosen]):.1f}",
                 f"{100 * _mean([float(s.keys_whole) for s in chosen]):.0f}",
                 f"{100 * _mean([s.photo_share for s in chosen]):.0f}",
                 f"{100 * _mean([float(s.mode == 'extend') for s in chosen]):.0f}",
             ]
         )
-    headers = ["family", "outputs", "safe %", "subject kept %", "keys whole %", "photo area %", "extended %"]
+    headers = [
+        "family",
+        "outputs",
+        "safe %",
+        "not safe",
+        "subject kept %",
+        "keys whole %",
+        "photo area %",
+        "extended %",
+    ]
     return render_table(headers, rows, markdown=md)
 
 

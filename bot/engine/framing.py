@@ -32,11 +32,12 @@ CORE_MASS = 0.5
 # its densest half (a whole sign, a group, a product with its label) is kept whole. The three values were chosen on
 # the tuning half of bench/quality/photos.json, for outputs that keep the whole labelled subject while at least 60%
 # of each output stays photo (extent mass 0.5 to 0.97, crop share 0.8 to 0.995, partial-crop share 0.99 to 1 tried;
-# 0.9 / 0.97 / 0.99 kept it in 87% of outputs with 68% photo, these in 98% with 64%).
+# 0.9 / 0.97 / 0.99 kept it in 87% of outputs with 68% photo, 0.95 / 0.99 / 0.999 in 98% with 64%, these in 99% with
+# 63%: a partial crop that trims even a sliver of the extent was most of what cut a subject spanning the frame).
 EXTENT_MASS = 0.95
 CROP_KEEPS_ENOUGH = 0.99  # share of the extent a crop must keep for auto to crop
 VARIANT_KEEPS_ENOUGH = 0.8  # share of the core a tighter variant must keep (what makes it a variant, not a detail)
-EXTEND_KEEPS_ENOUGH = 0.999  # share of the extent a partial crop must keep before the canvas is extended
+EXTEND_KEEPS_ENOUGH = 1.0  # a partial crop before the canvas is extended keeps all of the extent
 # Windows within SCORE_TIE of the best are equally good; composition decides. Tried on the tuning half of
 # bench/quality/photos.json, and not taken: centring a subject spread over the frame at the frame's middle, with
 # ties of 0.03-0.09 and a price for each step off it. Crop mode there rose to the centre crop's level (73.4 -> 75.0),
