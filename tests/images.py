@@ -39,6 +39,11 @@ def sign() -> bytes:
     return (DATA / "sign.jpg").read_bytes()
 
 
+def portrait() -> bytes:
+    """A head-and-shoulders portrait, 512x600, whose shoulders run to both sides of the frame."""
+    return (DATA / "portrait.jpg").read_bytes()
+
+
 def footballer() -> bytes:
     """A footballer in action, 548x342: his face (hand-labelled at (217, 92, 42, 39)) is small and turned."""
     return (DATA / "footballer.jpg").read_bytes()

@@ -13,7 +13,7 @@ from PIL import Image
 from bot.engine import ResizeRequest, Size, core, resize
 from bot.engine.prompts import MODE_PHRASES
 from bot.engine.types import Output
-from tests.images import astronaut, box_iou, encode, photo, scene_with_subject, sign_in_foliage
+from tests.images import astronaut, box_iou, encode, photo, portrait, scene_with_subject, sign_in_foliage
 
 
 def _share_kept(rect: tuple[int, int, int, int], box: tuple[int, int, int, int]) -> float:
@@ -84,6 +84,15 @@ def test_auto_crops_a_mild_change_and_extends_when_a_crop_would_cut_the_subject(
     # The subject is the ellipse inscribed in the box: at most its thin tips may be trimmed.
     assert _ellipse_share_kept(tall.source_rect, box) > 0.97
     assert any("extended" in note for note in result.notes)
+
+
+def test_auto_extending_a_portrait_to_a_story_trims_nothing_of_a_subject_that_spans_the_frame() -> None:
+    # Her shoulders run to both sides of the frame, where the importance map is faint: a partial crop that kept
+    # "nearly all" of the map's extent trimmed them (449 of 512 columns kept, 87% of her).
+    story = resize(portrait(), ResizeRequest(sizes=(Size(1080, 1920),))).outputs[0]
+    assert story.mode == "extend"
+    assert story.source_rect == (0, 0, 512, 600)
+    assert story.placed_rect[2] == 1080  # the whole width, as large as the story allows
 
 
 def _ellipse_share_kept(rect: tuple[int, int, int, int], box: tuple[int, int, int, int]) -> float:
