@@ -117,9 +117,11 @@ def cache_dir() -> Path:
 def _digest(fp32: Path, ranges: Path) -> str:
     import importlib.metadata  # here: its 37 modules would cost every process that imports the engine 6 MB
 
-    digest = hashlib.sha256()
-    for part in (fp32.read_bytes(), ranges.read_bytes()):
-        digest.update(hashlib.sha256(part).digest())
+    digest = hashlib.sha256(ranges.read_bytes())
+    # The installed weights by where they are, their size and when they were written, not by their 10 MB of
+    # content: hashing that cost every start (a worker's, a one-off CLI run's) 34 ms. Reinstalling writes them anew.
+    weights = fp32.stat()
+    digest.update(f"{fp32.resolve()};{weights.st_size};{weights.st_mtime_ns};".encode())
     for package in ("onnxruntime", "onnx"):
         digest.update(f"{package}=={importlib.metadata.version(package)};".encode())
     return f"text-int8-{digest.hexdigest()[:24]}"
