@@ -114,10 +114,16 @@ def test_the_text_model_runs_quantised() -> None:
 
 
 @pytest.fixture(scope="module")
-def float_text_net() -> detectors._OnnxNet:
+def weights() -> Path:
+    """The text model's float weights, as installed from models.txt."""
     path = detectors.TEXT_MODEL.file()
     assert path is not None
-    return detectors._OnnxNet(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def float_text_net(weights: Path) -> detectors._OnnxNet:
+    return detectors._OnnxNet(weights)
 
 
 @pytest.mark.parametrize("photo", [sign, footballer], ids=["street-sign", "shirt-sponsor"])
@@ -140,30 +146,28 @@ def test_the_quantised_text_model_sees_what_the_float_one_sees(
 
 
 def test_ranges_that_miss_a_tensor_leave_the_float_model_and_one_plain_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, weights: Path
 ) -> None:
     # What another onnxruntime's graph optimiser would do: name a tensor the shipped ranges do not.
     measured = json.loads(quantize.RANGES.read_text())
     del measured["data"][next(iter(measured["data"]))]
     ranges = tmp_path / "ranges.json"
     ranges.write_text(json.dumps(measured))
-    path = detectors.TEXT_MODEL.file()
-    assert path is not None
     with caplog.at_level(logging.WARNING):
-        assert quantize.text_model(path, ranges, cache=tmp_path) is None
+        assert quantize.text_model(weights, ranges, cache=tmp_path) is None
     (record,) = caplog.records
     message = record.getMessage()
     assert message.startswith("the text model runs unquantised, about 2.7 times slower, because it could not be")
     assert "the shipped ranges do not cover this onnxruntime's graph" in message
     assert "Traceback" not in message and record.exc_info is None
     assert list(tmp_path.glob("*.onnx")) == []  # and nothing kept for the next start
-    assert quantize.text_model(path, tmp_path / "absent.json", cache=tmp_path) is None  # no ranges: quietly float
+    assert quantize.text_model(weights, tmp_path / "absent.json", cache=tmp_path) is None  # no ranges: quietly float
 
 
-def test_the_quantised_model_is_built_once_and_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = detectors.TEXT_MODEL.file()
-    assert path is not None
-    built = quantize.text_model(path, cache=tmp_path)
+def test_the_quantised_model_is_built_once_and_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights: Path
+) -> None:
+    built = quantize.text_model(weights, cache=tmp_path)
     assert built is not None
     (kept,) = tmp_path.glob("text-int8-*.onnx")
     assert kept.read_bytes() == built
@@ -172,27 +176,25 @@ def test_the_quantised_model_is_built_once_and_kept(tmp_path: Path, monkeypatch:
         raise AssertionError("built again")
 
     monkeypatch.setattr(quantize.subprocess, "run", no_build)
-    assert quantize.text_model(path, cache=tmp_path) == built
+    assert quantize.text_model(weights, cache=tmp_path) == built
     # Other ranges are another model: built afresh, not taken from the cache.
     other = tmp_path / "other-ranges.json"
     other.write_text(quantize.RANGES.read_text() + " ")
     with pytest.raises(AssertionError, match="built again"):
-        quantize.text_model(path, other, cache=tmp_path)
+        quantize.text_model(weights, other, cache=tmp_path)
 
 
-def test_ranges_measured_on_photos_make_a_model_that_reads_the_sign(tmp_path: Path) -> None:
+def test_ranges_measured_on_photos_make_a_model_that_reads_the_sign(tmp_path: Path, weights: Path) -> None:
     # What bench/detectors/calibrate_text.py does on the tuning half, on two photos: the file it writes is sorted
     # (the same photos give the same file) and the quantiser builds a working model from it.
-    path = detectors.TEXT_MODEL.file()
-    assert path is not None
     ranges = tmp_path / "ranges.json"
-    quantize.measure_ranges(path, (detectors.text_input(_rgb(photo())) for photo in (sign, footballer)), ranges)
+    quantize.measure_ranges(weights, (detectors.text_input(_rgb(photo())) for photo in (sign, footballer)), ranges)
     measured = json.loads(ranges.read_text())
     assert list(measured["data"]) == sorted(measured["data"]) and len(measured["data"]) > 100
-    model = quantize.text_model(path, ranges, cache=tmp_path)
+    model = quantize.text_model(weights, ranges, cache=tmp_path)
     assert model is not None
     pixels = _rgb(sign())
-    float_map = detectors._OnnxNet(path).forward(detectors.text_input(pixels))[0]
+    float_map = detectors._OnnxNet(weights).forward(detectors.text_input(pixels))[0]
     int8_map = detectors._OnnxNet(model, precision="int8").forward(detectors.text_input(pixels))[0]
     assert np.abs(int8_map - float_map).mean() < 0.01
 
@@ -225,10 +227,10 @@ def test_workers_starting_together_build_the_model_once(tmp_path: Path) -> None:
     assert len({output[-1] for output in outputs}) == 1  # the same model, of the same length, for all three
 
 
-def test_a_damaged_kept_model_is_deleted_and_the_float_one_runs(caplog: pytest.LogCaptureFixture) -> None:
-    path = detectors.TEXT_MODEL.file()
-    assert path is not None
-    kept = quantize.kept_file(path)
+def test_a_damaged_kept_model_is_deleted_and_the_float_one_runs(
+    caplog: pytest.LogCaptureFixture, weights: Path
+) -> None:
+    kept = quantize.kept_file(weights)
     kept.parent.mkdir(parents=True, exist_ok=True)
     kept.write_bytes(b"not a model")
     detectors._text_net.cache_clear()
@@ -262,7 +264,7 @@ def test_the_cache_folder_follows_the_settings_and_survives_a_user_without_a_hom
 
 
 def test_a_cache_on_a_file_system_without_locks_still_builds_and_keeps_the_model(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights: Path
 ) -> None:
     import fcntl
 
@@ -270,18 +272,14 @@ def test_a_cache_on_a_file_system_without_locks_still_builds_and_keeps_the_model
         raise OSError(37, "No locks available")
 
     monkeypatch.setattr(fcntl, "flock", no_locks)
-    path = detectors.TEXT_MODEL.file()
-    assert path is not None
-    assert quantize.text_model(path, cache=tmp_path) is not None
+    assert quantize.text_model(weights, cache=tmp_path) is not None
     assert list(tmp_path.glob("text-int8-*.onnx"))
 
 
-def test_a_cache_that_cannot_be_written_costs_only_the_next_start(tmp_path: Path) -> None:
-    path = detectors.TEXT_MODEL.file()
-    assert path is not None
+def test_a_cache_that_cannot_be_written_costs_only_the_next_start(tmp_path: Path, weights: Path) -> None:
     blocked = tmp_path / "a-file-not-a-folder"
     blocked.write_text("")
-    assert quantize.text_model(path, cache=blocked) is not None
+    assert quantize.text_model(weights, cache=blocked) is not None
 
 
 def test_every_line_of_a_street_sign_is_found_on_the_sign() -> None:
