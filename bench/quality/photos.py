@@ -128,7 +128,7 @@ def auto_scores(
         faces["images"] += 1
         faces["labelled"] += len(case.labelled_faces)
         faces["found"] += len(found)
-        faces["matched"] += _matches(case.labelled_faces, found)
+        faces["matched"] += matches(case.labelled_faces, found)
     print(file=sys.stderr)
     return scores, halves
 
@@ -167,7 +167,7 @@ def _iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
-def _matches(labelled: Sequence[Sequence[float]], found: Sequence[Sequence[float]], threshold: float = 0.5) -> int:
+def matches(labelled: Sequence[Sequence[float]], found: Sequence[Sequence[float]], threshold: float = 0.5) -> int:
     """Greedy one-to-one matching at IoU >= threshold."""
     free = list(found)
     matched = 0

@@ -97,6 +97,41 @@ def test_small_faces_are_sought_in_the_larger_copy_and_come_back_in_the_small_on
     assert box_iou(head, tuple(v / 4 for v in from_full)) >= 0.9
 
 
+def test_a_face_too_small_for_the_tiles_is_found_by_a_close_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The footballer shrunk to a third on a pile of fruit: his face is 14 pixels of an 800x600 frame, too small for
+    # the tiles' passes, which only hint at it; the pass on a close-up around the hint finds it.
+    scale, at, label = 1 / 3, (500, 60), (217, 92, 42, 39)
+    canvas = Image.open(io.BytesIO(fruits())).convert("RGB").resize((800, 600))
+    player = Image.open(io.BytesIO(footballer())).convert("RGB")
+    canvas.paste(player.resize((183, 114), Image.Resampling.LANCZOS), at)
+    small_label = (at[0] + label[0] * scale, at[1] + label[1] * scale, label[2] * scale, label[3] * scale)
+    analysis_copy = np.asarray(canvas.resize((384, 288), Image.Resampling.BILINEAR))
+    [head] = detectors.faces(analysis_copy, np.asarray(canvas)) or []
+    assert box_iou(tuple(v * 800 / 384 for v in head), small_label) >= 0.6
+    monkeypatch.setattr(detectors, "MAX_FACE_CLOSE_UPS", 0)
+    assert detectors.faces(analysis_copy, np.asarray(canvas)) == []
+
+
+@given(
+    width=st.integers(1, 4096),
+    height=st.integers(1, 4096),
+    centres=st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), max_size=40),
+)
+@settings(max_examples=200, deadline=None)
+def test_close_ups_are_squares_inside_the_image_around_every_hint_they_can_afford(
+    width: int, height: int, centres: list[tuple[float, float]]
+) -> None:
+    hints = np.array([(u * width - 2, v * height - 2, u * width + 2, v * height + 2) for u, v in centres], np.float32)
+    squares = detectors._close_ups(hints.reshape(-1, 4), width, height)
+    assert len(squares) <= min(len(centres), detectors.MAX_FACE_CLOSE_UPS)
+    for x, y, side in squares:
+        assert 16 <= side <= min(width, height)
+        assert 0 <= x <= width - side and 0 <= y <= height - side
+    if squares and len(squares) < detectors.MAX_FACE_CLOSE_UPS:
+        for u, v in centres:  # every hint is inside a square
+            assert any(x <= u * width <= x + side and y <= v * height <= y + side for x, y, side in squares)
+
+
 def test_a_turned_face_s_head_box_reaches_behind_the_face(monkeypatch: pytest.MonkeyPatch) -> None:
     # The footballer looks toward the image's right: the rest of his head is to the left of his face.
     label = (217, 92, 42, 39)
