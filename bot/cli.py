@@ -69,8 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve the engine over the Smart Resize API contract")
     serve.add_argument("--host", default=None, help="default: 127.0.0.1 without API keys, else all interfaces")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--port", type=_port, default=8080)
     return parser
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:  # 0: any free port
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: use a number from 1 to 65535")
+    return int(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

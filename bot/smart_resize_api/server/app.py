@@ -719,12 +719,18 @@ def serve_forever(host: str | None, port: int) -> int:
     host = host or "0.0.0.0"  # noqa: S104 - keys are configured, so other hosts may connect
     try:
         server = SmartResizeServer(config)
-        _log_listening(host, port)
         asyncio.run(_serve(server, host, port))
     except StoreUnavailable as error:
         print(f"smart-resize serve: {error}", file=sys.stderr)
         return 1
+    except CannotListen as error:
+        print(f"smart-resize serve: {error}", file=sys.stderr)
+        return 2
     return 0
+
+
+class CannotListen(Exception):
+    """The address to serve on is taken, not this machine's, or not a name that resolves."""
 
 
 def _log_listening(host: str, port: int) -> None:
@@ -742,7 +748,15 @@ async def _serve(server: SmartResizeServer, host: str, port: int) -> None:
     runner = server.slow_clients.runner(server.application())
     await runner.setup()
     try:
-        await web.TCPSite(runner, host=host, port=port).start()
+        try:
+            await web.TCPSite(runner, host=host, port=port).start()
+        except OSError as error:  # in use, not an address of this machine, a name that does not resolve
+            # asyncio words a bind failure at length; the system's own words are enough (a resolver's are its own).
+            reason = os.strerror(error.errno) if error.errno and error.errno > 0 else error.strerror or str(error)
+            raise CannotListen(
+                f"can't listen on {host}:{port} ({reason}); pick another --port, or a --host this machine has."
+            ) from None
+        _log_listening(host, port)
         await stop.wait()
     finally:
         await runner.cleanup()

@@ -398,6 +398,30 @@ def test_serve_says_in_a_sentence_when_postgresql_is_out_of_reach(tmp_path: Path
     assert "Traceback" not in ended.stderr
 
 
+@pytest.mark.parametrize("taken", [True, False], ids=["port-in-use", "port-out-of-range"])
+def test_serve_says_in_a_sentence_when_it_cannot_listen(tmp_path: Path, taken: bool) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMART_RESIZE_")}
+    env |= {"SMART_RESIZE_DATABASE_PATH": str(tmp_path / "api.db"), "SMART_RESIZE_MEDIA_DIR": str(tmp_path / "media")}
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = str(holder.getsockname()[1]) if taken else "99999"
+        ended = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "serve", "--port", port],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert ended.returncode != 0
+    [said] = [line for line in ended.stderr.splitlines() if line.startswith("smart-resize serve")]
+    expected = "Address already in use); pick another --port" if taken else "'99999' is not a port"
+    assert expected in said, ended.stderr
+    assert "Traceback" not in ended.stderr
+
+
 async def test_the_server_shares_the_apps_database(tmp_path: Path) -> None:
     db = tmp_path / "smart-resize.db"
     jobs = SqliteJobStore(db)
