@@ -140,6 +140,11 @@ def api_error_message(error: api.SmartResizeError) -> str:
             "its subscription or switch the app to the local engine."
         )
     if isinstance(error, api.NotFound):
+        if error.request_id is None:  # the submit's own address: no job was made, so trying again cannot help
+            return (
+                "The Smart Resize API has no resize service at the address the app is set up with; ask your "
+                "workspace admin to check PIXAZO_BASE_URL."
+            )
         return "The Smart Resize API no longer knows this job; please start the resize again."
     if isinstance(error, api.RateLimited):
         when = f"in about {max(1, round(error.retry_after))} seconds" if error.retry_after else "in a minute"
@@ -180,6 +185,11 @@ def api_error_message(error: api.SmartResizeError) -> str:
         )
     if isinstance(error, api.DownloadWrongType):
         return "The Smart Resize API returned something that isn't an image; please try again."
+    if isinstance(error, api.DownloadRefused):
+        return (
+            "The Smart Resize API put the resized images on an internal address the app may not fetch from; ask "
+            "your workspace admin to allow it with FETCH_ALLOW_PRIVATE_NETWORKS."
+        )
     if isinstance(error, api.DownloadError):
         return "I couldn't download the resized image from the Smart Resize API; please try again."
     return "Something went wrong with the Smart Resize API; please try again in a few minutes."

@@ -12,6 +12,7 @@ from bot.smart_resize_api.errors import (
     ApiStatusError,
     BadRequest,
     DownloadError,
+    DownloadRefused,
     DownloadTooLarge,
     DownloadWrongType,
     Forbidden,
@@ -46,6 +47,7 @@ def test_api_errors_are_one_plain_sentence_each() -> None:
         TransportError("x", operation=Operation.READ, failure=Failure.AFTER_SENT),
         MalformedResponse("x"),
         DownloadError("x"),
+        DownloadRefused("x"),
         DownloadTooLarge("x", limit_bytes=5 * 1024 * 1024),
         DownloadWrongType("x", content_type="text/html"),
     ]
@@ -58,7 +60,7 @@ def test_api_errors_are_one_plain_sentence_each() -> None:
         "ask your workspace admin to top it up or switch the app to the local engine."
     )
     assert "12 seconds" in user_message(errors[5])
-    assert "5 MB" in user_message(errors[14])
+    assert "5 MB" in user_message(errors[15])
 
 
 def test_a_submit_that_may_have_run_says_to_wait_rather_than_retry() -> None:

@@ -16,17 +16,14 @@ from PIL import Image
 
 from bot.backends import SUBMIT_IN_FLIGHT, BackendResult, RemoteId, ResizedImage, SourceImage, TransientError
 from bot.engine.prompts import MODE_PHRASES, focus_prompt
-from bot.smart_resize_api.client import JobHandle, SmartResizeClient, submit_may_have_run
+from bot.smart_resize_api.client import SmartResizeClient, may_pass, submit_may_have_run
 from bot.smart_resize_api.contract import ContractError, SmartResizeRequest
 from bot.smart_resize_api.errors import (
     BadRequest,
     DownloadWrongType,
     JobFailed,
     MalformedResponse,
-    RateLimited,
-    ServerError,
     SmartResizeError,
-    TransportError,
 )
 from bot.spec import ResizeSpec
 from bot.user_errors import SUBMIT_OUTCOME_UNKNOWN, UserError, api_error_message
@@ -86,7 +83,6 @@ class HostedBackend:
             raise _backend_error(error, linked=image.public_url is not None) from None
 
     async def _run(self, image: SourceImage, spec: ResizeSpec, remote: RemoteId) -> BackendResult:
-        job: JobHandle | str
         remote_id = remote.value
         if remote_id is None:
             try:
@@ -104,12 +100,16 @@ class HostedBackend:
                 # submitting again could pay twice, so this attempt is the last.
                 detail = f"submit outcome unknown, not retried: {error}"
                 raise UserError(SUBMIT_OUTCOME_UNKNOWN, detail=detail) from None
-            remote_id = submitted.request_id
-            await remote.save(remote_id)
-            job = submitted  # its status came with the submit: the first poll is due an interval later
+            if submitted.result is not None:
+                # Answered with the images at once: no id to store (a crash before delivery submits again).
+                status = submitted.result
+            else:
+                remote_id = submitted.request_id
+                await remote.save(remote_id)
+                # Its status came with the submit: the first poll is due an interval later.
+                status = await self.client.wait(submitted)
         else:
-            job = remote_id  # after a restart: only the id is known, so it is polled at once
-        status = await self.client.wait(job)
+            status = await self.client.wait(remote_id)  # after a restart: only the id is known, polled at once
         urls = status.media_urls
         if not urls:
             raise MalformedResponse("Job COMPLETED without any image", request_id=remote_id)
@@ -140,9 +140,10 @@ class HostedBackend:
 
 
 def _backend_error(error: SmartResizeError, *, linked: bool) -> TransientError | UserError:
-    """Rate limits, outages and broken connections may pass; anything else is the job's final answer."""
+    """Rate limits, outages (the API's, or its result host's) and broken connections may pass; anything else is the
+    job's final answer."""
     message = api_error_message(error)
-    if isinstance(error, RateLimited | ServerError | TransportError):
+    if may_pass(error):
         return TransientError(str(error), message)
     if _about_the_source(error):
         # The service would not take the image as sent: the fix is the operator's, and it is one setting.

@@ -44,6 +44,7 @@ from bot.smart_resize_api.errors import (
     STATUS_ERRORS,
     ApiStatusError,
     DownloadError,
+    DownloadRefused,
     DownloadTooLarge,
     DownloadWrongType,
     JobFailed,
@@ -88,9 +89,10 @@ _UNTIL_DEADLINE = 1_000_000
 
 @dataclass(frozen=True, slots=True)
 class JobHandle:
-    request_id: str
+    request_id: str  # empty when the service answered the submit with its images at once
     status: Status
     polling_url: str | None = None
+    result: StatusResponse | None = None  # those images: there is no job to poll
 
 
 class Downloaded(NamedTuple):
@@ -133,7 +135,9 @@ class SmartResizeClient:
         clock: Clock = time.monotonic,
         rand: Random = random.random,
     ) -> None:
-        """``media_session`` (e.g. one on an SSRF-guarded connector) fetches result images; default ``session``.
+        """``media_session`` (e.g. one on an SSRF-guarded connector) fetches result images on other hosts than the
+        API's own (a CDN the service chose); those on the API's origin, which the operator configured, go through
+        ``session`` with the key, as every other call does. Default: ``session`` for both.
 
         ``poll_grid`` aligns poll wake-ups to multiples of that many seconds (see ``_next_poll_delay``); 0 turns
         it off. ``sleep``, ``clock`` and ``rand`` are injectable so tests can run the policy without real waiting.
@@ -193,6 +197,15 @@ class SmartResizeClient:
         try:
             answer = SubmitResponse.from_json(data)
         except ContractError as error:
+            if isinstance(data, dict) and "status" not in data and "images" in data:
+                # The document's "Output" block, which it also shows as a submit's answer: the job is done.
+                try:
+                    result = StatusResponse.from_json(data, request_id="")
+                except ContractError:
+                    pass
+                else:
+                    log.info("smart resize job answered at submit with %d images", len(result.media_urls))
+                    return JobHandle("", Status.COMPLETED, result=result)
             # The job may exist now; there is no id to poll it with, and it must not be submitted again.
             raise MalformedResponse(f"Unusable submit response: {error.details}") from None
         log.info("smart resize job submitted: request_id=%s status=%s", answer.request_id, answer.status.value)
@@ -330,9 +343,11 @@ class SmartResizeClient:
         def too_large() -> SmartResizeError:
             return DownloadTooLarge("Result image is over the size limit", limit_bytes=limit, request_id=request_id)
 
+        session = self._session if with_key else self._media_session
+
         async def attempt() -> Downloaded:
             try:
-                async with self._media_session.get(
+                async with session.get(
                     url,
                     headers=headers,
                     timeout=self._timeout(self.timeouts.download),
@@ -358,6 +373,8 @@ class SmartResizeClient:
                         raise too_large() from None
             except (aiohttp.ClientError, TimeoutError) as error:
                 raise _transport_error(error, Operation.READ, request_id) from None
+            except FetchError as error:  # the guarded session refused the host (a private address, say)
+                raise DownloadRefused(f"Result image host refused: {error}", request_id=request_id) from None
 
         return await self._with_retries(attempt, Operation.READ)
 
@@ -491,9 +508,18 @@ def _client_timeout(total_s: float, connect_s: float) -> aiohttp.ClientTimeout:
 
 def submit_may_have_run(error: SmartResizeError) -> bool:
     """Whether a failed submit may still have created a (paid) job: a failure the retry policy would repeat for a
-    read but not for a submit (a 5xx, a connection that broke once the request was sent)."""
+    read but not for a submit (a 5xx, a connection that broke once the request was sent), or a 2xx whose body was
+    unusable (the service took the job; we only lack its id)."""
+    if isinstance(error, MalformedResponse):
+        return True
     info = _classify(error)
     return info is not None and not is_retryable(Operation.SUBMIT, info.failure)
+
+
+def may_pass(error: SmartResizeError) -> bool:
+    """Whether trying the same job again later may succeed: a rate limit, an outage of the API or of the host its
+    results are on, a broken connection."""
+    return isinstance(error, TransportError) or _classify(error) is not None
 
 
 def _classify(error: BaseException) -> FailureInfo | None:

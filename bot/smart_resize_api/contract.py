@@ -89,8 +89,8 @@ class ErrorBody:
 
 # Verbatim from the contract.
 NOT_FOUND = ErrorBody("Resource not found", "The requested endpoint does not exist")
-# Ours, in the same style: an unknown request id is not a missing endpoint.
-REQUEST_NOT_FOUND = ErrorBody("Request not found", "No request with this request_id exists for this API key")
+# The contract's error, for a request id this key has no request by: a client matching it by text still does.
+REQUEST_NOT_FOUND = ErrorBody("Resource not found", "No request with this request_id exists for this API key")
 INVALID_TARGET_SIZES_FORMAT = ErrorBody(
     "Invalid target_sizes format", "Each item in target_sizes must be in format 'widthxheight'"
 )

@@ -127,6 +127,10 @@ class DownloadError(SmartResizeError):
     """A result image could not be fetched (``status_code`` is the media server's)."""
 
 
+class DownloadRefused(DownloadError):
+    """The result's host is one the SSRF guard refuses (a private or internal address)."""
+
+
 class DownloadTooLarge(DownloadError):
     def __init__(self, message: str, *, limit_bytes: int, request_id: str | None = None) -> None:
         super().__init__(message, request_id=request_id)

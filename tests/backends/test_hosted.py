@@ -43,13 +43,18 @@ class Outcome:
     jobs: list[Job]
 
 
-async def _resize_with(api: FaultServer, tmp_path: Path, command: str = "300x300") -> Outcome:
+async def _resize_with(
+    api: FaultServer, tmp_path: Path, command: str = "300x300", base_url: str | None = None
+) -> Outcome:
     """Share a photo, run ``command`` on the hosted backend against ``api`` until idle; ``api`` is closed after."""
+    env = _hosted(api) | ({"PIXAZO_BASE_URL": base_url} if base_url else {})
+    if api.media_origin is not None:  # results on another host: through the SSRF guard, as a stranger's link
+        del env["FETCH_ALLOW_PRIVATE_NETWORKS"]
     try:
         async with SlackEmulator() as slack:
             slack.add_channel("C1", members=("U1",))
             message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "crew.jpg")])
-            async with running_app(slack, tmp_path, **_hosted(api)) as app:
+            async with running_app(slack, tmp_path, **env) as app:
                 await app.command(command)
                 await app.services.runner.idle()
                 jobs = await app.services.store.recent_for_user("U1")
@@ -87,6 +92,47 @@ async def test_a_service_answering_with_the_documents_output_block_delivers_too(
     outcome = await _resize_with(api, tmp_path, "300x300 600x200")
     assert [u["title"] for u in outcome.uploads] == ["300x300", "600x200"]
     assert outcome.notices == []
+
+
+async def test_a_submit_answered_with_the_documents_output_block_delivers_without_polling(tmp_path: Path) -> None:
+    api = await FaultServer().start()
+    api.submit_shape = "images"  # the document shows this block as the submit's answer too
+    outcome = await _resize_with(api, tmp_path, "300x300 600x200")
+    assert [u["title"] for u in outcome.uploads] == ["300x300", "600x200"]
+    assert outcome.notices == []
+    assert api.count("submit") == 1 and api.count("status_get") == api.count("status_post") == 0
+
+
+async def test_a_result_host_that_fails_for_a_while_costs_a_retry_not_the_paid_job(tmp_path: Path) -> None:
+    api = await FaultServer().start()
+    api.progression = [Status.COMPLETED]
+    # More failures than one download's retries: the job is tried again later, by its stored request id.
+    api.script("media", *(respond(503) for _ in range(6)))
+    outcome = await _resize_with(api, tmp_path)
+    assert [u["title"] for u in outcome.uploads] == ["300x300"]
+    assert outcome.notices == []
+    assert api.count("submit") == 1  # polled again, not paid again
+    assert api.count("media") == 7
+
+
+async def test_results_on_a_private_host_the_service_named_are_refused_in_plain_words(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    api = await FaultServer().start()
+    api.progression = [Status.COMPLETED]
+    api.media_origin = f"http://localhost:{api.port}"  # another origin than the API's, on loopback
+    outcome = await _resize_with(api, tmp_path)
+    [job], [notice] = outcome.jobs, outcome.notices
+    assert job.state == "failed" and outcome.uploads == [] and api.count("media") == 0
+    assert "FETCH_ALLOW_PRIVATE_NETWORKS" in notice and "Traceback" not in caplog.text
+
+
+async def test_an_api_address_with_no_service_behind_it_is_the_admins_to_fix(tmp_path: Path) -> None:
+    api = await FaultServer().start()
+    outcome = await _resize_with(api, tmp_path, base_url=api.origin + "/smart-resize/v2")  # not /v1
+    [job], [notice] = outcome.jobs, outcome.notices
+    assert job.state == "failed" and api.jobs == {}
+    assert "PIXAZO_BASE_URL" in notice and "start the resize again" not in notice
 
 
 async def test_status_blips_are_retried_without_a_second_paid_submit(tmp_path: Path) -> None:
@@ -176,7 +222,11 @@ async def test_hosted_failures_reach_the_user_in_plain_words(tmp_path: Path, cap
     assert logged.exc_info is None
 
 
-@pytest.mark.parametrize("fault", [respond(503, accept=True), drop(accept=True)], ids=["503", "dropped"])
+@pytest.mark.parametrize(
+    "fault",
+    [respond(503, accept=True), drop(accept=True), respond(200, '{"request_id": "smart-resize_', accept=True)],
+    ids=["503", "dropped", "cut-short-200"],
+)
 async def test_a_submit_the_service_may_have_taken_is_never_sent_again(tmp_path: Path, fault: Fault) -> None:
     api = await FaultServer().start()
     api.script("submit", fault)  # the gateway failed after its backend accepted the job
@@ -267,8 +317,9 @@ async def _through_our_own_server(tmp_path: Path, command: str, image: bytes | N
             env = {
                 "SMART_RESIZE_BACKEND": "hosted",
                 "PIXAZO_API_KEY": "own-key",
+                # On loopback, and no FETCH_ALLOW_PRIVATE_NETWORKS: results on the configured API's own origin are
+                # fetched as its other calls are, not through the guard for links a stranger chose.
                 "PIXAZO_BASE_URL": f"http://127.0.0.1:{api.port}{PREFIX}",
-                "FETCH_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
             }
             async with running_app(slack, tmp_path, **env) as app:
                 await app.command(command)

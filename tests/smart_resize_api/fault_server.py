@@ -113,6 +113,8 @@ class FaultServer:
         self.media_content_type = "image/png"
         # "status": the status response with output.media_url; "images": the document's Output block alone.
         self.result_shape: Literal["status", "images"] = "status"
+        # "images": the submit itself answers with the Output block of the finished job, which the document also shows.
+        self.submit_shape: Literal["status", "images"] = "status"
         self.media_declares_length = True
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -208,8 +210,17 @@ class FaultServer:
             request_id = self.add_job(SmartResizeRequest.from_json(obj))
         except ContractError as error:
             return _answer(400, error.body.to_json())
+        if self.submit_shape == "images":
+            return _answer(200, self._output_block(request_id))
         polling = f"{self.polling_origin or self.origin}/v2/requests/status/{request_id}"
         return _answer(200, SubmitResponse(request_id, Status.QUEUED, polling).to_json())
+
+    def _output_block(self, request_id: str) -> dict[str, Any]:
+        request = self.jobs[request_id].request
+        kind = f"image/{request.output_format}"
+        urls = self._media_urls(request_id, request)
+        images = [{"file_name": url.rsplit("/", 1)[-1], "content_type": kind, "url": url} for url in urls]
+        return {"images": images, "description": ""}
 
     async def _status_get(self, request: web.Request) -> web.StreamResponse:
         if self.get_route_missing is not None:
@@ -233,8 +244,7 @@ class FaultServer:
         kind = f"image/{job.request.output_format}"
         urls = self._media_urls(request_id, job.request) if status is Status.COMPLETED else []
         if urls and self.result_shape == "images":  # the document's "Output" block, alone
-            images = [{"file_name": url.rsplit("/", 1)[-1], "content_type": kind, "url": url} for url in urls]
-            return _answer(200, {"images": images, "description": ""})
+            return _answer(200, self._output_block(request_id))
         if urls:
             output = JobOutput(urls, kind)
         error = (job.error or f"{status.value.lower()} in test") if status in (Status.FAILED, Status.ERROR) else None

@@ -84,7 +84,7 @@ async def test_the_client_of_another_key_gets_not_found(api: str) -> None:
         job = await _client(session, api, ALICE).submit(SmartResizeRequest(SOURCE, ["64x64"]))
         with pytest.raises(NotFound) as caught:
             await _client(session, api, BOB).status(job.request_id, max_attempts=1)
-    assert caught.value.error == "Request not found"
+    assert caught.value.error == "Resource not found" and "request_id" in (caught.value.details or "")
 
 
 async def test_completed_answers_carry_both_shapes_of_the_document(api: str) -> None:
