@@ -375,6 +375,12 @@ def test_the_lease_is_a_setting() -> None:
     ]
 
 
+def _serve_until_it_ends(env: dict[str, str], cwd: Path, port: str) -> subprocess.CompletedProcess[str]:
+    """``smart-resize serve --port PORT`` in a child process, for a start that fails."""
+    command = [sys.executable, "-m", "bot.cli", "serve", "--port", port]
+    return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
+
+
 def test_serve_says_in_a_sentence_when_postgresql_is_out_of_reach(tmp_path: Path) -> None:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
@@ -384,15 +390,7 @@ def test_serve_says_in_a_sentence_when_postgresql_is_out_of_reach(tmp_path: Path
         "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{closed_port}/requests",
         "SMART_RESIZE_MEDIA_DIR": str(tmp_path / "media"),
     }
-    ended = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "serve", "--port", "0"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    ended = _serve_until_it_ends(env, tmp_path, "0")
     assert ended.returncode == 1
     assert "smart-resize serve: Can't open the request database on PostgreSQL (DATABASE_URL): " in ended.stderr
     assert "Traceback" not in ended.stderr
@@ -406,15 +404,7 @@ def test_serve_says_in_a_sentence_when_it_cannot_listen(tmp_path: Path, taken: b
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = str(holder.getsockname()[1]) if taken else "99999"
-        ended = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "serve", "--port", port],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        ended = _serve_until_it_ends(env, tmp_path, port)
     assert ended.returncode != 0
     [said] = [line for line in ended.stderr.splitlines() if line.startswith("smart-resize serve")]
     expected = "Address already in use); pick another --port" if taken else "'99999' is not a port"
