@@ -52,6 +52,14 @@ class Services:
     readiness: Readiness
     reactions: StatusReactions
 
+    async def start_work(self) -> None:
+        """Start running jobs and putting status reactions right; only once Slack has accepted the bot token. A
+        runner started before would fail each job it claimed on a token Slack refuses, and the reactions' catch-up
+        would put a warning per job in the log, before the app stopped on that token."""
+        self.reactions.start()
+        await self.reactions.catch_up(since=time.time() - REACTION_CATCH_UP_S)
+        self.runner.start()
+
 
 @dataclass(frozen=True)
 class Pacing:
@@ -68,7 +76,8 @@ class Pacing:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     # Between status polls of a hosted job: the contract asks for every 2-3 seconds.
     hosted_poll_interval: tuple[float, float] = (2.0, 3.0)
-    # Between tries to reach Slack at start-up and to reopen the Socket Mode connection.
+    # Between tries to reach Slack: at start-up, to reopen the Socket Mode connection, and for a job while Slack is
+    # out of reach.
     reconnect: RetryPolicy = RECONNECT
     # Pings on the Socket Mode connection: a socket silent for twice this long is taken as dropped.
     socket_heartbeat_s: float = 10.0
@@ -99,7 +108,7 @@ async def open_services(
     pacing: Pacing = Pacing(),
 ) -> AsyncIterator[Services]:
     """``pool``: an engine pool to share (the tests start one for the session); by default the app starts and
-    owns one."""
+    owns one. No job runs until ``Services.start_work()``."""
     store = await open_job_store(settings)
     # Slack's own hosts are reached with a plain session (the token may only go there, see bot.slack.files);
     # user-supplied links go through the SSRF-guarded fetcher.
@@ -143,12 +152,10 @@ async def open_services(
             reactions,
             crop_maps,
             links,
+            slack_retry=pacing.reconnect,
         )
         intake = Intake(store, runner, settings.jobs_per_user_per_hour)
-        reactions.start()
-        await reactions.catch_up(since=time.time() - REACTION_CATCH_UP_S)
         await store.listen(runner.wake)  # another replica's intake wakes this runner too
-        runner.start()
         yield Services(
             settings,
             grammar_for(settings),

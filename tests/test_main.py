@@ -11,9 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.__main__ import RedactTokens
+from bot.__main__ import RedactTokens, serve
+from bot.config import load_settings
+from bot.jobs.model import JobSource
+from bot.jobs.store import SqliteJobStore
+from tests.factories import insert, make_job
+from tests.images import astronaut
 from tests.slack_api.emulator import APP_TOKEN, BOT_TOKEN, SlackEmulator
-from tests.slack_api.harness import free_port
+from tests.slack_api.harness import PACING, SHARED_ENGINE, app_env, eventually, free_port
 
 
 def test_tokens_never_reach_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
@@ -79,6 +84,33 @@ async def test_the_run_command_with_a_refused_token_exits_within_10_s_with_one_l
         "Token (xoxb-...) from OAuth & Permissions at https://api.slack.com/apps into .env; reinstall the app to the "
         "workspace if it has none."
     ]
+
+
+async def test_a_job_accepted_before_a_restart_with_a_refused_token_runs_once_the_token_is_right(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    file = slack.add_file(astronaut(), "team.jpg")
+    message = slack.post_user_message("C1", "U1", "", files=[file])
+    store = SqliteJobStore(tmp_path / "jobs.db")  # accepted by the run before the restart, not started yet
+    job, _ = await insert(store, make_job(source=JobSource.slack_file(file, message["ts"]), thread_ts=message["ts"]))
+
+    rotated = load_settings(app_env(slack, tmp_path, SLACK_BOT_TOKEN="xoxb-1-2-rotated", PORT=str(free_port())))
+    code = await asyncio.wait_for(serve(rotated, stop=asyncio.Event(), pacing=PACING, pool=SHARED_ENGINE.pool), 30)
+    assert code == 2
+    assert [method for method, _ in slack.calls] == ["auth.test"]  # nothing posted, reacted or told
+    left = await store.get(job.id)
+    assert left is not None and left.state == "accepted" and left.attempts == 0
+
+    stop = asyncio.Event()
+    right = load_settings(app_env(slack, tmp_path, PORT=str(free_port())))
+    serving = asyncio.create_task(serve(right, stop=stop, pacing=PACING, pool=SHARED_ENGINE.pool))
+    await eventually(lambda: bool(slack.uploads_in_thread("C1", message["ts"])))
+    stop.set()
+    assert await asyncio.wait_for(serving, 30) == 0
+    done = await store.get(job.id)
+    await store.close()
+    assert done is not None and done.state == "done"
+    assert [u["title"] for u in slack.uploads_in_thread("C1", message["ts"])] == ["100x100"]
 
 
 async def test_the_run_command_with_slack_unreachable_retries_in_single_lines_and_stops_on_sigterm(

@@ -9,6 +9,10 @@ A restart resumes each open job at its stored step. Posts a crash could repeat c
 looked up before being made again; an upload carries on with the same files; the hosted API's request id is stored
 as soon as it exists, so a restart polls the same remote job instead of paying for a second one. Status reactions
 follow each state change in the background (bot.slack.reactions).
+
+While Slack is out of reach, failing, or refusing the bot token, a job waits for it, however long that lasts, with
+capped, jittered backoff and one log line per wait, and without using up its attempts: none of that is the job's
+fault, and an accepted job is never dropped.
 """
 
 from __future__ import annotations
@@ -33,12 +37,14 @@ from bot.jobs.crop_maps import CropMaps
 from bot.jobs.model import Job, JobSource
 from bot.jobs.source_links import SourceLinks
 from bot.jobs.store import JobStore, StaleJob
-from bot.net import Fetched, FetchError, SafeFetcher
+from bot.net import Fetched, FetchError, FetchFailed, FetchTimeout, SafeFetcher
 from bot.slack import download_slack_file
+from bot.slack.connection import RECONNECT, UNREACHABLE, SlackUnreachable, describe_failure, host_of, waiting_on_slack
 from bot.slack.delivery import Delivery, results_outgoing
 from bot.slack.messages import escape_mrkdwn, progress_blocks
 from bot.slack.reactions import StatusReactions
 from bot.slack.uploads import Outgoing, UploadProgress, UploadRecord
+from bot.smart_resize_api.retry import RetryPolicy, compute_delay
 from bot.user_errors import SLACK_CONNECT_DENIED, UserError, external_file_message, user_message
 
 log = logging.getLogger(__name__)
@@ -57,6 +63,25 @@ class RunnerConfig:
     job_retention_s: float = 30 * 24 * 3600.0  # finished jobs: who asked, where and for what is kept no longer
 
 
+@dataclass
+class SlackBackoff:
+    """The waits of jobs on Slack. One for the runner, not one per job: an outage is everyone's at once, and each job
+    that meets it lengthens the next wait (to the policy's cap), so a queue of jobs does not hammer Slack."""
+
+    policy: RetryPolicy
+    retry: int = 0
+    previous: float | None = None
+
+    def next_delay(self) -> float:
+        self.previous = compute_delay(self.policy, self.retry, previous=self.previous)
+        self.retry += 1
+        return self.previous
+
+    def reset(self) -> None:
+        """Slack answered: the next outage starts from the shortest wait again."""
+        self.retry, self.previous = 0, None
+
+
 class JobRunner:
     def __init__(
         self,
@@ -70,6 +95,7 @@ class JobRunner:
         crop_maps: CropMaps | None = None,
         links: SourceLinks | None = None,
         clock: Callable[[], float] = time.time,
+        slack_retry: RetryPolicy = RECONNECT,
     ) -> None:
         self.store = store
         self.reactions = reactions
@@ -82,6 +108,8 @@ class JobRunner:
         self.slack_session = slack_session
         self.config = config
         self.clock = clock
+        self.slack_backoff = SlackBackoff(slack_retry)
+        self._slack_host = host_of(config.slack_api_url)
         self._wake = asyncio.Event()
         self._active: dict[str, asyncio.Task[None]] = {}  # strong references: the loop must not lose a job
         self._pruned_at = float("-inf")
@@ -238,6 +266,7 @@ class JobRunner:
                     return  # cancelled meanwhile
                 try:
                     job = await self._step(fresh)
+                    self.slack_backoff.reset()
                 except StaleJob:
                     if await self.store.holder(job.id) != self.store.owner:
                         # This replica stalled past its lease (another took the job over, or will): not ours now.
@@ -253,8 +282,12 @@ class JobRunner:
             if isinstance(error, UserError) and error.detail:
                 log.error("job %s failed: %s", job.short_id, error.detail)
             await self._fail(job, user_message(error))
-        except Exception as error:  # anything else may be transient: retry with backoff, then give up plainly
-            await self._retry_or_fail(job, error)
+        except Exception as error:
+            # A job's other network calls (links, the hosted API) raise their own errors: a connection error is Slack's.
+            if (problem := waiting_on_slack(error, self._slack_host)) is not None:
+                await self._wait_for_slack(job, problem)
+            else:  # anything else may be transient: retry with backoff, then give up plainly
+                await self._retry_or_fail(job, error)
 
     async def _step(self, job: Job) -> Job:
         if job.state == "accepted":
@@ -346,14 +379,23 @@ class JobRunner:
             limit_mb = self.config.max_download_bytes // (1024 * 1024)
             raise UserError(f"That image is larger than {limit_mb} MB; share a smaller or more compressed version.")
         url = file.get("url_private_download") or file["url_private"]
-        return await download_slack_file(
-            self.slack_session,
-            url,
-            token=self.config.bot_token,
-            off_slack=self.fetcher,
-            api_base_url=self.config.slack_api_url,
-            max_bytes=self.config.max_download_bytes,
-        )
+        try:
+            return await download_slack_file(
+                self.slack_session,
+                url,
+                token=self.config.bot_token,
+                off_slack=self.fetcher,
+                api_base_url=self.config.slack_api_url,
+                max_bytes=self.config.max_download_bytes,
+            )
+        # Slack's file host out of reach or failing is not the image's fault: the job waits for Slack.
+        except FetchTimeout:
+            raise SlackUnreachable(f"Slack is unreachable at {host_of(url)} (the file download timed out)") from None
+        except FetchFailed as error:
+            if error.status is not None and error.status < 500:
+                raise  # Slack answered, and would answer the same again
+            why = f"answered HTTP {error.status}" if error.status else "failed"
+            raise SlackUnreachable(f"Slack is unreachable at {host_of(url)} (the file download {why})") from None
 
     async def _resize(self, job: Job) -> BackendResult:
         fetched = await self.source_image(job)
@@ -438,6 +480,18 @@ class JobRunner:
             job.channel_id, job.user_id, message, thread_ts=job.thread_ts, response_url=job.response_url
         )
 
+    async def _wait_for_slack(self, job: Job, problem: str) -> None:
+        """Slack can't take the job's calls now: the job waits and tries again later, however long that takes (an
+        accepted job is never dropped for Slack's sake), with its attempts untouched. Released meanwhile, any replica
+        may pick it up when it is due."""
+        fresh = await self.store.get(job.id) or job
+        if fresh.finished:
+            return
+        delay = self.slack_backoff.next_delay()
+        log.warning("job %s waits: %s; retrying in %.1f s", job.short_id, problem, delay)
+        with contextlib.suppress(StaleJob):  # cancelled meanwhile, or no longer this replica's: nothing to wait for
+            await self.store.update(fresh, not_before=self.clock() + delay)
+
     async def _retry_or_fail(self, job: Job, error: Exception) -> None:
         fresh = await self.store.get(job.id) or job
         if fresh.finished:
@@ -464,6 +518,8 @@ class JobRunner:
             await step
         except SlackApiError as error:
             log.warning("cosmetic update failed: %s", error.response.get("error"))
+        except UNREACHABLE as error:
+            log.warning("cosmetic update failed: Slack is unreachable (%s)", describe_failure(error))
 
 
 def _database_blip(error: Exception) -> bool:
@@ -472,9 +528,9 @@ def _database_blip(error: Exception) -> bool:
 
 
 def _transient(error: Exception) -> bool:
-    if isinstance(error, SlackApiError):
-        return error.response.get("error") in ("ratelimited", "internal_error", "service_unavailable", "fatal_error")
-    return isinstance(error, (TransientError, aiohttp.ClientError, TimeoutError, OSError))
+    # Slack out of reach or failing never gets here (the job waits for Slack instead). What does: the hosted
+    # service's outages, a Slack upload URL that refused the bytes (the next try reserves a new one), a disk full.
+    return isinstance(error, (TransientError, aiohttp.ClientResponseError, OSError))
 
 
 def _kind(error: Exception) -> str:

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 # Slack's answers that mean the token itself is wrong: no retry can fix them.
 TOKEN_REFUSED = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"})
 UNREACHABLE = (aiohttp.ClientError, TimeoutError, OSError)
+# Slack's answers that mean it is failing or busy for a moment (429s and 5xx are too, whatever they say).
+SLACK_FAILING = frozenset({"ratelimited", "internal_error", "service_unavailable", "fatal_error"})
 # Slack out of reach or overloaded: waited out with backoff, one line per retry. 1 s, 2 s, 4 s ... at most 30 s.
 RECONNECT = RetryPolicy(max_attempts=1_000_000, base_delay=1.0, max_delay=30.0, jitter="decorrelated")
 
@@ -107,6 +109,33 @@ def call_failed(error: BaseException, host: str, method: str, token_setting: str
             raise TokenRefused(token_setting, code) from None
         return f"Slack at {host} refused {method} ({describe_failure(error)})"
     return f"Slack is unreachable at {host} ({describe_failure(error)})"
+
+
+class SlackUnreachable(Exception):
+    """A call to Slack that did not get through, where the transport's own error is not passed on (a file
+    download's can hold the request's headers, and so the token). ``str()`` is the line for the log."""
+
+
+def waiting_on_slack(error: BaseException, host: str) -> str | None:
+    """For an error from work whose only unwrapped network calls are Slack's: the one line when Slack could not take
+    a call now but will later (out of reach, failing, rate-limiting, or refusing the bot token until the operator
+    puts the right one in). None for any other error: Slack answered and its answer stands, or it is not Slack's."""
+    if isinstance(error, SlackApiError):
+        code = str(error.response.get("error") or "")
+        if code in TOKEN_REFUSED:
+            return f"Slack refused SLACK_BOT_TOKEN ({code}): put the current token in .env and restart"
+        status = error.response.status_code
+        if code in SLACK_FAILING or status == 429 or status >= 500:
+            return call_failed(error, host, method=str(error.response.api_url).rsplit("/", 1)[-1])
+        return None
+    if isinstance(error, SlackUnreachable):
+        return str(error)
+    if isinstance(error, aiohttp.ClientResponseError) and error.status < 500 and error.status != 429:
+        return None  # Slack refused that request (an upload URL gone, say): the same one again would not do
+    # aiohttp's errors and timeouts, not any OSError: a full disk is not Slack's.
+    if isinstance(error, aiohttp.ClientError | TimeoutError):
+        return f"Slack is unreachable at {host} ({describe_failure(error)})"
+    return None
 
 
 async def check_bot_token(

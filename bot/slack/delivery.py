@@ -11,12 +11,12 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.backends import ResizedImage
+from bot.slack.connection import UNREACHABLE, describe_failure
 from bot.slack.pacing import TierPacer
 from bot.slack.uploads import Outgoing, OutgoingFile, Uploader, UploadProgress
 
@@ -112,11 +112,13 @@ class Delivery:
             return
         except SlackApiError as error:
             log.warning("could not tell %s in the channel: %s", user, error.response.get("error"))
+        except UNREACHABLE as error:  # Slack out of reach: the response_url may still get through, or not
+            log.warning("could not tell %s in the channel: Slack is unreachable (%s)", user, describe_failure(error))
         if response_url:
             webhook = AsyncWebhookClient(response_url, session=self.client.session)
             try:
                 response = await webhook.send(text=text, response_type="ephemeral", replace_original=False)
-            except (aiohttp.ClientError, TimeoutError) as error:  # the last way to reach them: log, don't crash the job
+            except UNREACHABLE as error:  # the last way to reach them: log, don't crash the job
                 log.warning("response_url failed: %s", type(error).__name__)
                 return
             if response.status_code != 200:

@@ -1,25 +1,34 @@
-"""The job runner inside the real app, against the Slack emulator: what it does when time or the database misbehave."""
+"""The job runner inside the real app, against the Slack emulator: what it does when time, the database or Slack
+misbehave."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 
 from bot.engine import Size
 from bot.jobs.model import Job, JobSource
+from bot.jobs.runner import MAX_ATTEMPTS
 from bot.jobs.store import SqliteJobStore
+from bot.smart_resize_api.retry import RetryPolicy
 from bot.spec import ResizeSpec
 from tests.factories import insert, make_job
 from tests.images import astronaut, encode, photo
+from tests.slack_api import emulator
 from tests.slack_api.emulator import SlackEmulator
-from tests.slack_api.harness import eventually, running_app
+from tests.slack_api.harness import PACING, eventually, running_app
 
 
 def _latest_image_job(dedup_key: str, **fields: Any) -> Job:
@@ -183,3 +192,78 @@ async def test_a_renewal_that_finds_the_job_taken_over_stops_it_mid_step(
         await eventually(lambda: not app.services.runner._active, within=5)  # nothing of it left running here
     assert slack.calls_to("files.getUploadURLExternal") == []
     assert slack.uploads_in_thread("C1", message["ts"]) == []
+
+
+# Waits on Slack of milliseconds: an outage longer than a job's attempts would have lasted takes a fraction of a second.
+QUICK_WAITS = replace(
+    PACING, reconnect=RetryPolicy(max_attempts=1_000_000, base_delay=0.01, max_delay=0.05, jitter="decorrelated")
+)
+
+
+@contextlib.asynccontextmanager
+async def _slack_out_of_reach(slack: SlackEmulator, _monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    await slack.go_offline()
+    try:
+        yield
+    finally:
+        await slack.come_back()
+
+
+@contextlib.asynccontextmanager
+async def _bot_token_refused(_slack: SlackEmulator, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    with monkeypatch.context() as revoked:  # Slack now wants another token (revoked, or rotated under the app)
+        revoked.setattr(emulator, "BOT_TOKEN", "xoxb-test-2-reissued")
+        yield
+
+
+Outage = Callable[[SlackEmulator, pytest.MonkeyPatch], AbstractAsyncContextManager[None]]
+
+
+def _waits(caplog: pytest.LogCaptureFixture, job: Job) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"job {job.short_id} waits: ")]
+
+
+@pytest.mark.parametrize(
+    ("outage", "state", "said"),
+    [
+        (_slack_out_of_reach, "accepted", "Slack is unreachable at 127.0.0.1:"),  # the thread's messages
+        (_slack_out_of_reach, "anchored", "Slack is unreachable at 127.0.0.1:"),  # the file's download
+        (_bot_token_refused, "accepted", "Slack refused SLACK_BOT_TOKEN (invalid_auth)"),
+    ],
+    ids=["unreachable-while-posting", "unreachable-while-downloading", "token-refused-while-posting"],
+)
+async def test_a_job_waits_for_slack_as_long_as_it_takes_and_is_posted_once(
+    slack: SlackEmulator,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    outage: Outage,
+    state: str,
+    said: str,
+) -> None:
+    caplog.set_level(logging.INFO)
+    file = slack.add_file(astronaut(), "team.jpg")
+    message = slack.post_user_message("C1", "U1", "", files=[file])
+    async with running_app(slack, tmp_path, pacing=QUICK_WAITS) as app:
+        store = app.services.store
+        # slack_sdk's own retry of a refused connection waits about a second first; on loopback none is needed.
+        for handler in app.services.client.retry_handlers:
+            monkeypatch.setattr(handler, "interval_calculator", FixedValueRetryIntervalCalculator(0.0))
+        async with outage(slack, monkeypatch):
+            source = JobSource.slack_file(file, message["ts"])
+            job, _ = await insert(store, make_job(source=source, thread_ts=message["ts"], state=state))
+            app.services.runner.wake()
+
+            async def outlasted_its_attempts() -> bool:
+                stored = await store.get(job.id)
+                return stored is None or stored.finished or len(_waits(caplog, job)) > MAX_ATTEMPTS
+
+            await eventually(outlasted_its_attempts, within=60)
+            during = await store.get(job.id)
+            assert during is not None and during.state == state and during.attempts == 0
+        await app.services.runner.idle()
+        done = await store.get(job.id)
+    assert done is not None and done.state == "done" and done.attempts == 0
+    assert [u["title"] for u in slack.uploads_in_thread("C1", message["ts"])] == ["100x100"]
+    assert all(said in line and "; retrying in" in line for line in _waits(caplog, job))  # one plain line a wait
+    assert not [r for r in caplog.records if r.exc_info] and "Traceback" not in caplog.text

@@ -1,10 +1,14 @@
-"""Delivery against the Slack emulator: finding our own posts, however busy the thread."""
+"""Delivery against the Slack emulator: finding our own posts, however busy the thread, and telling a requester
+when Slack won't take the message."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from pathlib import Path
+
+import pytest
 
 from tests.images import astronaut
 from tests.slack_api.emulator import SlackEmulator
@@ -47,3 +51,16 @@ async def test_a_dead_response_url_is_logged_not_raised(tmp_path: Path) -> None:
         async with running_app(slack, tmp_path) as app:
             await app.services.delivery.ephemeral("C1", "U1", "hello", response_url=f"http://127.0.0.1:{dead_port}/r")
         assert slack.calls_to("chat.postEphemeral")
+
+
+async def test_an_ephemeral_with_slack_out_of_reach_is_logged_in_one_line_not_raised(
+    slack: SlackEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot")
+    async with running_app(slack, tmp_path) as app:
+        await slack.go_offline()
+        await app.services.delivery.ephemeral("C1", "U1", "hello", response_url=slack.response_url())
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.slack.delivery"]
+    assert lines[0].startswith("could not tell U1 in the channel: Slack is unreachable (ClientConnectorError")
+    assert lines[1:] == ["response_url failed: ClientConnectorError"]
+    assert not [r for r in caplog.records if r.exc_info]

@@ -108,6 +108,7 @@ class SlackEmulator:
         self._ids = itertools.count(1)
         self._last_ts = 0.0
         self._server: TestServer | None = None
+        self._port: int | None = None  # kept while offline: Slack comes back at the same address
         self.sockets: list[web.WebSocketResponse] = []
         self.socket_acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.socket_connected = asyncio.Event()
@@ -119,6 +120,21 @@ class SlackEmulator:
     # --- lifecycle -------------------------------------------------------------------------------------------
 
     async def __aenter__(self) -> SlackEmulator:
+        self._server = TestServer(self._application(), host="127.0.0.1")
+        await self._server.start_server()
+        self._port = self._server.port
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._close()
+
+    async def _close(self) -> None:
+        for socket in self.sockets:
+            await socket.close()
+        if self._server is not None:
+            await self._server.close()
+
+    def _application(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)
@@ -126,20 +142,22 @@ class SlackEmulator:
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_post("/response/{token}", self._response)
         app.router.add_get("/socket-mode", self._socket)
-        self._server = TestServer(app, host="127.0.0.1")
-        await self._server.start_server()
-        return self
+        return app
 
-    async def __aexit__(self, *exc: object) -> None:
-        for socket in self.sockets:
-            await socket.close()
-        if self._server is not None:
-            await self._server.close()
+    async def go_offline(self) -> None:
+        """Slack out of reach (a network partition, an outage): nothing listens on its port, so every connection
+        is refused, until ``come_back``. What Slack holds stays as it was."""
+        await self._close()
+
+    async def come_back(self) -> None:
+        """Slack reachable again, at the same address and with the same state."""
+        self._server = TestServer(self._application(), host="127.0.0.1", port=self._port)
+        await self._server.start_server()
 
     @property
     def base_url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.port}"
+        assert self._port is not None, "the emulator has not started"
+        return f"http://127.0.0.1:{self._port}"
 
     @property
     def api_url(self) -> str:

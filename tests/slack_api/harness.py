@@ -222,15 +222,17 @@ async def running_app(
 ) -> AsyncIterator[RunningApp]:
     """The app as ``python -m bot`` serves it in HTTP mode, on ``port`` (a free one by default), through the same
     runner and request guards. ``read_timeouts``: (headers, body) deadlines in seconds, shorter than the settings
-    allow, so tests of slow clients are quick."""
+    allow, so tests of slow clients are quick. ``check_token=False``: as before Slack has accepted the token (no
+    job runs)."""
     port = port or free_port()
     settings = load_settings(app_env(emulator, tmp_path, **extra))
     if read_timeouts is not None:
         settings = replace(settings, header_read_timeout_s=read_timeouts[0], body_read_timeout_s=read_timeouts[1])
     services_context = open_services(settings, pool=SHARED_ENGINE.pool, pacing=pacing)
     async with services_context as services, aiohttp.ClientSession() as session:
-        if check_token:  # as serve() does before requests are let through to Bolt
+        if check_token:  # as serve() does before requests are let through to Bolt, and jobs run
             await check_bot_token(services.client, services.readiness)
+            await services.start_work()
         app = build_app(services)
         web_app = app.web_app(path="/slack/events", port=port)
         add_health_route(web_app, services)
