@@ -93,6 +93,7 @@ async def serve(
 
 async def _serve_with(services: Services, stop: asyncio.Event, pacing: Pacing) -> int:
     from bot.app import add_health_route, add_request_guards, add_source_route, build_app
+    from bot.user_errors import system_reason
 
     settings = services.settings
     app = build_app(services)
@@ -104,7 +105,16 @@ async def _serve_with(services: Services, stop: asyncio.Event, pacing: Pacing) -
     await runner.setup()
     try:
         # Listening before Slack is checked: /healthz says live and /readyz says why it is not ready yet.
-        await web.TCPSite(runner, host="0.0.0.0", port=settings.port).start()  # noqa: S104 - Slack must reach it
+        try:
+            await web.TCPSite(runner, host="0.0.0.0", port=settings.port).start()  # noqa: S104 - Slack must reach it
+        except OSError as error:  # another process has the port
+            reason = system_reason(error)
+            print(
+                f"Smart Resize can't start: can't listen on port {settings.port} ({reason}); set PORT in .env to a "
+                "free port.",
+                file=sys.stderr,
+            )
+            return 2
         _log_running(settings, services)
         # What exists now (numpy, OpenCV, Pillow, slack_sdk, the app) lives as long as the process. Frozen out of
         # the collector's reach, each full collection walks only what jobs allocate: ~6 ms instead of ~40 ms, and

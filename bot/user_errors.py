@@ -11,6 +11,7 @@ No traceback or error code ever reaches a person.
 
 from __future__ import annotations
 
+import os
 import re
 
 from slack_sdk.errors import SlackApiError
@@ -200,3 +201,9 @@ def _shown(text: str | None) -> str:
     if not text:
         return ""
     return " ".join(_SHOWN_TEXT.sub("", text).split())[:160].rstrip(" .")
+
+
+def system_reason(error: OSError) -> str:
+    """What the system says went wrong, in its own few words ("Address already in use"): asyncio and aiohttp wrap
+    them in a sentence of their own. A resolver's error carries its words without an errno the system knows."""
+    return os.strerror(error.errno) if error.errno and error.errno > 0 else error.strerror or str(error)

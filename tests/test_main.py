@@ -139,6 +139,31 @@ async def test_the_run_command_with_slack_unreachable_retries_in_single_lines_an
     assert "Traceback" not in rest.decode()
 
 
+async def test_the_run_command_on_a_port_another_process_has_says_so_in_one_line(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("0.0.0.0", 0))  # noqa: S104 - where the app listens
+        holder.listen()
+        port = holder.getsockname()[1]
+        process = await _run_command(
+            tmp_path,
+            f"SLACK_BOT_TOKEN={BOT_TOKEN}\nSLACK_APP_TOKEN={APP_TOKEN}\nSLACK_API_URL={slack.api_url}\n"
+            f"PORT={port}\nENGINE_WORKERS=1\n",
+        )
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    text = stderr.decode()
+    assert process.returncode == 2
+    [line] = [line for line in text.splitlines() if "can't start" in line]
+    assert line == (
+        f"Smart Resize can't start: can't listen on port {port} (Address already in use); set PORT in .env to a "
+        "free port."
+    )
+    assert "Traceback" not in text
+
+
 async def test_the_run_command_with_postgresql_out_of_reach_says_so_in_one_line(tmp_path: Path) -> None:
     process = await _run_command(
         tmp_path,

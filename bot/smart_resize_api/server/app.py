@@ -68,7 +68,7 @@ from bot.smart_resize_api.server.store import (
     request_store,
 )
 from bot.spec import ResizeSpec
-from bot.user_errors import api_message
+from bot.user_errors import api_message, system_reason
 
 log = logging.getLogger(__name__)
 
@@ -751,8 +751,7 @@ async def _serve(server: SmartResizeServer, host: str, port: int) -> None:
         try:
             await web.TCPSite(runner, host=host, port=port).start()
         except OSError as error:  # in use, not an address of this machine, a name that does not resolve
-            # asyncio words a bind failure at length; the system's own words are enough (a resolver's are its own).
-            reason = os.strerror(error.errno) if error.errno and error.errno > 0 else error.strerror or str(error)
+            reason = system_reason(error)
             raise CannotListen(
                 f"can't listen on {host}:{port} ({reason}); pick another --port, or a --host this machine has."
             ) from None
