@@ -139,6 +139,15 @@ async def test_the_run_command_with_slack_unreachable_retries_in_single_lines_an
     assert "Traceback" not in rest.decode()
 
 
+async def _the_one_line_it_stops_with(process: asyncio.subprocess.Process) -> tuple[str, str]:
+    """The run command's one "can't start" line, once it has exited 2, and all it wrote to stderr."""
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    text = stderr.decode()
+    assert process.returncode == 2
+    [line] = [line for line in text.splitlines() if "can't start" in line]
+    return line, text
+
+
 async def test_the_run_command_on_a_port_another_process_has_says_so_in_one_line(
     slack: SlackEmulator, tmp_path: Path
 ) -> None:
@@ -153,10 +162,7 @@ async def test_the_run_command_on_a_port_another_process_has_says_so_in_one_line
             f"SLACK_BOT_TOKEN={BOT_TOKEN}\nSLACK_APP_TOKEN={APP_TOKEN}\nSLACK_API_URL={slack.api_url}\n"
             f"PORT={port}\nENGINE_WORKERS=1\n",
         )
-        _, stderr = await asyncio.wait_for(process.communicate(), 30)
-    text = stderr.decode()
-    assert process.returncode == 2
-    [line] = [line for line in text.splitlines() if "can't start" in line]
+        line, text = await _the_one_line_it_stops_with(process)
     assert line == (
         f"Smart Resize can't start: can't listen on port {port} (Address already in use); set PORT in .env to a "
         "free port."
@@ -170,10 +176,7 @@ async def test_the_run_command_with_postgresql_out_of_reach_says_so_in_one_line(
         f"SLACK_BOT_TOKEN={BOT_TOKEN}\nSLACK_APP_TOKEN={APP_TOKEN}\n"
         f"DATABASE_URL=postgresql://resize:secret-pw@127.0.0.1:{free_port()}/resize\nENGINE_WORKERS=1\n",
     )
-    _, stderr = await asyncio.wait_for(process.communicate(), 30)
-    text = stderr.decode()
-    assert process.returncode == 2
-    [line] = [line for line in text.splitlines() if "can't start" in line]
+    line, text = await _the_one_line_it_stops_with(process)
     assert line.startswith("Smart Resize can't start: Can't open the job database on PostgreSQL (DATABASE_URL):")
     assert "Traceback" not in text and "secret-pw" not in text
 
