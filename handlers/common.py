@@ -43,8 +43,10 @@ async def submit_images(
     thread_ts: str,
     files: list[dict[str, Any]],
     spec: ResizeSpec,
+    event_id: str | None,
 ) -> None:
-    """One job per image of a message, keyed on (prefix, channel, message, file) so repeats make no new job."""
+    """One job per image of a message, keyed on (prefix, channel, message, file) so repeats make no new job, and
+    ``event_id`` (the Slack event's), so Slack sending the event again makes none even after the job failed."""
     for file in files:
         try:
             await services.intake.submit(
@@ -56,6 +58,7 @@ async def submit_images(
                 source=JobSource.slack_file(file, message_ts),
                 thread_ts=thread_ts,
                 spec=spec,
+                event_id=event_id,
             )
         except UserError as error:
             await services.delivery.ephemeral(channel, user, str(error))

@@ -17,7 +17,7 @@ def register(app: AsyncApp, services: Services) -> None:
     reaction = services.settings.resize_reaction
 
     @app.event("reaction_added")
-    async def on_reaction(event: dict[str, Any]) -> None:
+    async def on_reaction(event: dict[str, Any], body: dict[str, Any]) -> None:
         item = event.get("item") or {}
         if event.get("reaction") != reaction or item.get("type") != "message":
             return
@@ -44,6 +44,7 @@ def register(app: AsyncApp, services: Services) -> None:
             thread_ts=message.get("thread_ts") or ts,
             files=files,
             spec=await channel_spec(services, channel),
+            event_id=body.get("event_id"),
         )
 
 

@@ -15,7 +15,7 @@ def register(app: AsyncApp, services: Services) -> None:
     grammar = services.grammar
 
     @app.event("app_mention")
-    async def on_mention(event: dict[str, Any]) -> None:
+    async def on_mention(event: dict[str, Any], body: dict[str, Any]) -> None:
         channel, user, ts = event["channel"], event.get("user", ""), event["ts"]
         reply_in = event.get("thread_ts")
         parsed = grammar.parse_mention(event.get("text", ""))
@@ -59,4 +59,5 @@ def register(app: AsyncApp, services: Services) -> None:
             thread_ts=reply_in or ts,
             files=files,
             spec=command.spec,
+            event_id=body.get("event_id"),
         )

@@ -77,8 +77,14 @@ _MIGRATIONS = [
     );
     CREATE INDEX crop_maps_saved ON crop_maps (saved_at);
     """,
+    # The Slack event that made each job, so its redelivery finds it (admit).
+    """
+    ALTER TABLE jobs ADD COLUMN event_id TEXT;
+    CREATE INDEX jobs_event ON jobs (event_id);
+    """,
 ]
 
+_SAME_EVENT = "SELECT * FROM jobs WHERE event_id = $1 AND dedup_key IN ($2::text, $2::text || '#' || id)"
 _INSERT = f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join(f'${n + 1}' for n in range(len(_COLUMNS)))})"  # noqa: S608
 
 
@@ -114,6 +120,10 @@ class PostgresJobStore:
             await db.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"jobs:user:{job.user_id}")
             # And the request's own key: two people reacting to one message at once make one job, not an error.
             await db.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"jobs:key:{job.dedup_key}")
+            if job.event_id is not None:  # Slack's redelivery: see SqliteJobStore.admit
+                delivered = await db.fetchrow(_SAME_EVENT, job.event_id, job.dedup_key)
+                if delivered is not None and (earlier := _readable(delivered)) is not None:
+                    return Admission(earlier, new=False, recent=0)
             found = await db.fetchrow("SELECT * FROM jobs WHERE dedup_key = $1 FOR UPDATE", job.dedup_key)
             if found is not None:
                 existing = _readable(found)
