@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
 
 from bot.engine import Size
 from bot.jobs.model import JobSource, Trigger
 from bot.services import Services
 from bot.spec import ResizeSpec
-from bot.user_errors import UserError
+from bot.user_errors import UserError, slack_error_message
+
+# The form opens with a trigger_id that lasts 3 s: a membership check slower than this gives way to the form.
+MEMBERSHIP_CHECK_S = 1.0
 
 
 def image_files(event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -20,6 +27,24 @@ def image_files(event: dict[str, Any]) -> list[dict[str, Any]]:
         if str(f.get("mimetype", "")).startswith("image/")
         or f.get("file_access") in ("check_file_info", "access_denied")
     ]
+
+
+async def not_a_member(services: Services, channel: str) -> str | None:
+    """The sentence to answer with when the bot is not in ``channel`` (it could post no results there), before a
+    form is filled in for nothing; None when it is in, or when Slack could not say in time (the form opens, and
+    the job's response_url still reaches the requester if it fails)."""
+    try:
+        async with asyncio.timeout(MEMBERSHIP_CHECK_S):
+            response = await services.client.conversations_info(channel=channel)
+    except SlackApiError as error:
+        code = str(error.response.get("error", ""))
+        # A private channel the bot is not in is hidden from it: channel_not_found.
+        return slack_error_message(code) if code in ("channel_not_found", "not_in_channel") else None
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+    if (response.get("channel") or {}).get("is_member") is False:
+        return slack_error_message("not_in_channel")
+    return None
 
 
 async def channel_spec(services: Services, channel: str) -> ResizeSpec:
