@@ -8,6 +8,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.grammar import HelpCommand, ResizeCommand
 from bot.services import Services
+from bot.user_errors import not_an_image
 from handlers.common import image_files, submit_images
 
 
@@ -24,13 +25,15 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         files = image_files(event)
         if not files:
-            await services.delivery.ephemeral(
-                channel,
-                user,
-                "Mention me in the same message that shares the image, or use `/resize` after sharing it; "
-                "`/resize help` lists sizes and presets.",
-                thread_ts=reply_in,
-            )
+            shared = event.get("files") or []
+            if shared:  # they did share a file with the mention: it is the file that is wrong
+                answer = not_an_image(str(shared[0].get("name") or ""), str(shared[0].get("mimetype") or ""))
+            else:
+                answer = (
+                    "Mention me in the same message that shares the image, or use `/resize` after sharing it; "
+                    "`/resize help` lists sizes and presets."
+                )
+            await services.delivery.ephemeral(channel, user, answer, thread_ts=reply_in)
             return
         command = parsed if isinstance(parsed, ResizeCommand) else grammar.default_command()
         notes = " ".join(parsed.notes)
