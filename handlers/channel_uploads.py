@@ -25,7 +25,6 @@ def register(app: AsyncApp, services: Services) -> None:
         await submit_images(
             services,
             trigger="auto",
-            key_prefix="upload",  # the same key as a mention of this upload: one job either way
             channel=channel,
             user=user,
             team=event.get("team"),

@@ -60,7 +60,6 @@ async def submit_images(
     services: Services,
     *,
     trigger: Trigger,
-    key_prefix: str,
     channel: str,
     user: str,
     team: str | None,
@@ -70,13 +69,14 @@ async def submit_images(
     spec: ResizeSpec,
     event_id: str | None,
 ) -> None:
-    """One job per image of a message, keyed on (prefix, channel, message, file) so repeats make no new job, and
+    """One job per image of a message and spec: a mention, an auto-resize and a reaction that ask for the same sizes
+    of the same image make one job, however they arrive; other sizes or options are a job of their own. And
     ``event_id`` (the Slack event's), so Slack sending the event again makes none even after the job failed."""
     for file in files:
         try:
             await services.intake.submit(
                 trigger=trigger,
-                dedup_key=f"{key_prefix}:{channel}:{message_ts}:{file['id']}",
+                dedup_key=f"upload:{channel}:{message_ts}:{file['id']}:{spec.digest()}",
                 channel_id=channel,
                 user_id=user,
                 team_id=team,

@@ -1,5 +1,6 @@
 """Adding RESIZE_REACTION to a message with images resizes them into its thread (the channel's sizes, else the
-defaults). The job is keyed on the message and file, so removing and re-adding the reaction repeats nothing."""
+defaults). The job is keyed on the message, file and sizes (submit_images), so removing and re-adding the reaction
+repeats nothing, nor does the reaction on an image auto-resize already made in those sizes."""
 
 from __future__ import annotations
 
@@ -36,7 +37,6 @@ def register(app: AsyncApp, services: Services) -> None:
         await submit_images(
             services,
             trigger="reaction",
-            key_prefix="reaction",
             channel=channel,
             user=user,
             team=event.get("team"),

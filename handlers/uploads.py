@@ -51,10 +51,7 @@ def register(app: AsyncApp, services: Services) -> None:
             await services.delivery.ephemeral(channel, user, notes, thread_ts=reply_in)
         await submit_images(
             services,
-            # The same upload can arrive as app_mention and as a message event, and Slack retries events:
-            # one image in one message is one job (auto-resize uses the same key).
             trigger="mention",
-            key_prefix="upload",
             channel=channel,
             user=user,
             team=event.get("team"),

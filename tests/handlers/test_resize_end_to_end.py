@@ -5,17 +5,15 @@ from __future__ import annotations
 import io
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from PIL import Image
 
-from bot.jobs.model import Job
 from tests.images import astronaut, encode, photo, png_header_only
 from tests.slack_api.emulator import BOT_USER, SlackEmulator
-from tests.slack_api.harness import RunningApp, eventually, form_values, running_app
+from tests.slack_api.harness import eventually, form_values, running_app
 
 
 def _share(slack: SlackEmulator, text: str = "", data: bytes | None = None, name: str = "team.jpg") -> dict:  # type: ignore[type-arg]
@@ -109,7 +107,7 @@ async def test_an_event_sent_again_after_its_job_failed_starts_nothing(slack: Sl
         await app.services.runner.idle()
     # Restarted (or another replica): nothing in memory knows the event; Slack retries it, after a lost ack.
     async with running_app(slack, tmp_path) as app:
-        answers = intake_answers(app)
+        answers = app.intake_answers()
         await app.event(event, event_id="Ev1", retry_num=1)
         await eventually(lambda: len(answers) == 1)
         await app.services.runner.idle()
@@ -117,21 +115,6 @@ async def test_an_event_sent_again_after_its_job_failed_starts_nothing(slack: Sl
     assert answers == [False]  # the failed job, not a new one
     assert [job.state for job in jobs] == ["failed"]
     assert len(slack.ephemerals_for("U1")) == 1  # the failure was said once
-
-
-def intake_answers(app: RunningApp) -> list[bool]:
-    """Whether each request the listeners submit from now on made a new job: they run after the ack, so a test of
-    something that must start nothing waits for this instead of for a job."""
-    answers: list[bool] = []
-    submit = app.services.intake.submit
-
-    async def answered(**request: Any) -> tuple[Job, bool]:
-        job, new = await submit(**request)
-        answers.append(new)
-        return job, new
-
-    app.services.intake.submit = answered  # type: ignore[method-assign]
-    return answers
 
 
 async def test_link_gets_an_anchor_message_and_results_in_its_thread(slack: SlackEmulator, tmp_path: Path) -> None:
