@@ -10,9 +10,10 @@ by every replica of the app.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.jobs.model import Job
@@ -82,6 +83,8 @@ _MIGRATIONS = [
     ALTER TABLE jobs ADD COLUMN event_id TEXT;
     CREATE INDEX jobs_event ON jobs (event_id);
     """,
+    # A message's jobs, found together for its status reaction (in_thread).
+    "CREATE INDEX jobs_thread ON jobs (channel_id, thread_ts)",
 ]
 
 _SAME_EVENT = "SELECT * FROM jobs WHERE event_id = $1 AND dedup_key IN ($2::text, $2::text || '#' || id)"
@@ -235,6 +238,25 @@ class PostgresJobStore:
             "SELECT * FROM jobs WHERE updated_at >= $1 ORDER BY updated_at DESC LIMIT $2", since, limit
         )
         return [job for row in rows if (job := _readable(row)) is not None]
+
+    async def in_thread(self, channel_id: str, thread_ts: str) -> list[Job]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM jobs WHERE channel_id = $1 AND thread_ts = $2", channel_id, thread_ts
+        )
+        return [job for row in rows if (job := _readable(row)) is not None]
+
+    @contextlib.asynccontextmanager
+    async def message_lock(self, channel_id: str, message_ts: str) -> AsyncIterator[None]:
+        """One replica at a time changes a message's status reaction: two of its jobs finishing on two replicas at
+        once would otherwise each put on what it saw, and leave both. (A connection held per replica at most: its
+        reactions worker changes one message at a time.)"""
+        key = f"jobs:message:{channel_id}:{message_ts}"
+        async with self.pool.acquire() as db:
+            await db.execute("SELECT pg_advisory_lock(hashtext($1))", key)
+            try:
+                yield
+            finally:  # were this cut short, the pool's reset of the connection lets go of the lock too
+                await db.execute("SELECT pg_advisory_unlock(hashtext($1))", key)
 
     async def set_status_reaction(self, job_id: str, reaction: str | None) -> None:
         await self.pool.execute("UPDATE jobs SET status_reaction = $1 WHERE id = $2", reaction, job_id)

@@ -10,6 +10,7 @@ claim the job and carry it on at its stored step. A step is written only while t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -109,6 +110,8 @@ class JobStore(Protocol):
     async def next_wakeup(self, now: float) -> float | None: ...
     async def recent_for_user(self, user_id: str, limit: int = 10) -> list[Job]: ...
     async def changed_since(self, since: float, limit: int = 500) -> list[Job]: ...
+    async def in_thread(self, channel_id: str, thread_ts: str) -> list[Job]: ...
+    def message_lock(self, channel_id: str, message_ts: str) -> contextlib.AbstractAsyncContextManager[None]: ...
     async def set_status_reaction(self, job_id: str, reaction: str | None) -> None: ...
     async def delete_finished_before(self, cutoff: float) -> int: ...
     async def set_auto_sizes(self, channel_id: str, sizes: list[str] | None, user_id: str) -> None: ...
@@ -226,6 +229,17 @@ class SqliteJobStore:
         )
         return [job for row in rows if (job := _readable(row)) is not None]
 
+    async def in_thread(self, channel_id: str, thread_ts: str) -> list[Job]:
+        """Every job whose results go to this thread: the jobs of one message share its status reaction."""
+        rows = await self._db.run("SELECT * FROM jobs WHERE channel_id = ? AND thread_ts = ?", (channel_id, thread_ts))
+        return [job for row in rows if (job := _readable(row)) is not None]
+
+    @contextlib.asynccontextmanager
+    async def message_lock(self, channel_id: str, message_ts: str) -> AsyncIterator[None]:
+        """Held while a message's status reaction changes. Nothing to hold here: one process per file, whose
+        reactions worker changes one message at a time."""
+        yield
+
     async def set_status_reaction(self, job_id: str, reaction: str | None) -> None:
         """What is on the source message now: the reaction follows Slack, whatever step the job is at."""
         await self._db.run("UPDATE jobs SET status_reaction = ? WHERE id = ?", (reaction, job_id))
@@ -308,6 +322,8 @@ _MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     lambda db: add_missing_columns(db, "jobs", lease_owner="TEXT", lease_until="REAL"),
     # The Slack event that made each job, so its redelivery finds it (admit).
     _add_event_ids,
+    # A message's jobs, found together for its status reaction (in_thread).
+    lambda db: run_statements(db, "CREATE INDEX IF NOT EXISTS jobs_thread ON jobs (channel_id, thread_ts)"),
 ]
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from pathlib import Path
@@ -325,6 +326,23 @@ async def test_channel_settings_and_status_reactions(database_url: str) -> None:
     await store.close()
 
 
+async def test_one_replica_at_a_time_changes_a_messages_status_reaction(postgres_url: str) -> None:
+    first, second = await open_store(postgres_url), await open_store(postgres_url)
+    async with first.message_lock("C1", "1.0"):
+        waiting = asyncio.create_task(_enter(second.message_lock("C1", "1.0")))
+        await asyncio.wait_for(_enter(second.message_lock("C1", "2.0")), 5)  # another message is not held up
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+    await asyncio.wait_for(waiting, 5)
+    await first.close()
+    await second.close()
+
+
+async def _enter(lock: contextlib.AbstractAsyncContextManager[None]) -> None:
+    async with lock:
+        pass
+
+
 async def test_a_new_job_on_one_replica_wakes_the_others(postgres_url: str) -> None:
     admitting, idle = await open_store(postgres_url), await open_store(postgres_url)
     woken = asyncio.Event()
@@ -342,7 +360,7 @@ async def test_two_replicas_starting_together_migrate_once(postgres_url: str) ->
     connection = await asyncpg.connect(postgres_url)
     version = await connection.fetchval("SELECT version FROM schema_versions WHERE component = 'jobs'")
     await connection.close()
-    assert version == 2
+    assert version == 3
     for store in stores:
         await store.close()
 
@@ -375,7 +393,7 @@ async def test_an_earlier_sqlite_file_is_upgraded_in_place(tmp_path: Path) -> No
     assert job.id == "old" and job.upload is None and job.status_reaction is None
     await store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version FROM schema_versions WHERE component = 'jobs'").fetchone() == (4,)
+        assert db.execute("SELECT version FROM schema_versions WHERE component = 'jobs'").fetchone() == (5,)
 
 
 V1_SCHEMA = """
