@@ -8,6 +8,8 @@ imports), ``bot.backends.hosted.api_request`` for the API contract.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -42,6 +44,11 @@ class ResizeSpec:
     def engine_request(self, *, explain: bool = False) -> ResizeRequest:
         # The engine's request is this spec plus what only the engine has (explain), under the same field names.
         return ResizeRequest(**{f.name: getattr(self, f.name) for f in fields(self)}, explain=explain)
+
+    def digest(self) -> str:
+        """A short name for exactly what this asks for: equal specs, equal digests (a dedup key's part)."""
+        stored = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(stored.encode()).hexdigest()[:16]
 
     def to_json(self) -> dict[str, Any]:
         return {

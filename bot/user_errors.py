@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 from bot.engine import EngineError
 from bot.net import BlockedAddress, FetchError, FetchFailed, FetchTimeout, InvalidUrl, TooLarge, UnexpectedContentType
 from bot.net.errors import human_size, shown_content_type
+from bot.slack.messages import escape_mrkdwn
 from bot.smart_resize_api import errors as api
 from bot.smart_resize_api.contract import Status
 from bot.smart_resize_api.retry import Operation
@@ -96,6 +97,12 @@ SLACK_CONNECT_DENIED = (
     "I can't open that file: it was shared from another organisation over Slack Connect, and their settings don't "
     "let apps read it. Download it and upload it here yourself, then ask again."
 )
+
+
+def not_an_image(name: str, mimetype: str) -> str:
+    """A Slack file that is not an image, by the name and type Slack gives it."""
+    kind = shown_content_type(mimetype) if mimetype else "unknown type"
+    return f"{escape_mrkdwn(name) or 'That file'} isn't an image ({kind}); share a JPEG, PNG or WebP."
 
 
 def external_file_message(service: str) -> str:

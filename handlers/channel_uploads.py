@@ -12,7 +12,7 @@ from handlers.common import channel_spec, image_files, submit_images
 
 def register(app: AsyncApp, services: Services) -> None:
     @app.event({"type": "message", "subtype": "file_share"})
-    async def on_file_share(event: dict[str, Any]) -> None:
+    async def on_file_share(event: dict[str, Any], body: dict[str, Any]) -> None:
         channel = event["channel"]
         if await services.store.auto_sizes(channel) is None:
             return
@@ -25,7 +25,6 @@ def register(app: AsyncApp, services: Services) -> None:
         await submit_images(
             services,
             trigger="auto",
-            key_prefix="upload",  # the same key as a mention of this upload: one job either way
             channel=channel,
             user=user,
             team=event.get("team"),
@@ -33,6 +32,7 @@ def register(app: AsyncApp, services: Services) -> None:
             thread_ts=event.get("thread_ts") or ts,
             files=files,
             spec=await channel_spec(services, channel),
+            event_id=body.get("event_id"),
         )
 
     @app.event("message")

@@ -14,6 +14,7 @@ from bot.slack.messages import not_in_dms
 from bot.slack.views import resize_modal
 from bot.spec import describe_sizes
 from bot.user_errors import UserError, user_message
+from handlers.common import not_a_member
 
 NOT_IN_DMS = not_in_dms("use `/resize` in a channel where the image is shared")
 
@@ -30,9 +31,15 @@ def register(app: AsyncApp, services: Services) -> None:
             await ack(response_type="ephemeral", text=NOT_IN_DMS)
             return
         if not text.strip():
-            # No arguments: a form with a file input, so an image can be resized from anywhere.
+            # No arguments: a form with a file input, so an image can be resized from anywhere. The results go to a
+            # new message in this channel, so not where the bot is not in it (checked after the ack, as it takes a
+            # Web API call).
             await ack()
-            metadata = {"channel": command["channel_id"]}
+            refusal = await not_a_member(services, command["channel_id"])
+            if refusal is not None:
+                await respond(text=refusal, response_type="ephemeral")
+                return
+            metadata = {"channel": command["channel_id"], "response_url": command.get("response_url") or None}
             await services.client.views_open(
                 trigger_id=command["trigger_id"], view=resize_modal(metadata, file_input=True)
             )

@@ -1,5 +1,6 @@
 """Adding RESIZE_REACTION to a message with images resizes them into its thread (the channel's sizes, else the
-defaults). The job is keyed on the message and file, so removing and re-adding the reaction repeats nothing."""
+defaults). The job is keyed on the message, file and sizes (submit_images), so removing and re-adding the reaction
+repeats nothing, nor does the reaction on an image auto-resize already made in those sizes."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def register(app: AsyncApp, services: Services) -> None:
     reaction = services.settings.resize_reaction
 
     @app.event("reaction_added")
-    async def on_reaction(event: dict[str, Any]) -> None:
+    async def on_reaction(event: dict[str, Any], body: dict[str, Any]) -> None:
         item = event.get("item") or {}
         if event.get("reaction") != reaction or item.get("type") != "message":
             return
@@ -36,7 +37,6 @@ def register(app: AsyncApp, services: Services) -> None:
         await submit_images(
             services,
             trigger="reaction",
-            key_prefix="reaction",
             channel=channel,
             user=user,
             team=event.get("team"),
@@ -44,6 +44,7 @@ def register(app: AsyncApp, services: Services) -> None:
             thread_ts=message.get("thread_ts") or ts,
             files=files,
             spec=await channel_spec(services, channel),
+            event_id=body.get("event_id"),
         )
 
 

@@ -20,7 +20,7 @@ from bot.slack.messages import not_in_dms
 from bot.slack.views import MODAL_ID, resize_modal
 from bot.spec import ResizeSpec
 from bot.user_errors import UserError
-from handlers.common import image_files
+from handlers.common import image_files, not_a_member
 
 SHORTCUT_ID = "smart_resize"
 NOT_IN_DMS = not_in_dms("share the image in a channel and use the shortcut there")
@@ -33,20 +33,24 @@ def register(app: AsyncApp, services: Services) -> None:
         message = shortcut.get("message") or {}
         files = image_files(message)
         channel, user = shortcut["channel"]["id"], shortcut["user"]["id"]
+        response_url = shortcut.get("response_url") or None
         refusal = None
         if channel.startswith("D"):
             # The bot is in no DM (its Messages tab is read-only): it could not post the results there.
             refusal = NOT_IN_DMS
         elif not files:
             refusal = "That message has no image to resize; use the shortcut on a message with a photo."
+        else:
+            refusal = await not_a_member(services, channel)
         if refusal is not None:
-            await services.delivery.ephemeral(channel, user, refusal, response_url=shortcut.get("response_url") or None)
+            await services.delivery.ephemeral(channel, user, refusal, response_url=response_url)
             return
         metadata = {
             "channel": shortcut["channel"]["id"],
             "message_ts": message["ts"],
             "thread_ts": message.get("thread_ts") or message["ts"],
             "files": [file["id"] for file in files],
+            "response_url": response_url,
         }
         await services.client.views_open(
             trigger_id=shortcut["trigger_id"], view=resize_modal(metadata, file_input=False)
@@ -69,6 +73,9 @@ def register(app: AsyncApp, services: Services) -> None:
         await ack()
         user = body["user"]["id"]
         channel = metadata["channel"]
+        # The shortcut's or the command's, carried in the form: a submission has none of its own, and it is the one
+        # way to tell the requester of a failure in a channel the bot has left meanwhile.
+        response_url = metadata.get("response_url") or None
         for file_id in file_ids:
             try:
                 await services.intake.submit(
@@ -83,9 +90,10 @@ def register(app: AsyncApp, services: Services) -> None:
                     ),
                     thread_ts=metadata.get("thread_ts"),
                     spec=spec,
+                    response_url=response_url,
                 )
             except UserError as error:
-                await services.delivery.ephemeral(channel, user, str(error))
+                await services.delivery.ephemeral(channel, user, str(error), response_url=response_url)
                 return
 
 

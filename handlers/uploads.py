@@ -8,6 +8,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.grammar import HelpCommand, ResizeCommand
 from bot.services import Services
+from bot.user_errors import not_an_image
 from handlers.common import image_files, submit_images
 
 
@@ -15,7 +16,7 @@ def register(app: AsyncApp, services: Services) -> None:
     grammar = services.grammar
 
     @app.event("app_mention")
-    async def on_mention(event: dict[str, Any]) -> None:
+    async def on_mention(event: dict[str, Any], body: dict[str, Any]) -> None:
         channel, user, ts = event["channel"], event.get("user", ""), event["ts"]
         reply_in = event.get("thread_ts")
         parsed = grammar.parse_mention(event.get("text", ""))
@@ -24,13 +25,15 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         files = image_files(event)
         if not files:
-            await services.delivery.ephemeral(
-                channel,
-                user,
-                "Mention me in the same message that shares the image, or use `/resize` after sharing it; "
-                "`/resize help` lists sizes and presets.",
-                thread_ts=reply_in,
-            )
+            shared = event.get("files") or []
+            if shared:  # they did share a file with the mention: it is the file that is wrong
+                answer = not_an_image(str(shared[0].get("name") or ""), str(shared[0].get("mimetype") or ""))
+            else:
+                answer = (
+                    "Mention me in the same message that shares the image, or use `/resize` after sharing it; "
+                    "`/resize help` lists sizes and presets."
+                )
+            await services.delivery.ephemeral(channel, user, answer, thread_ts=reply_in)
             return
         command = parsed if isinstance(parsed, ResizeCommand) else grammar.default_command()
         notes = " ".join(parsed.notes)
@@ -48,10 +51,7 @@ def register(app: AsyncApp, services: Services) -> None:
             await services.delivery.ephemeral(channel, user, notes, thread_ts=reply_in)
         await submit_images(
             services,
-            # The same upload can arrive as app_mention and as a message event, and Slack retries events:
-            # one image in one message is one job (auto-resize uses the same key).
             trigger="mention",
-            key_prefix="upload",
             channel=channel,
             user=user,
             team=event.get("team"),
@@ -59,4 +59,5 @@ def register(app: AsyncApp, services: Services) -> None:
             thread_ts=reply_in or ts,
             files=files,
             spec=command.spec,
+            event_id=body.get("event_id"),
         )

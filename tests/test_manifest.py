@@ -27,6 +27,7 @@ SCOPE_OF_METHOD = {
     "conversations_history": "channels:history",
     "conversations_replies": "channels:history",
     "conversations_members": "channels:read",
+    "conversations_info": "channels:read",
 }
 # Scopes that come from features rather than Web API calls.
 FEATURE_SCOPES = {

@@ -58,3 +58,9 @@ def test_the_engine_request_carries_every_field() -> None:
 def test_describe_names_sizes_and_alternatives() -> None:
     assert ResizeSpec(sizes=(Size(1, 2), Size(3, 4))).describe() == "1x2, 3x4"
     assert ResizeSpec(sizes=(Size(1, 2),), variants=3).describe() == "1x2 (3 alternatives each)"
+
+
+@given(_SPECS, _SPECS)
+def test_specs_have_equal_digests_exactly_when_they_are_equal(one: ResizeSpec, other: ResizeSpec) -> None:
+    assert (one.digest() == other.digest()) == (one == other)
+    assert ResizeSpec.from_json(one.to_json()).digest() == one.digest()  # as a stored job reads it back

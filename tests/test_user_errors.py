@@ -28,7 +28,7 @@ from bot.smart_resize_api.errors import (
     Unauthorized,
 )
 from bot.smart_resize_api.retry import Failure, Operation
-from bot.user_errors import GENERIC, UserError, user_message
+from bot.user_errors import GENERIC, UserError, not_an_image, user_message
 
 
 def test_api_errors_are_one_plain_sentence_each() -> None:
@@ -85,3 +85,12 @@ def test_every_other_failure_speaks_for_itself_or_is_generic() -> None:
     )
     assert "/invite @Smart Resize" in user_message(SlackApiError("no", response))
     assert user_message(RuntimeError("a bug, with details nobody should see")) == GENERIC
+
+
+def test_a_file_that_is_not_an_image_is_named_as_slack_shows_it() -> None:
+    assert not_an_image("brief.pdf", "application/pdf") == (
+        "brief.pdf isn't an image (application/pdf); share a JPEG, PNG or WebP."
+    )
+    # The name is the uploader's own text: shown as it is, never read as Slack markup.
+    assert not_an_image("<!channel>.pdf", "").startswith("&lt;!channel&gt;.pdf isn't an image (unknown type)")
+    assert not_an_image("", "text/plain<b>").startswith("That file isn't an image (text/plainb)")

@@ -38,8 +38,10 @@ class Intake:
         team_id: str | None = None,
         thread_ts: str | None = None,
         response_url: str | None = None,
+        event_id: str | None = None,
     ) -> tuple[Job, bool]:
-        """Returns (job, True) for a new job, or the existing job and False for a repeat of the same request."""
+        """Returns (job, True) for a new job, or the existing job and False for a repeat of the same request.
+        ``event_id``: the Slack event that asked, when an event did (Slack sends one again when it missed the ack)."""
         job = Job(
             id=uuid.uuid4().hex,
             dedup_key=dedup_key,
@@ -51,6 +53,7 @@ class Intake:
             source=source,
             spec=spec,
             response_url=response_url,
+            event_id=event_id,
         )
         # One transaction, one thread hop: this runs before Slack's ack, with many requests arriving at once.
         admission = await self.store.admit(job, since=self.clock() - 3600, limit=self.jobs_per_user_per_hour)

@@ -80,6 +80,9 @@ class Job:
     remote_id: str | None = None  # the hosted API's request_id, kept so a restart polls instead of paying twice
     upload: UploadRecord | None = None  # the results' upload, step by step: a restart confirms the same files
     status_reaction: str | None = None  # the status emoji the app last put on the source message
+    # The Slack event that asked (its event_id): Slack sends an event again when it missed the ack, to any replica
+    # and after a restart, and that delivery is this job whatever became of it, never a new try.
+    event_id: str | None = None
     response_url: str | None = field(default=None, repr=False)
     error: str | None = None
     attempts: int = 0

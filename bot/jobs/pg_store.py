@@ -10,9 +10,10 @@ by every replica of the app.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.jobs.model import Job
@@ -77,8 +78,16 @@ _MIGRATIONS = [
     );
     CREATE INDEX crop_maps_saved ON crop_maps (saved_at);
     """,
+    # The Slack event that made each job, so its redelivery finds it (admit).
+    """
+    ALTER TABLE jobs ADD COLUMN event_id TEXT;
+    CREATE INDEX jobs_event ON jobs (event_id);
+    """,
+    # A message's jobs, found together for its status reaction (in_thread).
+    "CREATE INDEX jobs_thread ON jobs (channel_id, thread_ts)",
 ]
 
+_SAME_EVENT = "SELECT * FROM jobs WHERE event_id = $1 AND dedup_key IN ($2::text, $2::text || '#' || id)"
 _INSERT = f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join(f'${n + 1}' for n in range(len(_COLUMNS)))})"  # noqa: S608
 
 
@@ -114,6 +123,10 @@ class PostgresJobStore:
             await db.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"jobs:user:{job.user_id}")
             # And the request's own key: two people reacting to one message at once make one job, not an error.
             await db.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"jobs:key:{job.dedup_key}")
+            if job.event_id is not None:  # Slack's redelivery: see SqliteJobStore.admit
+                delivered = await db.fetchrow(_SAME_EVENT, job.event_id, job.dedup_key)
+                if delivered is not None and (earlier := _readable(delivered)) is not None:
+                    return Admission(earlier, new=False, recent=0)
             found = await db.fetchrow("SELECT * FROM jobs WHERE dedup_key = $1 FOR UPDATE", job.dedup_key)
             if found is not None:
                 existing = _readable(found)
@@ -225,6 +238,25 @@ class PostgresJobStore:
             "SELECT * FROM jobs WHERE updated_at >= $1 ORDER BY updated_at DESC LIMIT $2", since, limit
         )
         return [job for row in rows if (job := _readable(row)) is not None]
+
+    async def in_thread(self, channel_id: str, thread_ts: str) -> list[Job]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM jobs WHERE channel_id = $1 AND thread_ts = $2", channel_id, thread_ts
+        )
+        return [job for row in rows if (job := _readable(row)) is not None]
+
+    @contextlib.asynccontextmanager
+    async def message_lock(self, channel_id: str, message_ts: str) -> AsyncIterator[None]:
+        """One replica at a time changes a message's status reaction: two of its jobs finishing on two replicas at
+        once would otherwise each put on what it saw, and leave both. (A connection held per replica at most: its
+        reactions worker changes one message at a time.)"""
+        key = f"jobs:message:{channel_id}:{message_ts}"
+        async with self.pool.acquire() as db:
+            await db.execute("SELECT pg_advisory_lock(hashtext($1))", key)
+            try:
+                yield
+            finally:  # were this cut short, the pool's reset of the connection lets go of the lock too
+                await db.execute("SELECT pg_advisory_unlock(hashtext($1))", key)
 
     async def set_status_reaction(self, job_id: str, reaction: str | None) -> None:
         await self.pool.execute("UPDATE jobs SET status_reaction = $1 WHERE id = $2", reaction, job_id)

@@ -10,6 +10,7 @@ claim the job and carry it on at its stored step. A step is written only while t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,7 +26,7 @@ from typing import Any, Protocol
 from bot.jobs.model import Job, JobSource
 from bot.slack.uploads import UploadRecord
 from bot.spec import ResizeSpec
-from bot.sqlite import Database, add_missing_columns, run_statements
+from bot.sqlite import Database, add_missing_column, add_missing_columns, run_statements
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,9 @@ CREATE TABLE IF NOT EXISTS channel_settings (
 
 _RETIRE_STATES = frozenset({"failed", "cancelled"})  # asked again after these, it is a new try
 _RETIRE = "UPDATE jobs SET dedup_key = dedup_key || '#' || id WHERE id = ? AND state IN ('failed', 'cancelled')"
+# The job a delivery of this event made for this key, under the key or, once a new try retired it, under the key
+# and its id (_RETIRE).
+_SAME_EVENT = "SELECT * FROM jobs WHERE event_id = ? AND dedup_key IN (?, ? || '#' || id)"
 _COUNT_SINCE = "SELECT COUNT(*) AS n FROM jobs WHERE user_id = ? AND created_at >= ?"
 
 
@@ -75,7 +79,7 @@ class StaleJob(Exception):
 _COLUMNS = [
     "id", "dedup_key", "trigger", "team_id", "channel_id", "user_id", "thread_ts", "source", "spec", "state",
     "progress_ts", "remote_id", "response_url", "error", "upload", "status_reaction", "attempts", "not_before",
-    "created_at", "updated_at",
+    "created_at", "updated_at", "event_id",
 ]  # fmt: skip
 _UPDATABLE = {"thread_ts", "source", "state", "progress_ts", "remote_id", "error", "upload", "attempts", "not_before"}
 OPEN = "state NOT IN ('done', 'failed', 'cancelled')"
@@ -106,6 +110,8 @@ class JobStore(Protocol):
     async def next_wakeup(self, now: float) -> float | None: ...
     async def recent_for_user(self, user_id: str, limit: int = 10) -> list[Job]: ...
     async def changed_since(self, since: float, limit: int = 500) -> list[Job]: ...
+    async def in_thread(self, channel_id: str, thread_ts: str) -> list[Job]: ...
+    def message_lock(self, channel_id: str, message_ts: str) -> contextlib.AbstractAsyncContextManager[None]: ...
     async def set_status_reaction(self, job_id: str, reaction: str | None) -> None: ...
     async def delete_finished_before(self, cutoff: float) -> int: ...
     async def set_auto_sizes(self, channel_id: str, sizes: list[str] | None, user_id: str) -> None: ...
@@ -137,12 +143,17 @@ class SqliteJobStore:
     # --- jobs ---------------------------------------------------------------------------------------------------
 
     async def admit(self, job: Job, *, since: float, limit: int) -> Admission:
-        """Intake's decision, in one transaction: a repeat of a live job gets that job; a repeat of one that failed
-        or was cancelled retires it (asking again is a new try); more than ``limit`` of the user's jobs created
-        since ``since`` refuses; anything else is inserted."""
+        """Intake's decision, in one transaction: Slack's redelivery of the event that made a job gets that job,
+        whatever its state; a repeat of a live job gets that job; a repeat of one that failed or was cancelled
+        retires it (asking again is a new try); more than ``limit`` of the user's jobs created since ``since``
+        refuses; anything else is inserted."""
         job, values = _new_row(job)
 
         def decide(db: sqlite3.Connection) -> Admission:
+            if job.event_id is not None:
+                delivered = db.execute(_SAME_EVENT, (job.event_id, job.dedup_key, job.dedup_key)).fetchone()
+                if delivered is not None and (earlier := _readable(delivered)) is not None:
+                    return Admission(earlier, new=False, recent=0)
             found = db.execute("SELECT * FROM jobs WHERE dedup_key = ?", (job.dedup_key,)).fetchone()
             if found is not None:
                 existing = _from_row(found)
@@ -218,6 +229,17 @@ class SqliteJobStore:
         )
         return [job for row in rows if (job := _readable(row)) is not None]
 
+    async def in_thread(self, channel_id: str, thread_ts: str) -> list[Job]:
+        """Every job whose results go to this thread: the jobs of one message share its status reaction."""
+        rows = await self._db.run("SELECT * FROM jobs WHERE channel_id = ? AND thread_ts = ?", (channel_id, thread_ts))
+        return [job for row in rows if (job := _readable(row)) is not None]
+
+    @contextlib.asynccontextmanager
+    async def message_lock(self, channel_id: str, message_ts: str) -> AsyncIterator[None]:
+        """Held while a message's status reaction changes. Nothing to hold here: one process per file, whose
+        reactions worker changes one message at a time."""
+        yield
+
     async def set_status_reaction(self, job_id: str, reaction: str | None) -> None:
         """What is on the source message now: the reaction follows Slack, whatever step the job is at."""
         await self._db.run("UPDATE jobs SET status_reaction = ? WHERE id = ?", (reaction, job_id))
@@ -285,6 +307,11 @@ class SqliteJobStore:
         return list(json.loads(rows[0]["auto_sizes"]))
 
 
+def _add_event_ids(db: sqlite3.Connection) -> None:
+    add_missing_column(db, "jobs", "event_id", "TEXT")
+    db.execute("CREATE INDEX IF NOT EXISTS jobs_event ON jobs (event_id)")
+
+
 # Each step runs once per file, in order (bot.sqlite.Database.migrate); each also works on a file an earlier release
 # made before steps were counted, so such a file is upgraded in place.
 _MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
@@ -293,6 +320,10 @@ _MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     lambda db: add_missing_columns(db, "jobs", upload="TEXT", status_reaction="TEXT"),
     # Leases: which process holds an open job, and until when.
     lambda db: add_missing_columns(db, "jobs", lease_owner="TEXT", lease_until="REAL"),
+    # The Slack event that made each job, so its redelivery finds it (admit).
+    _add_event_ids,
+    # A message's jobs, found together for its status reaction (in_thread).
+    lambda db: run_statements(db, "CREATE INDEX IF NOT EXISTS jobs_thread ON jobs (channel_id, thread_ts)"),
 ]
 
 

@@ -1,12 +1,15 @@
-"""The status emoji on a job's source message (working, done, failed), kept in step with the job, within Slack's
-rate limits.
+"""The status emoji on a source message (working, done, failed), kept in step with its jobs, within Slack's rate
+limits.
 
-Reactions are decoration, so they never hold a job up: the runner says which job changed (``changed``) and a
-background worker brings that message's reaction in line with the job's state. It changes only what differs from
-what the job says it put on (``Job.status_reaction``), so a job that goes from working to done costs one remove and
-one add, and a job that finished before the worker reached it costs one add. Calls are paced to Slack's tiers
-(reactions.add Tier 3, reactions.remove Tier 2), so a burst of uploads in an auto-resize channel waits its turn
-instead of meeting 429s. What the worker had not reached at shutdown is picked up at the next start (``catch_up``).
+One message can have several jobs (one per image, and one per other set of sizes asked for): its reaction says how
+all of them stand (``wanted_for_message``), so the first image done does not show done while the others are still
+being worked on. Reactions are decoration, so they never hold a job up: the runner says which job changed
+(``changed``) and a background worker brings that message's reaction in line with its jobs. It changes only what
+differs from what its jobs say is on it (``Job.status_reaction``, the same on each), so a message that goes from
+working to done costs one remove and one add, and one whose jobs finished before the worker reached it costs one
+add. Calls are paced to Slack's tiers (reactions.add Tier 3, reactions.remove Tier 2), so a burst of uploads in an
+auto-resize channel waits its turn instead of meeting 429s. What the worker had not reached at shutdown is picked
+up at the next start (``catch_up``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import defaultdict
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -40,12 +45,32 @@ def wanted_status(job: Job) -> str | None:
     return _STATUS_OF_STATE.get(job.state)
 
 
+def wanted_for_message(jobs: Sequence[Job]) -> str | None:
+    """The status one message should show for all of its jobs: working while any is still open, failed once all
+    have finished if any failed, else done; none until one has started."""
+    shown = {wanted_status(job) for job in jobs} - {None}
+    if not shown:
+        return None
+    if any(not job.finished for job in jobs):
+        return "working"
+    return "failed" if "failed" in shown else "done"
+
+
+def _message_of(job: Job) -> tuple[str, str] | None:
+    """The message whose reaction the job shares: (channel, ts); None when it has none (a link's job)."""
+    if job.source.kind != "slack_file" or job.source_message_ts is None:
+        return None
+    return job.channel_id, job.source_message_ts
+
+
 class StatusReactions:
     def __init__(self, client: AsyncWebClient, store: JobStore, pacer: TierPacer | None = None) -> None:
         self.client = client
         self.store = store
         self.pacer = pacer or TierPacer()
-        self._due: dict[str, None] = {}  # job ids in the order they changed (a dict as an ordered set)
+        # A job that changed, per message (or per job, without one), in the order they first changed: a burst of
+        # changes on one message's jobs is one look at it.
+        self._due: dict[tuple[str, str] | str, str] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -63,7 +88,7 @@ class StatusReactions:
             await asyncio.gather(self._task, return_exceptions=True)
 
     def changed(self, job: Job) -> None:
-        self._due[job.id] = None
+        self._due[_message_of(job) or job.id] = job.id
         self._idle.clear()
         self._wake.set()
 
@@ -73,16 +98,19 @@ class StatusReactions:
 
     async def catch_up(self, since: float) -> None:
         """Jobs changed since ``since`` whose reaction may lag (the worker had not reached them at shutdown)."""
+        by_message: defaultdict[tuple[str, str] | None, list[Job]] = defaultdict(list)
         for job in await self.store.changed_since(since):
-            if wanted_status(job) != job.status_reaction:
-                self.changed(job)
+            by_message[_message_of(job)].append(job)
+        for message, jobs in by_message.items():
+            # Its other jobs, changed longer ago, are read when it is put right: a wrong guess here costs a read.
+            if message is not None and any(job.status_reaction != wanted_for_message(jobs) for job in jobs):
+                self.changed(jobs[0])
 
     async def _work(self) -> None:
         while True:
             await self._wake.wait()
             while self._due:
-                job_id = next(iter(self._due))
-                del self._due[job_id]
+                job_id = self._due.pop(next(iter(self._due)))
                 try:
                     job = await self.store.get(job_id)
                     if job is not None:
@@ -93,15 +121,32 @@ class StatusReactions:
             self._idle.set()
 
     async def _apply(self, job: Job) -> None:
-        want, have = wanted_status(job), job.status_reaction
-        ts = job.source_message_ts
-        if want == have or ts is None:
+        message = _message_of(job)
+        if message is None:
             return
-        if have is not None and not await self._call("reactions.remove", job.channel_id, ts, have, "no_reaction"):
-            return
-        if want is not None and not await self._call("reactions.add", job.channel_id, ts, want, "already_reacted"):
+        channel, ts = message
+        async with self.store.message_lock(channel, ts):  # read, change and record it with no other replica between
+            await self._apply_to_message(job, channel, ts)
+
+    async def _apply_to_message(self, job: Job, channel: str, ts: str) -> None:
+        # The message's jobs all have their results in its thread.
+        in_thread = await self.store.in_thread(channel, job.thread_ts) if job.thread_ts is not None else [job]
+        jobs = [other for other in in_thread if _message_of(other) == (channel, ts)]
+        want = wanted_for_message(jobs)
+        # What its jobs say is on it: one status, or more only where an earlier change was cut short.
+        on = {other.status_reaction for other in jobs if other.status_reaction is not None}
+        for status in sorted(on - {want}):
+            if not await self._call("reactions.remove", channel, ts, status, "no_reaction"):
+                return  # still on: tried again at the next change, or at the next start
+        if (
+            want is not None
+            and want not in on
+            and not await self._call("reactions.add", channel, ts, want, "already_reacted")
+        ):
             want = None  # the old one is off, the new one did not go on
-        await self.store.set_status_reaction(job.id, want)
+        for other in jobs:
+            if other.status_reaction != want:
+                await self.store.set_status_reaction(other.id, want)
 
     async def _call(self, method: str, channel: str, ts: str, status: str, ignore: str) -> bool:
         """True when the message now is as the call meant it to be."""

@@ -72,6 +72,31 @@ async def test_a_mention_in_an_auto_resize_channel_gets_the_sizes_it_asks_for(
     assert [u["title"] for u in slack.uploads_in_thread("C1", message["ts"])] == ["200x100"]
 
 
+async def test_a_reaction_on_an_auto_resized_image_repeats_nothing_unless_the_sizes_changed(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    async with running_app(slack, tmp_path) as app:
+        await app.command("auto on 400x400", response_url=slack.response_url())
+        await eventually(lambda: len(slack.responses) == 1)
+        message = slack.post_user_message("C1", "U1", "launch", files=[slack.add_file(astronaut(), "launch.jpg")])
+        await app.event({**message, "channel": "C1", "channel_type": "channel"})
+        await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 1)
+        await app.services.runner.idle()
+        answers = app.intake_answers()
+        await app.event(_reaction(message))  # a teammate asks for the channel's sizes, which are in the thread
+        await eventually(lambda: len(answers) == 1)
+        await app.services.runner.idle()
+        assert answers == [False]
+        await app.command("auto on 300x300", response_url=slack.response_url())
+        await eventually(lambda: len(slack.responses) == 2)
+        await app.event({**_reaction(message), "type": "reaction_removed"})
+        await app.event(_reaction(message))  # the channel's new sizes: a new request
+        await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 2)
+        await app.services.runner.idle()
+    assert answers == [False, True]
+    assert [u["title"] for u in slack.uploads_in_thread("C1", message["ts"])] == ["400x400", "300x300"]
+
+
 async def test_reaction_on_a_message_without_images_says_so(slack: SlackEmulator, tmp_path: Path) -> None:
     message = slack.post_user_message("C1", "U1", "just words")
     async with running_app(slack, tmp_path) as app:
@@ -89,8 +114,11 @@ async def test_channel_auto_resize_on_show_off(slack: SlackEmulator, tmp_path: P
         message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "launch.jpg")])
         await app.event({**message, "channel": "C1", "channel_type": "channel"})
         await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 2)
-        # The same upload seen again as a mention is the same job.
-        await app.event({**message, "type": "app_mention", "channel": "C1"})
+        # The same upload seen again as a mention of the same sizes is the same job.
+        answers = app.intake_answers()
+        await app.event({**message, "type": "app_mention", "channel": "C1", "text": f"<@{BOT_USER}> 400x400 og-image"})
+        await eventually(lambda: len(answers) == 1)
+        assert answers == [False]
 
         await app.command("auto", response_url=slack.response_url())
         await app.command("auto off", response_url=slack.response_url())

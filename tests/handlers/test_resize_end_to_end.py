@@ -13,7 +13,7 @@ from PIL import Image
 
 from tests.images import astronaut, encode, photo, png_header_only
 from tests.slack_api.emulator import BOT_USER, SlackEmulator
-from tests.slack_api.harness import eventually, running_app
+from tests.slack_api.harness import eventually, form_values, running_app
 
 
 def _share(slack: SlackEmulator, text: str = "", data: bytes | None = None, name: str = "team.jpg") -> dict:  # type: ignore[type-arg]
@@ -96,6 +96,25 @@ async def test_retried_and_duplicated_events_post_once(slack: SlackEmulator, tmp
         await app.services.runner.idle()
     assert len(slack.uploads_in_thread("C1", message["ts"])) == 1
     assert len(slack.calls_to("files.completeUploadExternal")) == 1
+
+
+async def test_an_event_sent_again_after_its_job_failed_starts_nothing(slack: SlackEmulator, tmp_path: Path) -> None:
+    message = _share(slack, f"<@{BOT_USER}> 300x300", data=b"this is plain text pretending", name="fake.jpg")
+    event = {**message, "type": "app_mention", "channel": "C1"}
+    async with running_app(slack, tmp_path) as app:
+        await app.event(event, event_id="Ev1")
+        await eventually(lambda: len(slack.ephemerals_for("U1")) == 1)
+        await app.services.runner.idle()
+    # Restarted (or another replica): nothing in memory knows the event; Slack retries it, after a lost ack.
+    async with running_app(slack, tmp_path) as app:
+        answers = app.intake_answers()
+        await app.event(event, event_id="Ev1", retry_num=1)
+        await eventually(lambda: len(answers) == 1)
+        await app.services.runner.idle()
+        jobs = await app.services.store.recent_for_user("U1")
+    assert answers == [False]  # the failed job, not a new one
+    assert [job.state for job in jobs] == ["failed"]
+    assert len(slack.ephemerals_for("U1")) == 1  # the failure was said once
 
 
 async def test_link_gets_an_anchor_message_and_results_in_its_thread(slack: SlackEmulator, tmp_path: Path) -> None:
@@ -203,6 +222,27 @@ async def test_not_an_image_and_login_page_are_explained(slack: SlackEmulator, t
     [notice] = slack.ephemerals_for("U1")
     assert "isn't an image I can read" in notice
     assert slack.reactions_on("C1", text_as_image["ts"]) == {"x"}
+
+
+async def test_a_mention_on_a_file_that_is_not_an_image_names_it_as_a_job_would(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    pdf = slack.add_file(b"%PDF-1.7 not an image", "brief.pdf", "application/pdf")
+    message = slack.post_user_message("C1", "U1", f"<@{BOT_USER}> 1080x1080", files=[pdf])
+    async with running_app(slack, tmp_path) as app:
+        await app.event({**message, "type": "app_mention", "channel": "C1"})
+        await eventually(lambda: len(slack.ephemerals_for("U1")) == 1)
+        # The same file through the form: there the job finds out what it is (files.info), and refuses it.
+        await app.command("")
+        await eventually(lambda: len(slack.opened_views) == 1)
+        await app.submit_view(slack.opened_views[0], form_values(upload=[{"id": pdf["id"]}]), user="U1")
+        await eventually(lambda: len(slack.ephemerals_for("U1")) == 2)
+        await app.services.runner.idle()
+        jobs = await app.services.store.recent_for_user("U1")
+    mentioned, submitted = slack.ephemerals_for("U1")
+    assert mentioned == "brief.pdf isn't an image (application/pdf); share a JPEG, PNG or WebP."
+    assert submitted == mentioned  # one wording, whichever way the file came
+    assert [job.trigger for job in jobs] == ["modal"]  # the mention started nothing
 
 
 async def test_bot_not_in_channel_is_told_through_the_response_url(slack: SlackEmulator, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from tests.images import astronaut
@@ -95,3 +96,59 @@ async def test_resize_without_arguments_opens_an_upload_modal(slack: SlackEmulat
     assert len(anchors) == 1
     assert "an uploaded image" in anchors[0]["text"]
     assert [u["title"] for u in slack.uploads_in_thread("C1", anchors[0]["ts"])] == ["320x320"]
+
+
+INVITE = "I'm not in this channel yet: invite me with `/invite @Smart Resize`, then try again."
+
+
+async def test_where_the_bot_is_not_in_the_channel_no_form_opens_and_it_says_to_invite_it(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    slack.add_channel("C2", members=("U1",), bot_member=False)
+    message = {
+        "type": "message",
+        "user": "U1",
+        "text": "",
+        "ts": "1700000000.000100",
+        "files": [slack.add_file(astronaut())],
+    }
+    async with running_app(slack, tmp_path) as app:
+        await app.message_shortcut(message, user="U1", channel="C2", response_url=slack.response_url("shortcut"))
+        await app.command("", channel="C2", response_url=slack.response_url("command"))
+        await eventually(lambda: len(slack.responses) == 2)
+    assert [response["text"] for response in slack.responses] == [INVITE, INVITE]
+    assert slack.opened_views == []  # no form whose results would have nowhere to go
+
+
+@pytest.mark.parametrize("opened_by", ["shortcut", "command"])
+async def test_a_form_whose_job_fails_where_the_bot_is_not_tells_the_requester(
+    slack: SlackEmulator, tmp_path: Path, opened_by: str
+) -> None:
+    file = slack.add_file(astronaut(), "shot.jpg")
+    message = slack.post_user_message("C1", "U1", "", files=[file])
+    async with running_app(slack, tmp_path) as app:
+        if opened_by == "shortcut":
+            await app.message_shortcut(message, user="U1", response_url=slack.response_url())
+            values = form_values(sizes="300x300")
+        else:
+            await app.command("", response_url=slack.response_url())
+            values = form_values(sizes="300x300", upload=[{"id": file["id"]}])
+        await eventually(lambda: len(slack.opened_views) == 1)
+        slack.channels["C1"].members.discard(BOT_USER)  # removed from the channel while the form was open
+        await app.submit_view(slack.opened_views[0], values, user="U1")
+        await eventually(lambda: len(slack.responses) == 1)
+        await app.services.runner.idle()
+        [job] = await app.services.store.recent_for_user("U1")
+    assert job.state == "failed"
+    assert slack.responses[0]["text"] == INVITE  # chat.postEphemeral can't reach them there: the response_url can
+
+
+async def test_the_form_opens_when_slack_cannot_say_whether_the_bot_is_in_the_channel(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "shot.jpg")])
+    slack.fail_next("conversations.info", "fatal_error")
+    async with running_app(slack, tmp_path) as app:
+        await app.message_shortcut(message, user="U1", response_url=slack.response_url())
+        await eventually(lambda: len(slack.opened_views) == 1)  # a failed job still reaches them by response_url
+    assert slack.responses == []

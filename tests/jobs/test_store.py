@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from pathlib import Path
@@ -130,6 +131,30 @@ async def test_admit_returns_a_live_repeat_and_retries_a_failed_one(database_url
     assert old is not None and old.state == "failed"  # kept, under a retired key
     assert old.dedup_key != again.job.dedup_key == _job().dedup_key
     await store.close()
+
+
+async def test_slack_sending_an_event_again_gets_its_job_whatever_became_of_it(database_url: str) -> None:
+    store, replica = await open_store(database_url), await open_store(database_url)
+    first = await store.admit(make_job(event_id="Ev1"), since=0, limit=10)
+    assert first.job is not None
+    await held(store)
+    await store.update(first.job, state="failed", error="boom")
+    # Slack's retry, on another replica (or after a restart): the failed job, not a second try.
+    redelivered = await replica.admit(make_job(event_id="Ev1"), since=0, limit=10)
+    assert not redelivered.new and redelivered.job is not None and redelivered.job.id == first.job.id
+    # A person asking again is a new event: a new try, which retires the failed job's key.
+    asked_again = await replica.admit(make_job(event_id="Ev2"), since=0, limit=10)
+    assert asked_again.new and asked_again.job is not None
+    await held(replica)
+    await replica.update(asked_again.job, state="failed", error="boom")
+    # Slack's last retry of the first event comes minutes later: still its own job, under the retired key.
+    late = await store.admit(make_job(event_id="Ev1"), since=0, limit=10)
+    assert not late.new and late.job is not None and late.job.id == first.job.id
+    # The event's other image is a job of its own.
+    other = await store.admit(make_job("upload:C1:1.0:F2", event_id="Ev1"), since=0, limit=10)
+    assert other.new
+    await store.close()
+    await replica.close()
 
 
 async def test_admit_refuses_over_the_limit_and_stores_nothing(database_url: str) -> None:
@@ -301,6 +326,23 @@ async def test_channel_settings_and_status_reactions(database_url: str) -> None:
     await store.close()
 
 
+async def test_one_replica_at_a_time_changes_a_messages_status_reaction(postgres_url: str) -> None:
+    first, second = await open_store(postgres_url), await open_store(postgres_url)
+    async with first.message_lock("C1", "1.0"):
+        waiting = asyncio.create_task(_enter(second.message_lock("C1", "1.0")))
+        await asyncio.wait_for(_enter(second.message_lock("C1", "2.0")), 5)  # another message is not held up
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+    await asyncio.wait_for(waiting, 5)
+    await first.close()
+    await second.close()
+
+
+async def _enter(lock: contextlib.AbstractAsyncContextManager[None]) -> None:
+    async with lock:
+        pass
+
+
 async def test_a_new_job_on_one_replica_wakes_the_others(postgres_url: str) -> None:
     admitting, idle = await open_store(postgres_url), await open_store(postgres_url)
     woken = asyncio.Event()
@@ -318,9 +360,23 @@ async def test_two_replicas_starting_together_migrate_once(postgres_url: str) ->
     connection = await asyncpg.connect(postgres_url)
     version = await connection.fetchval("SELECT version FROM schema_versions WHERE component = 'jobs'")
     await connection.close()
-    assert version == 1
+    assert version == 3
     for store in stores:
         await store.close()
+
+
+async def test_an_earlier_postgresql_database_is_upgraded_in_place(postgres_url: str) -> None:
+    from bot.jobs import pg_store
+    from bot.postgres import migrate, open_pool
+
+    pool = await open_pool(postgres_url)
+    await migrate(pool, "jobs", pg_store._MIGRATIONS[:1])  # the tables as the first PostgreSQL release made them
+    await pool.close()
+    store = await PostgresJobStore.open(postgres_url)
+    job, _ = await insert(store, make_job(event_id="Ev1"))
+    stored = await store.get(job.id)
+    await store.close()
+    assert stored is not None and stored.event_id == "Ev1"
 
 
 async def test_an_earlier_sqlite_file_is_upgraded_in_place(tmp_path: Path) -> None:
@@ -337,7 +393,7 @@ async def test_an_earlier_sqlite_file_is_upgraded_in_place(tmp_path: Path) -> No
     assert job.id == "old" and job.upload is None and job.status_reaction is None
     await store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version FROM schema_versions WHERE component = 'jobs'").fetchone() == (3,)
+        assert db.execute("SELECT version FROM schema_versions WHERE component = 'jobs'").fetchone() == (5,)
 
 
 V1_SCHEMA = """

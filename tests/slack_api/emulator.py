@@ -56,6 +56,7 @@ SCOPE = {
     "files.info": "files:read",
     "files.delete": "files:write",
     "conversations.members": "channels:read",
+    "conversations.info": "channels:read",
     "files.getUploadURLExternal": "files:write",
     "files.completeUploadExternal": "files:write",
 }
@@ -371,6 +372,13 @@ class SlackEmulator:
         if isinstance(channel, str):
             return channel
         return {"members": sorted(channel.members), "response_metadata": {"next_cursor": ""}}
+
+    def _conversations_info(self, params: dict[str, Any]) -> dict[str, Any] | str:
+        # As for a public channel: anyone may read it, and is_member says whether the bot is in it.
+        channel = self.channels.get(str(params.get("channel", "")))
+        if channel is None:
+            return "channel_not_found"
+        return {"channel": {"id": channel.id, "is_member": BOT_USER in channel.members}}
 
     def _views_open(self, params: dict[str, Any]) -> dict[str, Any] | str:
         if not params.get("trigger_id"):

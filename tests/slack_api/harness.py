@@ -28,6 +28,7 @@ from slack_sdk.signature import SignatureVerifier
 from bot.app import add_health_route, add_request_guards, add_source_route, build_app
 from bot.config import load_settings
 from bot.engine.pool import EnginePool
+from bot.jobs.model import Job
 from bot.services import Pacing, Services, open_services
 from bot.slack.connection import check_bot_token
 from bot.slack.uploads import SHARE_POLL_S
@@ -55,6 +56,20 @@ class RunningApp:
         }
         async with self.session.post(f"{self.url}/slack/events", data=body, headers=all_headers) as response:
             return response.status, await response.text()
+
+    def intake_answers(self) -> list[bool]:
+        """Whether each request the listeners submit from now on made a new job: they run after the ack, so a test
+        of something that must start nothing waits for this instead of for a job."""
+        answers: list[bool] = []
+        submit = self.services.intake.submit
+
+        async def answered(**request: Any) -> tuple[Job, bool]:
+            job, new = await submit(**request)
+            answers.append(new)
+            return job, new
+
+        self.services.intake.submit = answered  # type: ignore[method-assign]
+        return answers
 
     async def command(
         self, text: str, *, channel: str = "C1", user: str = "U1", response_url: str = "", trigger_id: str | None = None
