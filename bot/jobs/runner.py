@@ -45,7 +45,7 @@ from bot.slack.messages import escape_mrkdwn, progress_blocks
 from bot.slack.reactions import StatusReactions
 from bot.slack.uploads import Outgoing, UploadProgress, UploadRecord
 from bot.smart_resize_api.retry import RetryPolicy, compute_delay
-from bot.user_errors import SLACK_CONNECT_DENIED, UserError, external_file_message, user_message
+from bot.user_errors import SLACK_CONNECT_DENIED, UserError, external_file_message, not_an_image, user_message
 
 log = logging.getLogger(__name__)
 
@@ -373,8 +373,7 @@ class JobRunner:
             raise UserError(external_file_message(str(file.get("external_type") or "another service").title()))
         mimetype = str(file.get("mimetype", ""))
         if not mimetype.startswith("image/"):
-            name = file.get("name") or "That file"
-            raise UserError(f"{name} isn't an image ({mimetype or 'unknown type'}); share a JPEG, PNG or WebP.")
+            raise UserError(not_an_image(str(file.get("name") or ""), mimetype))
         if int(file.get("size") or 0) > self.config.max_download_bytes:
             limit_mb = self.config.max_download_bytes // (1024 * 1024)
             raise UserError(f"That image is larger than {limit_mb} MB; share a smaller or more compressed version.")
