@@ -51,7 +51,9 @@ async def migrate(pool: asyncpg.Pool, component: str, steps: Sequence[Migration]
     transaction holding an advisory lock, so a replica starting at the same moment waits and then finds nothing to
     do. Returns the version now stored."""
     async with pool.acquire() as connection, connection.transaction():
-        await connection.execute("SELECT pg_advisory_xact_lock(hashtext('smart-resize:' || $1))", component)
+        # One lock for every component: they share schema_versions, and two CREATE TABLE IF NOT EXISTS at once (the
+        # app and smart-resize serve starting together on one database) can both try to create it.
+        await connection.execute("SELECT pg_advisory_xact_lock(hashtext('smart-resize:migrations'))")
         await connection.execute(
             "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
         )
