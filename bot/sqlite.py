@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +26,20 @@ DEFAULT_DATABASE_URL = "sqlite:///data/smart-resize.db"
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+BUSY_TIMEOUT_MS = 5000
+
+
+def _journal_mode_wal(db: sqlite3.Connection) -> str:
+    """Switch to WAL, waiting as long as the busy timeout while another process opening the same new file does the
+    same: SQLite does not wait by itself for a journal-mode switch, it answers "database is locked" at once."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return str(db.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def add_missing_column(db: sqlite3.Connection, table: str, column: str, definition: str) -> None:
@@ -70,11 +85,11 @@ class Database:
         self._db.row_factory = sqlite3.Row
         # After set-up here, the connection is used only on this thread (so no lock): calls run one at a time.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{path.name}")
-        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")  # the other process sharing the file may hold it
+        mode = _journal_mode_wal(self._db)
         if str(mode).lower() != "wal":  # e.g. a network file system: still correct, but writers block readers
             log.warning("SQLite could not use WAL for %s (journal mode %s); keep it on a local disk", path, mode)
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")  # the other process sharing the file may hold the lock
         self._db.executescript(schema)
         if upgrade is not None:
             upgrade(self._db)
