@@ -36,7 +36,7 @@ from bot.engine import EngineError
 from bot.jobs.crop_maps import CropMaps
 from bot.jobs.model import Job, JobSource
 from bot.jobs.source_links import SourceLinks
-from bot.jobs.store import JobStore, StaleJob
+from bot.jobs.store import JobStore, StaleJob, store_out_of_reach
 from bot.net import Fetched, FetchError, FetchFailed, FetchTimeout, SafeFetcher
 from bot.slack import download_slack_file
 from bot.slack.connection import RECONNECT, UNREACHABLE, SlackUnreachable, describe_failure, host_of, waiting_on_slack
@@ -253,10 +253,26 @@ class JobRunner:
     async def _run(self, job: Job) -> None:
         try:
             await self._run_steps(job)
+        except Exception as error:  # only recording its outcome can fail here: _run_steps handles the rest
+            if not store_out_of_reach(error):
+                raise
+            self._log_store_out_of_reach(job, error)
         finally:
             # Finished, deferred or cut short by a stop: free for any replica now, not when the lease runs out.
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self.store.release(job.id))
+            await asyncio.shield(self._release(job))
+
+    async def _release(self, job: Job) -> None:
+        """The job's lease given back; while the database is out of reach, tried again for a third of a lease (past
+        that the renewals have stopped, so the lease runs out and any replica takes the job anyway)."""
+        give_up = self.clock() + self.config.lease_s / 3
+        while True:
+            try:
+                await self.store.release(job.id)
+                return
+            except Exception as error:
+                if self._stopping or not store_out_of_reach(error) or self.clock() > give_up:
+                    return
+            await asyncio.sleep(0.5)
 
     async def _run_steps(self, job: Job) -> None:
         try:
@@ -283,8 +299,11 @@ class JobRunner:
                 log.error("job %s failed: %s", job.short_id, error.detail)
             await self._fail(job, user_message(error))
         except Exception as error:
+            if store_out_of_reach(error):
+                # Not the job's fault, and nothing to tell anyone: it is claimed again once the database answers.
+                self._log_store_out_of_reach(job, error)
             # A job's other network calls (links, the hosted API) raise their own errors: a connection error is Slack's.
-            if (problem := waiting_on_slack(error, self._slack_host)) is not None:
+            elif (problem := waiting_on_slack(error, self._slack_host)) is not None:
                 await self._wait_for_slack(job, problem)
             else:  # anything else may be transient: retry with backoff, then give up plainly
                 await self._retry_or_fail(job, error)
@@ -477,6 +496,15 @@ class JobRunner:
         self.reactions.changed(job)
         await self.delivery.ephemeral(
             job.channel_id, job.user_id, message, thread_ts=job.thread_ts, response_url=job.response_url
+        )
+
+    @staticmethod
+    def _log_store_out_of_reach(job: Job, error: Exception) -> None:
+        log.warning(
+            "job %s paused: the job database is out of reach (%s: %s); it carries on where it was once it answers",
+            job.short_id,
+            type(error).__name__,
+            error,
         )
 
     async def _wait_for_slack(self, job: Job, problem: str) -> None:

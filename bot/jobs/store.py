@@ -76,6 +76,24 @@ class StaleJob(Exception):
     """The stored job is no longer in the state it was read in, or no longer this process's: read it again."""
 
 
+def store_out_of_reach(error: BaseException) -> bool:
+    """The job database busy or gone for a moment (SQLite locked past its busy timeout, PostgreSQL restarting or
+    failing over), as against a bug in a query: what is stored stands, and the same call works once it answers."""
+    if isinstance(error, sqlite3.OperationalError):
+        return True
+    try:
+        import asyncpg  # the postgres extra: an installation on SQLite alone never meets its errors
+    except ImportError:
+        return False
+    return isinstance(
+        error,
+        asyncpg.PostgresConnectionError
+        | asyncpg.InterfaceError
+        | asyncpg.exceptions.OperatorInterventionError
+        | asyncpg.exceptions.InsufficientResourcesError,
+    )
+
+
 _COLUMNS = [
     "id", "dedup_key", "trigger", "team_id", "channel_id", "user_id", "thread_ts", "source", "spec", "state",
     "progress_ts", "remote_id", "response_url", "error", "upload", "status_reaction", "attempts", "not_before",

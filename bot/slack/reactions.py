@@ -25,6 +25,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.jobs.store import store_out_of_reach
 from bot.slack.pacing import TierPacer
 
 if TYPE_CHECKING:
@@ -115,8 +116,11 @@ class StatusReactions:
                     job = await self.store.get(job_id)
                     if job is not None:
                         await self._apply(job)
-                except Exception:  # one message's reaction must not stop the others'
-                    log.exception("status reaction for job %s failed", job_id[:8])
+                except Exception as error:  # one message's reaction must not stop the others'
+                    if store_out_of_reach(error):  # put right at the next change, or the next start's catch-up
+                        log.warning("status reaction for job %s skipped: the job database is out of reach", job_id[:8])
+                    else:
+                        log.exception("status reaction for job %s failed", job_id[:8])
             self._wake.clear()
             self._idle.set()
 

@@ -267,3 +267,36 @@ async def test_a_job_waits_for_slack_as_long_as_it_takes_and_is_posted_once(
     assert [u["title"] for u in slack.uploads_in_thread("C1", message["ts"])] == ["100x100"]
     assert all(said in line and "; retrying in" in line for line in _waits(caplog, job))  # one plain line a wait
     assert not [r for r in caplog.records if r.exc_info] and "Traceback" not in caplog.text
+
+
+async def test_a_job_database_locked_mid_step_pauses_the_job_and_it_is_posted_once(
+    slack: SlackEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from bot import sqlite as sqlite_module
+
+    caplog.set_level(logging.INFO)
+    monkeypatch.setattr(sqlite_module, "BUSY_TIMEOUT_MS", 100)  # another writer outlasts it in a second, not in 5
+    file = slack.add_file(astronaut(), "team.jpg")
+    message = slack.post_user_message("C1", "U1", "", files=[file])
+    slack.download_delay = 0.3
+    async with running_app(slack, tmp_path) as app:
+        store = app.services.store
+        source = JobSource.slack_file(file, message["ts"])
+        job, _ = await insert(store, make_job(source=source, thread_ts=message["ts"], state="anchored"))
+        app.services.runner.wake()
+        await eventually(lambda: bool(slack.downloads))
+        # smart-resize serve shares the file (the README allows it) and holds its write lock past the busy timeout.
+        other = sqlite3.connect(tmp_path / "jobs.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        await eventually(lambda: "job database is out of reach" in caplog.text, within=10)
+        other.execute("ROLLBACK")
+        other.close()
+        await eventually(lambda: bool(slack.uploads_in_thread("C1", message["ts"])), within=30)
+        await app.services.runner.idle()
+        done = await store.get(job.id)
+    assert done is not None and done.state == "done" and done.attempts == 0
+    assert [u["title"] for u in slack.uploads_in_thread("C1", message["ts"])] == ["100x100"]
+    assert not slack.ephemerals_for("U1")  # nothing to tell anyone
+    assert not [r for r in caplog.records if r.exc_info] and "Traceback" not in caplog.text
