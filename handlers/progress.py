@@ -80,11 +80,17 @@ def register(app: AsyncApp, services: Services) -> None:
 
 
 async def _post_crop_map(services: Services, job: Job, picture: bytes, tag: str, channel: str, user: str) -> None:
-    """Post the map into the job's thread, unless it is there already (a click on another replica, say)."""
+    """Post the map into the job's thread, unless it is there already (a click on another replica, say: the look and
+    the post are made under the thread's lock, which replicas on PostgreSQL share)."""
     assert job.thread_ts is not None
-    if await services.delivery.find_own_post(
-        channel, tag, since=job.created_at, thread_ts=job.thread_ts, with_files=True
-    ):
+    async with services.store.message_lock(channel, job.thread_ts):
+        await _post_crop_map_once(services, job, picture, tag, channel, user, job.thread_ts)
+
+
+async def _post_crop_map_once(
+    services: Services, job: Job, picture: bytes, tag: str, channel: str, user: str, thread_ts: str
+) -> None:
+    if await services.delivery.find_own_post(channel, tag, since=job.created_at, thread_ts=thread_ts, with_files=True):
         await services.delivery.ephemeral(channel, user, "The crop map is already in this thread.")
         return
     crop_map = OutgoingFile(
@@ -99,6 +105,6 @@ async def _post_crop_map(services: Services, job: Job, picture: bytes, tag: str,
         return post
 
     try:
-        await services.delivery.upload(channel, job.thread_ts, outgoing)
+        await services.delivery.upload(channel, thread_ts, outgoing)
     except UserError as error:  # never shared: said to the one who asked, not left as a traceback
         await services.delivery.ephemeral(channel, user, str(error))

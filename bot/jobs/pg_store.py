@@ -247,9 +247,9 @@ class PostgresJobStore:
 
     @contextlib.asynccontextmanager
     async def message_lock(self, channel_id: str, message_ts: str) -> AsyncIterator[None]:
-        """One replica at a time changes a message's status reaction: two of its jobs finishing on two replicas at
-        once would otherwise each put on what it saw, and leave both. (A connection held per replica at most: its
-        reactions worker changes one message at a time.)"""
+        """One replica at a time changes a message's status reaction, or posts a crop map in its thread: two of its
+        jobs finishing on two replicas at once would otherwise each put on what it saw, and leave both, and two
+        clicks of Show crop map would each find none posted yet. (A connection per replica and such change.)"""
         key = f"jobs:message:{channel_id}:{message_ts}"
         async with self.pool.acquire() as db:
             await db.execute("SELECT pg_advisory_lock(hashtext($1))", key)

@@ -254,8 +254,9 @@ class SqliteJobStore:
 
     @contextlib.asynccontextmanager
     async def message_lock(self, channel_id: str, message_ts: str) -> AsyncIterator[None]:
-        """Held while a message's status reaction changes. Nothing to hold here: one process per file, whose
-        reactions worker changes one message at a time."""
+        """Held while a message's status reaction changes, or a crop map is posted in its thread. Nothing to hold
+        here: one process per file, whose reactions worker changes one message at a time, and whose crop-map
+        handler posts one map per job at a time."""
         yield
 
     async def set_status_reaction(self, job_id: str, reaction: str | None) -> None:

@@ -137,3 +137,30 @@ async def test_no_crop_instead_where_every_size_was_cropped(tmp_path: Path) -> N
             await app.services.runner.idle()
             done = _progress_message(slack, message["ts"])
         assert [e["action_id"] for e in done["blocks"][1]["elements"]] == [CROP_MAP_ACTION]
+
+
+async def test_two_clicks_of_show_crop_map_on_two_replicas_post_one_map(
+    slack: SlackEmulator, tmp_path: Path, postgres_url: str
+) -> None:
+    message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "a.jpg")])
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    async with (
+        running_app(slack, tmp_path / "a", DATABASE_URL=postgres_url) as one,
+        running_app(slack, tmp_path / "b", DATABASE_URL=postgres_url) as other,
+    ):
+        await one.command("300x300")
+        await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 1, within=30)
+        await one.services.runner.idle()
+        await other.services.runner.idle()
+        [job] = await one.services.store.recent_for_user("U1")
+        await asyncio.gather(
+            one.block_action(CROP_MAP_ACTION, job.id, user="U1"),
+            other.block_action(CROP_MAP_ACTION, job.id, user="U2"),
+        )
+        await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 2)
+        await eventually(lambda: len(slack.ephemerals_for("U1") + slack.ephemerals_for("U2")) == 1)
+    crop_maps = [u for u in slack.uploads_in_thread("C1", message["ts"]) if u["name"] == "crop-map.jpg"]
+    assert len(crop_maps) == 1
+    [told] = slack.ephemerals_for("U1") + slack.ephemerals_for("U2")
+    assert told == "The crop map is already in this thread."
