@@ -37,10 +37,12 @@ def open_errors() -> tuple[type[BaseException], ...]:
     return (OSError, ValueError, RuntimeError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
-async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+async def open_pool(url: str, *, min_size: int = 0, max_size: int = 10) -> asyncpg.Pool:
     import asyncpg
 
     # timeout: a database that does not answer ends the start in 10 s with one line, not a minute's wait.
+    # min_size 0: no floor of idle connections for asyncpg to restore, which it logs with a traceback each time while
+    # PostgreSQL restarts. Released connections are still kept for reuse (up to five idle minutes).
     pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, command_timeout=30, timeout=10)
     assert pool is not None
     return pool
