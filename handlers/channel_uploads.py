@@ -7,22 +7,21 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
-from handlers.common import channel_spec, image_files, submit_images
+from handlers.common import Reply, channel_spec, image_files, on_event, submit_images
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    @app.event({"type": "message", "subtype": "file_share"})
-    async def on_file_share(event: dict[str, Any], body: dict[str, Any]) -> None:
+    async def store_file_share(event: dict[str, Any], body: dict[str, Any]) -> list[Reply]:
         channel = event["channel"]
         if await services.store.auto_sizes(channel) is None:
-            return
+            return []
         files = image_files(event)
         if not files:
-            return
+            return []
         if f"<@{await services.delivery.bot_user_id()}>" in event.get("text", ""):
-            return  # a mention of the app: its handler takes the upload, with the sizes it asks for
+            return []  # a mention of the app: its handler takes the upload, with the sizes it asks for
         ts, user = event["ts"], event.get("user", "")
-        await submit_images(
+        return await submit_images(
             services,
             trigger="auto",
             channel=channel,
@@ -34,6 +33,8 @@ def register(app: AsyncApp, services: Services) -> None:
             spec=await channel_spec(services, channel),
             event_id=body.get("event_id"),
         )
+
+    on_event(app, services, {"type": "message", "subtype": "file_share"}, store_file_share)
 
     @app.event("message")
     async def ignore_other_messages() -> None:

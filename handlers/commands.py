@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -14,8 +15,11 @@ from bot.slack.messages import not_in_dms
 from bot.slack.views import resize_modal
 from bot.spec import describe_sizes
 from bot.user_errors import UserError, user_message
-from handlers.common import not_a_member
+from handlers.common import NotStored, not_a_member, stored_in_time
 
+log = logging.getLogger(__name__)
+# A late write may still land (SQLite waits up to 5 s for another writer): the sentence does not say nothing started.
+TRY_AGAIN = "Smart Resize couldn't save your request in time. If no results appear in a minute, please try again."
 NOT_IN_DMS = not_in_dms("use `/resize` in a channel where the image is shared")
 
 
@@ -64,19 +68,26 @@ def register(app: AsyncApp, services: Services) -> None:
         assert isinstance(parsed, ResizeCommand)
         source = JobSource.link(parsed.url) if parsed.url else JobSource.latest()
         try:
-            _, new = await services.intake.submit(
-                trigger="command",
-                # Slack never re-sends a slash command, but one trigger must never become two jobs.
-                dedup_key=f"command:{command.get('trigger_id') or command.get('team_id')}:{text}",
-                channel_id=command["channel_id"],
-                user_id=command["user_id"],
-                team_id=command.get("team_id"),
-                source=source,
-                spec=parsed.spec,
-                response_url=command.get("response_url"),
+            # Stored before the ack, which carries the answer: Slack never sends a command again.
+            _, new = await stored_in_time(
+                services.intake.submit(
+                    trigger="command",
+                    # Slack never re-sends a slash command, but one trigger must never become two jobs.
+                    dedup_key=f"command:{command.get('trigger_id') or command.get('team_id')}:{text}",
+                    channel_id=command["channel_id"],
+                    user_id=command["user_id"],
+                    team_id=command.get("team_id"),
+                    source=source,
+                    spec=parsed.spec,
+                    response_url=command.get("response_url"),
+                )
             )
         except UserError as error:
             await ack(response_type="ephemeral", text=str(error))
+            return
+        except NotStored as error:
+            log.warning("/resize from %s not started: its job could not be stored (%s)", command["user_id"], error)
+            await ack(response_type="ephemeral", text=TRY_AGAIN)
             return
         sizes = describe_sizes(parsed.spec.sizes)
         where = "this link" if parsed.url else "the latest image in this channel"

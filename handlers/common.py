@@ -1,11 +1,18 @@
-"""Small helpers shared by the Slack feature modules."""
+"""Small helpers shared by the Slack feature modules, and the order every request that makes jobs follows: the
+job is stored first, then Slack is acked, then the requester is answered."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import aiohttp
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 
 from bot.engine import Size
@@ -14,8 +21,87 @@ from bot.services import Services
 from bot.spec import ResizeSpec
 from bot.user_errors import UserError, slack_error_message
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 # The form opens with a trigger_id that lasts 3 s: a membership check slower than this gives way to the form.
 MEMBERSHIP_CHECK_S = 1.0
+# Slack waits 3 s for the ack. A request not stored by then is not acked: Slack sends an event again (its event id
+# finds the job if the write landed after all), and a command or form is answered in time, asking to try again.
+STORE_DEADLINE_S = 2.0
+_REPLIES = "smart_resize_replies"  # the Bolt context key the store step leaves its replies under
+
+
+class NotStored(Exception):
+    """The job store could not take a request in time (locked, out of reach, failing): Slack must not be acked."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An ephemeral for the requester, sent only once Slack has its ack."""
+
+    channel: str
+    user: str
+    text: str
+    thread_ts: str | None = None
+    response_url: str | None = None
+
+
+StoreStep = Callable[[dict[str, Any], dict[str, Any]], Awaitable[list[Reply]]]  # (event, body) -> replies
+
+
+def _store_unavailable(error: BaseException) -> bool:
+    """A database locked, out of reach or busy (as the runner judges it), or the deadline passed: not a bug."""
+    return isinstance(error, (OSError, sqlite3.Error, TimeoutError)) or type(error).__module__.startswith("asyncpg")
+
+
+async def stored_in_time(step: Awaitable[T]) -> T:
+    """``step`` (which stores a job), within STORE_DEADLINE_S; NotStored, saying why, when the store fails or is
+    slower. Past the deadline the write may still land: what Slack sends again then finds it by its dedup key."""
+    try:
+        async with asyncio.timeout(STORE_DEADLINE_S):
+            return await step
+    except Exception as error:
+        if not _store_unavailable(error):
+            raise
+        reason = f"{type(error).__name__}: {error}" if str(error) else f"not stored within {STORE_DEADLINE_S:g} s"
+        raise NotStored(reason) from None
+
+
+async def send(services: Services, replies: list[Reply]) -> None:
+    for reply in replies:
+        await services.delivery.ephemeral(
+            reply.channel, reply.user, reply.text, thread_ts=reply.thread_ts, response_url=reply.response_url
+        )
+
+
+def on_event(app: AsyncApp, services: Services, event: str | dict[str, Any], store_step: StoreStep) -> None:
+    """Listen to ``event`` so that its jobs are stored before Slack is acked, and its replies sent after.
+
+    Bolt acks an event before its listener runs, and Slack never sends an acked event again, so a crash or a failing
+    database there would lose the request. ``store_step`` runs as listener middleware instead, which Bolt awaits
+    before the ack; when the store fails Slack gets a 503 (in Socket Mode no ack) and sends the event again."""
+
+    async def store_first(
+        body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
+    ) -> BoltResponse | None:
+        try:
+            context[_REPLIES] = await stored_in_time(store_step(body["event"], body))
+        except NotStored as error:
+            log.warning(
+                "event %s (%s) not acknowledged, so Slack sends it again: its job could not be stored (%s)",
+                body.get("event_id"),
+                body["event"].get("type"),
+                error,
+            )
+            return BoltResponse(status=503, body={"error": "the request could not be stored; send it again"})
+        await next()
+        return None
+
+    async def send_replies(context: AsyncBoltContext) -> None:
+        await send(services, context.get(_REPLIES) or [])
+
+    app.event(event, middleware=[store_first])(send_replies)
 
 
 def image_files(event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -68,7 +154,7 @@ async def submit_images(
     files: list[dict[str, Any]],
     spec: ResizeSpec,
     event_id: str | None,
-) -> None:
+) -> list[Reply]:
     """One job per image of a message and spec: a mention, an auto-resize and a reaction that ask for the same sizes
     of the same image make one job, however they arrive; other sizes or options are a job of their own. And
     ``event_id`` (the Slack event's), so Slack sending the event again makes none even after the job failed."""
@@ -86,5 +172,5 @@ async def submit_images(
                 event_id=event_id,
             )
         except UserError as error:
-            await services.delivery.ephemeral(channel, user, str(error))
-            return
+            return [Reply(channel, user, str(error))]
+    return []

@@ -11,30 +11,27 @@ from slack_sdk.errors import SlackApiError
 
 from bot.services import Services
 from bot.user_errors import user_message
-from handlers.common import channel_spec, image_files, submit_images
+from handlers.common import Reply, channel_spec, image_files, on_event, submit_images
 
 
 def register(app: AsyncApp, services: Services) -> None:
     reaction = services.settings.resize_reaction
 
-    @app.event("reaction_added")
-    async def on_reaction(event: dict[str, Any], body: dict[str, Any]) -> None:
+    async def store_reaction(event: dict[str, Any], body: dict[str, Any]) -> list[Reply]:
         item = event.get("item") or {}
         if event.get("reaction") != reaction or item.get("type") != "message":
-            return
+            return []
         channel, ts, user = item["channel"], item["ts"], event.get("user", "")
         try:
+            # Before the ack too, and so within its deadline: the message's files are what the jobs are made of.
             message = await _message(services, channel, ts)
         except SlackApiError as error:
-            await services.delivery.ephemeral(channel, user, user_message(error))
-            return
+            return [Reply(channel, user, user_message(error))]
         files = image_files(message or {})
         if not message or not files:
-            await services.delivery.ephemeral(
-                channel, user, f"That message has no image to resize; add :{reaction}: to a message with a photo."
-            )
-            return
-        await submit_images(
+            no_image = f"That message has no image to resize; add :{reaction}: to a message with a photo."
+            return [Reply(channel, user, no_image)]
+        return await submit_images(
             services,
             trigger="reaction",
             channel=channel,
@@ -46,6 +43,8 @@ def register(app: AsyncApp, services: Services) -> None:
             spec=await channel_spec(services, channel),
             event_id=body.get("event_id"),
         )
+
+    on_event(app, services, "reaction_added", store_reaction)
 
 
 async def _message(services: Services, channel: str, ts: str) -> dict[str, Any] | None:

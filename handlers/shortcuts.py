@@ -7,6 +7,7 @@ a file input, and the results go to a new message in the channel, in its thread.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -20,9 +21,12 @@ from bot.slack.messages import not_in_dms
 from bot.slack.views import MODAL_ID, resize_modal
 from bot.spec import ResizeSpec
 from bot.user_errors import UserError
-from handlers.common import image_files, not_a_member
+from handlers.common import NotStored, Reply, image_files, not_a_member, send, stored_in_time
 
+log = logging.getLogger(__name__)
 SHORTCUT_ID = "smart_resize"
+# Submitting the same form again is safe: its jobs are keyed on the form, so a late first write makes no second job.
+SUBMIT_AGAIN = "Smart Resize couldn't save this request in time; please submit the form again."
 NOT_IN_DMS = not_in_dms("share the image in a channel and use the shortcut there")
 
 
@@ -70,31 +74,45 @@ def register(app: AsyncApp, services: Services) -> None:
         if errors:
             await ack(response_action="errors", errors=errors)
             return
-        await ack()
         user = body["user"]["id"]
         channel = metadata["channel"]
         # The shortcut's or the command's, carried in the form: a submission has none of its own, and it is the one
         # way to tell the requester of a failure in a channel the bot has left meanwhile.
         response_url = metadata.get("response_url") or None
+        try:
+            # Stored before the ack: Slack never sends a form again, and the ack is the last chance to say so.
+            refusals = await stored_in_time(submit_form(body, view, metadata, file_ids, spec))
+        except NotStored as error:
+            log.warning("a form from %s started nothing: its jobs could not be stored (%s)", user, error)
+            # Shown on the form, which stays open: submitting it again is the retry.
+            await ack(response_action="errors", errors={"upload" if "upload" in values else "presets": SUBMIT_AGAIN})
+            return
+        await ack()
+        await send(services, [Reply(channel, user, text, response_url=response_url) for text in refusals])
+
+    async def submit_form(
+        body: dict[str, Any], view: dict[str, Any], metadata: dict[str, Any], file_ids: list[str], spec: ResizeSpec
+    ) -> list[str]:
+        """One job per image of the form; the sentence refusing the rest, if intake refuses one."""
         for file_id in file_ids:
             try:
                 await services.intake.submit(
                     trigger="shortcut" if metadata.get("message_ts") else "modal",
                     # One modal is one request: submitting it twice (or Slack retrying) makes no second job.
                     dedup_key=f"view:{view['id']}:{file_id}",
-                    channel_id=channel,
-                    user_id=user,
+                    channel_id=metadata["channel"],
+                    user_id=body["user"]["id"],
                     team_id=(body.get("team") or {}).get("id"),
                     source=JobSource.slack_file(
                         {"id": file_id, "file_access": "check_file_info"}, metadata.get("message_ts")
                     ),
                     thread_ts=metadata.get("thread_ts"),
                     spec=spec,
-                    response_url=response_url,
+                    response_url=metadata.get("response_url") or None,
                 )
             except UserError as error:
-                await services.delivery.ephemeral(channel, user, str(error), response_url=response_url)
-                return
+                return [str(error)]
+        return []
 
 
 def read_form(values: dict[str, Any], services: Services) -> tuple[dict[str, str], ResizeSpec]:

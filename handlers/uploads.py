@@ -9,20 +9,18 @@ from slack_bolt.async_app import AsyncApp
 from bot.grammar import HelpCommand, ResizeCommand
 from bot.services import Services
 from bot.user_errors import not_an_image
-from handlers.common import image_files, submit_images
+from handlers.common import Reply, image_files, on_event, submit_images
 
 
 def register(app: AsyncApp, services: Services) -> None:
     grammar = services.grammar
 
-    @app.event("app_mention")
-    async def on_mention(event: dict[str, Any], body: dict[str, Any]) -> None:
+    async def store_mention(event: dict[str, Any], body: dict[str, Any]) -> list[Reply]:
         channel, user, ts = event["channel"], event.get("user", ""), event["ts"]
         reply_in = event.get("thread_ts")
         parsed = grammar.parse_mention(event.get("text", ""))
         if isinstance(parsed, HelpCommand):
-            await services.delivery.ephemeral(channel, user, grammar.help_text(), thread_ts=reply_in)
-            return
+            return [Reply(channel, user, grammar.help_text(), thread_ts=reply_in)]
         files = image_files(event)
         if not files:
             shared = event.get("files") or []
@@ -33,23 +31,18 @@ def register(app: AsyncApp, services: Services) -> None:
                     "Mention me in the same message that shares the image, or use `/resize` after sharing it; "
                     "`/resize help` lists sizes and presets."
                 )
-            await services.delivery.ephemeral(channel, user, answer, thread_ts=reply_in)
-            return
+            return [Reply(channel, user, answer, thread_ts=reply_in)]
         command = parsed if isinstance(parsed, ResizeCommand) else grammar.default_command()
         notes = " ".join(parsed.notes)
         if notes and not command.sizes_named:
             # Every size asked for was unusable: the defaults would be a guess the user did not make.
-            await services.delivery.ephemeral(
-                channel,
-                user,
+            nothing_started = (
                 f"{notes} Nothing started: mention me again with sizes like `1080x1080` or a preset "
-                "(`/resize help` lists them).",
-                thread_ts=reply_in,
+                "(`/resize help` lists them)."
             )
-            return
-        if notes:
-            await services.delivery.ephemeral(channel, user, notes, thread_ts=reply_in)
-        await submit_images(
+            return [Reply(channel, user, nothing_started, thread_ts=reply_in)]
+        replies = [Reply(channel, user, notes, thread_ts=reply_in)] if notes else []
+        return replies + await submit_images(
             services,
             trigger="mention",
             channel=channel,
@@ -61,3 +54,5 @@ def register(app: AsyncApp, services: Services) -> None:
             spec=command.spec,
             event_id=body.get("event_id"),
         )
+
+    on_event(app, services, "app_mention", store_mention)

@@ -62,6 +62,8 @@ class Intake:
                 f"You've started {admission.recent} resize jobs in the last hour, the most allowed; "
                 "please wait a little and try again."
             )
-        if admission.new:
+        # A repeat wakes the runner too while its job is open: the first write may have landed after its request
+        # stopped waiting (past the ack deadline, handlers.common), when no one woke the runner for it.
+        if admission.new or not admission.job.finished:
             self.runner.wake()
         return admission.job, admission.new
