@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -17,6 +16,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.engine import Size
 from bot.jobs.model import JobSource, Trigger
+from bot.jobs.store import store_out_of_reach
 from bot.services import Services
 from bot.spec import ResizeSpec
 from bot.user_errors import UserError, slack_error_message
@@ -51,8 +51,9 @@ StoreStep = Callable[[dict[str, Any], dict[str, Any]], Awaitable[list[Reply]]]  
 
 
 def _store_unavailable(error: BaseException) -> bool:
-    """A database locked, out of reach or busy (as the runner judges it), or the deadline passed: not a bug."""
-    return isinstance(error, (OSError, sqlite3.Error, TimeoutError)) or type(error).__module__.startswith("asyncpg")
+    """A database locked, out of reach or busy, the network under it (or under the look-up of the message) down, or
+    the deadline passed: not a bug."""
+    return store_out_of_reach(error) or isinstance(error, (OSError, TimeoutError))
 
 
 async def stored_in_time(step: Awaitable[T]) -> T:
