@@ -105,10 +105,11 @@ def photo(width: int = 640, height: int = 480, seed: int = 0) -> Image.Image:
     return scene_with_subject(width, height, ((width - side) // 2, (height - side) // 2, side, side), seed)
 
 
-def with_exif_orientation(image: Image.Image, orientation: int) -> bytes:
+def with_exif_orientation(image: Image.Image, orientation: int, fmt: str = "JPEG") -> bytes:
     exif = Image.Exif()
     exif[0x0112] = orientation
-    return encode(image, "JPEG", quality=92, exif=exif.tobytes())
+    quality = {"quality": 92} if fmt in ("JPEG", "WEBP") else {}
+    return encode(image, fmt, exif=exif.tobytes(), **quality)
 
 
 def png_header_only(width: int, height: int) -> bytes:

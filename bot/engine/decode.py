@@ -104,10 +104,17 @@ def probe(data: bytes, limits: Limits) -> Probe:
         orientation = int(_header_exif(image).get(0x0112, 1))
     except _DECODE_ERRORS:
         orientation = 1
-    if orientation not in range(1, 9):
+    if orientation not in range(1, 9) or _orients_itself(image):
         orientation = 1
     oriented = Size(height, width) if orientation in _SWAPS_AXES else Size(width, height)
     return Probe(image=image, source_size=oriented, orientation=orientation, source_format=str(image.format))
+
+
+def _orients_itself(image: Image.Image) -> bool:
+    """Whether Pillow applies the file's orientation itself: its TIFF reader does since it keeps the stored size
+    apart (``_tile_size``), reporting the oriented size at open and turning the pixels on load. Turned again here,
+    they would come out rotated twice."""
+    return image.format == "TIFF" and hasattr(image, "_tile_size")
 
 
 def _header_exif(image: Image.Image) -> Image.Exif:

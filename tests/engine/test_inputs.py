@@ -54,12 +54,14 @@ def test_gif_uses_the_first_frame() -> None:
     assert pixels[..., 0].mean() > 200 and pixels[..., 2].mean() < 50
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])  # Pillow turns a TIFF itself: once, not twice
 @pytest.mark.parametrize("orientation", [3, 6, 8])
-def test_exif_orientation_is_applied(orientation: int) -> None:
+def test_exif_orientation_is_applied(orientation: int, fmt: str) -> None:
     # A white marker in the stored top-left corner lands where the orientation says the viewer sees it.
     stored = Image.new("RGB", (200, 100), (0, 0, 0))
     stored.paste((255, 255, 255), (0, 0, 40, 40))
-    result = resize(with_exif_orientation(stored, orientation), ResizeRequest(sizes=(Size(50, 50),), mode="extend"))
+    data = with_exif_orientation(stored, orientation, fmt)
+    result = resize(data, ResizeRequest(sizes=(Size(50, 50),), mode="extend"))
     expected_size = Size(200, 100) if orientation == 3 else Size(100, 200)
     assert result.source_size == expected_size
     out = np.asarray(Image.open(io.BytesIO(result.outputs[0].data)).convert("L"), dtype=int)
