@@ -134,6 +134,8 @@ def decode(probed: Probe, min_scale: float, limits: Limits) -> Decoded:
     image = probed.image
     source_mode = image.mode
     icc = image.info.get("icc_profile")  # read now: the reduced copy carries none of the file's metadata
+    # A PNG's tRNS colour key (what optimisers make of a logo's alpha): that colour is transparency, not a colour.
+    key = image.info.get("transparency") if image.mode in _KEYED_MODES else None
     notes: list[str] = []
     stored_w, stored_h = image.size
     # The working copy's cap wins over what the outputs would like: bounded memory, at the price of a softer 4K.
@@ -145,7 +147,7 @@ def decode(probed: Probe, min_scale: float, limits: Limits) -> Decoded:
         drafted = image.draft(None, want)
         if drafted is not None:
             scale = drafted[1][2] / stored_w
-    per_pixel = _BYTES_PER_PIXEL.get(image.mode, 4) * _DECODE_COPIES.get(str(image.format), 1)
+    per_pixel = _BYTES_PER_PIXEL.get(image.mode, 4) * _DECODE_COPIES.get(str(image.format), 1) + (key is not None)
     decoded_bytes = image.width * image.height * per_pixel
     if decoded_bytes > limits.max_decoded_bytes:
         deep = image.mode.startswith("I") or image.mode == "F"
@@ -156,13 +158,16 @@ def decode(probed: Probe, min_scale: float, limits: Limits) -> Decoded:
             + (", or one with 8 bits per channel." if deep else "."),
             setting="MAX_DECODED_MB",
         )
+    alpha: Image.Image | None = None
     try:
         image.load()
+        alpha = None if key is None else _keyed_alpha(image, key)
         factor = _reduce_factor(image.size, scale, min_scale, limits.max_working_pixels)
         if factor > 1:
             reduced = _reduce(image, factor)
             image.close()  # the full-size pixels go now, before any conversion copies the reduced ones
             image = reduced
+            alpha = None if alpha is None else alpha.reduce(factor)  # soft at the key's edges, as a reduced alpha is
             # Reduced sizes are rounded up, so one axis can read a little larger: the smaller keeps every box inside.
             scale = min(image.width / stored_w, image.height / stored_h)
             if scale < min_scale * 0.999:
@@ -174,10 +179,31 @@ def decode(probed: Probe, min_scale: float, limits: Limits) -> Decoded:
         raise CorruptImage("The image file is damaged or incomplete; export it again and retry.") from None
     if probed.orientation in _TRANSPOSE:  # from the header, since a reduced copy has no EXIF of its own
         image = image.transpose(_TRANSPOSE[probed.orientation])
+        alpha = None if alpha is None else alpha.transpose(_TRANSPOSE[probed.orientation])
     image = _to_srgb(image, notes, icc=icc, sixteen_bit=source_mode.startswith("I;16"))
+    if alpha is not None:
+        image = image.convert("RGB") if image.mode != "RGB" else image
+        image.putalpha(alpha if alpha.size == image.size else alpha.resize(image.size))
     return Decoded(
         image=image, scale=scale, source_size=probed.source_size, source_format=probed.source_format, notes=notes
     )
+
+
+_KEYED_MODES = ("L", "RGB", "I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def _keyed_alpha(image: Image.Image, key: object) -> Image.Image | None:
+    """The alpha a colour key means: 0 where a pixel is exactly ``key`` (a grey level, or an RGB triple), else 255;
+    None for a key that is not one (a malformed chunk)."""
+    pixels = np.asarray(image)
+    try:
+        wanted = np.asarray(key, dtype=pixels.dtype)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if wanted.shape != pixels.shape[2:]:
+        return None
+    transparent = (pixels == wanted).all(axis=2) if pixels.ndim == 3 else pixels == wanted
+    return Image.fromarray((~transparent).astype(np.uint8) * np.uint8(255), "L")
 
 
 # Bytes a pixel takes in Pillow's memory, by mode (3- and 4-band images alike are stored 4 bytes a pixel).

@@ -71,6 +71,20 @@ def test_exif_orientation_is_applied(orientation: int, fmt: str) -> None:
     assert corner.mean() > 200
 
 
+@pytest.mark.parametrize(
+    ("mode", "key", "colour"), [("RGB", (0, 0, 0), (255, 0, 0)), ("L", 0, 200), ("I;16", 0, 40000)]
+)
+@pytest.mark.parametrize("width", [200, 3000], ids=["as-is", "reduced"])
+def test_a_png_colour_key_is_transparency(mode: str, key: object, colour: object, width: int) -> None:
+    # What optipng and oxipng make of a logo's alpha: no alpha channel, one colour (tRNS) that means "clear".
+    logo = Image.new(mode, (width, width // 2), colour)  # type: ignore[arg-type]
+    logo.paste(key, (0, 0, width // 2, width // 2))  # type: ignore[arg-type]
+    result = resize(encode(logo, "PNG", transparency=key), ResizeRequest(sizes=(Size(100, 50),)))
+    out = Image.open(io.BytesIO(result.outputs[0].data))
+    assert out.format == "PNG" and out.mode == "RGBA"
+    assert out.getpixel((10, 25))[3] == 0 and out.getpixel((90, 25))[3] == 255
+
+
 def test_cmyk_jpeg_becomes_rgb() -> None:
     cyan = Image.new("CMYK", (64, 64), (255, 0, 0, 0))
     pixels = np.asarray(_decoded(encode(cyan, "JPEG", quality=95)).convert("RGB"), dtype=int)
