@@ -352,13 +352,13 @@ class Framer:
                     chosen_extent = float(extent)
                     offset = float(windows.y[index] / self.sy if wide else windows.x[index] / self.sx)
                     break
-        # Alternatives: the other fill (a blurred reflection, or the edge's colours if that was asked for).
-        fills: list[Fill] = [fill, "blur" if fill != "blur" else "colour"]
+        # Alternatives to auto's own fill: a blurred reflection. A fill that was asked for holds for every variant.
+        fills: list[Fill] = [fill, "blur"] if fill == "auto" else [fill]
         plans = []
         for variant in range(max(1, variants)):
             # Alternatives: the other fill, then the photo nudged towards its subject's side of the canvas.
-            shift = 0.0 if variant < 2 else float(rng.choice([-1.0, 1.0])) * min(0.25, 0.08 * variant)
-            plans.append(self._extend_plan(target, wide, chosen_extent, offset, fills[variant % 2], shift))
+            shift = 0.0 if variant < len(fills) else float(rng.choice([-1.0, 1.0])) * min(0.25, 0.08 * variant)
+            plans.append(self._extend_plan(target, wide, chosen_extent, offset, fills[variant % len(fills)], shift))
         return plans
 
     def _extend_plan(self, target: Size, wide: bool, extent: float, offset: float, fill: Fill, shift: float) -> Plan:

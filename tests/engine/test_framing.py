@@ -182,6 +182,25 @@ def test_extend_variants_differ() -> None:
     assert len({o.data for o in outputs}) == 3
 
 
+@pytest.mark.parametrize("fill", ["mirror", "blur", "colour"])
+def test_a_fill_that_was_asked_for_holds_for_every_variant(monkeypatch: pytest.MonkeyPatch, fill: str) -> None:
+    from bot.engine import render
+
+    used = []
+
+    def recording(placed: object, size: object, at: object, how: str) -> object:
+        used.append(how)
+        return extend(placed, size, at, how)  # type: ignore[arg-type]
+
+    extend = render.extend
+    monkeypatch.setattr(render, "extend", recording)
+    data = encode(photo(800, 600), "JPEG", quality=90)
+    request = ResizeRequest(sizes=(Size(1500, 500),), mode="extend", variants=3, seed=1, fill=fill)  # type: ignore[arg-type]
+    outputs = resize(data, request).outputs
+    assert used == [fill] * 3
+    assert len({o.data for o in outputs}) == 3  # still three framings: the photo placed apart, not refilled
+
+
 def test_small_source_is_enlarged_with_a_note() -> None:
     result = resize(encode(photo(200, 150), "PNG"), ResizeRequest(sizes=(Size(1080, 1080),), mode="crop"))
     assert (result.outputs[0].width, result.outputs[0].height) == (1080, 1080)
