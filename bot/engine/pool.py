@@ -33,13 +33,16 @@ class EnginePool:
         self.workers = workers or default_workers()
         self.limits = limits or Limits()
         self._executor: ProcessPoolExecutor | None = None
+        # One pool may serve event loops on several threads (a library caller's): one executor, however they race.
+        self._lock = threading.Lock()
 
     def _pool(self) -> ProcessPoolExecutor:
-        if self._executor is None:
-            self._executor = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker
-            )
-        return self._executor
+        with self._lock:
+            if self._executor is None:
+                self._executor = ProcessPoolExecutor(
+                    max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker
+                )
+            return self._executor
 
     async def resize(self, data: bytes, request: ResizeRequest, limits: Limits | None = None) -> ResizeResult:
         """``limits``: this call's caps, where they are not the pool's (one pool can serve several callers)."""
@@ -55,8 +58,9 @@ class EnginePool:
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         """Drop ``broken``, unless another failed call has already put a fresh pool in its place."""
-        if self._executor is broken:
-            self._executor = None
+        with self._lock:
+            if self._executor is broken:
+                self._executor = None
         broken.shutdown(wait=False, cancel_futures=True)
 
     async def close(self) -> None:

@@ -4,6 +4,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -76,3 +77,23 @@ def test_workers_leave_when_the_app_process_is_killed() -> None:
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in workers), [pid for pid in workers if _alive(pid)]
     assert os.getpid() not in workers
+
+
+def test_threads_asking_for_the_workers_at_once_share_one_set() -> None:
+    # A library caller may run an event loop per thread on one pool: a second executor would keep its own
+    # processes alive, out of close()'s reach.
+    pool = EnginePool(workers=1)
+    start = threading.Barrier(8)
+    executors = []
+
+    def ask() -> None:
+        start.wait()
+        executors.append(pool._pool())
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({id(executor) for executor in executors}) == 1
+    executors[0].shutdown()
