@@ -101,7 +101,9 @@ def probe(data: bytes, limits: Limits) -> Probe:
             setting="MAX_IMAGE_MEGAPIXELS",
         )
     try:
-        orientation = int(_header_exif(image).get(0x0112, 1))
+        with warnings.catch_warnings():  # a truncated TIFF's tags warn as they are read: the decode says it once
+            warnings.simplefilter("ignore")
+            orientation = int(_header_exif(image).get(0x0112, 1))
     except _DECODE_ERRORS:
         orientation = 1
     if orientation not in range(1, 9) or _orients_itself(image):
@@ -160,7 +162,9 @@ def decode(probed: Probe, min_scale: float, limits: Limits) -> Decoded:
         )
     alpha: Image.Image | None = None
     try:
-        image.load()
+        with warnings.catch_warnings():  # Pillow warns of a truncated file as well as failing: one sentence is enough
+            warnings.simplefilter("ignore")
+            image.load()
         alpha = None if key is None else _keyed_alpha(image, key)
         factor = _reduce_factor(image.size, scale, min_scale, limits.max_working_pixels)
         if factor > 1:
