@@ -165,8 +165,9 @@ def _resize(
                 on_output(len(outputs), len(request.sizes) * request.variants)
             if sides and variant == 0:
                 fills[target] = describe_fill(sides)
-        if request.variants > 1 and sum(o.target == target for o in outputs) < request.variants:
-            notes.append(f"{target}: only {sum(o.target == target for o in outputs)} distinct framings exist.")
+        made = sum(o.target == target for o in outputs)
+        if request.variants > 1 and made < request.variants:
+            notes.append(f"{target}: only {made} distinct framing{'s exist' if made > 1 else ' exists'}.")
         main = next(o for o in outputs if o.target == target)
         upscale = max(target.width / main.source_rect[2], target.height / main.source_rect[3])
         if main.mode == "crop" and upscale > 1.05:

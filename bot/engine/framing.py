@@ -359,7 +359,7 @@ class Framer:
             # Alternatives: the other fill, then the photo nudged towards its subject's side of the canvas.
             shift = 0.0 if variant < len(fills) else float(rng.choice([-1.0, 1.0])) * min(0.25, 0.08 * variant)
             plans.append(self._extend_plan(target, wide, chosen_extent, offset, fills[variant % len(fills)], shift))
-        return plans
+        return _distinct(plans, target)
 
     def _extend_plan(self, target: Size, wide: bool, extent: float, offset: float, fill: Fill, shift: float) -> Plan:
         if wide:
@@ -475,6 +475,19 @@ class Framer:
             focus_ok=np.concatenate([p.focus_ok for p in parts]),
             whole=np.concatenate([p.whole for p in parts]),
         )
+
+
+def _distinct(plans: list[Plan], target: Size) -> list[Plan]:
+    """The plans that make different images: where the photo fills the canvas, fills and nudges change nothing."""
+    seen: set[object] = set()
+    kept = []
+    for plan in plans:
+        fills_nothing = plan.placed_rect == (0, 0, target.width, target.height)
+        key = (plan.source_rect, plan.placed_rect, None if fills_nothing else plan.fill)
+        if key not in seen:
+            seen.add(key)
+            kept.append(plan)
+    return kept
 
 
 def _densest_share(importance: npt.NDArray[np.float64], mass: float) -> npt.NDArray[np.float64]:

@@ -201,6 +201,12 @@ def test_a_fill_that_was_asked_for_holds_for_every_variant(monkeypatch: pytest.M
     assert len({o.data for o in outputs}) == 3  # still three framings: the photo placed apart, not refilled
 
 
+def test_extend_variants_of_a_canvas_the_photo_fills_are_one_and_say_so() -> None:
+    result = resize(astronaut(), ResizeRequest(sizes=(Size(300, 300),), mode="extend", variants=3))
+    assert len(result.outputs) == 1
+    assert "300x300: only 1 distinct framing exists." in result.notes
+
+
 def test_small_source_is_enlarged_with_a_note() -> None:
     result = resize(encode(photo(200, 150), "PNG"), ResizeRequest(sizes=(Size(1080, 1080),), mode="crop"))
     assert (result.outputs[0].width, result.outputs[0].height) == (1080, 1080)
