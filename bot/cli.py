@@ -6,6 +6,7 @@ import argparse
 import difflib
 import io
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -181,6 +182,8 @@ def _output_folder(path: Path) -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise CliError(f"--out {path}: can't create that folder ({error.strerror or error}).") from None
+    if not os.access(path, os.W_OK | os.X_OK):  # found now, not after the whole resize
+        raise CliError(f"--out {path}: can't write in that folder; choose one you may write to.")
     return path
 
 
@@ -221,9 +224,14 @@ def _read_input(path: Path) -> bytes:
 
 
 def _write(path: Path, data: bytes) -> None:
+    """``data`` at ``path`` whole, or nothing there: written beside it first, then renamed (a full disk leaves no
+    truncated image behind)."""
+    partial = path.with_name(f".{path.name}.partial")
     try:
-        path.write_bytes(data)
+        partial.write_bytes(data)
+        partial.replace(path)
     except OSError as error:
+        partial.unlink(missing_ok=True)
         raise CliError(f"Can't write {path}: {error.strerror or error}.") from None
 
 

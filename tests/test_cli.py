@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from bot.cli import main
@@ -196,3 +198,21 @@ def test_progress_bar_is_drawn_only_on_a_terminal(tmp_path: Path) -> None:
         drawn += chunk
     os.close(leader)
     assert b"2/2 images" in drawn
+
+
+def test_a_disk_that_fills_up_leaves_no_truncated_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A full disk cannot be made here (no tmpfs without privileges): the write fails half way, as ENOSPC does.
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(astronaut())
+    real_write = Path.write_bytes
+
+    def disk_full(self: Path, data: bytes) -> int:  # type: ignore[override]
+        if self.parent.name == "out":
+            real_write(self, data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    code, stderr = _in_process(["resize", str(photo), "--size", "100x100", "--out", str(tmp_path / "out")], tmp_path)
+    assert code == 1 and stderr.strip().endswith("No space left on device.") and len(stderr.splitlines()) == 1
+    assert list((tmp_path / "out").iterdir()) == []  # neither a half image nor the partial file
