@@ -227,6 +227,11 @@ class Framer:
         w, h = width * self.sx, height * self.sy
         xs = np.linspace(0.0, self.map_w - w, max(1, int(np.ceil(self.map_w - w)) + 1))
         ys = np.linspace(0.0, self.map_h - h, max(1, int(np.ceil(self.map_h - h)) + 1))
+        if self.focus is not None:
+            # The window centred on the focal point, too: a window thinner than a map pixel could miss it otherwise.
+            fx, fy = self.focus
+            xs = np.unique(np.append(xs, min(max(fx - w / 2, 0.0), max(self.map_w - w, 0.0))))
+            ys = np.unique(np.append(ys, min(max(fy - h / 2, 0.0), max(self.map_h - h, 0.0))))
         gx, gy = np.meshgrid(xs, ys)
         x, y = gx.ravel(), gy.ravel()
         ww, hh = np.full_like(x, w), np.full_like(x, h)

@@ -13,7 +13,7 @@ from PIL import Image
 from bot.engine import ResizeRequest, Size, core, resize
 from bot.engine.prompts import MODE_PHRASES
 from bot.engine.types import Output
-from tests.images import astronaut, box_iou, encode, photo, portrait, scene_with_subject, sign_in_foliage
+from tests.images import astronaut, box_iou, encode, footballer, photo, portrait, scene_with_subject, sign_in_foliage
 
 
 def _share_kept(rect: tuple[int, int, int, int], box: tuple[int, int, int, int]) -> float:
@@ -322,6 +322,17 @@ def test_the_focus_option_wins_over_the_subject() -> None:
     plain = resize(data, ResizeRequest(sizes=(Size(600, 900),), mode="crop")).outputs[0].source_rect
     focused = resize(data, ResizeRequest(sizes=(Size(600, 900),), mode="crop", focus=(0.1, 0.5))).outputs[0]
     assert plain[0] > 800 and focused.source_rect[0] == 0
+
+
+@pytest.mark.parametrize("size", [Size(76, 7581), Size(7581, 76)], ids=["100:1 tall", "100:1 wide"])
+def test_the_focal_point_is_in_every_window_of_a_strip_thinner_than_the_map(size: Size) -> None:
+    # The windows slide a map pixel apart; one a few source pixels wide must still find the point.
+    focus = (0.27, 0.97)
+    result = resize(footballer(), ResizeRequest(sizes=(size,), mode="crop", variants=3, focus=focus))
+    fx, fy = focus[0] * result.source_size.width, focus[1] * result.source_size.height
+    for output in result.outputs:
+        x, y, w, h = output.source_rect
+        assert x - 1 <= fx <= x + w + 1 and y - 1 <= fy <= y + h + 1, (output.variant, output.source_rect)
 
 
 def test_a_focus_on_something_not_found_says_so() -> None:
