@@ -92,6 +92,7 @@ def explain_picture(image: Image.Image, scale: float, outputs: list[Output], det
         draw.rectangle((text_box[0] - 3, text_box[1] - 2, text_box[2] + 3, text_box[3] + 2), fill=colour)
         draw.text((left, top), label, fill=(0, 0, 0), font=font)
     buffer = io.BytesIO()
+    preview.info.clear()  # the source's metadata (its JPEG comment, say) stays out of the map, as out of the outputs
     preview.save(buffer, "JPEG", quality=85)
     return buffer.getvalue()
 

@@ -41,3 +41,13 @@ def test_crop_map_shows_what_was_detected_and_the_focal_point() -> None:
     arm = crop_map[fy - 1 : fy + 2, fx - 8 : fx + 8]
     yellow = (arm[..., 0] > 200) & (arm[..., 1] > 200) & (arm[..., 2] < 80)
     assert yellow.mean() > 0.3
+
+
+def test_the_crop_map_carries_none_of_the_sources_metadata() -> None:
+    # A comment in the source (a photographer's note, where it came from) stays out of the map, as out of the outputs.
+    source = Image.open(io.BytesIO(astronaut()))
+    data = encode(source, "JPEG", quality=90, comment=b"taken at home, 12 Elm Street")
+    result = resize(data, ResizeRequest(sizes=(Size(300, 200),), explain=True))
+    assert result.crop_map is not None
+    assert "comment" not in Image.open(io.BytesIO(result.crop_map)).info
+    assert "comment" not in Image.open(io.BytesIO(result.outputs[0].data)).info
