@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.engine import Size
 from bot.jobs.model import JobSource, Trigger
-from bot.jobs.store import store_out_of_reach
+from bot.jobs.store import store_or_network_out_of_reach
 from bot.services import Services
 from bot.spec import ResizeSpec
 from bot.user_errors import UserError, slack_error_message
@@ -50,12 +50,6 @@ class Reply:
 StoreStep = Callable[[dict[str, Any], dict[str, Any]], Awaitable[list[Reply]]]  # (event, body) -> replies
 
 
-def _store_unavailable(error: BaseException) -> bool:
-    """A database locked, out of reach or busy, the network under it (or under the look-up of the message) down, or
-    the deadline passed: not a bug."""
-    return store_out_of_reach(error) or isinstance(error, (OSError, TimeoutError))
-
-
 async def stored_in_time(step: Awaitable[T]) -> T:
     """``step`` (which stores a job), within STORE_DEADLINE_S; NotStored, saying why, when the store fails or is
     slower. Past the deadline the write may still land: what Slack sends again then finds it by its dedup key."""
@@ -63,7 +57,7 @@ async def stored_in_time(step: Awaitable[T]) -> T:
         async with asyncio.timeout(STORE_DEADLINE_S):
             return await step
     except Exception as error:
-        if not _store_unavailable(error):
+        if not store_or_network_out_of_reach(error):  # the deadline passing is a TimeoutError too
             raise
         reason = f"{type(error).__name__}: {error}" if str(error) else f"not stored within {STORE_DEADLINE_S:g} s"
         raise NotStored(reason) from None

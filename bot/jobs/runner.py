@@ -22,7 +22,6 @@ import contextlib
 import functools
 import logging
 import random
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from bot.engine import EngineError
 from bot.jobs.crop_maps import CropMaps
 from bot.jobs.model import Job, JobSource
 from bot.jobs.source_links import SourceLinks
-from bot.jobs.store import JobStore, StaleJob, store_out_of_reach
+from bot.jobs.store import JobStore, StaleJob, store_or_network_out_of_reach, store_out_of_reach
 from bot.net import Fetched, FetchError, FetchFailed, FetchTimeout, SafeFetcher
 from bot.slack import download_slack_file
 from bot.slack.connection import RECONNECT, UNREACHABLE, SlackUnreachable, describe_failure, host_of, waiting_on_slack
@@ -180,7 +179,7 @@ class JobRunner:
                 await self._tidy()
                 wakeup = await self._next_wakeup()
             except Exception as error:  # the runner must outlive a bad row or the database out of reach a moment
-                if _database_blip(error):  # expected now and then: one line, no traceback
+                if store_or_network_out_of_reach(error):  # expected now and then: one line, no traceback
                     log.warning("job scheduling failed (%s: %s); retrying", type(error).__name__, error)
                 else:
                     log.exception("job scheduling failed; retrying")
@@ -547,11 +546,6 @@ class JobRunner:
             log.warning("cosmetic update failed: %s", error.response.get("error"))
         except UNREACHABLE as error:
             log.warning("cosmetic update failed: Slack is unreachable (%s)", describe_failure(error))
-
-
-def _database_blip(error: Exception) -> bool:
-    """A database out of reach or busy for a moment (SQLite locked, PostgreSQL restarting), not a bug."""
-    return isinstance(error, (OSError, sqlite3.Error, TimeoutError)) or type(error).__module__.startswith("asyncpg")
 
 
 def _transient(error: Exception) -> bool:

@@ -76,6 +76,12 @@ class StaleJob(Exception):
     """The stored job is no longer in the state it was read in, or no longer this process's: read it again."""
 
 
+def store_or_network_out_of_reach(error: BaseException) -> bool:
+    """The database out of reach (store_out_of_reach), or the network under it or beside it (a connection refused, a
+    timeout): what a caller retries or answers "try again" to, with one line and no traceback."""
+    return store_out_of_reach(error) or isinstance(error, (OSError, TimeoutError))
+
+
 def store_out_of_reach(error: BaseException) -> bool:
     """The job database busy or gone for a moment (SQLite locked past its busy timeout, PostgreSQL restarting or
     failing over), as against a bug in a query: what is stored stands, and the same call works once it answers."""
