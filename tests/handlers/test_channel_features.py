@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from tests.images import astronaut
@@ -63,9 +62,9 @@ async def test_a_mention_in_an_auto_resize_channel_gets_the_sizes_it_asks_for(
         message = slack.post_user_message(
             "C1", "U1", f"<@{BOT_USER}> 200x100", files=[slack.add_file(astronaut(), "launch.jpg")]
         )
-        # Slack sends both; here the channel's upload event first, handled before the mention arrives.
+        # Slack sends both; here the channel's upload event first, its job stored (it is, before the ack) before the
+        # mention arrives.
         await app.event({**message, "channel": "C1", "channel_type": "channel"})
-        await asyncio.sleep(0.5)  # the handler runs after the ack: give it time to act, if it is going to
         await app.event({**message, "type": "app_mention", "channel": "C1"})
         await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 1)
         await app.services.runner.idle()
