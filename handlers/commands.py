@@ -18,8 +18,8 @@ from bot.user_errors import UserError, user_message
 from handlers.common import NotStored, not_a_member, stored_in_time
 
 log = logging.getLogger(__name__)
-# A late write may still land (SQLite waits up to 5 s for another writer): the sentence does not say nothing started.
-TRY_AGAIN = "Smart Resize couldn't save your request in time. If no results appear in a minute, please try again."
+# Nothing was stored (handlers.common.stored_in_time), so trying again makes one job, not a second.
+TRY_AGAIN = "Smart Resize couldn't save your request just now, so nothing was started: please try again in a moment."
 NOT_IN_DMS = not_in_dms("use `/resize` in a channel where the image is shared")
 
 

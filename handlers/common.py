@@ -19,6 +19,7 @@ from bot.jobs.model import JobSource, Trigger
 from bot.jobs.store import store_or_network_out_of_reach
 from bot.services import Services
 from bot.spec import ResizeSpec
+from bot.sqlite import writes_begin_within
 from bot.user_errors import UserError, slack_error_message
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,9 @@ MEMBERSHIP_CHECK_S = 1.0
 # Slack waits 3 s for the ack. A request not stored by then is not acked: Slack sends an event again (its event id
 # finds the job if the write landed after all), and a command or form is answered in time, asking to try again.
 STORE_DEADLINE_S = 2.0
+# A SQLite write must begin this much before the deadline or not at all, so that it has committed when the wait
+# ends: a command answered "try again" has then left nothing behind to become a second job when it is retyped.
+WRITE_BEGINS_BY_S = STORE_DEADLINE_S - 0.5
 _REPLIES = "smart_resize_replies"  # the Bolt context key the store step leaves its replies under
 
 
@@ -52,10 +56,12 @@ StoreStep = Callable[[dict[str, Any], dict[str, Any]], Awaitable[list[Reply]]]  
 
 async def stored_in_time(step: Awaitable[T]) -> T:
     """``step`` (which stores a job), within STORE_DEADLINE_S; NotStored, saying why, when the store fails or is
-    slower. Past the deadline the write may still land: what Slack sends again then finds it by its dedup key."""
+    slower. A SQLite write that could not begin in time is not made; PostgreSQL's is rolled back when the wait is
+    cancelled (one caught in its COMMIT may land: what Slack sends again then finds it by its event id)."""
     try:
-        async with asyncio.timeout(STORE_DEADLINE_S):
-            return await step
+        with writes_begin_within(WRITE_BEGINS_BY_S):
+            async with asyncio.timeout(STORE_DEADLINE_S):
+                return await step
     except Exception as error:
         if not store_or_network_out_of_reach(error):  # the deadline passing is a TimeoutError too
             raise

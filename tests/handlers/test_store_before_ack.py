@@ -79,7 +79,7 @@ async def test_an_event_not_stored_is_not_acked_and_its_redelivery_makes_one_job
     refused = [r.getMessage() for r in caplog.records if "not acknowledged" in r.getMessage()]
     assert refused == [
         f"event EvLocked ({surface.replace('file_share', 'message')}) not acknowledged, so Slack sends it again: "
-        "its job could not be stored (not stored within 2 s)"
+        "its job could not be stored (OperationalError: database is locked)"
     ]
     _no_traceback(caplog)
 
@@ -99,6 +99,39 @@ async def test_a_command_or_form_not_stored_is_told_to_try_again_in_time(
     assert command[0] == 200 and json.loads(command[1])["text"] == TRY_AGAIN
     assert form[0] == 200 and json.loads(form[1]) == {"response_action": "errors", "errors": {"presets": SUBMIT_AGAIN}}
     _no_traceback(caplog)
+
+
+async def test_a_command_told_to_try_again_left_nothing_behind_so_retyped_it_makes_one_job(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "a.jpg")])
+    db = tmp_path / "jobs.db"
+    async with running_app(slack, tmp_path) as app:
+        # The runner's start-up writes done first, so that the one waiting for the lock is the command's own.
+        await eventually(lambda: app.services.runner._pruned_at > 0)
+        await app.services.store.get("none")
+        other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")
+        released = asyncio.Event()
+
+        def release() -> None:
+            other.execute("ROLLBACK")
+            released.set()
+
+        # Let go past the app's deadline but well inside SQLite's own busy timeout (5 s), where a write still
+        # waiting for the lock would take it and land after the requester was told to try again.
+        asyncio.get_running_loop().call_later(2.6, release)
+        status, body = await app.command("64x64")
+        assert status == 200 and json.loads(body)["text"] == TRY_AGAIN
+        await released.wait()
+        await app.services.store.get("none")  # queued behind any write still waiting on the store's thread
+        assert _jobs(db) == 0
+        await app.command("64x64")  # retyped, as the answer asked
+        await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 1)
+        await app.services.runner.idle()
+        other.close()
+    assert _jobs(db) == 1
+    assert len(slack.calls_to("files.completeUploadExternal")) == 1
 
 
 async def test_in_socket_mode_an_event_not_stored_is_not_acked(slack: SlackEmulator, tmp_path: Path) -> None:
