@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import aiohttp
@@ -134,13 +134,14 @@ async def not_a_member(services: Services, channel: str) -> str | None:
     return None
 
 
-async def channel_spec(services: Services, channel: str) -> ResizeSpec:
-    """What a reaction or an upload in this channel asks for: its auto-resize sizes when it has them, else the
-    defaults, with every other option at its default."""
+async def channel_spec(services: Services, channel: str, asked: ResizeSpec | None = None) -> ResizeSpec:
+    """What a reaction or an upload in this channel asks for, or a mention that names no sizes (``asked``, whose
+    other options stand): the channel's auto-resize sizes when it has them, else the defaults. So a bare mention on
+    an upload there makes the upload's one job, not a second set of outputs in other sizes."""
     stored = await services.store.auto_sizes(channel)
     sizes = tuple(Size.parse(text) for text in stored or []) or services.grammar.default_sizes
     # Sizes stored under a higher cap than today's: the first ones that fit, rather than a job that can't run.
-    return ResizeSpec(sizes=sizes[: services.grammar.limits.max_outputs])
+    return replace(asked or ResizeSpec(sizes=()), sizes=sizes[: services.grammar.limits.max_outputs])
 
 
 async def submit_images(

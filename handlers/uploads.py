@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.grammar import HelpCommand, ResizeCommand
 from bot.services import Services
 from bot.user_errors import not_an_image
-from handlers.common import Reply, image_files, on_event, submit_images
+from handlers.common import Reply, channel_spec, image_files, on_event, submit_images
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -42,6 +42,7 @@ def register(app: AsyncApp, services: Services) -> None:
             )
             return [Reply(channel, user, nothing_started, thread_ts=reply_in)]
         replies = [Reply(channel, user, notes, thread_ts=reply_in)] if notes else []
+        spec = command.spec if command.sizes_named else await channel_spec(services, channel, command.spec)
         return replies + await submit_images(
             services,
             trigger="mention",
@@ -51,7 +52,7 @@ def register(app: AsyncApp, services: Services) -> None:
             message_ts=ts,
             thread_ts=reply_in or ts,
             files=files,
-            spec=command.spec,
+            spec=spec,
             event_id=body.get("event_id"),
         )
 

@@ -71,6 +71,24 @@ async def test_a_mention_in_an_auto_resize_channel_gets_the_sizes_it_asks_for(
     assert [u["title"] for u in slack.uploads_in_thread("C1", message["ts"])] == ["200x100"]
 
 
+async def test_a_mention_naming_no_sizes_in_an_auto_resize_channel_gets_the_channels_sizes_once(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    async with running_app(slack, tmp_path, DEFAULT_SIZES="300x300") as app:
+        await app.command("auto on 400x400", response_url=slack.response_url())
+        await eventually(lambda: len(slack.responses) == 1)
+        message = slack.post_user_message(
+            "C1", "U1", f"<@{BOT_USER}> as a PNG please", files=[slack.add_file(astronaut(), "launch.jpg")]
+        )
+        await app.event({**message, "channel": "C1", "channel_type": "channel"})
+        await app.event({**message, "type": "app_mention", "channel": "C1"})
+        await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 1)
+        await app.services.runner.idle()
+    [upload] = slack.uploads_in_thread("C1", message["ts"])
+    assert upload["title"] == "400x400"  # the channel's size, not the app's default
+    assert upload["bytes"].startswith(b"\x89PNG")  # and what the mention did ask for stands
+
+
 async def test_a_reaction_on_an_auto_resized_image_repeats_nothing_unless_the_sizes_changed(
     slack: SlackEmulator, tmp_path: Path
 ) -> None:
