@@ -9,13 +9,13 @@ import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
-from bot.engine import EngineError, Limits, Size, parse_size
+from bot.engine import EngineError, Limits, Size, output_pixels, parse_size
 from bot.engine.pool import default_workers
 from bot.jobs.source_links import derive_key
 from bot.presets import DEFAULT_GROUP, resolve_preset
@@ -105,9 +105,8 @@ class ServerSettings:
     # about this long (SMART_RESIZE_LEASE_SECONDS).
     lease_s: float = 60.0
     limits: Limits = field(default_factory=Limits)
-    # Work per request: pixels of all outputs together, and of a sync_mode request, whose every status answer
-    # carries them inline (base64, each image twice: output.media_url and images[]).
-    max_output_pixels: int = 100_000_000
+    # Work per request beyond limits.max_output_pixels (SMART_RESIZE_MAX_OUTPUT_MEGAPIXELS here): the pixels of a
+    # sync_mode request, whose every status answer carries them inline (base64, each image twice).
     sync_max_pixels: int = 16_000_000
     header_read_timeout_s: float = 10.0
     body_read_timeout_s: float = 30.0
@@ -161,6 +160,7 @@ class _Reader:
         return Limits(
             max_pixels=self.integer("MAX_IMAGE_MEGAPIXELS", 100, 1, 1000) * 1_000_000,
             max_outputs=self.integer("MAX_OUTPUTS_PER_REQUEST", Limits().max_outputs, 1, 100),
+            max_output_pixels=self.integer("MAX_OUTPUT_MEGAPIXELS", 100, 1, 10_000) * 1_000_000,
             max_input_bytes=self.integer("MAX_DOWNLOAD_MB", 50, 1, 1000) * 1024 * 1024,
             max_decoded_bytes=self.integer("MAX_DECODED_MB", 400, 16, 65536) * 1024 * 1024,
         )
@@ -219,7 +219,8 @@ class _Reader:
 
 
 def load_limits(env: Mapping[str, str] | None = None) -> Limits:
-    """The engine's caps (the CLI's settings): MAX_IMAGE_MEGAPIXELS, MAX_DOWNLOAD_MB, MAX_OUTPUTS_PER_REQUEST."""
+    """The engine's caps (the CLI's settings): MAX_IMAGE_MEGAPIXELS, MAX_DOWNLOAD_MB, MAX_OUTPUTS_PER_REQUEST,
+    MAX_OUTPUT_MEGAPIXELS, MAX_DECODED_MB."""
     read = _Reader(env)
     limits = read.limits()
     read.done()
@@ -257,8 +258,10 @@ def load_server_settings(env: Mapping[str, str] | None = None) -> ServerSettings
         allow_networks=read.allow_networks(),
         public_url=public_url,
         allowed_hosts=read.allowed_hosts(),
-        limits=read.limits(),
-        max_output_pixels=read.integer("SMART_RESIZE_MAX_OUTPUT_MEGAPIXELS", 100, 1, 10_000) * 1_000_000,
+        limits=replace(
+            read.limits(),
+            max_output_pixels=read.integer("SMART_RESIZE_MAX_OUTPUT_MEGAPIXELS", 100, 1, 10_000) * 1_000_000,
+        ),
         sync_max_pixels=read.integer("SMART_RESIZE_SYNC_MAX_MEGAPIXELS", 16, 1, 1000) * 1_000_000,
         header_read_timeout_s=header_timeout_s,
         body_read_timeout_s=body_timeout_s,
@@ -332,6 +335,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             f"DEFAULT_SIZES has {len(default_sizes)} sizes, more than one request may make "
             f"(MAX_SIZES_PER_REQUEST={max_sizes}, MAX_OUTPUTS_PER_REQUEST={limits.max_outputs}); name fewer sizes "
             "or raise those limits."
+        )
+    elif output_pixels(default_sizes, 1) > limits.max_output_pixels:
+        problems.append(
+            f"DEFAULT_SIZES make {output_pixels(default_sizes, 1) / 1e6:.1f} megapixels of images in all, more than "
+            f"one request may make (MAX_OUTPUT_MEGAPIXELS={limits.max_output_pixels // 1_000_000}); name fewer or "
+            "smaller sizes, or raise that limit."
         )
     reaction = (get("RESIZE_REACTION") or "frame_with_picture").strip(":")
     port = integer("PORT", 3000, 1, 65535)

@@ -46,6 +46,7 @@ from bot.engine import (
     Size,
     TooManyOutputs,
     check_output_count,
+    check_output_pixels,
     parse_focus,
     parse_size,
 )
@@ -424,6 +425,7 @@ class _Parser:
         except TooManyOutputs as error:
             self.problem(str(error), f"I kept the first {self.limits.max_outputs}.")
             sizes = sizes[: self.limits.max_outputs]
+        sizes, _ = self.within_pixels(sizes, 1)
         return AutoCommand("on", sizes, self.final_notes())
 
     def run(self, tokens: list[_Token]) -> None:
@@ -651,6 +653,22 @@ class _Parser:
             sizes = sizes[: self.max_sizes]
         return sizes
 
+    def within_pixels(self, sizes: tuple[Size, ...], variants: int) -> tuple[tuple[Size, ...], int]:
+        """``sizes`` and ``variants``, or as many of them as fit the output pixel cap (one image of each of the first
+        sizes), noted; a command is refused instead."""
+        try:
+            check_output_pixels(sizes, variants, self.limits)
+            return sizes, variants
+        except TooManyOutputs as error:
+            kept = 1
+            while (
+                kept < len(sizes)
+                and sum(s.width * s.height for s in sizes[: kept + 1]) <= self.limits.max_output_pixels
+            ):
+                kept += 1
+            self.problem(str(error), f"I made one image of each of the first {kept} size{'s' if kept > 1 else ''}.")
+            return sizes[:kept], 1
+
     def resize_command(self) -> ResizeCommand:
         sizes = self.final_sizes() or self.grammar.default_sizes
         variants = self.values.get("variants", 1)
@@ -662,6 +680,7 @@ class _Parser:
             self.problem(str(error), f"I made {fewer} variant{'s' if fewer > 1 else ''} per size.")
             variants = fewer
             sizes = sizes[: self.limits.max_outputs]
+        sizes, variants = self.within_pixels(sizes, variants)
         fields = {_FIELDS[name]: value for name, value in self.values.items()}
         spec = ResizeSpec(sizes=sizes, **{**fields, "variants": variants})
         return ResizeCommand(spec, url=self.url, notes=self.final_notes(), sizes_named=bool(self.sizes))

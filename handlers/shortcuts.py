@@ -12,7 +12,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.engine import Size, TooManyOutputs, check_output_count
+from bot.engine import Size, TooManyOutputs, check_output_count, check_output_pixels
 from bot.grammar import ParseError
 from bot.jobs.model import JobSource
 from bot.presets import PRESETS
@@ -145,4 +145,9 @@ def read_form(values: dict[str, Any], services: Services) -> tuple[dict[str, str
             check_output_count(len(spec.sizes), variants, grammar.limits)
         except TooManyOutputs as error:
             errors["variants"] = str(error)
+        else:
+            try:
+                check_output_pixels(spec.sizes, variants, grammar.limits)
+            except TooManyOutputs as error:
+                errors["sizes" if variants == 1 else "variants"] = str(error)
     return errors, spec

@@ -122,6 +122,7 @@ def test_errors_are_one_plain_line_and_a_non_zero_exit(tmp_path: Path) -> None:
         (["resize", str(photo), "--size", "100x100", "--seed", "five"], "invalid int value"),
         (["resize", str(photo), "--size", "100x100", "--variants", "11"], "between 1 and 10"),
         (["resize", str(photo), "--size", "social", "--variants", "6"], "MAX_OUTPUTS_PER_REQUEST"),
+        (["resize", str(photo), "--size", "8192x8192", "--size", "6000x6000"], "MAX_OUTPUT_MEGAPIXELS setting"),
         (["resize", str(photo), "--size", "100x100", "--out", str(text)], "is a file; give a folder"),
         (["resize", str(photo), "--size", "100x100", "--explain", str(tmp_path / "no" / "m.jpg")], "does not exist"),
         (["resize", str(photo), "--size", "100x100", "--explain", str(tmp_path)], "is a folder"),

@@ -85,6 +85,12 @@ def test_default_sizes_must_fit_in_one_request() -> None:
         "DEFAULT_SIZES has 5 sizes, more than one request may make (MAX_SIZES_PER_REQUEST=10, "
         "MAX_OUTPUTS_PER_REQUEST=4); name fewer sizes or raise those limits."
     ]
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**SOCKET, "DEFAULT_SIZES": "4000x3000,1920x1080", "MAX_OUTPUT_MEGAPIXELS": "12"})
+    assert caught.value.problems == [
+        "DEFAULT_SIZES make 14.1 megapixels of images in all, more than one request may make "
+        "(MAX_OUTPUT_MEGAPIXELS=12); name fewer or smaller sizes, or raise that limit."
+    ]
 
 
 def test_the_server_and_the_cli_read_the_same_caps() -> None:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.engine import MAX_VARIANTS, Limits, ResizeRequest, Size, validate
+from bot.engine import MAX_VARIANTS, Limits, ResizeRequest, Size, output_pixels, validate
 from bot.grammar import (
     EMPTY_COMMAND_REASON,
     MAX_SEED,
@@ -329,6 +329,53 @@ def test_too_many_outputs() -> None:
     assert parse_command("social youtube --variants 6", limits=Limits(max_outputs=40)) == command(
         sizes=(*DEFAULT_SIZES, Size(1280, 720), Size(2560, 1440)), variants=6
     )
+
+
+def test_too_many_output_pixels() -> None:
+    assert error_of("8192x8192 8000x8000") == (
+        "That would make 131.1 megapixels of images in all; the limit is 100 per request, so ask for fewer or "
+        "smaller sizes."
+    )
+    assert error_of("4096x4096 -n 3", limits=Limits(max_output_pixels=40_000_000)) == (
+        "That would make 50.3 megapixels of images in all; the limit is 40 per request, so ask for fewer or smaller "
+        "sizes."
+    )
+    assert error_of("auto on 8192x8192 8000x8000").startswith("That would make 131.1 megapixels")
+    # A mention does what fits and says so: one image of each of the first sizes that fit together.
+    mention = parse_mention("8000x8000 1000x1000 7000x7000 -n 2")
+    assert isinstance(mention, ResizeCommand)
+    assert (mention.spec.sizes, mention.spec.variants) == ((Size(8000, 8000), Size(1000, 1000)), 1)
+    assert mention.notes == (
+        "That would make 228 megapixels of images in all; the limit is 100 per request, so ask for fewer or "
+        "smaller sizes. I made one image of each of the first 2 sizes.",
+    )
+    # At the cap exactly is allowed.
+    assert parse_command("10000x10000", limits=Limits(max_side=10000)) == command(sizes=(Size(10000, 10000),))
+
+
+@given(
+    st.lists(st.tuples(st.integers(16, 8192), st.integers(16, 8192)), min_size=1, max_size=10),
+    st.integers(1, 2),
+    st.integers(1, 200),
+)
+def test_whatever_fits_the_pixel_cap_is_read_and_the_rest_refused(
+    sides: list[tuple[int, int]], variants: int, megapixels: int
+) -> None:
+    limits = Limits(max_output_pixels=megapixels * 1_000_000)
+    sizes = tuple(dict.fromkeys(Size(w, h) for w, h in sides))
+    text = " ".join(str(size) for size in sizes) + f" -n {variants}"
+    pixels = sum(size.width * size.height for size in sizes) * variants
+    if pixels <= limits.max_output_pixels:
+        assert parse_command(text, limits=limits).spec.sizes == sizes  # type: ignore[union-attr]
+    else:
+        assert "megapixels of images in all" in error_of(text, limits=limits)
+        kept = parse_mention(text, limits=limits)
+        assert isinstance(kept, ResizeCommand) and kept.spec.variants == 1
+        assert kept.spec.sizes == sizes[: len(kept.spec.sizes)]
+        fits = output_pixels(kept.spec.sizes, 1) <= limits.max_output_pixels
+        assert fits or len(kept.spec.sizes) == 1  # one size too big alone is kept, and refused when it runs
+        if fits and len(kept.spec.sizes) < len(sizes):  # and no more of them would have fitted
+            assert output_pixels(sizes[: len(kept.spec.sizes) + 1], 1) > limits.max_output_pixels
 
 
 def test_limits_are_the_callers() -> None:

@@ -16,7 +16,7 @@ from .errors import (
     UnsupportedFormat,
 )
 from .prompts import parse_focus
-from .sizes import check_output_count, parse_size
+from .sizes import check_output_count, check_output_pixels, output_pixels, parse_size
 from .types import Limits, Output, ResizeRequest, ResizeResult, Size
 
 __all__ = [
@@ -35,6 +35,8 @@ __all__ = [
     "TooManyOutputs",
     "UnsupportedFormat",
     "check_output_count",
+    "check_output_pixels",
+    "output_pixels",
     "parse_focus",
     "parse_size",
     "resize",

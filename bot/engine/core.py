@@ -17,7 +17,7 @@ from .framing import Framer, protected_faces, resolved_mode
 from .importance import ANALYSIS_LONG_SIDE, Analysis, analyse
 from .prompts import Fill, Hints, parse_prompt
 from .render import choose_format, encode, render
-from .sizes import check_output_count
+from .sizes import check_output_count, check_output_pixels
 from .types import (
     CONTENT_TYPES,
     FILL_CHOICES,
@@ -67,6 +67,7 @@ def validate(request: ResizeRequest, limits: Limits) -> None:
     if request.seed is not None and not 0 <= request.seed <= MAX_SEED:
         raise InvalidOption(f"The seed must be a whole number from 0 to {MAX_SEED}.")
     check_output_count(len(request.sizes), request.variants, limits)
+    check_output_pixels(request.sizes, request.variants, limits)
 
 
 def resize(

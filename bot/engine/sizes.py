@@ -1,8 +1,10 @@
-"""Sizes and how many outputs a request may make: one rule each, shared by the engine, the grammar and the server."""
+"""Sizes, and how many outputs and pixels a request may make: one rule each, shared by the engine, the grammar and
+the server."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from .errors import InvalidSize, TooManyOutputs
 from .types import Limits, Size
@@ -33,3 +35,23 @@ def check_output_count(sizes: int, variants: int, limits: Limits) -> None:
             f"{limits.max_outputs} per request, so ask for fewer sizes or variants.",
             setting="MAX_OUTPUTS_PER_REQUEST",
         )
+
+
+def output_pixels(sizes: Sequence[Size], variants: int) -> int:
+    return sum(size.width * size.height for size in sizes) * variants
+
+
+def check_output_pixels(sizes: Sequence[Size], variants: int, limits: Limits) -> None:
+    """The cap on all of a request's outputs together (each is made, encoded and kept until it is delivered), with
+    the one sentence every surface shows; TooManyOutputs if over."""
+    pixels = output_pixels(sizes, variants)
+    if pixels > limits.max_output_pixels:
+        raise TooManyOutputs(
+            f"That would make {_megapixels(pixels)} megapixels of images in all; the limit is "
+            f"{_megapixels(limits.max_output_pixels)} per request, so ask for fewer or smaller sizes.",
+            setting="MAX_OUTPUT_MEGAPIXELS",
+        )
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:.1f}".removesuffix(".0")

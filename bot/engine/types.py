@@ -51,11 +51,12 @@ class Limits:
     min_side: int = 16
     max_side: int = 8192
     max_outputs: int = 20  # sizes x variants; MAX_OUTPUTS_PER_REQUEST
+    max_output_pixels: int = 100_000_000  # every output of a request together; MAX_OUTPUT_MEGAPIXELS
     max_input_bytes: int = 50 * 1024 * 1024
     # What one decode may hold: the pixels as decoded (bit depth and bands count: 16-bit grey is 2 bytes a pixel,
     # float 4, RGB(A) 4 in Pillow's memory) plus a working copy of at most max_working_pixels. Together with the
     # process itself these keep a worker's source side under about 600 MB for anything the caps accept (the outputs,
-    # capped in count and sides only, come on top: README, "Memory").
+    # capped in count and pixels, come on top: README, "Memory").
     max_decoded_bytes: int = 400 * 1024 * 1024
     max_working_pixels: int = 24_000_000
 

@@ -206,6 +206,16 @@ def test_too_many_outputs_are_refused_before_decoding() -> None:
         resize(b"not even an image", request)
 
 
+def test_too_many_output_pixels_are_refused_before_decoding() -> None:
+    request = ResizeRequest(sizes=(Size(8192, 8192), Size(6000, 6000)))
+    with pytest.raises(TooManyOutputs, match=r"103.1 megapixels of images in all; the limit is 100 per") as caught:
+        resize(b"not even an image", request)
+    assert caught.value.setting == "MAX_OUTPUT_MEGAPIXELS"
+    # Under a deployment's own cap, the same request is within it.
+    with pytest.raises(NotAnImage):
+        resize(b"not even an image", request, Limits(max_output_pixels=200_000_000))
+
+
 def test_no_sizes_and_bad_options_are_refused() -> None:
     data = encode(photo(64, 64), "PNG")
     with pytest.raises(InvalidSize, match="at least one size"):

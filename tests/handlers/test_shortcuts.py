@@ -41,17 +41,22 @@ async def test_shortcut_modal_resizes_into_the_message_thread(slack: SlackEmulat
 
 async def test_modal_field_errors_are_shown_on_the_fields(slack: SlackEmulator, tmp_path: Path) -> None:
     message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "shot.jpg")])
-    async with running_app(slack, tmp_path, MAX_OUTPUTS_PER_REQUEST="4") as app:
+    async with running_app(slack, tmp_path, MAX_OUTPUTS_PER_REQUEST="4", MAX_OUTPUT_MEGAPIXELS="20") as app:
         await app.message_shortcut(message, user="U1")
         await eventually(lambda: len(slack.opened_views) == 1)
         view = slack.opened_views[0]
         _, bad_size = await app.submit_view(view, form_values(sizes="300 by 300"), user="U1")
         _, too_many = await app.submit_view(view, form_values(sizes="300x300 400x400 500x500", variants="2"), user="U1")
+        _, too_big = await app.submit_view(view, form_values(sizes="4000x3000 4000x3000 3000x3000"), user="U1")
         assert await app.services.store.recent_for_user("U1") == []
     bad = json.loads(bad_size)
     assert bad["response_action"] == "errors"
     assert "WIDTHxHEIGHT" in bad["errors"]["sizes"] or "size" in bad["errors"]["sizes"]
     assert "6 images (3 sizes x 2 variants); the limit is 4" in json.loads(too_many)["errors"]["variants"]
+    assert json.loads(too_big)["errors"] == {
+        "sizes": "That would make 21 megapixels of images in all; the limit is 20 per request, so ask for fewer or "
+        "smaller sizes."
+    }
 
 
 async def test_shortcut_on_a_message_without_images_says_so(slack: SlackEmulator, tmp_path: Path) -> None:

@@ -325,11 +325,12 @@ class SmartResizeServer:
         """The work one request may ask for, refused at submit: every output's pixels together, and for sync_mode
         what each status answer would carry inline."""
         pixels = sum(width * height for width, height in api_request.sizes) * api_request.num_images_per_size
-        if pixels > self.config.max_output_pixels:
+        cap = self.config.limits.max_output_pixels
+        if pixels > cap:
             raise ContractError(
                 "Too many pixels",
                 f"This request asks for {_megapixels(pixels)} megapixels of images in all; this server makes at most "
-                f"{_megapixels(self.config.max_output_pixels)} per request (SMART_RESIZE_MAX_OUTPUT_MEGAPIXELS). "
+                f"{_megapixels(cap)} per request (SMART_RESIZE_MAX_OUTPUT_MEGAPIXELS). "
                 "Ask for fewer or smaller images, or split the request",
             )
         if api_request.sync_mode and pixels > self.config.sync_max_pixels:

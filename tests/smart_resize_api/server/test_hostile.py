@@ -213,7 +213,7 @@ def test_any_body_parses_within_the_limits_or_is_the_contracts_400(raw: bytes) -
 async def test_too_many_pixels_is_refused_at_submit(api: tuple[TestServer, SmartResizeServer]) -> None:
     server, service = api
     url = f"http://127.0.0.1:{server.port}{PREFIX}/smart-resize-request"
-    assert (service.config.max_output_pixels, service.config.sync_max_pixels) == (100_000_000, 16_000_000)
+    assert (service.config.limits.max_output_pixels, service.config.sync_max_pixels) == (100_000_000, 16_000_000)
     huge = {"image_url": SOURCE, "target_sizes": ["8192x8192"] * 10}  # the 671 MP request
     inline = {"image_url": SOURCE, "target_sizes": ["2048x2048"] * 4, "sync_mode": True}  # 16.8 MP inline
     async with aiohttp.ClientSession() as session:
@@ -243,6 +243,6 @@ async def test_too_many_pixels_is_refused_at_submit(api: tuple[TestServer, Smart
 
 def test_the_caps_are_settings() -> None:
     config = load_server_settings({"SMART_RESIZE_MAX_OUTPUT_MEGAPIXELS": "40", "SMART_RESIZE_SYNC_MAX_MEGAPIXELS": "4"})
-    assert (config.max_output_pixels, config.sync_max_pixels) == (40_000_000, 4_000_000)
+    assert (config.limits.max_output_pixels, config.sync_max_pixels) == (40_000_000, 4_000_000)
     with pytest.raises(ConfigError, match="SMART_RESIZE_SYNC_MAX_MEGAPIXELS=0 is out of range"):
         load_server_settings({"SMART_RESIZE_SYNC_MAX_MEGAPIXELS": "0"})
