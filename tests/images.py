@@ -33,6 +33,17 @@ def astronaut() -> bytes:
     return (DATA / "astronaut.jpg").read_bytes()
 
 
+def astronaut_heic() -> bytes:
+    """The astronaut's top 384x288 as an iPhone stores a photo: HEIC, the pixels on their side, and the turn that
+    makes them upright beside them (HEIF's irot, and EXIF orientation 6)."""
+    return (DATA / "astronaut-sideways.heic").read_bytes()
+
+
+def logo_heic() -> bytes:
+    """A red disc on transparency, 240x120, as a HEIC with an alpha plane."""
+    return (DATA / "logo.heic").read_bytes()
+
+
 def sign() -> bytes:
     """A street sign of five lines of text (hand-labelled at (258, 20, 184, 246) of 800x600) and, at the right edge,
     a woman's profile (760, 382, 40, 44)."""

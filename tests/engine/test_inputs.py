@@ -22,7 +22,7 @@ from bot.engine import (
     UnsupportedFormat,
     resize,
 )
-from tests.images import encode, photo, png_header_only, with_exif_orientation
+from tests.images import astronaut, astronaut_heic, encode, logo_heic, photo, png_header_only, with_exif_orientation
 
 ONE = ResizeRequest(sizes=(Size(64, 64),))
 
@@ -141,7 +141,8 @@ def test_la_image_is_handled() -> None:
         (b"hello, this is text", NotAnImage, "isn't an image"),
         (b"<!DOCTYPE html><html><body>Sign in</body></html>", UnsupportedFormat, "web page"),
         (b"%PDF-1.7 ...", UnsupportedFormat, "PDF"),
-        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00", UnsupportedFormat, "HEIC"),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00", CorruptImage, "damaged or incomplete"),
+        (b"\x00\x00\x00\x18ftypavif\x00\x00\x00\x00", CorruptImage, "damaged or incomplete"),
         (b"<svg xmlns='http://www.w3.org/2000/svg'></svg>", UnsupportedFormat, "SVG"),
     ],
 )
@@ -167,6 +168,48 @@ def test_corrupt_png_is_refused() -> None:
     # A block missing from the middle of the compressed stream, as a broken transfer leaves it.
     with pytest.raises(CorruptImage, match="damaged or incomplete"):
         resize(data[:200] + data[1200:], ONE)
+
+
+def test_a_heic_photo_from_a_phone_is_read_upright() -> None:
+    upright = Image.open(io.BytesIO(astronaut())).convert("RGB").crop((0, 0, 384, 288))
+    decoded = _decoded(astronaut_heic(), ResizeRequest(sizes=(Size(384, 288),), mode="extend"))
+    assert decoded.size == (384, 288)
+    assert _mean_difference(decoded.convert("RGB"), upright) < 4  # turned once, not twice or not at all
+
+
+def test_an_avif_with_an_exif_turn_is_read_upright() -> None:
+    upright = Image.open(io.BytesIO(astronaut())).convert("RGB").crop((0, 0, 384, 288))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored on its side, as a camera writes it
+    data = encode(upright.transpose(Image.Transpose.ROTATE_90), "AVIF", quality=90, exif=exif.tobytes())
+    decoded = _decoded(data, ResizeRequest(sizes=(Size(384, 288),), mode="extend"))
+    assert decoded.size == (384, 288)
+    assert _mean_difference(decoded.convert("RGB"), upright) < 4
+
+
+def test_a_transparent_heic_stays_transparent() -> None:
+    decoded = _decoded(logo_heic(), ResizeRequest(sizes=(Size(120, 120),), output_format="png", mode="extend"))
+    assert decoded.mode == "RGBA"
+    alpha = np.asarray(decoded.getchannel("A"))
+    assert alpha[0, 0] == 0 and alpha[60, 60] == 255  # the corner clear, the disc solid
+
+
+def test_heic_and_avif_over_the_pixel_cap_are_refused_on_the_header() -> None:
+    avif = encode(photo(400, 300), "AVIF")
+    for data, size in ((astronaut_heic(), "384x288"), (avif, "400x300")):
+        with pytest.raises(ImageTooLarge, match=f"The image is {size}") as caught:
+            resize(data, ONE, Limits(max_pixels=50_000))
+        assert caught.value.setting == "MAX_IMAGE_MEGAPIXELS"
+
+
+def test_a_heic_cut_short_is_damaged_not_an_unknown_file() -> None:
+    data = astronaut_heic()
+    with pytest.raises(CorruptImage, match="damaged or incomplete"):
+        resize(data[: len(data) // 2], ONE)
+
+
+def _mean_difference(a: Image.Image, b: Image.Image) -> float:
+    return float(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).mean())
 
 
 def test_unsupported_image_format_names_the_alternatives() -> None:

@@ -6,12 +6,13 @@ import io
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from PIL import Image
 
-from tests.images import astronaut, encode, photo, png_header_only
+from tests.images import astronaut, astronaut_heic, encode, photo, png_header_only
 from tests.slack_api.emulator import BOT_USER, SlackEmulator
 from tests.slack_api.harness import eventually, form_values, running_app
 
@@ -52,6 +53,23 @@ def slack_token() -> str:
     from tests.slack_api.emulator import BOT_TOKEN
 
     return BOT_TOKEN
+
+
+async def test_a_heic_photo_from_an_iphone_comes_back_upright_as_jpeg(slack: SlackEmulator, tmp_path: Path) -> None:
+    file = slack.add_file(astronaut_heic(), "IMG_0042.HEIC", "image/heic")
+    message = slack.post_user_message("C1", "U1", f"<@{BOT_USER}> 384x288", files=[file])
+    async with running_app(slack, tmp_path) as app:
+        await app.event({**message, "type": "app_mention", "channel": "C1"})
+        await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 1)
+        await app.services.runner.idle()
+    [upload] = slack.uploads_in_thread("C1", message["ts"])
+    assert upload["name"] == "IMG_0042_384x288.jpg"
+    image = Image.open(io.BytesIO(upload["bytes"]))
+    assert (image.format, image.size) == ("JPEG", (384, 288))
+    # The photo as the phone shows it, whole: read on its side, a 4:3 output would be a crop or an extension of it.
+    upright = Image.open(io.BytesIO(astronaut())).convert("RGB").crop((0, 0, 384, 288))
+    difference = np.abs(np.asarray(image.convert("RGB"), np.float32) - np.asarray(upright, np.float32)).mean()
+    assert difference < 5
 
 
 async def test_mention_on_an_upload_resizes_each_image(slack: SlackEmulator, tmp_path: Path) -> None:
