@@ -14,10 +14,12 @@ from __future__ import annotations
 import io
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageCms, UnidentifiedImageError, features
+import numpy.typing as npt
+from PIL import Image, ImageCms, JpegImagePlugin, UnidentifiedImageError, features
 
 from .errors import CorruptImage, ImageTooLarge, NotAnImage, UnsupportedFormat
 from .types import Limits, Size
@@ -199,6 +201,11 @@ def decode(probed: Probe, min_scale: float, limits: Limits) -> Decoded:
             warnings.simplefilter("ignore")
             image.load()
         alpha = None if key is None else _keyed_alpha(image, key)
+        if probed.source_format in ("JPEG", "MPO") and _cut_short(image, scale):
+            notes.append(
+                "The image file looks cut short (its bottom is plain grey, which is how a decoder fills what a file "
+                "lacks); if the results show a grey band, export the image again and use that file."
+            )
         factor = _reduce_factor(image.size, scale, min_scale, limits.max_working_pixels)
         if factor > 1:
             reduced = _reduce(image, factor)
@@ -227,6 +234,55 @@ def decode(probed: Probe, min_scale: float, limits: Limits) -> Decoded:
 
 
 _KEYED_MODES = ("L", "RGB", "I;16", "I;16B", "I;16L", "I;16N", "I")
+_MID_GREY = 128  # a JPEG block with every coefficient zero
+
+
+def _cut_short(image: Image.Image, scale: float) -> bool:
+    """A JPEG cut short and closed with an end marker (Pillow refuses one without) decodes without an error, the
+    missing blocks filled with exact mid-grey from where the data stopped: the rest of one row of blocks (MCUs), then
+    whole rows to the bottom. That step is the sign: every pixel row of the last row of blocks grey from the same
+    block boundary to its right end, and not before it. A grey border a designer drew has no such step (at most a
+    row the chroma blurs into). ``scale``: decoded pixels per stored pixel (a drafted decode shrinks the blocks)."""
+    width, height = image.size
+    if image.mode not in ("RGB", "L", "CMYK") or height < 4 or width < 2:
+        return False
+    sampling = JpegImagePlugin.get_sampling(image)  # 4:2:0 and 4:2:2 blocks are 16 px wide, 4:2:0 16 px tall too
+    block_w = max(1, round((8 if sampling <= 0 else 16) * scale))
+    block_h = max(1, round((16 if sampling == 2 else 8) * scale))
+
+    def grey_rows(top: int, bottom: int) -> npt.NDArray[np.bool_]:
+        strip = np.asarray(image.crop((0, top, width, bottom)).convert("L" if image.mode == "L" else "RGB"))
+        return (strip.reshape(bottom - top, width, -1) == _MID_GREY).all(axis=2)
+
+    if not grey_rows(height - 2, height).all():
+        return False
+    bottom = height - 2
+    while bottom > 0:  # up to the last row that is not all grey
+        top = max(0, bottom - 16)
+        whole = grey_rows(top, bottom).all(axis=1)
+        if not whole.all():
+            last = top + int(np.flatnonzero(~whole)[-1])
+            # Chroma upsampling blurs a pixel row across each edge of a block row, and a pixel across each block's
+            # left edge: the step is looked for without its block row's first row, and on the row above the lowest
+            # one that is not all grey as well as on it, with a pixel of slack at the block boundary.
+            return any(_grey_step(grey_rows, end, max(1, block_h - 2), block_w, width) for end in (last, last - 1))
+        bottom = top
+    return False  # a wholly grey image
+
+
+def _grey_step(
+    grey_rows: Callable[[int, int], npt.NDArray[np.bool_]], end: int, count: int, block_w: int, width: int
+) -> bool:
+    """Whether the ``count`` pixel rows up to ``end`` are grey from one block boundary to their right end, and only
+    there."""
+    if end - count + 1 < 0:
+        return False
+    step = grey_rows(end - count + 1, end + 1)
+    start = int(np.argmin(step[-1][::-1])) if step[-1][-1] else 0  # the grey run at the right end
+    edge = width - start
+    if start == 0 or edge == 0 or edge % block_w > 1:
+        return False
+    return bool(step[:, edge:].all() and not step[:, :edge].any())
 
 
 def _keyed_alpha(image: Image.Image, key: object) -> Image.Image | None:

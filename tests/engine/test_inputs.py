@@ -163,6 +163,28 @@ def test_truncated_jpeg_is_refused(width: int, height: int, size: Size) -> None:
         resize(data[: len(data) // 2], ResizeRequest(sizes=(size,)))
 
 
+@pytest.mark.parametrize("kept", [0.3, 0.6, 0.9])
+@pytest.mark.parametrize("size", [Size(64, 64), Size(384, 384)], ids=["drafted", "full size"])
+def test_a_jpeg_cut_short_and_closed_with_an_end_marker_is_said_to_be(kept: float, size: Size) -> None:
+    # Pillow refuses a JPEG cut short, unless something closed it with an end marker: then the rest is grey.
+    data = astronaut()
+    result = resize(data[: int(len(data) * kept)] + b"\xff\xd9", ResizeRequest(sizes=(size,)))
+    assert any("looks cut short" in note for note in result.notes), result.notes
+
+
+@pytest.mark.parametrize("case", ["whole", "grey border", "all grey"])
+def test_a_whole_jpeg_with_grey_in_it_is_not_said_to_be_cut_short(case: str) -> None:
+    image = Image.open(io.BytesIO(astronaut())).convert("RGB")
+    if case == "grey border":  # #808080, the mid-grey a truncated file shows, drawn across the bottom by a designer
+        image.paste((128, 128, 128), (0, 320, 384, 384))
+    if case == "all grey":
+        image = Image.new("RGB", (200, 120), (128, 128, 128))
+    for subsampling in (0, 2):  # 4:4:4 and 4:2:0, whose chroma blurs into the grey
+        for size in (Size(64, 64), Size(384, 384)):
+            data = encode(image, "JPEG", quality=95, subsampling=subsampling)
+            assert not any("cut short" in note for note in resize(data, ResizeRequest(sizes=(size,))).notes)
+
+
 def test_corrupt_png_is_refused() -> None:
     data = encode(photo(100, 100), "PNG")
     # A block missing from the middle of the compressed stream, as a broken transfer leaves it.
