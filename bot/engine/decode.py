@@ -71,12 +71,22 @@ class Probe:
     source_format: str
 
 
+_AV1_BRANDS = {b"avif", b"avis"}
+_HEVC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"}
+_ISOBMFF_IMAGE_BRANDS = {b"mif1", b"msf1"}  # "an image file", of either codec
+
+
 def _container_format(head: bytes) -> str | None:
-    """HEIF or AVIF by the brand in the file's first box, which is there even when the rest is not."""
-    if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypmsf1", b"ftyphevc"):
-        return "HEIF"
-    if head[4:12] in (b"ftypavif", b"ftypavis"):
+    """HEIF (HEVC) or AVIF (AV1) by the brands in the file's first box, there even when the rest of the file is not.
+    A file may name the generic image brand (mif1) first and its codec among the compatible brands after it."""
+    if head[4:8] != b"ftyp" or len(head) < 12:
+        return None
+    size = int.from_bytes(head[:4], "big")
+    brands = {head[8:12]} | {head[at : at + 4] for at in range(16, min(size, len(head)) - 3, 4)}
+    if brands & _AV1_BRANDS:
         return "AVIF"
+    if brands & (_HEVC_BRANDS | _ISOBMFF_IMAGE_BRANDS):
+        return "HEIF"
     return None
 
 
@@ -110,14 +120,24 @@ def probe(data: bytes, limits: Limits) -> Probe:
     sniffed = _sniff_unsupported(data)
     if sniffed:
         raise UnsupportedFormat(sniffed)
+    container = _container_format(data[:64])
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            image = Image.open(io.BytesIO(data))
+            # Opened by the plugin for its codec only: both would claim a file whose first brand is mif1.
+            image = Image.open(io.BytesIO(data), formats=[container] if container else None)
     except UnidentifiedImageError:
-        if _container_format(data[:64]) is not None:  # a HEIC or AVIF whose boxes are cut short or broken
+        if container is not None:  # a HEIC or AVIF whose boxes are cut short or broken
             raise CorruptImage("The image file is damaged or incomplete; export it again and retry.") from None
         raise NotAnImage(f"That file isn't an image I can read; use a {_FORMAT_NAMES} file.") from None
+    except RuntimeError:
+        if container is None:
+            raise
+        # libheif's answer to an item coded in something it was not built with (JPEG, VVC, uncompressed in HEIF).
+        raise UnsupportedFormat(
+            f"This {'HEIC' if container == 'HEIF' else container} file is compressed in a way I can't read; export "
+            "it as JPEG or PNG and try again."
+        ) from None
     except _DECODE_ERRORS:
         raise CorruptImage("The image file is damaged or incomplete; export it again and retry.") from None
     if image.format not in SUPPORTED_FORMATS:

@@ -7,6 +7,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image, ImageCms
 
 from bot.engine import (
@@ -22,6 +24,7 @@ from bot.engine import (
     UnsupportedFormat,
     resize,
 )
+from bot.engine.decode import _container_format
 from tests.images import astronaut, astronaut_heic, encode, logo_heic, photo, png_header_only, with_exif_orientation
 
 ONE = ResizeRequest(sizes=(Size(64, 64),))
@@ -222,6 +225,36 @@ def test_heic_and_avif_over_the_pixel_cap_are_refused_on_the_header() -> None:
         with pytest.raises(ImageTooLarge, match=f"The image is {size}") as caught:
             resize(data, ONE, Limits(max_pixels=50_000))
         assert caught.value.setting == "MAX_IMAGE_MEGAPIXELS"
+
+
+def test_an_avif_whose_first_brand_is_the_generic_image_one_is_read_as_avif() -> None:
+    # ftyp "mif1" first, "avif" among the compatible brands: the HEIF reader would claim it and fail on AV1.
+    data = encode(photo(200, 150), "AVIF")
+    assert data[4:12] == b"ftypavif" and b"mif1" in data[16:32]
+    generic_first = data[:8] + b"mif1" + data[12:]
+    assert _decoded(generic_first, ResizeRequest(sizes=(Size(100, 75),), output_format="png")).size == (100, 75)
+
+
+_BRANDS = st.sampled_from([b"avif", b"avis", b"heic", b"heix", b"mif1", b"msf1", b"miaf", b"MA1B", b"isom", b"mp42"])
+
+
+@given(st.binary(max_size=80))
+def test_the_container_sniff_takes_any_bytes(head: bytes) -> None:
+    assert _container_format(head) in (None, "HEIF", "AVIF")
+
+
+@given(_BRANDS, st.lists(_BRANDS, max_size=10))
+def test_the_container_is_named_by_its_codecs_brand_wherever_it_is_listed(
+    major: bytes, compatible: list[bytes]
+) -> None:
+    box = b"ftyp" + major + b"\x00\x00\x00\x00" + b"".join(compatible)
+    head = (len(box) + 4).to_bytes(4, "big") + box
+    brands = {major, *compatible}
+    expected = (
+        "AVIF" if brands & {b"avif", b"avis"} else "HEIF" if brands & {b"heic", b"heix", b"mif1", b"msf1"} else None
+    )
+    assert len(head) <= 64  # all of it within what the probe reads
+    assert _container_format(head) == expected
 
 
 def test_a_heic_cut_short_is_damaged_not_an_unknown_file() -> None:
