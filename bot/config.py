@@ -9,7 +9,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -156,11 +156,11 @@ class _Reader:
             self.problems.append(str(error))
             return default
 
-    def limits(self) -> Limits:
+    def limits(self, output_pixels_setting: str = "MAX_OUTPUT_MEGAPIXELS") -> Limits:
         return Limits(
             max_pixels=self.integer("MAX_IMAGE_MEGAPIXELS", 100, 1, 1000) * 1_000_000,
             max_outputs=self.integer("MAX_OUTPUTS_PER_REQUEST", Limits().max_outputs, 1, 100),
-            max_output_pixels=self.integer("MAX_OUTPUT_MEGAPIXELS", 100, 1, 10_000) * 1_000_000,
+            max_output_pixels=self.integer(output_pixels_setting, 100, 1, 10_000) * 1_000_000,
             max_input_bytes=self.integer("MAX_DOWNLOAD_MB", 50, 1, 1000) * 1024 * 1024,
             max_decoded_bytes=self.integer("MAX_DECODED_MB", 400, 16, 65536) * 1024 * 1024,
         )
@@ -258,10 +258,7 @@ def load_server_settings(env: Mapping[str, str] | None = None) -> ServerSettings
         allow_networks=read.allow_networks(),
         public_url=public_url,
         allowed_hosts=read.allowed_hosts(),
-        limits=replace(
-            read.limits(),
-            max_output_pixels=read.integer("SMART_RESIZE_MAX_OUTPUT_MEGAPIXELS", 100, 1, 10_000) * 1_000_000,
-        ),
+        limits=read.limits(output_pixels_setting="SMART_RESIZE_MAX_OUTPUT_MEGAPIXELS"),
         sync_max_pixels=read.integer("SMART_RESIZE_SYNC_MAX_MEGAPIXELS", 16, 1, 1000) * 1_000_000,
         header_read_timeout_s=header_timeout_s,
         body_read_timeout_s=body_timeout_s,

@@ -40,13 +40,12 @@ from typing import Any, Literal, TypeAlias
 
 from bot.engine import (
     MAX_VARIANTS,
+    Fitted,
     InvalidOption,
     InvalidSize,
     Limits,
     Size,
-    TooManyOutputs,
-    check_output_count,
-    check_output_pixels,
+    fit_outputs,
     parse_focus,
     parse_size,
 )
@@ -419,13 +418,7 @@ class _Parser:
             )
         if self.help:
             return HelpCommand()
-        sizes = self.final_sizes()
-        try:  # each upload will make one image per size
-            check_output_count(len(sizes), 1, self.limits)
-        except TooManyOutputs as error:
-            self.problem(str(error), f"I kept the first {self.limits.max_outputs}.")
-            sizes = sizes[: self.limits.max_outputs]
-        sizes, _ = self.within_pixels(sizes, 1)
+        sizes = self.fitted(self.final_sizes(), 1).sizes  # each upload will make one image per size
         return AutoCommand("on", sizes, self.final_notes())
 
     def run(self, tokens: list[_Token]) -> None:
@@ -653,36 +646,20 @@ class _Parser:
             sizes = sizes[: self.max_sizes]
         return sizes
 
-    def within_pixels(self, sizes: tuple[Size, ...], variants: int) -> tuple[tuple[Size, ...], int]:
-        """``sizes`` and ``variants``, or as many of them as fit the output pixel cap (one image of each of the first
-        sizes), noted; a command is refused instead."""
-        try:
-            check_output_pixels(sizes, variants, self.limits)
-            return sizes, variants
-        except TooManyOutputs as error:
-            kept = 1
-            while (
-                kept < len(sizes)
-                and sum(s.width * s.height for s in sizes[: kept + 1]) <= self.limits.max_output_pixels
-            ):
-                kept += 1
-            self.problem(str(error), f"I made one image of each of the first {kept} size{'s' if kept > 1 else ''}.")
-            return sizes[:kept], 1
+    def fitted(self, sizes: tuple[Size, ...], variants: int) -> Fitted:
+        """What fits the output caps (bot.engine.fit_outputs), each cut noted; a command is refused instead."""
+        fitted = fit_outputs(sizes, variants, self.limits)
+        for message, made_instead in fitted.cuts:
+            self.problem(message, made_instead)
+        return fitted
 
     def resize_command(self) -> ResizeCommand:
         sizes = self.final_sizes() or self.grammar.default_sizes
         variants = self.values.get("variants", 1)
         assert isinstance(variants, int)
-        try:
-            check_output_count(len(sizes), variants, self.limits)
-        except TooManyOutputs as error:
-            fewer = max(1, self.limits.max_outputs // len(sizes))
-            self.problem(str(error), f"I made {fewer} variant{'s' if fewer > 1 else ''} per size.")
-            variants = fewer
-            sizes = sizes[: self.limits.max_outputs]
-        sizes, variants = self.within_pixels(sizes, variants)
+        fitted = self.fitted(sizes, variants)
         fields = {_FIELDS[name]: value for name, value in self.values.items()}
-        spec = ResizeSpec(sizes=sizes, **{**fields, "variants": variants})
+        spec = ResizeSpec(sizes=fitted.sizes, **{**fields, "variants": fitted.variants})
         return ResizeCommand(spec, url=self.url, notes=self.final_notes(), sizes_named=bool(self.sizes))
 
 

@@ -187,7 +187,15 @@ class Database:
                 raise
             return result
 
-        return await asyncio.get_running_loop().run_in_executor(self._thread, run)
+        started = self._thread.submit(run)
+        try:
+            return await asyncio.wrap_future(started)
+        except asyncio.CancelledError:
+            if deadline is None or started.cancel():  # not begun: nothing is written
+                raise
+            # Begun before its deadline, or about to find it has none left: what it does stands, so it is waited for
+            # (briefly: only the write itself is left) and told, not left to land behind a caller told it did not.
+            return await asyncio.wrap_future(started)
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)  # lets queued calls finish first

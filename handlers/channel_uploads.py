@@ -7,6 +7,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
+from bot.user_errors import UserError
 from handlers.common import Reply, channel_spec, image_files, on_event, submit_images
 
 
@@ -21,6 +22,10 @@ def register(app: AsyncApp, services: Services) -> None:
         if f"<@{await services.delivery.bot_user_id()}>" in event.get("text", ""):
             return []  # a mention of the app: its handler takes the upload, with the sizes it asks for
         ts, user = event["ts"], event.get("user", "")
+        try:
+            spec, _ = await channel_spec(services, channel)  # its sizes fitted to today's caps, quietly
+        except UserError as error:
+            return [Reply(channel, user, str(error))]
         return await submit_images(
             services,
             trigger="auto",
@@ -30,7 +35,7 @@ def register(app: AsyncApp, services: Services) -> None:
             message_ts=ts,
             thread_ts=event.get("thread_ts") or ts,
             files=files,
-            spec=await channel_spec(services, channel),
+            spec=spec,
             event_id=body.get("event_id"),
         )
 

@@ -14,7 +14,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 
-from bot.engine import Size
+from bot.engine import Size, fit_outputs
 from bot.jobs.model import JobSource, Trigger
 from bot.jobs.store import store_or_network_out_of_reach
 from bot.services import Services
@@ -56,8 +56,9 @@ StoreStep = Callable[[dict[str, Any], dict[str, Any]], Awaitable[list[Reply]]]  
 
 async def stored_in_time(step: Awaitable[T]) -> T:
     """``step`` (which stores a job), within STORE_DEADLINE_S; NotStored, saying why, when the store fails or is
-    slower. A SQLite write that could not begin in time is not made; PostgreSQL's is rolled back when the wait is
-    cancelled (one caught in its COMMIT may land: what Slack sends again then finds it by its event id)."""
+    slower. A SQLite write that could not begin in time is not made, and one that began is waited for and its outcome
+    returned (bot.sqlite.Database.transaction); PostgreSQL's is rolled back when the wait is cancelled (one caught in
+    its COMMIT may land: what Slack sends again then finds it by its event id)."""
     try:
         with writes_begin_within(WRITE_BEGINS_BY_S):
             async with asyncio.timeout(STORE_DEADLINE_S):
@@ -134,14 +135,25 @@ async def not_a_member(services: Services, channel: str) -> str | None:
     return None
 
 
-async def channel_spec(services: Services, channel: str, asked: ResizeSpec | None = None) -> ResizeSpec:
+async def channel_spec(
+    services: Services, channel: str, asked: ResizeSpec | None = None
+) -> tuple[ResizeSpec, tuple[str, ...]]:
     """What a reaction or an upload in this channel asks for, or a mention that names no sizes (``asked``, whose
     other options stand): the channel's auto-resize sizes when it has them, else the defaults. So a bare mention on
-    an upload there makes the upload's one job, not a second set of outputs in other sizes."""
+    an upload there makes the upload's one job, not a second set of outputs in other sizes. Sizes stored under
+    higher caps than today's (or with the mention's variants) are fitted to them, as a mention's own are, with the
+    notes saying so; UserError when not one image fits."""
     stored = await services.store.auto_sizes(channel)
     sizes = tuple(Size.parse(text) for text in stored or []) or services.grammar.default_sizes
-    # Sizes stored under a higher cap than today's: the first ones that fit, rather than a job that can't run.
-    return replace(asked or ResizeSpec(sizes=()), sizes=sizes[: services.grammar.limits.max_outputs])
+    base = asked or ResizeSpec(sizes=())
+    fitted = fit_outputs(sizes, base.variants, services.grammar.limits)
+    if not fitted.sizes:
+        raise UserError(
+            f"{fitted.cuts[0][0]} This channel's auto-resize sizes are over it: a member can set smaller ones with "
+            "`/resize auto on SIZES`."
+        )
+    notes = tuple(f"{message} {made_instead}" for message, made_instead in fitted.cuts)
+    return replace(base, sizes=fitted.sizes, variants=fitted.variants), notes
 
 
 async def submit_images(

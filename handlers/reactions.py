@@ -10,7 +10,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from bot.services import Services
-from bot.user_errors import user_message
+from bot.user_errors import UserError, user_message
 from handlers.common import Reply, channel_spec, image_files, on_event, submit_images
 
 
@@ -31,6 +31,10 @@ def register(app: AsyncApp, services: Services) -> None:
         if not message or not files:
             no_image = f"That message has no image to resize; add :{reaction}: to a message with a photo."
             return [Reply(channel, user, no_image)]
+        try:
+            spec, _ = await channel_spec(services, channel)
+        except UserError as error:
+            return [Reply(channel, user, str(error))]
         return await submit_images(
             services,
             trigger="reaction",
@@ -40,7 +44,7 @@ def register(app: AsyncApp, services: Services) -> None:
             message_ts=ts,
             thread_ts=message.get("thread_ts") or ts,
             files=files,
-            spec=await channel_spec(services, channel),
+            spec=spec,
             event_id=body.get("event_id"),
         )
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.engine import Size, TooManyOutputs, check_output_count, check_output_pixels
+from bot.engine import Size, TooManyOutputs, check_output_count, check_output_pixels, output_pixels
 from bot.grammar import ParseError
 from bot.jobs.model import JobSource
 from bot.presets import PRESETS
@@ -149,5 +149,7 @@ def read_form(values: dict[str, Any], services: Services) -> tuple[dict[str, str
             try:
                 check_output_pixels(spec.sizes, variants, grammar.limits)
             except TooManyOutputs as error:
-                errors["sizes" if variants == 1 else "variants"] = str(error)
+                # Under the sizes when one image of each is already too much; else fewer variants would do.
+                one_each = output_pixels(spec.sizes, 1) > grammar.limits.max_output_pixels
+                errors["sizes" if one_each else "variants"] = str(error)
     return errors, spec

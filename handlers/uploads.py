@@ -8,7 +8,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.grammar import HelpCommand, ResizeCommand
 from bot.services import Services
-from bot.user_errors import not_an_image
+from bot.user_errors import UserError, not_an_image
 from handlers.common import Reply, channel_spec, image_files, on_event, submit_images
 
 
@@ -33,16 +33,23 @@ def register(app: AsyncApp, services: Services) -> None:
                 )
             return [Reply(channel, user, answer, thread_ts=reply_in)]
         command = parsed if isinstance(parsed, ResizeCommand) else grammar.default_command()
-        notes = " ".join(parsed.notes)
-        if notes and not command.sizes_named:
-            # Every size asked for was unusable: the defaults would be a guess the user did not make.
+        notes = list(parsed.notes)
+        spec = command.spec
+        if not command.sizes_named:
+            try:
+                spec, channel_notes = await channel_spec(services, channel, command.spec)
+            except UserError as error:
+                return [Reply(channel, user, str(error), thread_ts=reply_in)]
+            notes += channel_notes
+        if (parsed.notes and not command.sizes_named) or not spec.sizes:
+            # Every size asked for was unusable (or none fits the caps): the defaults would be a guess the user
+            # did not make.
             nothing_started = (
-                f"{notes} Nothing started: mention me again with sizes like `1080x1080` or a preset "
+                f"{' '.join(notes)} Nothing started: mention me again with sizes like `1080x1080` or a preset "
                 "(`/resize help` lists them)."
             )
             return [Reply(channel, user, nothing_started, thread_ts=reply_in)]
-        replies = [Reply(channel, user, notes, thread_ts=reply_in)] if notes else []
-        spec = command.spec if command.sizes_named else await channel_spec(services, channel, command.spec)
+        replies = [Reply(channel, user, " ".join(notes), thread_ts=reply_in)] if notes else []
         return replies + await submit_images(
             services,
             trigger="mention",

@@ -78,6 +78,13 @@ def test_python_m_bot_without_tokens_says_what_is_missing(tmp_path: Path) -> Non
     assert "Bot User OAuth Token" in result.stderr
 
 
+def test_each_surface_reads_its_own_output_pixel_cap() -> None:
+    # The app and the CLI read MAX_OUTPUT_MEGAPIXELS; smart-resize serve its own setting, and only that.
+    assert load_limits({"MAX_OUTPUT_MEGAPIXELS": "30"}).max_output_pixels == 30_000_000
+    server = load_server_settings({"MAX_OUTPUT_MEGAPIXELS": "lots", "SMART_RESIZE_MAX_OUTPUT_MEGAPIXELS": "40"})
+    assert server.limits.max_output_pixels == 40_000_000
+
+
 def test_default_sizes_must_fit_in_one_request() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings({**SOCKET, "DEFAULT_SIZES": "social instagram", "MAX_OUTPUTS_PER_REQUEST": "4"})

@@ -333,14 +333,14 @@ def test_too_many_outputs() -> None:
 
 def test_too_many_output_pixels() -> None:
     assert error_of("8192x8192 8000x8000") == (
-        "That would make 131.1 megapixels of images in all; the limit is 100 per request, so ask for fewer or "
+        "That would make 131.2 megapixels of images in all; the limit is 100 per request, so ask for fewer or "
         "smaller sizes."
     )
     assert error_of("4096x4096 -n 3", limits=Limits(max_output_pixels=40_000_000)) == (
-        "That would make 50.3 megapixels of images in all; the limit is 40 per request, so ask for fewer or smaller "
+        "That would make 50.4 megapixels of images in all; the limit is 40 per request, so ask for fewer or smaller "
         "sizes."
     )
-    assert error_of("auto on 8192x8192 8000x8000").startswith("That would make 131.1 megapixels")
+    assert error_of("auto on 8192x8192 8000x8000").startswith("That would make 131.2 megapixels")
     # A mention does what fits and says so: one image of each of the first sizes that fit together.
     mention = parse_mention("8000x8000 1000x1000 7000x7000 -n 2")
     assert isinstance(mention, ResizeCommand)
@@ -355,27 +355,31 @@ def test_too_many_output_pixels() -> None:
 
 @given(
     st.lists(st.tuples(st.integers(16, 8192), st.integers(16, 8192)), min_size=1, max_size=10),
-    st.integers(1, 2),
+    st.integers(1, 4),
     st.integers(1, 200),
 )
 def test_whatever_fits_the_pixel_cap_is_read_and_the_rest_refused(
     sides: list[tuple[int, int]], variants: int, megapixels: int
 ) -> None:
     limits = Limits(max_output_pixels=megapixels * 1_000_000)
+    cap = limits.max_output_pixels
     sizes = tuple(dict.fromkeys(Size(w, h) for w, h in sides))
     text = " ".join(str(size) for size in sizes) + f" -n {variants}"
-    pixels = sum(size.width * size.height for size in sizes) * variants
-    if pixels <= limits.max_output_pixels:
+    if len(sizes) * variants > limits.max_outputs:
+        return  # the count's cap, tested above
+    if output_pixels(sizes, variants) <= cap:
         assert parse_command(text, limits=limits).spec.sizes == sizes  # type: ignore[union-attr]
-    else:
-        assert "megapixels of images in all" in error_of(text, limits=limits)
-        kept = parse_mention(text, limits=limits)
-        assert isinstance(kept, ResizeCommand) and kept.spec.variants == 1
-        assert kept.spec.sizes == sizes[: len(kept.spec.sizes)]
-        fits = output_pixels(kept.spec.sizes, 1) <= limits.max_output_pixels
-        assert fits or len(kept.spec.sizes) == 1  # one size too big alone is kept, and refused when it runs
-        if fits and len(kept.spec.sizes) < len(sizes):  # and no more of them would have fitted
-            assert output_pixels(sizes[: len(kept.spec.sizes) + 1], 1) > limits.max_output_pixels
+        return
+    assert "megapixels of images in all" in error_of(text, limits=limits)
+    kept = parse_mention(text, limits=limits)
+    assert isinstance(kept, ResizeCommand)
+    made = kept.spec.sizes
+    if output_pixels(sizes, 1) <= cap:  # every size fits once: as many variants of all of them as fit
+        assert made == sizes and kept.spec.variants == cap // output_pixels(sizes, 1) < variants
+    else:  # one image each of the longest run of first sizes that fits, maybe none
+        assert kept.spec.variants == 1 and made == sizes[: len(made)]
+        assert output_pixels(made, 1) <= cap < output_pixels(sizes[: len(made) + 1], 1)
+    assert len(kept.notes) == 1 and kept.notes[0].startswith("That would make")
 
 
 def test_limits_are_the_callers() -> None:
@@ -689,8 +693,8 @@ def _requests(draw: st.DrawFn) -> tuple[str, ResizeCommand]:
             wanted += resolve_preset(name) or []
             named.append(("preset", draw(_spellings(name))))
     unique = tuple(dict.fromkeys(wanted))
-    if len(unique) > MAX_SIZES:
-        unique, named = (), []
+    if len(unique) > MAX_SIZES or output_pixels(unique, 1) > Limits().max_output_pixels:
+        unique, named = (), []  # refused or trimmed: test_too_many_sizes and test_too_many_output_pixels
     expected: dict[str, object] = {"sizes": unique}
     others: list[tuple[str, str]] = []
 
@@ -709,7 +713,10 @@ def _requests(draw: st.DrawFn) -> tuple[str, ResizeCommand]:
         spelling = draw(st.sampled_from([mode, mode.upper()]))
         others.append(("option", _option(draw, "mode", spelling, alone=mode != "auto")))
     if draw(st.booleans()):
-        most = min(MAX_VARIANTS, Limits().max_outputs // (len(unique) or len(DEFAULT_SIZES)))
+        made = unique or DEFAULT_SIZES
+        most = min(
+            MAX_VARIANTS, Limits().max_outputs // len(made), Limits().max_output_pixels // output_pixels(made, 1)
+        )
         expected["variants"] = variants = draw(st.integers(1, most))
         others.append(("option", _option(draw, "variants", str(variants))))
     if draw(st.booleans()):

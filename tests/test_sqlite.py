@@ -75,3 +75,40 @@ async def test_a_write_queued_past_its_time_does_not_begin(tmp_path: Path) -> No
         await db.transaction(lambda c: c.execute("INSERT INTO t VALUES (1)"))
     assert _rows(tmp_path / "a.db") == 0
     db.close()
+
+
+async def test_a_write_begun_in_time_is_waited_for_and_reported_though_its_caller_stopped_waiting(
+    tmp_path: Path,
+) -> None:
+    db = Database(tmp_path / "a.db", "CREATE TABLE t (x INTEGER);")
+    other = sqlite3.connect(tmp_path / "a.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    asyncio.get_running_loop().call_later(0.2, other.execute, "ROLLBACK")
+
+    def slow_insert(connection: sqlite3.Connection) -> str:
+        connection.execute("INSERT INTO t VALUES (1)")
+        time.sleep(0.4)  # a slow commit, or the event loop busy elsewhere: the caller's wait ends meanwhile
+        return "stored"
+
+    with writes_begin_within(1.0):
+        async with asyncio.timeout(0.3):  # no TimeoutError: the write had begun, so its outcome is the answer
+            assert await db.transaction(slow_insert) == "stored"
+    assert _rows(tmp_path / "a.db") == 1
+    other.close()
+    db.close()
+
+
+async def test_a_write_still_queued_when_its_caller_stops_waiting_is_never_made(tmp_path: Path) -> None:
+    db = Database(tmp_path / "a.db", "CREATE TABLE t (x INTEGER);")
+
+    def busy(connection: sqlite3.Connection) -> None:
+        time.sleep(0.4)  # the database's one thread taken by another call
+
+    first = asyncio.ensure_future(db.transaction(busy))
+    await asyncio.sleep(0.05)
+    with writes_begin_within(1.0), pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await db.transaction(lambda c: c.execute("INSERT INTO t VALUES (1)"))
+    await first
+    assert _rows(tmp_path / "a.db") == 0
+    db.close()

@@ -16,13 +16,14 @@ from .errors import (
     UnsupportedFormat,
 )
 from .prompts import parse_focus
-from .sizes import check_output_count, check_output_pixels, output_pixels, parse_size
+from .sizes import Fitted, check_output_count, check_output_pixels, fit_outputs, output_pixels, parse_size
 from .types import Limits, Output, ResizeRequest, ResizeResult, Size
 
 __all__ = [
     "MAX_VARIANTS",
     "CorruptImage",
     "EngineError",
+    "Fitted",
     "ImageTooLarge",
     "InvalidOption",
     "InvalidSize",
@@ -36,6 +37,7 @@ __all__ = [
     "UnsupportedFormat",
     "check_output_count",
     "check_output_pixels",
+    "fit_outputs",
     "output_pixels",
     "parse_focus",
     "parse_size",

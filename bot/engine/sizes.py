@@ -3,8 +3,10 @@ the server."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from .errors import InvalidSize, TooManyOutputs
 from .types import Limits, Size
@@ -54,4 +56,50 @@ def check_output_pixels(sizes: Sequence[Size], variants: int, limits: Limits) ->
 
 
 def _megapixels(pixels: int) -> str:
-    return f"{pixels / 1e6:.1f}".removesuffix(".0")
+    # Rounded up to a tenth: a request a pixel over a 100 MP cap reads 100.1, not "100, the limit is 100".
+    return f"{math.ceil(pixels / 100_000) / 10:.1f}".removesuffix(".0")
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What fits the output caps of what was asked: the sizes (none when not even one image of the first fits), the
+    variants, and each cap that cut it, as its sentence and what was made instead."""
+
+    sizes: tuple[Size, ...]
+    variants: int
+    cuts: tuple[tuple[str, str], ...] = ()
+
+
+def fit_outputs(sizes: Sequence[Size], variants: int, limits: Limits) -> Fitted:
+    """As much of ``sizes`` x ``variants`` as the caps allow: the count, then the pixels; fewer variants first, then
+    the first sizes only. The one rule for every request that can be trimmed rather than refused (a mention, a
+    channel's stored auto-resize sizes under caps lowered since), where a command or the API refuses."""
+    kept, cuts = tuple(sizes), []
+    try:
+        check_output_count(len(kept), variants, limits)
+    except TooManyOutputs as error:
+        if len(kept) > limits.max_outputs:
+            kept, variants = kept[: limits.max_outputs], 1
+            cuts.append((str(error), f"I made one image of each of the first {len(kept)} sizes."))
+        else:
+            variants = limits.max_outputs // len(kept)
+            cuts.append((str(error), f"I made {_variants(variants)} per size."))
+    try:
+        check_output_pixels(kept, variants, limits)
+    except TooManyOutputs as error:
+        per_image = output_pixels(kept, 1)
+        if per_image <= limits.max_output_pixels:
+            variants = limits.max_output_pixels // per_image
+            cuts.append((str(error), f"I made {_variants(variants)} per size."))
+        else:
+            count = 0
+            while count < len(kept) and output_pixels(kept[: count + 1], 1) <= limits.max_output_pixels:
+                count += 1
+            kept, variants = kept[:count], 1
+            made = f"one image of each of the first {count} size{'s' if count > 1 else ''}" if count else "nothing"
+            cuts.append((str(error), f"I made {made}."))
+    return Fitted(kept, variants, tuple(cuts))
+
+
+def _variants(count: int) -> str:
+    return f"{count} variant{'s' if count > 1 else ''}"

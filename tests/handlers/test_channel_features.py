@@ -89,6 +89,49 @@ async def test_a_mention_naming_no_sizes_in_an_auto_resize_channel_gets_the_chan
     assert upload["bytes"].startswith(b"\x89PNG")  # and what the mention did ask for stands
 
 
+async def test_a_bare_mention_asking_for_variants_fits_them_to_the_channels_sizes(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    eight = " ".join(f"{100 + i}x100" for i in range(8))
+    async with running_app(slack, tmp_path) as app:
+        await app.command(f"auto on {eight}", response_url=slack.response_url())
+        await eventually(lambda: len(slack.responses) == 1)
+        message = slack.post_user_message(
+            "C1", "U1", f"<@{BOT_USER}> --variants 4", files=[slack.add_file(astronaut(), "launch.jpg")]
+        )
+        await app.event({**message, "type": "app_mention", "channel": "C1"})
+        await app.services.runner.idle()
+        [job] = await app.services.store.recent_for_user("U1")
+    # 8 sizes x 4 variants is over the 20-image cap: 2 of each, and the requester told so (not a job that fails).
+    assert (len(job.spec.sizes), job.spec.variants) == (8, 2)
+    assert job.state == "done"
+    assert [e["text"] for e in slack.ephemerals if e["user"] == "U1"] == [
+        "That would make 32 images (8 sizes x 4 variants); the limit is 20 per request, so ask for fewer sizes or "
+        "variants. I made 2 variants per size."
+    ]
+
+
+async def test_auto_sizes_stored_under_higher_caps_are_fitted_to_todays(slack: SlackEmulator, tmp_path: Path) -> None:
+    async with running_app(slack, tmp_path, MAX_OUTPUT_MEGAPIXELS="20") as app:
+        # Saved when the cap was higher: 16 MP and 9 MP, 25 MP an upload.
+        await app.services.store.set_auto_sizes("C1", ["4000x4000", "3000x3000"], "U1")
+        shared = slack.post_user_message("C1", "U1", "launch", files=[slack.add_file(astronaut(), "launch.jpg")])
+        await app.event({**shared, "channel": "C1", "channel_type": "channel"})
+        await eventually(lambda: len(slack.uploads_in_thread("C1", shared["ts"])) == 1)
+        await app.services.runner.idle()
+        assert [u["title"] for u in slack.uploads_in_thread("C1", shared["ts"])] == ["4000x4000"]
+        await app.services.store.set_auto_sizes("C1", ["8000x8000"], "U1")  # not one image of which fits
+        other = slack.post_user_message("C1", "U2", "again", files=[slack.add_file(astronaut(), "again.jpg")])
+        await app.event({**other, "channel": "C1", "channel_type": "channel"})
+        await eventually(lambda: len(slack.ephemerals_for("U2")) == 1)
+        assert await app.services.store.recent_for_user("U2") == []
+    assert slack.ephemerals_for("U2") == [
+        "That would make 64 megapixels of images in all; the limit is 20 per request, so ask for fewer or smaller "
+        "sizes. This channel's auto-resize sizes are over it: a member can set smaller ones with "
+        "`/resize auto on SIZES`."
+    ]
+
+
 async def test_a_reaction_on_an_auto_resized_image_repeats_nothing_unless_the_sizes_changed(
     slack: SlackEmulator, tmp_path: Path
 ) -> None:

@@ -77,10 +77,12 @@ async def test_an_event_not_stored_is_not_acked_and_its_redelivery_makes_one_job
     assert _jobs(tmp_path / "jobs.db") == 1
     assert len(slack.calls_to("files.completeUploadExternal")) == 1
     refused = [r.getMessage() for r in caplog.records if "not acknowledged" in r.getMessage()]
-    assert refused == [
-        f"event EvLocked ({surface.replace('file_share', 'message')}) not acknowledged, so Slack sends it again: "
-        "its job could not be stored (OperationalError: database is locked)"
-    ]
+    kind = surface.replace("file_share", "message")
+    # Locked when the intake's own write waited; past the deadline when a background write held the thread first.
+    assert len(refused) == 1 and refused[0] in [
+        f"event EvLocked ({kind}) not acknowledged, so Slack sends it again: its job could not be stored ({why})"
+        for why in ("OperationalError: database is locked", "not stored within 2 s")
+    ], refused
     _no_traceback(caplog)
 
 
