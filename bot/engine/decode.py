@@ -30,19 +30,19 @@ Image.MAX_IMAGE_PIXELS = None
 
 
 def _heif_opener() -> bool:
-    """iPhones' HEIC photos, through pi-heif (libheif and libde265, decoding only). It turns the pixels upright itself
-    (HEIF's irot and imir) and sets their EXIF orientation to 1, so they are not turned twice here. Thumbnails,
-    depth maps and auxiliary images are never read."""
+    """iPhones' HEIC photos, through pillow-heif (libheif and libde265). It turns the pixels upright itself (HEIF's
+    irot and imir), so no orientation is applied to them here. Thumbnails, depth maps and auxiliary images are never
+    read."""
     try:
-        import pi_heif
+        import pillow_heif
     except ImportError:  # a source install without it: HEIC is refused in a sentence, as before
         return False
-    pi_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+    pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
     return True
 
 
 # MPO is the multi-picture JPEG many phone cameras write; it decodes as a JPEG. HEIF (HEIC) and AVIF where their
-# decoders are installed: pi-heif, and the libavif inside Pillow's wheels.
+# decoders are installed: pillow-heif's, and the libavif inside Pillow's wheels.
 SUPPORTED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF"}
 if _heif_opener():
     SUPPORTED_FORMATS.add("HEIF")
@@ -51,6 +51,9 @@ if features.check("avif"):
 _FORMAT_NAMES = "JPEG, PNG, WebP, HEIC, AVIF, GIF, BMP or TIFF"
 _SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that rotate by 90 degrees
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError)
+# libavif and libheif report a frame that will not decode (damaged planes, a size its header lied about, past
+# libheif's security limits) as RuntimeError, from load().
+_CODEC_ERRORS = (RuntimeError,)
 _SRGB = ImageCms.createProfile("sRGB")
 
 
@@ -165,15 +168,18 @@ def probe(data: bytes, limits: Limits) -> Probe:
 
 
 def _orients_itself(image: Image.Image) -> bool:
-    """Whether Pillow applies the file's orientation itself: its TIFF reader does since it keeps the stored size
-    apart (``_tile_size``), reporting the oriented size at open and turning the pixels on load. Turned again here,
-    they would come out rotated twice."""
-    return image.format == "TIFF" and hasattr(image, "_tile_size")
+    """Whether the reader applies the file's orientation itself, so that turning it here would turn it twice:
+    Pillow's TIFF reader does since it keeps the stored size apart (``_tile_size``), reporting the oriented size at
+    open and turning the pixels on load; libheif turns a HEIF by its irot and imir (and what the file's EXIF or XMP
+    says beside them is not to be applied again)."""
+    return (image.format == "TIFF" and hasattr(image, "_tile_size")) or image.format == "HEIF"
 
 
 def _header_exif(image: Image.Image) -> Image.Exif:
-    """EXIF from the header only: Pillow's PNG ``getexif`` decodes every pixel to look for a trailing eXIf chunk."""
-    if image.format != "PNG":
+    """EXIF from the header only, and only from the EXIF block: Pillow's PNG ``getexif`` decodes every pixel to look
+    for a trailing eXIf chunk, and its ``getexif`` falls back to an XMP orientation, which an AVIF (whose own irot
+    and imir Pillow puts in its EXIF) must not be turned by again."""
+    if image.format not in ("PNG", "AVIF"):
         return image.getexif()
     exif = Image.Exif()
     raw = image.info.get("exif")
@@ -202,12 +208,15 @@ def decode(probed: Probe, min_scale: float, limits: Limits) -> Decoded:
         if drafted is not None:
             scale = drafted[1][2] / stored_w
     copies = _DECODE_COPIES.get(str(image.format), 1)
-    if image.format == "HEIF" and int(image.info.get("bit_depth") or 8) > 8:
+    deep_heif = image.format == "HEIF" and int(image.info.get("bit_depth") or 8) > 8
+    if deep_heif:
         copies = _DEEP_HEIF_COPIES
+    elif image.format == "AVIF" and image.mode == "RGBA":
+        copies = _AVIF_ALPHA_COPIES
     per_pixel = _BYTES_PER_PIXEL.get(image.mode, 4) * copies + (key is not None)
-    decoded_bytes = image.width * image.height * per_pixel
+    decoded_bytes = round(image.width * image.height * per_pixel)
     if decoded_bytes > limits.max_decoded_bytes:
-        deep = image.mode.startswith("I") or image.mode == "F"
+        deep = image.mode.startswith("I") or image.mode == "F" or deep_heif
         depth = " with more than 8 bits per channel" if deep else ""
         raise ImageTooLarge(
             f"The image is {stored_w}x{stored_h}{depth}: decoding it takes {decoded_bytes / 2**20:.0f} MB of memory, "
@@ -239,7 +248,7 @@ def decode(probed: Probe, min_scale: float, limits: Limits) -> Decoded:
                     "The image is large for the memory the app allows, so it was worked on at "
                     f"{image.width}x{image.height}; the biggest outputs may be a little softer."
                 )
-    except _DECODE_ERRORS:  # (a MemoryError is no damaged file: resize() says what it is)
+    except (*_DECODE_ERRORS, *_CODEC_ERRORS):  # (a MemoryError is no damaged file: resize() says what it is)
         raise CorruptImage("The image file is damaged or incomplete; export it again and retry.") from None
     if probed.orientation in _TRANSPOSE:  # from the header, since a reduced copy has no EXIF of its own
         image = image.transpose(_TRANSPOSE[probed.orientation])
@@ -294,15 +303,21 @@ def _grey_step(
     grey_rows: Callable[[int, int], npt.NDArray[np.bool_]], end: int, count: int, block_w: int, width: int
 ) -> bool:
     """Whether the ``count`` pixel rows up to ``end`` are grey from one block boundary to their right end, and only
-    there."""
-    if end - count + 1 < 0:
+    there, while the rows above them are not: a photo pasted top left on a grey canvas (an editor's "canvas size")
+    has the same step, but its grey runs up the whole right side, where data cut short leaves decoded rows above."""
+    first = end - count + 1
+    if first < 0:
         return False
-    step = grey_rows(end - count + 1, end + 1)
+    step = grey_rows(first, end + 1)
     start = int(np.argmin(step[-1][::-1])) if step[-1][-1] else 0  # the grey run at the right end
     edge = width - start
     if start == 0 or edge == 0 or edge % block_w > 1:
         return False
-    return bool(step[:, edge:].all() and not step[:, :edge].any())
+    if not (step[:, edge:].all() and not step[:, :edge].any()):
+        return False
+    above = first - 2  # clear of the row the chroma blurs into from the step's block row
+    # (and of the column it blurs into from the block at the step's left, on a canvas's side)
+    return above < 0 or not grey_rows(above, above + 1)[0, min(width - 1, edge + 2) :].all()
 
 
 def _keyed_alpha(image: Image.Image, key: object) -> Image.Image | None:
@@ -323,9 +338,11 @@ def _keyed_alpha(image: Image.Image, key: object) -> Image.Image | None:
 _BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2, "I": 4, "F": 4}
 # Pillow's WebP decoder holds libwebp's RGBA buffer, a bytes copy of it and the image at once (measured: a 100 MP
 # canvas peaked at 1.5 GB): it takes three times what the pixels do. libavif's and libheif's buffers sit beside
-# Pillow's image too (measured on 12 MP photos: AVIF 2.5 times the pixels, an 8-bit HEIC 1.9, a 10-bit one 3.4).
-_DECODE_COPIES = {"WEBP": 3, "AVIF": 3, "HEIF": 2}
-_DEEP_HEIF_COPIES = 4
+# Pillow's image too. Measured as peak RSS over the pixels (12-24 MP): AVIF 2.2 (8-bit) to 4.2 (10- or 12-bit with
+# alpha), an 8-bit HEIC 1.8-2.0, a 10-bit one 3.4-4.2. An AVIF's depth is not known at open, so its alpha decides.
+_DECODE_COPIES: dict[str, float] = {"WEBP": 3, "AVIF": 3.5, "HEIF": 2}
+_AVIF_ALPHA_COPIES = 4.5
+_DEEP_HEIF_COPIES = 4.5
 # Modes Image.reduce cannot take, and what each is converted to, a strip at a time, before it is reduced.
 _REDUCE_AS = {"1": "L", "P": "RGBA", "PA": "RGBA", "I;16": "I", "I;16B": "I", "I;16L": "I", "I;16N": "I"}
 # EXIF orientation -> the transpose that shows the image upright (as ImageOps.exif_transpose has it).

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -25,7 +27,16 @@ from bot.engine import (
     resize,
 )
 from bot.engine.decode import _container_format
-from tests.images import astronaut, astronaut_heic, encode, logo_heic, photo, png_header_only, with_exif_orientation
+from tests.images import (
+    DATA,
+    astronaut,
+    astronaut_heic,
+    encode,
+    logo_heic,
+    photo,
+    png_header_only,
+    with_exif_orientation,
+)
 
 ONE = ResizeRequest(sizes=(Size(64, 64),))
 
@@ -175,11 +186,15 @@ def test_a_jpeg_cut_short_and_closed_with_an_end_marker_is_said_to_be(kept: floa
     assert any("looks cut short" in note for note in result.notes), result.notes
 
 
-@pytest.mark.parametrize("case", ["whole", "grey border", "all grey"])
+@pytest.mark.parametrize("case", ["whole", "grey border", "grey canvas", "all grey"])
 def test_a_whole_jpeg_with_grey_in_it_is_not_said_to_be_cut_short(case: str) -> None:
     image = Image.open(io.BytesIO(astronaut())).convert("RGB")
     if case == "grey border":  # #808080, the mid-grey a truncated file shows, drawn across the bottom by a designer
         image.paste((128, 128, 128), (0, 320, 384, 384))
+    if case == "grey canvas":  # an editor's "canvas size", grown right and down in #808080 around the photo
+        canvas = Image.new("RGB", (448, 432), (128, 128, 128))
+        canvas.paste(image, (0, 0))
+        image = canvas
     if case == "all grey":
         image = Image.new("RGB", (200, 120), (128, 128, 128))
     for subsampling in (0, 2):  # 4:4:4 and 4:2:0, whose chroma blurs into the grey
@@ -255,6 +270,33 @@ def test_the_container_is_named_by_its_codecs_brand_wherever_it_is_listed(
     )
     assert len(head) <= 64  # all of it within what the probe reads
     assert _container_format(head) == expected
+
+
+def test_an_avif_whose_frame_will_not_decode_is_damaged_in_a_sentence() -> None:
+    data = encode(photo(200, 150), "AVIF")
+    start = data.index(b"mdat") + 4  # the coded frame, zeroed: libavif fails it with a RuntimeError at load
+    with pytest.raises(CorruptImage, match="damaged or incomplete"):
+        resize(data[:start] + bytes(64) + data[start + 64 :], ONE)
+
+
+def test_an_avif_is_turned_by_its_exif_and_not_again_by_an_xmp_orientation() -> None:
+    upright = Image.open(io.BytesIO(astronaut())).convert("RGB").crop((0, 0, 384, 288))
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    xmp += b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>'
+    data = encode(upright, "AVIF", quality=90, xmp=xmp)  # shown upright by browsers: no irot, no EXIF turn
+    decoded = _decoded(data, ResizeRequest(sizes=(Size(384, 288),), mode="extend"))
+    assert _mean_difference(decoded.convert("RGB"), upright) < 4
+
+
+def test_a_heic_with_a_malformed_item_type_is_read_not_a_crash() -> None:
+    # Run in a child interpreter: the decoders before pillow-heif 1.8 took the whole process down with it.
+    code = (
+        "import sys; from bot.engine import resize, ResizeRequest, Size; "
+        "r = resize(sys.stdin.buffer.read(), ResizeRequest(sizes=(Size(32, 32),))); print(len(r.outputs))"
+    )
+    data = (DATA / "invalid_metadata_type.heic").read_bytes()
+    done = subprocess.run([sys.executable, "-c", code], input=data, capture_output=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout.strip()) == (0, b"1"), done.stderr[-500:]
 
 
 def test_a_heic_cut_short_is_damaged_not_an_unknown_file() -> None:
