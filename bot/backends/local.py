@@ -20,7 +20,11 @@ from bot.engine.pool import EnginePool
 from bot.spec import ResizeSpec
 from bot.user_errors import UserError
 
-NEEDS_MORE_MEMORY = "This image needs more memory than the app allows; share a smaller version."  # in Slack's words
+# In Slack's words. A worker killed for memory and one a decoder crashed look alike from here (a broken pool).
+NEEDS_MORE_MEMORY = (
+    "This image needs more memory than the app allows, or its file breaks the image reader; share a smaller "
+    "version, or export it again as a JPEG."
+)
 _REMEMBERED = 1000  # images that were being resized when a worker died, and when one killed a worker alone
 _PROVEN_FOR_S = 3600.0  # then a convicted image gets another chance (memory may have been freed, limits raised)
 

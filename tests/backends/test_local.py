@@ -126,7 +126,10 @@ async def test_the_image_that_kills_a_worker_gets_one_retry_alone_then_a_plain_s
             assert killer.killed and isinstance(first[0], TransientError)  # retried: it might have been a bystander
             with pytest.raises(UserError) as refused:  # alone, it dies again: its own doing
                 await backend.run(greedy, spec, NO_REMOTE)
-            assert str(refused.value) == "This image needs more memory than the app allows; share a smaller version."
+            assert str(refused.value) == (
+                "This image needs more memory than the app allows, or its file breaks the image reader; share a "
+                "smaller version, or export it again as a JPEG."
+            )
             # The other image, broken or not by the crash, comes out fine; and the pool is whole again.
             for _ in range(2):
                 result = await backend.run(IMAGE, spec, NO_REMOTE)
