@@ -15,12 +15,13 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
+
+from bot.write_deadline import write_deadline
 
 DEFAULT_DATABASE_URL = "sqlite:///data/smart-resize.db"
 
@@ -28,21 +29,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 5000
-# The time.monotonic() by which a write must have begun, for a caller that stops waiting then (a request stored
-# before Slack's ack). A write runs on the database's thread, which a cancelled wait does not stop: one waiting its
-# busy timeout for another writer would land after the caller had answered "not stored, try again".
-_write_deadline: ContextVar[float | None] = ContextVar("sqlite_write_deadline", default=None)
-
-
-@contextlib.contextmanager
-def writes_begin_within(seconds: float) -> Iterator[None]:
-    """Transactions started inside this block begin within ``seconds`` or not at all (sqlite3.OperationalError,
-    "database is locked"), so that nothing is written after the caller has given up on it."""
-    token = _write_deadline.set(time.monotonic() + seconds)
-    try:
-        yield
-    finally:
-        _write_deadline.reset(token)
 
 
 def _journal_mode_wal(db: sqlite3.Connection) -> str:
@@ -155,10 +141,10 @@ class Database:
         """Run ``work`` as one write transaction in one worker-thread hop: all of it is committed, or none.
 
         For paths that must be fast and consistent together (intake before Slack's ack): one hop instead of one
-        per statement, and no other writer (this process or another) in between. Inside writes_begin_within, the
-        wait for another writer is cut to what is left of its time.
+        per statement, and no other writer (this process or another) in between. Inside
+        bot.write_deadline.writes_begin_within, the wait for another writer is cut to what is left of its time.
         """
-        deadline = _write_deadline.get()
+        deadline = write_deadline()
 
         def begin() -> None:
             if deadline is None:

@@ -19,8 +19,8 @@ from bot.jobs.model import JobSource, Trigger
 from bot.jobs.store import store_or_network_out_of_reach
 from bot.services import Services
 from bot.spec import ResizeSpec
-from bot.sqlite import writes_begin_within
 from bot.user_errors import UserError, slack_error_message
+from bot.write_deadline import writes_begin_within
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -30,8 +30,8 @@ MEMBERSHIP_CHECK_S = 1.0
 # Slack waits 3 s for the ack. A request not stored by then is not acked: Slack sends an event again (its event id
 # finds the job if the write landed after all), and a command or form is answered in time, asking to try again.
 STORE_DEADLINE_S = 2.0
-# A SQLite write must begin this much before the deadline or not at all, so that it has committed when the wait
-# ends: a command answered "try again" has then left nothing behind to become a second job when it is retyped.
+# A store write must begin this much before the deadline or not at all (bot.write_deadline): a command answered
+# "try again" then leaves nothing behind to become a second job when it is retyped.
 WRITE_BEGINS_BY_S = STORE_DEADLINE_S - 0.5
 _REPLIES = "smart_resize_replies"  # the Bolt context key the store step leaves its replies under
 
@@ -56,9 +56,8 @@ StoreStep = Callable[[dict[str, Any], dict[str, Any]], Awaitable[list[Reply]]]  
 
 async def stored_in_time(step: Awaitable[T]) -> T:
     """``step`` (which stores a job), within STORE_DEADLINE_S; NotStored, saying why, when the store fails or is
-    slower. A SQLite write that could not begin in time is not made, and one that began is waited for and its outcome
-    returned (bot.sqlite.Database.transaction); PostgreSQL's is rolled back when the wait is cancelled (one caught in
-    its COMMIT may land: what Slack sends again then finds it by its event id)."""
+    slower. A write that could not begin in time is not made, and one that began is waited for and its outcome
+    returned, on SQLite and PostgreSQL alike (bot.write_deadline), so "not stored" is true when it is said."""
     try:
         with writes_begin_within(WRITE_BEGINS_BY_S):
             async with asyncio.timeout(STORE_DEADLINE_S):

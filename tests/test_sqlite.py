@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.sqlite import BUSY_TIMEOUT_MS, Database, writes_begin_within
+from bot.sqlite import BUSY_TIMEOUT_MS, Database
+from bot.write_deadline import writes_begin_within
 
 
 def _open(path: Path, start: Barrier, said: Queue[str]) -> None:

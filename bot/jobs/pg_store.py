@@ -10,6 +10,7 @@ by every replica of the app.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -29,6 +30,7 @@ from bot.jobs.store import (
     new_owner,
 )
 from bot.postgres import Listener, migrate, open_pool
+from bot.write_deadline import write_deadline
 
 if TYPE_CHECKING:
     import asyncpg
@@ -117,8 +119,27 @@ class PostgresJobStore:
     # --- jobs ---------------------------------------------------------------------------------------------------
 
     async def admit(self, job: Job, *, since: float, limit: int) -> Admission:
+        deadline = write_deadline()
+        deciding = asyncio.ensure_future(self._admit(job, since, limit, deadline))
+        if deadline is None:
+            return await deciding
+        try:
+            return await asyncio.shield(deciding)
+        except asyncio.CancelledError:
+            # The caller stopped waiting (past the ack's deadline). Its waits for a connection and for locks ended at
+            # the write deadline, before that; what is left is the write itself, whose outcome stands: cancelled now,
+            # a COMMIT already sent could land behind an answer of "not stored, try again".
+            return await deciding
+
+    async def _admit(self, job: Job, since: float, limit: int, deadline: float | None) -> Admission:
         job, values = _new_row(job)
-        async with self.pool.acquire() as db, db.transaction():
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise TimeoutError("no time left to begin the write")
+        async with self.pool.acquire(timeout=left) as db, db.transaction():
+            if deadline is not None:  # the advisory locks below wait no longer than the deadline
+                waits_ms = max(1, int((deadline - time.monotonic()) * 1000))
+                await db.execute(f"SET LOCAL lock_timeout = {waits_ms}")
             # One requester's intake at a time, whichever replica Slack picked: see the module's docstring.
             await db.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"jobs:user:{job.user_id}")
             # And the request's own key: two people reacting to one message at once make one job, not an error.

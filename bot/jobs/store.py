@@ -96,7 +96,8 @@ def store_out_of_reach(error: BaseException) -> bool:
         asyncpg.PostgresConnectionError
         | asyncpg.InterfaceError
         | asyncpg.exceptions.OperatorInterventionError
-        | asyncpg.exceptions.InsufficientResourcesError,
+        | asyncpg.exceptions.InsufficientResourcesError
+        | asyncpg.exceptions.LockNotAvailableError,  # lock_timeout: another writer held it past a write's deadline
     )
 
 

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import sqlite3
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,10 @@ import pytest
 from bot.engine import Size
 from bot.jobs.model import Job, JobSource
 from bot.jobs.pg_store import PostgresJobStore
-from bot.jobs.store import JobStore, SqliteJobStore, StaleJob
+from bot.jobs.store import JobStore, SqliteJobStore, StaleJob, store_or_network_out_of_reach
 from bot.spec import ResizeSpec
 from bot.sqlite import Database
+from bot.write_deadline import writes_begin_within
 from tests.factories import insert, make_job
 
 
@@ -447,3 +449,62 @@ async def test_the_wake_up_listener_comes_back_after_its_connection_is_cut(postg
     await asyncio.wait_for(woken.wait(), 10)
     await admitting.close()
     await idle.close()
+
+
+@contextlib.asynccontextmanager
+async def another_writer(database_url: str, user: str, holds_for: float | None = None) -> AsyncIterator[None]:
+    """What makes an intake wait: another process's write lock on the SQLite file, or another replica's intake of
+    the same user on PostgreSQL (its advisory lock). Let go when the block ends, or after ``holds_for`` seconds."""
+    if database_url.startswith("sqlite:///"):
+        connection = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None, timeout=0)
+        connection.execute("BEGIN IMMEDIATE")
+
+        async def let_go() -> None:
+            connection.execute("ROLLBACK")
+    else:
+        import asyncpg
+
+        replica = await asyncpg.connect(database_url)
+        await replica.execute("SELECT pg_advisory_lock(hashtext($1))", f"jobs:user:{user}")
+
+        async def let_go() -> None:
+            await replica.close()  # its session's advisory lock goes with it
+
+    timer = asyncio.get_running_loop().call_later(holds_for, asyncio.ensure_future, let_go()) if holds_for else None
+    try:
+        yield
+    finally:
+        if timer is None:
+            await let_go()
+
+
+async def test_an_admission_that_cannot_begin_in_time_stores_nothing(database_url: str) -> None:
+    store = await open_store(database_url)
+    await store.recent_for_user("U1")  # connected and migrated before the other writer holds anything
+    async with another_writer(database_url, "U1"):
+        started = time.monotonic()
+        with writes_begin_within(0.3):
+            try:
+                await store.admit(_job(), since=0, limit=10)
+            except Exception as error:
+                refused: Exception = error
+            else:
+                pytest.fail("admitted past its write deadline")
+        assert store_or_network_out_of_reach(refused), repr(refused)  # "try again", in one line
+        assert time.monotonic() - started < 1.0
+    assert await store.recent_for_user("U1") == []  # and nothing lands once the other writer lets go
+    await store.close()
+
+
+async def test_an_admission_begun_in_time_is_waited_for_though_its_caller_stopped_waiting(database_url: str) -> None:
+    store = await open_store(database_url)
+    await store.recent_for_user("U1")
+    async with another_writer(database_url, "U1", holds_for=0.4):
+        with writes_begin_within(1.5):
+            # The caller's wait ends at 0.2 s, while the intake waits for the other writer; at 0.4 s it goes on,
+            # and its outcome, not a TimeoutError, is the answer: cancelled there, it could have landed unreported.
+            async with asyncio.timeout(0.2):
+                admitted = await store.admit(_job(), since=0, limit=10)
+    assert admitted.new
+    assert [job.id for job in await store.recent_for_user("U1")] == [admitted.job.id]  # type: ignore[union-attr]
+    await store.close()
