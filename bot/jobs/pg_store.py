@@ -120,9 +120,9 @@ class PostgresJobStore:
 
     async def admit(self, job: Job, *, since: float, limit: int) -> Admission:
         deadline = write_deadline()
-        deciding = asyncio.ensure_future(self._admit(job, since, limit, deadline))
         if deadline is None:
-            return await deciding
+            return await self._admit(job, since, limit, None)
+        deciding = asyncio.ensure_future(self._admit(job, since, limit, deadline))
         try:
             return await asyncio.shield(deciding)
         except asyncio.CancelledError:
