@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -99,10 +100,30 @@ def on_event(app: AsyncApp, services: Services, event: str | dict[str, Any], sto
         await next()
         return None
 
-    async def send_replies(context: AsyncBoltContext) -> None:
-        await send(services, context.get(_REPLIES) or [])
+    async def send_replies(body: dict[str, Any], context: AsyncBoltContext) -> None:
+        replies = context.get(_REPLIES) or []
+        if replies and not await _first_answer(services, body.get("event_id")):
+            log.info("event %s delivered again: its replies were sent already", body.get("event_id"))
+            return
+        await send(services, replies)
 
     app.event(event, middleware=[store_first])(send_replies)
+
+
+async def _first_answer(services: Services, event_id: str | None) -> bool:
+    """Whether to send an event's replies: not when a delivery of the same event sent them already (Slack sends
+    an event again when its ack was late, to this replica or another; its jobs are found by the event id, and a
+    mention's own answers, which are not jobs, by this). When the store cannot say, they are sent: a sentence said
+    twice is better than a request left unanswered."""
+    if event_id is None:
+        return True
+    try:
+        return await services.store.first_answer(event_id, time.time())
+    except Exception as error:
+        if not store_or_network_out_of_reach(error):
+            raise
+        log.warning("event %s: could not record that its replies were sent (%s); sending them", event_id, error)
+        return True
 
 
 def image_files(event: dict[str, Any]) -> list[dict[str, Any]]:

@@ -87,6 +87,11 @@ _MIGRATIONS = [
     """,
     # A message's jobs, found together for its status reaction (in_thread).
     "CREATE INDEX jobs_thread ON jobs (channel_id, thread_ts)",
+    # The events whose replies were sent (first_answer), so Slack sending one again does not repeat them.
+    """
+    CREATE TABLE answered_events (event_id TEXT PRIMARY KEY, answered_at DOUBLE PRECISION NOT NULL);
+    CREATE INDEX answered_events_at ON answered_events (answered_at);
+    """,
 ]
 
 _SAME_EVENT = "SELECT * FROM jobs WHERE event_id = $1 AND dedup_key IN ($2::text, $2::text || '#' || id)"
@@ -286,7 +291,16 @@ class PostgresJobStore:
         rows = await self.pool.fetch(
             "DELETE FROM jobs WHERE state IN ('done', 'failed', 'cancelled') AND updated_at < $1 RETURNING id", cutoff
         )
+        await self.pool.execute("DELETE FROM answered_events WHERE answered_at < $1", cutoff)
         return len(rows)
+
+    async def first_answer(self, event_id: str, now: float) -> bool:
+        value = await self.pool.fetchval(
+            "INSERT INTO answered_events (event_id, answered_at) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1",
+            event_id,
+            now,
+        )
+        return value is not None
 
     # --- channel settings ---------------------------------------------------------------------------------------
 

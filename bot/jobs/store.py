@@ -63,6 +63,10 @@ CREATE TABLE IF NOT EXISTS channel_settings (
 );
 """
 
+_ANSWERED_EVENTS = """
+CREATE TABLE IF NOT EXISTS answered_events (event_id TEXT PRIMARY KEY, answered_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS answered_events_at ON answered_events (answered_at);
+"""
 
 _RETIRE_STATES = frozenset({"failed", "cancelled"})  # asked again after these, it is a new try
 _RETIRE = "UPDATE jobs SET dedup_key = dedup_key || '#' || id WHERE id = ? AND state IN ('failed', 'cancelled')"
@@ -139,6 +143,7 @@ class JobStore(Protocol):
     def message_lock(self, channel_id: str, message_ts: str) -> contextlib.AbstractAsyncContextManager[None]: ...
     async def set_status_reaction(self, job_id: str, reaction: str | None) -> None: ...
     async def delete_finished_before(self, cutoff: float) -> int: ...
+    async def first_answer(self, event_id: str, now: float) -> bool: ...
     async def set_auto_sizes(self, channel_id: str, sizes: list[str] | None, user_id: str) -> None: ...
     async def auto_sizes(self, channel_id: str) -> list[str] | None: ...
     async def listen(self, wake: Callable[[], None]) -> None: ...
@@ -309,12 +314,23 @@ class SqliteJobStore:
         return [job for row in rows if (job := _readable(row)) is not None]
 
     async def delete_finished_before(self, cutoff: float) -> int:
-        """Delete finished jobs last changed before ``cutoff``; open ones stay whatever their age."""
+        """Delete finished jobs last changed before ``cutoff``, and the events answered before it (Slack sends an
+        event again within minutes, not days); open jobs stay whatever their age. Returns how many jobs went."""
         deleted = await self._db.run(
             "DELETE FROM jobs WHERE state IN ('done', 'failed', 'cancelled') AND updated_at < ? RETURNING id",
             (cutoff,),
         )
+        await self._db.run("DELETE FROM answered_events WHERE answered_at < ?", (cutoff,))
         return len(deleted)
+
+    async def first_answer(self, event_id: str, now: float) -> bool:
+        """True the first time an event's replies are about to be sent, recording that they are; False when a
+        delivery of the same event (Slack sending it again, on this process or another) already sent them."""
+        rows = await self._db.run(
+            "INSERT INTO answered_events (event_id, answered_at) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING 1",
+            (event_id, now),
+        )
+        return bool(rows)
 
     # --- channel settings ---------------------------------------------------------------------------------------
 
@@ -350,6 +366,8 @@ _MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _add_event_ids,
     # A message's jobs, found together for its status reaction (in_thread).
     lambda db: run_statements(db, "CREATE INDEX IF NOT EXISTS jobs_thread ON jobs (channel_id, thread_ts)"),
+    # The events whose replies were sent (first_answer), so Slack sending one again does not repeat them.
+    lambda db: run_statements(db, _ANSWERED_EVENTS),
 ]
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import logging
 import time
 from pathlib import Path
 
@@ -133,6 +135,41 @@ async def test_an_event_sent_again_after_its_job_failed_starts_nothing(slack: Sl
     assert answers == [False]  # the failed job, not a new one
     assert [job.state for job in jobs] == ["failed"]
     assert len(slack.ephemerals_for("U1")) == 1  # the failure was said once
+
+
+async def test_a_mentions_answer_is_said_once_when_slack_sends_its_event_again(
+    slack: SlackEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="handlers.common")
+    message = slack.post_user_message("C1", "U1", f"<@{BOT_USER}> 300x300")  # no image: the answer is the reply
+    event = {**message, "type": "app_mention", "channel": "C1"}
+    async with running_app(slack, tmp_path) as app:
+        await app.event(event, event_id="Ev1")
+        await eventually(lambda: len(slack.ephemerals_for("U1")) == 1)
+        await app.event(event, event_id="Ev1", retry_num=1)  # the ack was late: Slack retries
+        await eventually(lambda: caplog.text.count("Ev1 delivered again") == 1)
+    async with running_app(slack, tmp_path) as app:  # restarted, or another replica on the same database
+        await app.event(event, event_id="Ev1", retry_num=2)
+        await eventually(lambda: caplog.text.count("Ev1 delivered again") == 2)
+    [answer] = slack.ephemerals_for("U1")
+    assert answer.startswith("Mention me in the same message that shares the image")
+
+
+async def test_two_replicas_given_one_event_answer_it_once(
+    slack: SlackEmulator, tmp_path: Path, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="handlers.common")
+    message = slack.post_user_message("C1", "U1", f"<@{BOT_USER}> 300x300")
+    event = {**message, "type": "app_mention", "channel": "C1"}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    async with (
+        running_app(slack, tmp_path / "a", DATABASE_URL=postgres_url) as one,
+        running_app(slack, tmp_path / "b", DATABASE_URL=postgres_url) as other,
+    ):
+        await asyncio.gather(one.event(event, event_id="Ev1"), other.event(event, event_id="Ev1", retry_num=1))
+        await eventually(lambda: "Ev1 delivered again" in caplog.text)
+    assert len(slack.ephemerals_for("U1")) == 1
 
 
 async def test_link_gets_an_anchor_message_and_results_in_its_thread(slack: SlackEmulator, tmp_path: Path) -> None:

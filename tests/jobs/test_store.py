@@ -328,6 +328,19 @@ async def test_channel_settings_and_status_reactions(database_url: str) -> None:
     await store.close()
 
 
+async def test_an_events_replies_are_claimed_once_across_replicas_until_pruned(database_url: str) -> None:
+    first, second = await open_store(database_url), await open_store(database_url)
+    answers = await asyncio.gather(*(store.first_answer("Ev1", 100.0) for store in (first, second, first)))
+    assert sorted(answers) == [False, False, True]
+    assert await second.first_answer("Ev2", 100.0)  # another event is its own
+    await first.delete_finished_before(99.0)  # answered after the cutoff: kept
+    assert not await first.first_answer("Ev1", 200.0)
+    await first.delete_finished_before(150.0)  # a day on, Slack has long stopped sending it: the record goes
+    assert await second.first_answer("Ev1", 200.0)
+    await first.close()
+    await second.close()
+
+
 async def test_one_replica_at_a_time_changes_a_messages_status_reaction(postgres_url: str) -> None:
     first, second = await open_store(postgres_url), await open_store(postgres_url)
     async with first.message_lock("C1", "1.0"):
@@ -358,11 +371,13 @@ async def test_a_new_job_on_one_replica_wakes_the_others(postgres_url: str) -> N
 async def test_two_replicas_starting_together_migrate_once(postgres_url: str) -> None:
     import asyncpg
 
+    from bot.jobs import pg_store
+
     stores = await asyncio.gather(*(PostgresJobStore.open(postgres_url) for _ in range(3)))
     connection = await asyncpg.connect(postgres_url)
     version = await connection.fetchval("SELECT version FROM schema_versions WHERE component = 'jobs'")
     await connection.close()
-    assert version == 3
+    assert version == len(pg_store._MIGRATIONS)
     for store in stores:
         await store.close()
 
@@ -416,7 +431,7 @@ async def test_an_earlier_sqlite_file_is_upgraded_in_place(tmp_path: Path) -> No
     assert job.id == "old" and job.upload is None and job.status_reaction is None
     await store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version FROM schema_versions WHERE component = 'jobs'").fetchone() == (5,)
+        assert db.execute("SELECT version FROM schema_versions WHERE component = 'jobs'").fetchone() == (6,)
 
 
 V1_SCHEMA = """
