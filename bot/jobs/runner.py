@@ -37,7 +37,7 @@ from bot.jobs.model import Job, JobSource
 from bot.jobs.source_links import SourceLinks
 from bot.jobs.store import JobStore, StaleJob, store_or_network_out_of_reach, store_out_of_reach
 from bot.net import Fetched, FetchError, FetchFailed, FetchTimeout, SafeFetcher
-from bot.slack import download_slack_file
+from bot.slack import SlackFileAccessDenied, download_slack_file
 from bot.slack.connection import RECONNECT, UNREACHABLE, SlackUnreachable, describe_failure, host_of, waiting_on_slack
 from bot.slack.delivery import Delivery, results_outgoing
 from bot.slack.messages import escape_mrkdwn, progress_blocks
@@ -405,6 +405,11 @@ class JobRunner:
                 api_base_url=self.config.slack_api_url,
                 max_bytes=self.config.max_download_bytes,
             )
+        except SlackFileAccessDenied:
+            # The file host answers a refused token as it answers a file the bot may not see: with its sign-in
+            # page. auth.test tells them apart; a refused token raises here, and the job waits for a new one.
+            await self.client.auth_test()
+            raise
         # Slack's file host out of reach or failing is not the image's fault: the job waits for Slack.
         except FetchTimeout:
             raise SlackUnreachable(f"Slack is unreachable at {host_of(url)} (the file download timed out)") from None

@@ -22,6 +22,7 @@ from bot.engine import Size
 from bot.jobs.model import Job, JobSource
 from bot.jobs.runner import MAX_ATTEMPTS
 from bot.jobs.store import SqliteJobStore
+from bot.slack import SlackFileAccessDenied
 from bot.smart_resize_api.retry import RetryPolicy
 from bot.spec import ResizeSpec
 from tests.factories import insert, make_job
@@ -229,8 +230,15 @@ def _waits(caplog: pytest.LogCaptureFixture, job: Job) -> list[str]:
         (_slack_out_of_reach, "accepted", "Slack is unreachable at 127.0.0.1:"),  # the thread's messages
         (_slack_out_of_reach, "anchored", "Slack is unreachable at 127.0.0.1:"),  # the file's download
         (_bot_token_refused, "accepted", "Slack refused SLACK_BOT_TOKEN (invalid_auth)"),
+        # The file host answers a refused token with its sign-in page, as it answers a file the bot may not see.
+        (_bot_token_refused, "anchored", "Slack refused SLACK_BOT_TOKEN (invalid_auth)"),
     ],
-    ids=["unreachable-while-posting", "unreachable-while-downloading", "token-refused-while-posting"],
+    ids=[
+        "unreachable-while-posting",
+        "unreachable-while-downloading",
+        "token-refused-while-posting",
+        "token-refused-while-downloading",
+    ],
 )
 async def test_a_job_waits_for_slack_as_long_as_it_takes_and_is_posted_once(
     slack: SlackEmulator,
@@ -267,6 +275,23 @@ async def test_a_job_waits_for_slack_as_long_as_it_takes_and_is_posted_once(
     assert [u["title"] for u in slack.uploads_in_thread("C1", message["ts"])] == ["100x100"]
     assert all(said in line and "; retrying in" in line for line in _waits(caplog, job))  # one plain line a wait
     assert not [r for r in caplog.records if r.exc_info] and "Traceback" not in caplog.text
+
+
+async def test_a_file_the_bot_may_not_read_fails_the_job_in_one_sentence(slack: SlackEmulator, tmp_path: Path) -> None:
+    file = slack.add_file(astronaut(), "team.jpg")
+    message = slack.post_user_message("C1", "U1", "", files=[file])
+    del slack.file_bytes[file["id"]]  # the file host answers with its sign-in page, though the token is good
+    async with running_app(slack, tmp_path) as app:
+        checks = len(slack.calls_to("auth.test"))  # the start-up check's
+        source = JobSource.slack_file(file, message["ts"])
+        job, _ = await insert(app.services.store, make_job(source=source, thread_ts=message["ts"], state="anchored"))
+        app.services.runner.wake()
+        await eventually(lambda: bool(slack.ephemerals_for(job.user_id)))
+        await app.services.runner.idle()
+        failed = await app.services.store.get(job.id)
+    assert failed is not None and failed.state == "failed" and failed.attempts == 0
+    assert slack.ephemerals_for(job.user_id) == [str(SlackFileAccessDenied())]
+    assert len(slack.calls_to("auth.test")) == checks + 1  # one more: a refused token, or a file kept from the bot?
 
 
 async def test_a_job_database_locked_mid_step_pauses_the_job_and_it_is_posted_once(
