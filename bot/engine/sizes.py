@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from .errors import InvalidSize, TooManyOutputs
 from .types import Limits, Size
 
-_SIZE = re.compile(r"^\s*(\d{1,6})\s*[xX×]\s*(\d{1,6})\s*$")
+_SIZE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
+_SIDE_DIGITS = 9  # a side written longer than this is out of range however it reads, and is shown cut short
 
 
 def parse_size(text: str, limits: Limits | None = None) -> Size:
@@ -20,10 +21,12 @@ def parse_size(text: str, limits: Limits | None = None) -> Size:
     match = _SIZE.match(text)
     if not match:
         raise InvalidSize(f"{text.strip()!r} isn't a size; write sizes as WIDTHxHEIGHT, like 1080x1080.")
-    width, height = int(match.group(1)), int(match.group(2))
+    sides = [digits.lstrip("0") or "0" for digits in match.groups()]
+    width, height = (int(side) if len(side) <= _SIDE_DIGITS else limits.max_side + 1 for side in sides)
     if not (limits.min_side <= width <= limits.max_side and limits.min_side <= height <= limits.max_side):
+        shown = "x".join(side if len(side) <= _SIDE_DIGITS else side[:_SIDE_DIGITS] + "…" for side in sides)
         raise InvalidSize(
-            f"{width}x{height} is outside the supported range; each side must be between {limits.min_side} and "
+            f"{shown} is outside the supported range; each side must be between {limits.min_side} and "
             f"{limits.max_side} pixels."
         )
     return Size(width, height)
