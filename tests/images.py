@@ -9,7 +9,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, TiffImagePlugin
 
 DATA = Path(__file__).parent / "data"
 
@@ -136,3 +136,12 @@ def png_header_only(width: int, height: int) -> bytes:
         + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
         + chunk(b"IEND", b"")
     )
+
+
+def tiff_cut_short() -> bytes:
+    """A TIFF cut off inside its tag data (a long description stored after the directory, as Pillow writes it):
+    Pillow warns of each tag it skips as it reads them, then fails to decode the pixels."""
+    info = TiffImagePlugin.ImageFileDirectory_v2()
+    info[270] = "x" * 5000  # ImageDescription
+    data = encode(photo(64, 48), "TIFF", tiffinfo=info)
+    return data[: data.index(b"xxxx") + 100]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +16,7 @@ import pytest
 from PIL import Image
 
 from bot.cli import main
-from tests.images import astronaut, png_header_only
+from tests.images import astronaut, png_header_only, tiff_cut_short
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -143,6 +145,46 @@ def test_errors_are_one_plain_line_and_a_non_zero_exit(tmp_path: Path) -> None:
         assert "Slack" not in lines[0] and "share" not in lines[0].lower(), lines[0]
     # The folder and crop-map checks come before any work: nothing was written anywhere.
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_damaged_file_is_one_line_with_no_warnings_of_the_reader_on_stderr(tmp_path: Path) -> None:
+    # As a real process: under pytest, warnings are recorded by pytest rather than printed, so only a subprocess
+    # shows what the reader would write to the terminal.
+    damaged = tmp_path / "scan.tif"
+    damaged.write_bytes(tiff_cut_short())
+    code, stderr = _exit_and_stderr(["resize", str(damaged), "--size", "100x100"], cwd=tmp_path)
+    assert code == 1
+    assert stderr == "smart-resize: The image file is damaged or incomplete; export it again and retry.\n"
+
+
+def _as_root_is_not_above_permissions() -> None:
+    """Root writes anywhere by its capability to override file permissions: the child runs without it (dropped
+    from its bounding set before exec, so the kernel grants it none), and a folder's mode binds it as anyone."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) refused")
+
+
+def test_an_out_folder_it_may_not_write_in_is_said_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / "photo.jpg").write_bytes(astronaut())
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "resize", "photo.jpg", "--size", "100x100", "--out", str(locked)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+            check=False,
+            preexec_fn=_as_root_is_not_above_permissions if os.geteuid() == 0 else None,
+        )
+    finally:
+        locked.chmod(0o755)  # for pytest to clean up
+    assert result.returncode == 1
+    assert result.stderr == f"smart-resize: --out {locked}: can't write in that folder; choose one you may write to.\n"
+    assert list(locked.iterdir()) == []
 
 
 def test_presets_and_packs_work_as_sizes_and_photos_come_back_as_jpeg(tmp_path: Path) -> None:
