@@ -145,3 +145,11 @@ def tiff_cut_short() -> bytes:
     info[270] = "x" * 5000  # ImageDescription
     data = encode(photo(64, 48), "TIFF", tiffinfo=info)
     return data[: data.index(b"xxxx") + 100]
+
+
+def jpeg_tiff_damaged() -> bytes:
+    """A JPEG-compressed TIFF whose quantisation table's marker is broken: libtiff's JPEG codec fails on it, and
+    libtiff, left to itself, says so on stderr from C."""
+    data = bytearray(encode(photo(256, 256), "TIFF", compression="jpeg"))
+    data[data.index(b"\xff\xdb") + 1] = 0x00  # DQT
+    return bytes(data)

@@ -10,13 +10,14 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from bot.cli import main
-from tests.images import astronaut, png_header_only, tiff_cut_short
+from tests.images import astronaut, jpeg_tiff_damaged, png_header_only, tiff_cut_short
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -147,12 +148,14 @@ def test_errors_are_one_plain_line_and_a_non_zero_exit(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def test_a_damaged_file_is_one_line_with_no_warnings_of_the_reader_on_stderr(tmp_path: Path) -> None:
-    # As a real process: under pytest, warnings are recorded by pytest rather than printed, so only a subprocess
-    # shows what the reader would write to the terminal.
-    damaged = tmp_path / "scan.tif"
-    damaged.write_bytes(tiff_cut_short())
-    code, stderr = _exit_and_stderr(["resize", str(damaged), "--size", "100x100"], cwd=tmp_path)
+@pytest.mark.parametrize("damaged", [tiff_cut_short, jpeg_tiff_damaged], ids=["cut-short", "jpeg-in-tiff"])
+def test_a_damaged_file_is_one_line_with_nothing_of_the_reader_on_stderr(
+    tmp_path: Path, damaged: Callable[[], bytes]
+) -> None:
+    # As a real process: under pytest, warnings are recorded by pytest rather than printed, and only a process of
+    # its own shows what libtiff writes to its stderr from C.
+    (tmp_path / "scan.tif").write_bytes(damaged())
+    code, stderr = _exit_and_stderr(["resize", "scan.tif", "--size", "100x100"], cwd=tmp_path)
     assert code == 1
     assert stderr == "smart-resize: The image file is damaged or incomplete; export it again and retry.\n"
 

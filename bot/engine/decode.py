@@ -11,11 +11,14 @@ at most ``Limits.max_working_pixels``, whatever the resolution asked for. Every 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import io
 import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -40,6 +43,29 @@ def _heif_opener() -> bool:
     pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
     return True
 
+
+def _quiet_libtiff() -> bool:
+    """libtiff writes its errors and warnings (a damaged JPEG-in-TIFF's "JPEGLib: Quantization table 0x00 was not
+    defined.") straight to stderr, from C, past Python's warnings and logging, and Pillow has no switch for it. The
+    decode's own failure is the one sentence said of such a file, so libtiff's default handlers are unset: with
+    none, libtiff says nothing, and its decoder still reports the failure to Pillow. False when no libtiff of
+    Pillow's is found (a source build on a system library is then as noisy as before)."""
+    here = Path(Image.__file__).parent
+    wheel_copies = [*here.parent.glob("pillow.libs/libtiff*.so*"), *here.glob(".dylibs/libtiff*.dylib")]
+    candidates = [str(path) for path in wheel_copies] or [name for name in [ctypes.util.find_library("tiff")] if name]
+    for candidate in candidates:
+        try:
+            libtiff = ctypes.CDLL(candidate)  # already loaded by Pillow: this is that copy, not a second one
+            libtiff.TIFFSetErrorHandler.restype = libtiff.TIFFSetWarningHandler.restype = ctypes.c_void_p
+            libtiff.TIFFSetErrorHandler(None)
+            libtiff.TIFFSetWarningHandler(None)
+        except (OSError, AttributeError):
+            continue
+        return True
+    return False
+
+
+_quiet_libtiff()
 
 # MPO is the multi-picture JPEG many phone cameras write; it decodes as a JPEG. HEIF (HEIC) and AVIF where their
 # decoders are installed: pillow-heif's, and the libavif inside Pillow's wheels.
