@@ -80,8 +80,12 @@ class ResizeCommand:
     url: str | None = None
     # What a lenient parse dropped or changed, one sentence each; always empty from parse_command.
     notes: tuple[str, ...] = ()
-    # False when the text named no size, so ``spec.sizes`` are the defaults.
+    # False when the text named no size, so ``spec.sizes`` are the defaults (and, in a mention, not yet fitted to
+    # the output caps with its variants: the channel's sizes may stand in for them, handlers.common.channel_spec).
     sizes_named: bool = True
+    # A lenient parse left out something meant as a size (out of range, or a preset misspelt): with no size named,
+    # the defaults would be a guess the user did not make.
+    sizes_refused: bool = False
 
 
 @dataclass(frozen=True)
@@ -334,7 +338,7 @@ def _suggestions(word: str, cutoff: float) -> tuple[str, ...]:
     found: list[str] = []
     for match in difflib.get_close_matches(word.lower(), names, n=8, cutoff=cutoff):
         name = canonical_name(match) or match
-        if name not in found:
+        if name not in found and name != word.lower():  # "did you mean 'help'?" of "help" helps nobody
             found.append(name)
     return tuple(found[:3])  # a tuple: the cache hands the same value to every caller
 
@@ -356,6 +360,7 @@ class _Parser:
         self.notes: list[str] = []
         self.more_notes = 0  # past MAX_NOTES: counted, not kept
         self.help = False
+        self.sizes_refused = False
 
     @property
     def notes_full(self) -> bool:
@@ -472,6 +477,10 @@ class _Parser:
             self.set("mode", _MODE_WORDS[key])
         elif key in _RESOLUTION_WORDS:
             self.set("resolution", _RESOLUTION_WORDS[key])
+        elif key == "auto":  # first, it is the auto command (parse); after a size, the mode
+            self.set("mode", "auto")
+        elif key in _HELP_WORDS:
+            self.help = self.help or self.strict  # a mention's "can you help with this?" is an ordinary word
         elif part[0].isdigit() and (self.strict or _SIZE_SHAPE.fullmatch(_size_text(part))):
             self.size(_size_text(part))
         elif self.strict:
@@ -483,6 +492,7 @@ class _Parser:
         elif len(part) >= 4 and not self.notes_full and (suggestions := _suggestions(part, 0.85)):
             # Suggestions are the slow part (difflib): none once the notes are full, nobody would see them.
             self.note(f"I didn't recognise {_shown(part)}; if you meant {_either(suggestions)}, ask again.")
+            self.sizes_refused = self.sizes_refused or any(resolve_preset(name) for name in suggestions)
 
     def quoted(self, text: str) -> None:
         parts = text.split()
@@ -504,6 +514,7 @@ class _Parser:
         try:
             self.sizes.append(parse_size(text, self.limits))
         except InvalidSize as error:
+            self.sizes_refused = True
             self.problem(str(error))
 
     def link(self, token: _Token) -> None:
@@ -654,13 +665,19 @@ class _Parser:
         return fitted
 
     def resize_command(self) -> ResizeCommand:
-        sizes = self.final_sizes() or self.grammar.default_sizes
-        variants = self.values.get("variants", 1)
-        assert isinstance(variants, int)
-        fitted = self.fitted(sizes, variants)
+        named = self.final_sizes()
         fields = {_FIELDS[name]: value for name, value in self.values.items()}
-        spec = ResizeSpec(sizes=fitted.sizes, **{**fields, "variants": fitted.variants})
-        return ResizeCommand(spec, url=self.url, notes=self.final_notes(), sizes_named=bool(self.sizes))
+        spec = ResizeSpec(sizes=named or self.grammar.default_sizes, **fields)
+        if named or self.strict:  # a mention naming none is fitted once its sizes are known (ResizeCommand)
+            fitted = self.fitted(spec.sizes, spec.variants)
+            spec = replace(spec, sizes=fitted.sizes, variants=fitted.variants)
+        return ResizeCommand(
+            spec,
+            url=self.url,
+            notes=self.final_notes(),
+            sizes_named=bool(named),
+            sizes_refused=self.sizes_refused,
+        )
 
 
 def _whole_number(text: str) -> int | None:
@@ -714,7 +731,8 @@ def help_text(
             "*Other ways to ask*\n"
             "• Mention the app in a message with an image, with sizes or presets if you like: "
             "`@Smart Resize instagram-story 1200x628`.\n"
-            f"• Add the :{reaction}: reaction to a message with an image to get the default sizes.\n"
+            f"• Add the :{reaction}: reaction to a message with an image to get the channel's auto-resize sizes, "
+            "or the default ones where it has none.\n"
             "• Choose *Smart resize* from a message's ⋯ menu (More actions).\n"
             f"• `{c} auto on [sizes]` resizes every image posted in this channel; `{c} auto off` stops it and "
             f"`{c} auto` shows the setting.",

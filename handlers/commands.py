@@ -51,7 +51,8 @@ def register(app: AsyncApp, services: Services) -> None:
         try:
             parsed = grammar.parse_command(text)
         except ParseError as error:
-            await ack(response_type="ephemeral", text=f"{error} Type `/resize help` for examples.")
+            hint = "" if "help" in str(error) else " Type `/resize help` for examples."  # one pointer to it, not two
+            await ack(response_type="ephemeral", text=f"{error}{hint}")
             return
         if isinstance(parsed, HelpCommand):
             await ack(response_type="ephemeral", text=grammar.help_text(command.get("command")))

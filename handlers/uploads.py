@@ -6,10 +6,15 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.grammar import HelpCommand, ResizeCommand
+from bot.grammar import AutoCommand, HelpCommand, ResizeCommand
 from bot.services import Services
 from bot.user_errors import UserError, not_an_image
 from handlers.common import Reply, channel_spec, image_files, on_event, submit_images
+
+AUTO_IS_A_COMMAND = (
+    "A channel's auto-resize is set with `/resize auto on SIZES` or `/resize auto off` there, so nothing started; "
+    "mention me with sizes to resize this image."
+)
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -21,6 +26,8 @@ def register(app: AsyncApp, services: Services) -> None:
         parsed = grammar.parse_mention(event.get("text", ""))
         if isinstance(parsed, HelpCommand):
             return [Reply(channel, user, grammar.help_text(), thread_ts=reply_in)]
+        if isinstance(parsed, AutoCommand):  # a channel's setting, changed where membership can be checked
+            return [Reply(channel, user, AUTO_IS_A_COMMAND, thread_ts=reply_in)]
         files = image_files(event)
         if not files:
             shared = event.get("files") or []
@@ -33,7 +40,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 )
             return [Reply(channel, user, answer, thread_ts=reply_in)]
         command = parsed if isinstance(parsed, ResizeCommand) else grammar.default_command()
-        notes = list(parsed.notes)
+        notes = list(command.notes)
         spec = command.spec
         if not command.sizes_named:
             try:
@@ -41,9 +48,8 @@ def register(app: AsyncApp, services: Services) -> None:
             except UserError as error:
                 return [Reply(channel, user, str(error), thread_ts=reply_in)]
             notes += channel_notes
-        if (parsed.notes and not command.sizes_named) or not spec.sizes:
-            # Every size asked for was unusable (or none fits the caps): the defaults would be a guess the user
-            # did not make.
+        if (command.sizes_refused and not command.sizes_named) or not spec.sizes:
+            # Every size asked for was unusable: the defaults would be a guess the user did not make.
             nothing_started = (
                 f"{' '.join(notes)} Nothing started: mention me again with sizes like `1080x1080` or a preset "
                 "(`/resize help` lists them)."

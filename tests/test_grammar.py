@@ -18,6 +18,7 @@ from bot.grammar import (
     HelpCommand,
     ParseError,
     ResizeCommand,
+    _suggestions,
     help_text,
     parse_command,
     parse_mention,
@@ -432,32 +433,37 @@ def test_mentions_pick_out_what_they_can(text: str, expected: Command) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "expected", "notes"),
+    ("text", "expected", "notes", "refused"),
     [
         (
             "<@U1> 1080x1080 --variants 99",
             command(sizes=(SQUARE,)),
             (f"--variants takes a whole number from 1 to {MAX_VARIANTS}, not '99'. I left it out.",),
+            False,
         ),
         (
             "<@U1> 20000x5 and 1200x630",
             command(sizes=(OG,)),
             ("20000x5 is outside the supported range; each side must be between 16 and 8192 pixels. I left it out.",),
+            True,
         ),
         (
             "<@U1> instagramm please",
             command(),
             ("I didn't recognise 'instagramm'; if you meant 'instagram', ask again.",),
+            True,
         ),
         (
             "<@U1> <https://a.com/1.jpg> <https://b.com/2.jpg>",
             command(url="https://a.com/1.jpg"),
             ("Give one image link per request; this has two. I used the first.",),
+            False,
         ),
         (
             "<@U1> webp and png",
             command(output_format="png"),
             ("You gave --format twice (webp and png); keep one. I used png.",),
+            False,
         ),
         (
             "<@U1> <mailto:a@b.co|a@b.co> square",
@@ -466,6 +472,7 @@ def test_mentions_pick_out_what_they_can(text: str, expected: Command) -> None:
                 "I can't fetch that link: only http:// and https:// links are supported. Use a plain http:// or "
                 "https:// link to the image. I left it out.",
             ),
+            False,
         ),
         (
             "<@U1> auto on social --format webp",
@@ -474,6 +481,7 @@ def test_mentions_pick_out_what_they_can(text: str, expected: Command) -> None:
                 "auto on takes sizes and presets only, like /resize auto on social 1200x628. "
                 "I left out the link and options.",
             ),
+            False,
         ),
         (
             "<@U1> social youtube x --variants 10",
@@ -485,11 +493,15 @@ def test_mentions_pick_out_what_they_can(text: str, expected: Command) -> None:
                 "That would make 80 images (8 sizes x 10 variants); the limit is 20 per request, so ask for fewer "
                 "sizes or variants. I made 2 variants per size.",
             ),
+            False,
         ),
     ],
 )
-def test_mentions_explain_what_they_dropped(text: str, expected: Command, notes: tuple[str, ...]) -> None:
-    assert parse_mention(text) == dataclasses.replace(expected, notes=notes)  # type: ignore[type-var]
+def test_mentions_explain_what_they_dropped(
+    text: str, expected: Command, notes: tuple[str, ...], refused: bool
+) -> None:
+    changes = {"notes": notes, "sizes_refused": refused} if isinstance(expected, ResizeCommand) else {"notes": notes}
+    assert parse_mention(text) == dataclasses.replace(expected, **changes)  # type: ignore[type-var]
 
 
 def test_mentions_cap_sizes_keeping_the_first() -> None:
@@ -758,3 +770,30 @@ def test_round_trip(case: tuple[str, ResizeCommand]) -> None:
     # With nothing but Slack mentions in it, a command asks for help instead.
     assert parse_command(text) in (expected, HelpCommand(EMPTY_COMMAND_REASON) if expected == command() else None)
     assert parse_mention(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1080x1080 auto", command(sizes=(SQUARE,), mode="auto")),  # after a size, the mode (first: the command)
+        ("1080x1080 help", HelpCommand()),
+    ],
+)
+def test_auto_and_help_after_a_size_are_the_mode_and_the_help(text: str, expected: Command) -> None:
+    assert parse_command(text) == expected
+
+
+def test_a_mention_that_asks_for_help_in_a_sentence_is_an_ordinary_request() -> None:
+    assert parse_mention("<@U1> can you help with this?") == command()
+
+
+def test_a_mention_naming_no_size_leaves_its_variants_to_be_fitted_to_the_sizes_it_gets() -> None:
+    # 4 default sizes x 6 variants is over the cap; a channel's 2 sizes x 6 is not (handlers.common.channel_spec).
+    assert parse_mention("<@U1> --variants 6") == command(variants=6)
+    with pytest.raises(ParseError, match="24 images"):  # a command knows its sizes now: refused at once
+        parse_command("--variants 6")
+
+
+@given(st.text(alphabet=string.ascii_letters + "-", min_size=1, max_size=20))
+def test_a_suggestion_is_never_the_word_itself(word: str) -> None:
+    assert word.lower() not in _suggestions(word, 0.6)

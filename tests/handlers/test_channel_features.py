@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.images import astronaut
+import pytest
+
+from handlers.uploads import AUTO_IS_A_COMMAND
+from tests.images import astronaut, encode, photo
 from tests.slack_api.emulator import BOT_USER, SlackEmulator
 from tests.slack_api.harness import eventually, running_app
 
@@ -109,6 +112,57 @@ async def test_a_bare_mention_asking_for_variants_fits_them_to_the_channels_size
         "That would make 32 images (8 sizes x 4 variants); the limit is 20 per request, so ask for fewer sizes or "
         "variants. I made 2 variants per size."
     ]
+
+
+@pytest.mark.parametrize(
+    ("channel_sizes", "made", "told"),
+    [
+        # 2 sizes x 6 variants fits the 20-image cap: made as asked, with nothing to say, though the app's 4
+        # default sizes x 6 would not have fitted.
+        ("200x200 300x300", (2, 6), []),
+        # No auto-resize here: the 4 default sizes, and as many variants of each as fit.
+        (
+            None,
+            (4, 5),
+            [
+                "That would make 24 images (4 sizes x 6 variants); the limit is 20 per request, so ask for "
+                "fewer sizes or variants. I made 5 variants per size."
+            ],
+        ),
+    ],
+    ids=["auto-resize-channel", "plain-channel"],
+)
+async def test_a_bare_mention_asking_for_variants_makes_them_for_the_sizes_it_gets(
+    slack: SlackEmulator, tmp_path: Path, channel_sizes: str | None, made: tuple[int, int], told: list[str]
+) -> None:
+    async with running_app(slack, tmp_path, DEFAULT_SIZES="100x100 120x120 140x140 160x160") as app:
+        if channel_sizes is not None:
+            await app.command(f"auto on {channel_sizes}", response_url=slack.response_url())
+            await eventually(lambda: len(slack.responses) == 1)
+        message = slack.post_user_message(
+            "C1", "U1", f"<@{BOT_USER}> --variants 6", files=[slack.add_file(encode(photo(320, 240), "JPEG"), "a.jpg")]
+        )
+        await app.event({**message, "type": "app_mention", "channel": "C1"})
+        await app.services.runner.idle()
+        [job] = await app.services.store.recent_for_user("U1")
+    assert (len(job.spec.sizes), job.spec.variants) == made
+    assert job.state == "done"
+    assert [e["text"] for e in slack.ephemerals if e["user"] == "U1"] == told
+
+
+async def test_a_mention_asking_to_turn_auto_resize_on_is_pointed_to_the_command(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    async with running_app(slack, tmp_path) as app:
+        message = slack.post_user_message(
+            "C1", "U1", f"<@{BOT_USER}> auto on 300x300", files=[slack.add_file(astronaut(), "a.jpg")]
+        )
+        await app.event({**message, "type": "app_mention", "channel": "C1"})
+        await eventually(lambda: bool(slack.ephemerals_for("U1")))
+        await app.services.runner.idle()
+        assert await app.services.store.recent_for_user("U1") == []
+        assert await app.services.store.auto_sizes("C1") is None
+    assert slack.ephemerals_for("U1") == [AUTO_IS_A_COMMAND]
 
 
 async def test_auto_sizes_stored_under_higher_caps_are_fitted_to_todays(slack: SlackEmulator, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import time
 from pathlib import Path
@@ -103,6 +104,25 @@ async def test_a_mention_says_what_it_left_out_and_never_guesses_sizes(slack: Sl
     assert slack.uploads_in_thread("C1", unusable["ts"]) == []  # no job on default sizes the user never asked for
     assert [u["title"] for u in slack.uploads_in_thread("C1", partly["ts"])] == ["400x400"]
     assert len(jobs) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        ("1080x1080 instagrm-story", "I don't know the size or preset 'instagrm-story'. Did you mean"),
+        ("1080x1080 --varients 2", "I don't know the option '--varients'."),
+        ("20000x100", "20000x100 is outside the supported range"),
+    ],
+)
+async def test_a_command_it_cannot_read_is_answered_with_one_pointer_to_the_help(
+    slack: SlackEmulator, tmp_path: Path, text: str, answer: str
+) -> None:
+    async with running_app(slack, tmp_path) as app:
+        status, body = await app.command(text)
+        jobs = await app.services.store.recent_for_user("U1")
+    assert status == 200 and jobs == []
+    said = json.loads(body)["text"]
+    assert said.startswith(answer) and said.count("/resize help") == 1, said
 
 
 async def test_retried_and_duplicated_events_post_once(slack: SlackEmulator, tmp_path: Path) -> None:
