@@ -15,7 +15,7 @@ from bot.slack.messages import not_in_dms
 from bot.slack.views import resize_modal
 from bot.spec import describe_sizes
 from bot.user_errors import UserError, user_message
-from handlers.common import NotStored, not_a_member, stored_in_time
+from handlers.common import NotStored, not_a_member, open_form, stored_in_time
 
 log = logging.getLogger(__name__)
 # Nothing was stored (handlers.common.stored_in_time), so trying again makes one job, not a second.
@@ -43,9 +43,15 @@ def register(app: AsyncApp, services: Services) -> None:
             if refusal is not None:
                 await respond(text=refusal, response_type="ephemeral")
                 return
-            metadata = {"channel": command["channel_id"], "response_url": command.get("response_url") or None}
-            await services.client.views_open(
-                trigger_id=command["trigger_id"], view=resize_modal(metadata, file_input=True)
+            response_url = command.get("response_url") or None
+            metadata = {"channel": command["channel_id"], "response_url": response_url}
+            await open_form(
+                services,
+                command["trigger_id"],
+                resize_modal(metadata, file_input=True),
+                channel=command["channel_id"],
+                user=command["user_id"],
+                response_url=response_url,
             )
             return
         try:

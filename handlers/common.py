@@ -20,7 +20,7 @@ from bot.jobs.model import JobSource, Trigger
 from bot.jobs.store import store_or_network_out_of_reach
 from bot.services import Services
 from bot.spec import ResizeSpec
-from bot.user_errors import UserError, slack_error_message
+from bot.user_errors import UserError, slack_error_message, user_message
 from bot.write_deadline import writes_begin_within
 
 log = logging.getLogger(__name__)
@@ -153,6 +153,28 @@ async def not_a_member(services: Services, channel: str) -> str | None:
     if (response.get("channel") or {}).get("is_member") is False:
         return slack_error_message("not_in_channel")
     return None
+
+
+FORM_TOO_SLOW = "The form took too long to open, so it didn't; please try again."
+_TRIGGER_SPENT = frozenset({"expired_trigger_id", "exchanged_trigger_id", "invalid_trigger_id"})
+
+
+async def open_form(
+    services: Services, trigger_id: str, view: dict[str, Any], *, channel: str, user: str, response_url: str | None
+) -> None:
+    """Open a form; when Slack will not (its trigger lasts 3 s and opens one view, Slack out of reach), the person
+    who asked is told in one sentence and the log gets one line, not a traceback and an unanswered request."""
+    try:
+        await services.client.views_open(trigger_id=trigger_id, view=view)
+        return
+    except SlackApiError as error:
+        code = str(error.response.get("error", ""))
+        answer = FORM_TOO_SLOW if code in _TRIGGER_SPENT else user_message(error)
+        why = f"Slack answered {code}"
+    except (aiohttp.ClientError, TimeoutError) as error:
+        answer, why = FORM_TOO_SLOW, f"Slack is unreachable ({type(error).__name__})"
+    log.warning("the form for %s did not open: %s", user, why)
+    await services.delivery.ephemeral(channel, user, answer, response_url=response_url)
 
 
 async def channel_spec(

@@ -21,7 +21,7 @@ from bot.slack.messages import not_in_dms
 from bot.slack.views import MODAL_ID, resize_modal
 from bot.spec import ResizeSpec
 from bot.user_errors import UserError
-from handlers.common import NotStored, Reply, image_files, not_a_member, send, stored_in_time
+from handlers.common import NotStored, Reply, image_files, not_a_member, open_form, send, stored_in_time
 
 log = logging.getLogger(__name__)
 SHORTCUT_ID = "smart_resize"
@@ -56,8 +56,13 @@ def register(app: AsyncApp, services: Services) -> None:
             "files": [file["id"] for file in files],
             "response_url": response_url,
         }
-        await services.client.views_open(
-            trigger_id=shortcut["trigger_id"], view=resize_modal(metadata, file_input=False)
+        await open_form(
+            services,
+            shortcut["trigger_id"],
+            resize_modal(metadata, file_input=False),
+            channel=channel,
+            user=user,
+            response_url=response_url,
         )
 
     @app.view(MODAL_ID)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from handlers.common import FORM_TOO_SLOW
 from tests.images import astronaut
 from tests.slack_api.emulator import BOT_USER, SlackEmulator
 from tests.slack_api.harness import eventually, form_values, running_app
@@ -120,7 +121,7 @@ async def test_where_the_bot_is_not_in_the_channel_no_form_opens_and_it_says_to_
     async with running_app(slack, tmp_path) as app:
         await app.message_shortcut(message, user="U1", channel="C2", response_url=slack.response_url("shortcut"))
         await app.command("", channel="C2", response_url=slack.response_url("command"))
-        await eventually(lambda: len(slack.responses) == 2)
+        await eventually(lambda: len(slack.ephemerals_for("U1")) == 2)
     assert [response["text"] for response in slack.responses] == [INVITE, INVITE]
     assert slack.opened_views == []  # no form whose results would have nowhere to go
 
@@ -157,3 +158,19 @@ async def test_the_form_opens_when_slack_cannot_say_whether_the_bot_is_in_the_ch
         await app.message_shortcut(message, user="U1", response_url=slack.response_url())
         await eventually(lambda: len(slack.opened_views) == 1)  # a failed job still reaches them by response_url
     assert slack.responses == []
+
+
+async def test_a_form_slack_will_not_open_is_said_in_one_sentence_with_no_traceback(
+    slack: SlackEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "shot.jpg")])
+    async with running_app(slack, tmp_path) as app:
+        slack.fail_next("views.open", "expired_trigger_id")  # the 3 s trigger ran out before the form was sent
+        command_status, _ = await app.command("", response_url=slack.response_url("command"))
+        slack.fail_next("views.open", "expired_trigger_id")
+        shortcut_status, _ = await app.message_shortcut(message, user="U1", response_url=slack.response_url("menu"))
+        await eventually(lambda: len(slack.ephemerals_for("U1")) == 2)
+    assert (command_status, shortcut_status) == (200, 200)
+    assert slack.ephemerals_for("U1") == [FORM_TOO_SLOW, FORM_TOO_SLOW]
+    assert caplog.text.count("did not open: Slack answered expired_trigger_id") == 2
+    assert not [record for record in caplog.records if record.exc_info]
