@@ -166,9 +166,13 @@ def _resize(
                 on_output(len(outputs), len(request.sizes) * request.variants)
             if sides and variant == 0:
                 fills[target] = describe_fill(sides)
-        made = sum(o.target == target for o in outputs)
-        if request.variants > 1 and made < request.variants:
-            notes.append(f"{target}: only {made} distinct framing{'s exist' if made > 1 else ' exists'}.")
+        made = [o for o in outputs if o.target == target]
+        if request.variants > 1 and len(made) < request.variants:
+            framings = f"{len(made)} distinct framing{'s' if len(made) > 1 else ''}"
+            if resolved_mode(request.mode, hints) == "auto" and made[0].mode == "crop":
+                notes.append(f"{target}: only {framings} of this size keep the whole subject, so I made those.")
+            else:
+                notes.append(f"{target}: only {framings} {'exist' if len(made) > 1 else 'exists'}.")
         main = next(o for o in outputs if o.target == target)
         upscale = max(target.width / main.source_rect[2], target.height / main.source_rect[3])
         if main.mode == "crop" and upscale > 1.05:

@@ -103,6 +103,11 @@ class _Windows:
         )
 
 
+def _auto_may_crop(plan: Plan) -> bool:
+    """Auto's rule for a crop: it keeps nearly all of the subject's extent and cuts nothing protected."""
+    return plan.extent_kept >= CROP_KEEPS_ENOUGH and plan.safe
+
+
 def resolved_mode(mode: Mode, hints: Hints) -> Mode:
     """Auto as the prompt may have narrowed it: "don't crop" extends, "crop to fill the frame" crops (the first
     wins where both are asked)."""
@@ -175,8 +180,8 @@ class Framer:
         mode = resolved_mode(mode, self.hints)
         plans: list[Plan] = []
         if mode in ("crop", "auto"):
-            crop = self._best_crops(target, variants, rng)
-            use_crop = mode == "crop" or (crop[0].extent_kept >= CROP_KEEPS_ENOUGH and crop[0].safe)
+            crop = self._best_crops(target, variants, rng, auto=mode == "auto")
+            use_crop = mode == "crop" or _auto_may_crop(crop[0])
             if mode == "auto" and self.hints.zoom > 1.0:
                 use_crop = False
             if use_crop:
@@ -184,6 +189,7 @@ class Framer:
         if not plans:
             whole = mode == "extend"
             plans = self._extensions(target, variants, fill, whole=whole, rng=rng)
+        # Auto's crop variants obey variant 0's rule, so there may be fewer than asked for (the notes say so).
         return plans[: max(1, variants)]
 
     # --- crop ---------------------------------------------------------------------------------------------------
@@ -195,7 +201,9 @@ class Framer:
             return float(self.source.width), self.source.width / aspect
         return self.source.height * aspect, float(self.source.height)
 
-    def _best_crops(self, target: Size, variants: int, rng: np.random.Generator) -> list[Plan]:
+    def _best_crops(self, target: Size, variants: int, rng: np.random.Generator, *, auto: bool) -> list[Plan]:
+        """Variant 0, the best window, and up to ``variants - 1`` others as safe as it; in auto mode only others
+        that auto itself would crop to (``_auto_may_crop``), so a variant never cuts what variant 0 keeps whole."""
         full_w, full_h = self._max_window(target)
         zooms = [self.hints.zoom] if self.hints.zoom < 1.0 else [1.0]
         if variants > 1:
@@ -216,6 +224,8 @@ class Framer:
                     if len(chosen) >= variants:
                         break
                     allowed = windows.as_safe_as(int(index), best) and windows.core[index] >= enough_core
+                    if auto:
+                        allowed = allowed and windows.extent[index] >= CROP_KEEPS_ENOUGH and windows.safe(int(index))
                     if allowed and all(self._iou(windows, index, other) < limit for other in chosen):
                         chosen.append(int(index))
                 if len(chosen) >= variants:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from bot.engine import ResizeRequest, Size, core, resize
 from bot.engine.prompts import MODE_PHRASES
@@ -369,6 +369,25 @@ def test_variants_keep_every_face_variant_zero_keeps() -> None:
         x, y, w, h = output.source_rect
         for fx, fy, fw, fh in faces:
             assert x <= fx and fx + fw <= x + w and y <= fy and fy + fh <= y + h, (output.variant, output.source_rect)
+
+
+def test_auto_variants_keep_the_whole_subject_variant_zero_keeps_and_say_when_fewer_do() -> None:
+    # A tall product on white: a square crop can hold it whole only at the widest zoom, so the tighter zooms
+    # the other variants try would cut its cap or its base.
+    image = Image.new("RGB", (800, 600), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    draw.rounded_rectangle((340, 50, 460, 560), 30, fill=(30, 90, 200))
+    draw.ellipse((350, 30, 450, 130), fill=(220, 60, 40))
+    draw.rectangle((360, 300, 440, 380), fill=(250, 200, 0))
+    result = resize(encode(image, "JPEG", quality=92), ResizeRequest(sizes=(Size(600, 600),), variants=10))
+    assert result.outputs[0].mode == "crop"
+    assert 1 < len(result.outputs) < 10
+    for output in result.outputs:
+        x, y, w, h = output.source_rect
+        assert x <= 340 and 460 <= x + w and y <= 30 and 560 <= y + h, (output.variant, output.source_rect)
+    assert f"600x600: only {len(result.outputs)} distinct framings of this size keep the whole subject" in " ".join(
+        result.notes
+    )
 
 
 def test_when_not_every_face_fits_the_notes_say_which_were_kept() -> None:
