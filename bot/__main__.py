@@ -128,15 +128,16 @@ async def _serve_with(services: Services, stop: asyncio.Event, pacing: Pacing) -
 
 
 async def _connect(app: AsyncApp, services: Services, pacing: Pacing) -> None:
-    """Check the bot token with Slack, start the jobs, then (Socket Mode) keep the socket open; returns in HTTP mode
-    once they are started."""
+    """Check the bot token with Slack, then (Socket Mode) the app-level token as the socket opens, and start the jobs
+    once Slack has accepted both: not before, or a token Slack refuses would fail (or an exit abandon) every job
+    claimed. Returns in HTTP mode once they are started."""
     from bot.slack.connection import SocketModeLink, check_bot_token
 
     settings = services.settings
     identity = await check_bot_token(services.client, services.readiness, policy=pacing.reconnect)
     log.info("Slack accepted the bot token (workspace %s)", identity.get("team") or identity.get("team_id") or "?")
-    await services.start_work()  # not before: on a token Slack refuses, every job claimed would fail
     if settings.slack_app_token is None:
+        await services.start_work()
         return
     async with aiohttp.ClientSession(trust_env=False) as session:
         link = SocketModeLink(
@@ -147,6 +148,7 @@ async def _connect(app: AsyncApp, services: Services, pacing: Pacing) -> None:
             readiness=services.readiness,
             policy=pacing.reconnect,
             heartbeat_s=pacing.socket_heartbeat_s,
+            on_token_accepted=services.start_work,
         )
         await link.run()
 

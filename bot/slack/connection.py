@@ -203,8 +203,11 @@ class SocketModeLink:
         policy: RetryPolicy = RECONNECT,
         heartbeat_s: float = 10.0,
         sleep: Sleep = asyncio.sleep,
+        on_token_accepted: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """``on_token_accepted``: awaited once, the first time Slack accepts the app-level token."""
         self.app = app
+        self._on_token_accepted = on_token_accepted
         # A client with no token of its own: the app-level token goes to this one method only.
         self._opener = AsyncWebClient(base_url=api_url, session=session)
         self._app_token = app_token
@@ -252,6 +255,9 @@ class SocketModeLink:
             response = await self._opener.apps_connections_open(app_token=self._app_token)
         except (SlackApiError, *UNREACHABLE) as error:
             return call_failed(error, self._host, "apps.connections.open", "SLACK_APP_TOKEN")
+        if self._on_token_accepted is not None:
+            accepted, self._on_token_accepted = self._on_token_accepted, None
+            await accepted()
         url = str(response["url"])
         try:
             async with self._session.ws_connect(url, heartbeat=self.heartbeat_s, autoping=True) as socket:

@@ -18,8 +18,10 @@ import pytest
 
 from bot.__main__ import serve
 from bot.config import load_settings
+from bot.jobs.store import SqliteJobStore
 from bot.services import Pacing
 from bot.smart_resize_api.retry import RetryPolicy
+from tests.factories import insert, make_job
 from tests.images import astronaut
 from tests.slack_api.emulator import APP_TOKEN, BOT_USER, TEAM, Fault, SlackEmulator
 from tests.slack_api.harness import PACING, SHARED_ENGINE, app_env, eventually, free_port
@@ -153,12 +155,20 @@ async def test_slack_refusing_the_app_token_stops_the_start_with_one_line(
     slack: SlackEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     env = app_env(slack, tmp_path, SLACK_APP_TOKEN="xapp-1-A1-2-revoked", PORT=str(free_port()))
+    store = SqliteJobStore(tmp_path / "jobs.db")
+    waiting, _ = await insert(store, make_job())  # accepted before this start: not touched until both tokens are good
+    await store.close()
     started = time.monotonic()
     code = await asyncio.wait_for(serve(load_settings(env), stop=asyncio.Event(), pacing=QUICK), 10)
     assert code == 2 and time.monotonic() - started < 10
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("Smart Resize can't start: Slack refused SLACK_APP_TOKEN (invalid_auth).")
     assert "connections:write" in line and "revoked" not in line
+    store = SqliteJobStore(tmp_path / "jobs.db")
+    untouched = await store.get(waiting.id)
+    await store.close()
+    assert untouched is not None and (untouched.state, untouched.attempts) == ("accepted", 0)
+    assert [method for method, _ in slack.calls] == ["auth.test", "apps.connections.open"]
 
 
 async def test_while_slack_is_unreachable_it_logs_one_line_per_retry_and_is_not_ready(
