@@ -86,7 +86,7 @@ async def serve(
         try:
             async with open_services(settings, pacing=pacing, pool=pool) as services:
                 return await _serve_with(services, stop, pacing)
-        except StoreUnavailable as error:  # PostgreSQL out of reach at start-up: one line, not a traceback
+        except StoreUnavailable as error:  # the database out of reach at start-up: one line, not a traceback
             print(f"Smart Resize can't start: {error}", file=sys.stderr)
             return 2
 

@@ -319,6 +319,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         problems.append(f"SMART_RESIZE_BACKEND={backend_raw!r} is unknown; use local or hosted.")
     if backend == "hosted" and not hosted_key:
         problems.append(f"SMART_RESIZE_BACKEND={backend_raw} needs PIXAZO_API_KEY; set it, or use the local engine.")
+    if hosted_key is not None and (not hosted_key.isprintable() or any(c.isspace() for c in hosted_key)):
+        # The key itself is not echoed: this line is printed, and may be logged.
+        problems.append("PIXAZO_API_KEY has spaces or control characters; paste the key again as it was issued.")
+    hosted_base_url = get("PIXAZO_BASE_URL") or DEFAULT_BASE_URL
+    if not _is_http_url(hosted_base_url):
+        problems.append(
+            f"PIXAZO_BASE_URL={hosted_base_url!r} is not an http(s) URL; leave it unset for the hosted service, or "
+            "give the address of a `smart-resize serve`, like http://127.0.0.1:8080."
+        )
 
     database_path = read.database_path()
     postgres_url = read.postgres_url()
@@ -366,7 +375,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         port=port,
         backend=backend,
         hosted_api_key=hosted_key,
-        hosted_base_url=get("PIXAZO_BASE_URL") or DEFAULT_BASE_URL,
+        hosted_base_url=hosted_base_url,
         database_path=database_path,
         postgres_url=postgres_url,
         job_lease_s=job_lease_s,
@@ -419,6 +428,7 @@ def _is_http_url(value: str) -> bool:
 def _default_sizes(raw: str | None, limits: Limits, problems: list[str]) -> tuple[Size, ...]:
     """DEFAULT_SIZES: sizes and preset names separated by spaces or commas (default: the "social" group)."""
     sizes: list[Size] = []
+    refused = len(problems)
     for token in (raw or DEFAULT_GROUP).replace(",", " ").split():
         preset = resolve_preset(token)
         if preset is not None:
@@ -431,4 +441,6 @@ def _default_sizes(raw: str | None, limits: Limits, problems: list[str]) -> tupl
             continue
         if size not in sizes:
             sizes.append(size)
+    if not sizes and len(problems) == refused:  # nothing at all, not sizes that were each refused
+        problems.append(f"DEFAULT_SIZES={raw!r} names no size; give sizes or presets, like {DEFAULT_GROUP} 1200x628.")
     return tuple(sizes)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,22 @@ def test_every_problem_is_reported_at_once() -> None:
     assert any(p.startswith("DEFAULT_SIZES: 5x5") for p in problems)
     assert any("mysql" in p for p in problems)
     assert "JOB_RETENTION_DAYS=0 is out of range; use a number from 1 to 3650." in problems
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        ({"PIXAZO_API_KEY": "k12 3"}, "PIXAZO_API_KEY has spaces or control characters; paste the key again"),
+        ({"PIXAZO_API_KEY": "k1", "PIXAZO_BASE_URL": "ftp://x"}, "PIXAZO_BASE_URL='ftp://x' is not an http(s) URL"),
+        ({"DEFAULT_SIZES": ","}, "DEFAULT_SIZES=',' names no size; give sizes or presets"),
+    ],
+)
+def test_settings_the_app_would_trip_on_later_are_refused_at_start(settings: dict[str, str], said: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"SLACK_BOT_TOKEN": "xoxb-1-2-abc", "SLACK_SIGNING_SECRET": "s", **settings})
+    [problem] = caught.value.problems
+    assert problem.startswith(said)
+    assert "k12 3" not in problem  # a key is never echoed
 
 
 def test_slack_api_url_override_gets_a_trailing_slash() -> None:
@@ -143,3 +160,13 @@ def test_the_example_tokens_of_env_example_are_refused_with_where_to_get_real_on
     assert len(caught.value.problems) == 2
     assert caught.value.problems[0].startswith("SLACK_BOT_TOKEN is still the example value from .env.example")
     assert caught.value.problems[1].startswith("SLACK_APP_TOKEN is still the example value from .env.example")
+
+
+def test_env_example_lists_every_setting_the_readme_documents() -> None:
+    root = Path(__file__).parents[1]
+    readme = (root / "README.md").read_text()
+    table = readme[readme.index("All from the environment or `.env`") :]
+    documented = re.findall(r"^\| `([A-Z][A-Z0-9_]+)`", table, re.MULTILINE)
+    example = (root / ".env.example").read_text()
+    assert len(documented) > 20  # the table was found
+    assert [name for name in documented if not re.search(rf"^#? ?{name}=", example, re.MULTILINE)] == []

@@ -181,6 +181,19 @@ async def test_the_run_command_with_postgresql_out_of_reach_says_so_in_one_line(
     assert "Traceback" not in text and "secret-pw" not in text
 
 
+async def test_the_run_command_with_a_job_database_it_cannot_open_says_so_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "not-a-folder").write_text("")
+    process = await _run_command(
+        tmp_path,
+        f"SLACK_BOT_TOKEN={BOT_TOKEN}\nSLACK_APP_TOKEN={APP_TOKEN}\n"
+        f"DATABASE_URL=sqlite:///{tmp_path / 'not-a-folder' / 'jobs.db'}\nENGINE_WORKERS=1\n",
+    )
+    line, text = await _the_one_line_it_stops_with(process)
+    assert line.startswith(f"Smart Resize can't start: Can't open the job database {tmp_path / 'not-a-folder'}")
+    assert line.endswith("point DATABASE_URL at a file in a folder this user may write to.")
+    assert "Traceback" not in text
+
+
 def _start_lines(caplog: pytest.LogCaptureFixture) -> str:
     from bot.__main__ import _log_running
     from bot.config import load_settings

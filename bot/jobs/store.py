@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bot.jobs.model import Job, JobSource
+from bot.postgres import StoreUnavailable
 from bot.slack.uploads import UploadRecord
 from bot.spec import ResizeSpec
 from bot.sqlite import Database, add_missing_column, add_missing_columns, run_statements
@@ -158,11 +159,17 @@ class SqliteJobStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.owner = new_owner()
-        self._db = Database(path, "")
-        self._db.migrate("jobs", _MIGRATIONS)
-        # One app process per SQLite file: whatever holds a lease here is this process's previous life, dead. Its
-        # jobs resume at once, not a lease later. (Replicas share PostgreSQL, where leases run out instead.)
-        self._db.execute_now("UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
+        try:
+            self._db = Database(path, "")
+            self._db.migrate("jobs", _MIGRATIONS)
+            # One app process per SQLite file: whatever holds a lease here is this process's previous life, dead.
+            # Its jobs resume at once, not a lease later. (Replicas share PostgreSQL, where leases run out instead.)
+            self._db.execute_now("UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
+        except (OSError, sqlite3.Error) as error:
+            raise StoreUnavailable(
+                f"Can't open the job database {path} (DATABASE_URL): {error}; point DATABASE_URL at a file in a folder "
+                "this user may write to."
+            ) from None
 
     async def close(self) -> None:
         self._db.close()
