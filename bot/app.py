@@ -32,7 +32,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.jobs.source_links import PATH_PREFIX
 from bot.net import FetchError
 from bot.services import Services
-from bot.slack.connection import Readiness, refresh_readiness
+from bot.slack.connection import (
+    UNREACHABLE,
+    Readiness,
+    SlackUnreachable,
+    host_of,
+    refresh_readiness,
+    waiting_on_slack,
+)
 from bot.slow_clients import SLOW_CLIENTS, SlowClients
 from bot.user_errors import UserError
 
@@ -475,9 +482,16 @@ def add_source_route(web_app: web.Application, services: Services) -> None:
         if image is None:  # not in memory (a restart, say): fetched again from where the job has it
             try:
                 fetched = await services.runner.source_image(job)
-            except (FetchError, SlackApiError, UserError) as error:
+            except (FetchError, UserError) as error:
                 log.warning("source link for job %s: the image could not be fetched again (%s)", job.short_id, error)
                 raise web.HTTPNotFound() from None
+            except (SlackApiError, SlackUnreachable, *UNREACHABLE) as error:
+                if (problem := waiting_on_slack(error, host_of(services.settings.slack_api_url))) is None:
+                    log.warning("source link for job %s: Slack refused the image (%s)", job.short_id, error)
+                    raise web.HTTPNotFound() from None
+                # Slack for a moment, not the link: the service that fetches it may try again.
+                log.warning("source link for job %s: not served now: %s", job.short_id, problem)
+                raise web.HTTPServiceUnavailable(headers={"Retry-After": "5"}) from None
             return _image_response(fetched.data, fetched.content_type)
         return _image_response(image.data, image.content_type)
 

@@ -66,6 +66,26 @@ async def test_a_link_serves_only_its_open_job_until_it_expires(slack: SlackEmul
     assert slack.downloads and all(d["file_id"] == file["id"] for d in slack.downloads)  # type: ignore[index]
 
 
+async def test_a_link_whose_image_slack_cannot_give_now_answers_503_in_one_log_line(
+    slack: SlackEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    message = _share(slack)
+    port = free_port()
+    async with running_app(slack, tmp_path, port=port, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}") as app:
+        job = await _held_job(app, message)
+        assert app.services.links is not None
+        link = app.services.links.link(job.id)
+        await slack.go_offline()  # Slack's file host out of reach, and the image not in memory (a restart, say)
+        try:
+            async with aiohttp.ClientSession() as session, session.get(link) as response:
+                status, retry_after = response.status, response.headers.get("Retry-After")
+        finally:
+            await slack.come_back()
+    assert (status, retry_after) == (503, "5")  # the service fetching it may try again; the link is good
+    assert f"source link for job {job.short_id}: not served now: Slack is unreachable at" in caplog.text
+    assert not [record for record in caplog.records if record.exc_info]
+
+
 async def test_a_restart_keeps_serving_the_links_it_handed_out(slack: SlackEmulator, tmp_path: Path) -> None:
     message = _share(slack)
     port = free_port()
