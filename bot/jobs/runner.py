@@ -338,6 +338,9 @@ class JobRunner:
         elif thread_ts is None:
             # A link, or an image uploaded in the modal: there is no message to answer, so post one.
             thread_ts = await self.delivery.find_own_post(job.channel_id, tag, since=job.created_at)
+            if thread_ts is None and source.url is not None:
+                # A link the guard refuses is told to its requester alone, not announced in the channel first.
+                await self.fetcher.vet(source.url)
             if thread_ts is None:
                 # The link is shown, not linked: escaped, it can't become <!channel> or a disguised <url|text>.
                 what = escape_mrkdwn(source.url) if source.url is not None else "an uploaded image"

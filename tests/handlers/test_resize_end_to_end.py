@@ -227,6 +227,7 @@ async def test_private_link_is_refused_in_plain_words(slack: SlackEmulator, tmp_
     [notice] = slack.ephemerals_for("U1")
     assert "private or internal address" in notice and "FETCH_ALLOW_PRIVATE_NETWORKS" in notice
     assert "Traceback" not in notice
+    assert slack.calls_to("chat.postMessage") == []  # said to the requester alone: the link is not announced
 
 
 async def test_a_slack_file_redirected_to_a_private_address_is_refused(slack: SlackEmulator, tmp_path: Path) -> None:
