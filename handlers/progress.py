@@ -18,9 +18,8 @@ def register(app: AsyncApp, services: Services) -> None:
     @app.action(CANCEL_ACTION)
     async def cancel(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
-        user = body["user"]["id"]
-        answer = await services.runner.cancel(action["value"], by_user=user)
-        await services.delivery.ephemeral(body["channel"]["id"], user, answer)
+        answer = await services.runner.cancel(action["value"], by_user=body["user"]["id"])
+        await _answer(services, body, answer)
 
     posting: set[str] = set()  # jobs whose crop map this process is posting: a second click waits for none
 
@@ -31,13 +30,11 @@ def register(app: AsyncApp, services: Services) -> None:
         channel, user = body["channel"]["id"], body["user"]["id"]
         picture = await services.crop_maps.read(job.id) if job is not None and services.crop_maps is not None else None
         if job is None or job.thread_ts is None or picture is None:
-            await services.delivery.ephemeral(
-                channel, user, "That crop map has expired; run the resize again to see it."
-            )
+            await _answer(services, body, "That crop map has expired; run the resize again to see it.")
             return
         tag = f"crop map · _{job.marker}_"
         if job.id in posting:
-            await services.delivery.ephemeral(channel, user, "The crop map is on its way to this thread.")
+            await _answer(services, body, "The crop map is on its way to this thread.")
             return
         posting.add(job.id)
         try:
@@ -49,11 +46,11 @@ def register(app: AsyncApp, services: Services) -> None:
     async def crop_instead(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         job = await services.store.get(action["value"])
-        channel, user = body["channel"]["id"], body["user"]["id"]
+        user = body["user"]["id"]
         if job is None or job.thread_ts is None:
-            await services.delivery.ephemeral(
-                channel,
-                user,
+            await _answer(
+                services,
+                body,
                 "That request has expired; run the resize again with `crop`, like `/resize 1080x1080 crop`.",
             )
             return
@@ -69,14 +66,22 @@ def register(app: AsyncApp, services: Services) -> None:
                 thread_ts=job.thread_ts,
             )
         except UserError as error:
-            await services.delivery.ephemeral(channel, user, str(error))
+            await _answer(services, body, str(error))
             return
         if cropping.state == "done":
             answer = "The cropped images are already in this thread."
         else:
             verb = "Cropping instead" if new else "Already on it"
             answer = f"{verb}: the cropped images will follow in this thread."
-        await services.delivery.ephemeral(channel, user, answer)
+        await _answer(services, body, answer)
+
+
+async def _answer(services: Services, body: dict[str, Any], text: str) -> None:
+    """A private answer to who pressed a button, in the thread the button is in (its progress message's)."""
+    container = body.get("container") or {}
+    await services.delivery.ephemeral(
+        body["channel"]["id"], body["user"]["id"], text, thread_ts=container.get("thread_ts")
+    )
 
 
 async def _post_crop_map(services: Services, job: Job, picture: bytes, tag: str, channel: str, user: str) -> None:
@@ -91,7 +96,7 @@ async def _post_crop_map_once(
     services: Services, job: Job, picture: bytes, tag: str, channel: str, user: str, thread_ts: str
 ) -> None:
     if await services.delivery.find_own_post(channel, tag, since=job.created_at, thread_ts=thread_ts, with_files=True):
-        await services.delivery.ephemeral(channel, user, "The crop map is already in this thread.")
+        await services.delivery.ephemeral(channel, user, "The crop map is already in this thread.", thread_ts=thread_ts)
         return
     crop_map = OutgoingFile(
         picture,
@@ -107,4 +112,4 @@ async def _post_crop_map_once(
     try:
         await services.delivery.upload(channel, thread_ts, outgoing)
     except UserError as error:  # never shared: said to the one who asked, not left as a traceback
-        await services.delivery.ephemeral(channel, user, str(error))
+        await services.delivery.ephemeral(channel, user, str(error), thread_ts=thread_ts)

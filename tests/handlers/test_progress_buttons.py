@@ -41,13 +41,15 @@ async def test_requester_cancels_and_nothing_is_posted(tmp_path: Path) -> None:
             progress = [m for m in slack.thread("C1", message["ts"]) if m["user"] == BOT_USER]
             assert progress[0]["blocks"][1]["elements"][0]["action_id"] == CANCEL_ACTION
 
-            await app.block_action(CANCEL_ACTION, job_id, user="U2")
+            await app.block_action(CANCEL_ACTION, job_id, user="U2", thread_ts=message["ts"])
             await eventually(lambda: len(slack.ephemerals_for("U2")) == 1)
             assert "Only <@U1>" in slack.ephemerals_for("U2")[0]
 
-            await app.block_action(CANCEL_ACTION, job_id, user="U1")
+            await app.block_action(CANCEL_ACTION, job_id, user="U1", thread_ts=message["ts"])
             await eventually(lambda: len(slack.ephemerals_for("U1")) == 1)
             await app.services.runner.idle()
+        # Answered where the button was pressed: in the thread, beside the progress message.
+        assert {e["thread_ts"] for e in slack.ephemerals} == {message["ts"]}
         assert _job_ids(tmp_path / "jobs.db") == [(job_id, "cancelled")]
         assert slack.uploads_in_thread("C1", message["ts"]) == []
         assert progress[0]["text"].startswith(":no_entry_sign: Cancelled by <@U1>")
@@ -67,8 +69,9 @@ async def test_crop_map_is_posted_once_on_request(tmp_path: Path) -> None:
             assert [e["action_id"] for e in done["blocks"][1]["elements"]] == [CROP_MAP_ACTION, CROP_INSTEAD_ACTION]
             await app.block_action(CROP_MAP_ACTION, job_id, user="U1")
             await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 3)
-            await app.block_action(CROP_MAP_ACTION, job_id, user="U1")
+            await app.block_action(CROP_MAP_ACTION, job_id, user="U1", thread_ts=message["ts"])
             await eventually(lambda: len(slack.ephemerals_for("U1")) == 1)
+        assert [e["thread_ts"] for e in slack.ephemerals] == [message["ts"]]  # "already in this thread", in it
         crop_map = [u for u in slack.uploads_in_thread("C1", message["ts"]) if u["name"] == "crop-map.jpg"]
         assert len(crop_map) == 1
         assert Image.open(io.BytesIO(crop_map[0]["bytes"])).size == (

@@ -326,7 +326,14 @@ class SlackEmulator:
             return channel
         if params.get("user") not in channel.members:
             return "user_not_in_channel"
-        self.ephemerals.append({"channel": channel.id, "user": params["user"], "text": params.get("text", "")})
+        self.ephemerals.append(
+            {
+                "channel": channel.id,
+                "user": params["user"],
+                "text": params.get("text", ""),
+                "thread_ts": params.get("thread_ts"),
+            }
+        )
         return {"message_ts": self._ts()}
 
     def _reactions_add(self, params: dict[str, Any]) -> dict[str, Any] | str:

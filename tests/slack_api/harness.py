@@ -102,7 +102,13 @@ class RunningApp:
         headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"} if retry_num else None
         return await self.post(json.dumps(envelope).encode(), "application/json", headers=headers)
 
-    async def block_action(self, action_id: str, value: str, *, user: str, channel: str = "C1") -> tuple[int, str]:
+    async def block_action(
+        self, action_id: str, value: str, *, user: str, channel: str = "C1", thread_ts: str | None = None
+    ) -> tuple[int, str]:
+        """A click on a button of a message; ``thread_ts``: the thread that message is in, as Slack says it."""
+        container: dict[str, Any] = {"type": "message", "channel_id": channel}
+        if thread_ts is not None:
+            container["thread_ts"] = thread_ts
         payload = {
             "type": "block_actions",
             "team": {"id": TEAM},
@@ -110,7 +116,7 @@ class RunningApp:
             "api_app_id": "AEMU",
             "trigger_id": uuid.uuid4().hex,
             "channel": {"id": channel},
-            "container": {"type": "message", "channel_id": channel},
+            "container": container,
             "actions": [
                 {"type": "button", "action_id": action_id, "block_id": "b1", "value": value, "action_ts": "1.0"}
             ],
