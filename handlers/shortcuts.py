@@ -19,6 +19,7 @@ from bot.presets import PRESETS
 from bot.services import Services
 from bot.slack.messages import not_in_dms
 from bot.slack.views import MODAL_ID, resize_modal
+from bot.smart_resize_api.contract import MAX_PROMPT_CHARS
 from bot.spec import ResizeSpec
 from bot.user_errors import UserError
 from handlers.common import NotStored, Reply, image_files, not_a_member, open_form, send, stored_in_time
@@ -143,6 +144,8 @@ def read_form(values: dict[str, Any], services: Services) -> tuple[dict[str, str
         variants=variants,
         prompt=(values["prompt"]["value"].get("value") or "").strip(),
     )
+    if len(spec.prompt) > MAX_PROMPT_CHARS:  # Slack's own max_length on the field, checked here too
+        errors["prompt"] = f"The instructions have {len(spec.prompt)} characters; keep them to {MAX_PROMPT_CHARS}."
     if len(sizes) > grammar.max_sizes:
         errors["sizes"] = f"That's {len(sizes)} sizes; the limit is {grammar.max_sizes} per request."
     else:

@@ -9,6 +9,7 @@ from typing import Any
 from bot.engine import MAX_VARIANTS
 from bot.jobs.model import Job
 from bot.presets import PRESETS, presets_help
+from bot.smart_resize_api.contract import MAX_PROMPT_CHARS
 from bot.spec import describe_sizes
 
 MODAL_ID = "resize_modal"
@@ -55,7 +56,7 @@ def resize_modal(metadata: dict[str, Any], *, file_input: bool) -> dict[str, Any
         _input(
             "prompt",
             "Instructions",
-            {"type": "plain_text_input", "placeholder": _text("keep face centered")},
+            {"type": "plain_text_input", "placeholder": _text("keep face centered"), "max_length": MAX_PROMPT_CHARS},
             optional=True,
         ),
     ]

@@ -49,11 +49,15 @@ async def test_modal_field_errors_are_shown_on_the_fields(slack: SlackEmulator, 
         _, bad_size = await app.submit_view(view, form_values(sizes="300 by 300"), user="U1")
         _, too_many = await app.submit_view(view, form_values(sizes="300x300 400x400 500x500", variants="2"), user="U1")
         _, too_big = await app.submit_view(view, form_values(sizes="4000x3000 4000x3000 3000x3000"), user="U1")
+        _, too_long = await app.submit_view(view, form_values(sizes="300x300", prompt="keep it " * 200), user="U1")
         assert await app.services.store.recent_for_user("U1") == []
     bad = json.loads(bad_size)
     assert bad["response_action"] == "errors"
     assert "WIDTHxHEIGHT" in bad["errors"]["sizes"] or "size" in bad["errors"]["sizes"]
     assert "6 images (3 sizes x 2 variants); the limit is 4" in json.loads(too_many)["errors"]["variants"]
+    assert json.loads(too_long)["errors"] == {"prompt": "The instructions have 1599 characters; keep them to 1000."}
+    prompt_field = next(block for block in view["blocks"] if block.get("block_id") == "prompt")
+    assert prompt_field["element"]["max_length"] == 1000  # Slack stops the typing there too
     assert json.loads(too_big)["errors"] == {
         "sizes": "That would make 21 megapixels of images in all; the limit is 20 per request, so ask for fewer or "
         "smaller sizes."
