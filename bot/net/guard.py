@@ -39,6 +39,13 @@ METADATA_HOSTNAMES = frozenset(
     }
 )
 
+# And their addresses (AWS, GCP, Azure, OpenStack: 169.254.169.254; AWS over IPv6; Alibaba; Oracle), refused however
+# wide an allowed network is: an operator allowing 169.254.0.0/16 or 100.64.0.0/10 for a device means that device.
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a)
+    for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200", "192.0.0.192")
+)
+
 # Listed explicitly although most are covered by `not is_global`: Python patch releases have changed is_global
 # (3.11.7 calls 100.64/10 non-global but multicast and fec0::/10 global), and this list must not move with them.
 # 192.0.0.0/24 holds Oracle's 192.0.0.192 metadata address; 100.64/10 holds Alibaba's 100.100.100.200.
@@ -122,6 +129,8 @@ class NetworkPolicy:
 
     def is_blocked(self, ip: IPAddress | str) -> bool:
         address = _to_address(ip)
+        if address in METADATA_ADDRESSES:
+            return True
         if isinstance(address, ipaddress.IPv6Address):
             if address.ipv4_mapped is not None:
                 # The kernel dials ::ffff:a.b.c.d as plain IPv4, so it must be judged as exactly that address.

@@ -196,8 +196,12 @@ def test_check_host_passes_public_literals_and_names(host: str) -> None:
     DEFAULT.check_host(host)
 
 
-def test_metadata_name_stays_blocked_even_when_its_network_is_allowed() -> None:
-    policy = NetworkPolicy(allow_networks=parse_allow_networks("169.254.0.0/16"))
-    assert policy.is_blocked("169.254.169.254") is False
+@pytest.mark.parametrize("address", ["169.254.169.254", "fd00:ec2::254", "::ffff:169.254.169.254", "100.100.100.200"])
+def test_metadata_addresses_and_names_stay_blocked_however_wide_the_allowance(address: str) -> None:
+    policy = NetworkPolicy(allow_networks=parse_allow_networks("0.0.0.0/0,::/0"))
+    assert policy.is_blocked(address)
+    assert not policy.is_blocked("169.254.10.20")  # the rest of an allowed network is open, as asked
+    with pytest.raises(BlockedAddress):
+        policy.check_host(f"[{address}]" if ":" in address else address)
     with pytest.raises(BlockedAddress):
         policy.check_host("metadata.google.internal")
