@@ -168,11 +168,16 @@ def _resize(
                 fills[target] = describe_fill(sides)
         made = [o for o in outputs if o.target == target]
         if request.variants > 1 and len(made) < request.variants:
-            framings = f"{len(made)} distinct framing{'s' if len(made) > 1 else ''}"
+            several = len(made) > 1
             if resolved_mode(request.mode, hints) == "auto" and made[0].mode == "crop":
-                notes.append(f"{target}: only {framings} of this size keep the whole subject, so I made those.")
+                kept = (
+                    f"{len(made)} distinct framings of this size keep" if several else "one framing of this size keeps"
+                )
+                notes.append(
+                    f"{target}: only {kept} the whole subject, so I made {'those' if several else 'just that one'}."
+                )
             else:
-                notes.append(f"{target}: only {framings} {'exist' if len(made) > 1 else 'exists'}.")
+                notes.append(f"{target}: only {len(made)} distinct framing{'s exist' if several else ' exists'}.")
         main = next(o for o in outputs if o.target == target)
         upscale = max(target.width / main.source_rect[2], target.height / main.source_rect[3])
         if main.mode == "crop" and upscale > 1.05:

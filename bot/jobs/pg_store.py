@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 from bot.jobs.model import Job
 from bot.jobs.store import (
     _COLUMNS,
-    _RETIRE_STATES,
     UNREADABLE_JOB,
     Admission,
     StaleJob,
     _changed,
     _new_row,
     _readable,
+    asked_again,
     new_owner,
 )
 from bot.postgres import Listener, migrate, open_pool
@@ -156,7 +156,7 @@ class PostgresJobStore:
             found = await db.fetchrow("SELECT * FROM jobs WHERE dedup_key = $1 FOR UPDATE", job.dedup_key)
             if found is not None:
                 existing = _readable(found)
-                if existing is not None and existing.state not in _RETIRE_STATES:
+                if existing is not None and not asked_again(existing):
                     return Admission(existing, new=False, recent=0)
                 await db.execute("UPDATE jobs SET dedup_key = dedup_key || '#' || id WHERE id = $1", found["id"])
             recent = int(

@@ -70,6 +70,16 @@ CREATE INDEX IF NOT EXISTS answered_events_at ON answered_events (answered_at);
 """
 
 _RETIRE_STATES = frozenset({"failed", "cancelled"})  # asked again after these, it is a new try
+# Keyed on Slack's trigger or view id, one per request: their key comes again only with the same request sent again
+# (a replay within the signature's five minutes), never with a new ask, so it gets the job it made whatever its end.
+_ONE_REQUEST_TRIGGERS = frozenset({"command", "shortcut", "modal"})
+
+
+def asked_again(existing: Job) -> bool:
+    """Whether a request with ``existing``'s key is a new try (it retires ``existing``), not a repeat of it."""
+    return existing.state in _RETIRE_STATES and existing.trigger not in _ONE_REQUEST_TRIGGERS
+
+
 _RETIRE = "UPDATE jobs SET dedup_key = dedup_key || '#' || id WHERE id = ? AND state IN ('failed', 'cancelled')"
 # The job a delivery of this event made for this key, under the key or, once a new try retired it, under the key
 # and its id (_RETIRE).
@@ -194,7 +204,7 @@ class SqliteJobStore:
             found = db.execute("SELECT * FROM jobs WHERE dedup_key = ?", (job.dedup_key,)).fetchone()
             if found is not None:
                 existing = _from_row(found)
-                if existing.state not in _RETIRE_STATES:
+                if not asked_again(existing):
                     return Admission(existing, new=False, recent=0)
                 db.execute(_RETIRE, (existing.id,))
             recent = int(db.execute(_COUNT_SINCE, (job.user_id, since)).fetchone()["n"])

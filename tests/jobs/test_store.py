@@ -135,6 +135,20 @@ async def test_admit_returns_a_live_repeat_and_retries_a_failed_one(database_url
     await store.close()
 
 
+@pytest.mark.parametrize("trigger", ["command", "shortcut", "modal"])
+async def test_a_request_keyed_on_its_slack_trigger_sent_again_gets_its_job_even_failed(
+    database_url: str, trigger: str
+) -> None:
+    # Its key holds Slack's trigger id, one per request: the key comes again only with that request replayed.
+    store = await open_store(database_url)
+    first, _ = await insert(store, make_job("command:T123:300x300", trigger=trigger))
+    await held(store)
+    await store.update(first, state="failed", error="boom")
+    replayed = await store.admit(make_job("command:T123:300x300", trigger=trigger), since=0, limit=10)
+    assert not replayed.new and replayed.job is not None and replayed.job.id == first.id
+    await store.close()
+
+
 async def test_slack_sending_an_event_again_gets_its_job_whatever_became_of_it(database_url: str) -> None:
     store, replica = await open_store(database_url), await open_store(database_url)
     first = await store.admit(make_job(event_id="Ev1"), since=0, limit=10)
