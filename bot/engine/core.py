@@ -173,9 +173,8 @@ def _resize(
                 kept = (
                     f"{len(made)} distinct framings of this size keep" if several else "one framing of this size keeps"
                 )
-                notes.append(
-                    f"{target}: only {kept} the whole subject, so I made {'those' if several else 'just that one'}."
-                )
+                made_what = "those" if several else "just that one"
+                notes.append(f"{target}: only {kept} the whole subject, so I made {made_what}; crop mode makes more.")
             else:
                 notes.append(f"{target}: only {len(made)} distinct framing{'s exist' if several else ' exists'}.")
         main = next(o for o in outputs if o.target == target)
