@@ -32,14 +32,15 @@ NO_REMOTE = RemoteId(None, _never_saved)
 
 
 async def test_every_size_and_variant_comes_back_with_a_crop_map(engine_pool: EnginePool) -> None:
-    spec = ResizeSpec(sizes=(Size(200, 200), Size(300, 100)), variants=2, output_format="png", seed=3)
+    # Crop mode: auto makes a second variant only where it keeps the whole subject too.
+    spec = ResizeSpec(sizes=(Size(200, 200), Size(200, 300)), mode="crop", variants=2, output_format="png", seed=3)
     result = await LocalBackend(engine_pool, Limits()).run(IMAGE, spec, NO_REMOTE)
     shapes = [(image.target, image.variant, image.width, image.height) for image in result.images]
     assert shapes == [
         (Size(200, 200), 0, 200, 200),
         (Size(200, 200), 1, 200, 200),
-        (Size(300, 100), 0, 300, 100),
-        (Size(300, 100), 1, 300, 100),
+        (Size(200, 300), 0, 200, 300),
+        (Size(200, 300), 1, 200, 300),
     ]
     assert {image.content_type for image in result.images} == {"image/png"}
     assert result.crop_map is not None and result.crop_map[:2] == b"\xff\xd8"  # a JPEG
