@@ -182,6 +182,10 @@ class SmartResizeServer:
         self.rate = SubmitRate(config.requests_per_minute)
         self.pace = DrainPace(config.workers)
         self._tasks: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
+        self._workers: set[asyncio.Task[None]] = set()
+        self._working: set[str] = set()  # the requests the workers are on
+        self._stopping = False  # a clean stop has begun: workers claim nothing more
+        self._hurry = asyncio.Event()  # a second SIGINT or SIGTERM: the rest of the grace is not waited out
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -209,10 +213,11 @@ class SmartResizeServer:
         log.info("claiming requests as %s, with leases of %g s", self.owner, self.config.lease_s)
         # Requests accepted before a restart need nothing here: the workers find them in the database.
         for index in range(max(1, self.config.workers)):
-            self._spawn(self._worker(), f"worker-{index}")
+            self._workers.add(self._spawn(self._worker(), f"worker-{index}"))
         self._spawn(self._expire_loop(), "expiry")
 
     async def _stop(self, _app: web.Application) -> None:
+        await self.drain()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -221,11 +226,40 @@ class SmartResizeServer:
         await self.fetcher.close()
         await self.store.close()
 
-    def _spawn(self, coroutine: Awaitable[None], name: str) -> None:
+    def _spawn(self, coroutine: Awaitable[None], name: str) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coroutine)
         task.set_name(name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def drain(self) -> None:
+        """A clean stop's first part: claim nothing more, give the requests being worked on up to
+        ``shutdown_grace_s`` to finish (their results stored as ever), then hand the rest back unfinished (not
+        counted as an interruption: they run again in full on the next server to claim them)."""
+        self._stopping = True
+        self._wake_workers()  # idle workers leave now
+        grace = self.config.shutdown_grace_s
+        busy = [task for task in self._workers if not task.done()]
+        if self._working:
+            log.info("stopping: %d request(s) being worked on get up to %g s to finish", len(self._working), grace)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        hurry = asyncio.ensure_future(self._hurry.wait())
+        pending: set[asyncio.Future[Any]] = set(busy)
+        try:
+            while pending and not hurry.done() and (left := deadline - loop.time()) > 0:
+                _, pending = await asyncio.wait({*pending, hurry}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                pending.discard(hurry)
+        finally:
+            hurry.cancel()
+        for task in pending:  # each hands its request back as it ends (_run)
+            task.cancel()
+        await asyncio.gather(*busy, return_exceptions=True)
+
+    def hurry(self) -> None:
+        """Stop now: what is still being worked on is handed back without waiting out the rest of the grace."""
+        self._hurry.set()
 
     # --- middleware ---------------------------------------------------------------------------------------------
 
@@ -435,7 +469,7 @@ class SmartResizeServer:
     async def _worker(self) -> None:
         # Besides the wake-ups, a slow poll: nothing announces a dead replica's lease running out.
         poll_s = self.config.lease_s / 3
-        while True:
+        while not self._stopping:
             wake = self._wake  # taken before the claim: a submit while it runs then makes the wait below end at once
             try:
                 claimed = await self.store.claim_next(time.time())
@@ -447,11 +481,16 @@ class SmartResizeServer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), poll_s)
                 continue
-            await self._run(claimed)
+            self._working.add(claimed.id)
+            try:
+                await self._run(claimed)
+            finally:
+                self._working.discard(claimed.id)
 
     async def _run(self, claimed: ClaimedRequest) -> None:
         """Work on a claim while renewing its lease. Work another server has taken over stops (its finish would not
-        count anyway); on a clean stop the request goes back to the queue, for another server to take at once."""
+        count anyway); a clean stop whose grace runs out hands the request back, for another server to take at once
+        (and the claim is not counted as an interruption)."""
         work = asyncio.ensure_future(self._handle(claimed))
         lease = asyncio.ensure_future(self._keep_lease(claimed))
         try:
@@ -460,8 +499,13 @@ class SmartResizeServer:
             work.cancel()
             lease.cancel()
             await asyncio.gather(work, lease, return_exceptions=True)
-            with contextlib.suppress(Exception):  # else the lease runs out, which hands it on all the same
+            try:
                 await self.store.release(claimed, time.time())
+                log.warning(
+                    "request %s was handed back unfinished (the server is stopping); it runs again in full", claimed.id
+                )
+            except Exception:  # else the lease runs out (at once with SQLite's next start), which hands it on too
+                log.warning("request %s could not be handed back; its lease will run out", claimed.id, exc_info=True)
             raise
         lease.cancel()
         if not work.done():
@@ -484,8 +528,8 @@ class SmartResizeServer:
             if claimed.request is None:
                 log.error("request %s: its stored body no longer reads; it ends as ERROR", claimed.id)
                 await self._finish(claimed, Status.ERROR, error=GAVE_UP)
-            elif claimed.attempts > MAX_ATTEMPTS:
-                log.error("request %s was interrupted %d times; giving up", claimed.id, claimed.attempts - 1)
+            elif claimed.interruptions >= MAX_ATTEMPTS:
+                log.error("request %s was interrupted %d times; giving up", claimed.id, claimed.interruptions)
                 await self._finish(claimed, Status.ERROR, error=GAVE_UP)
             else:
                 started = time.monotonic()
@@ -758,5 +802,7 @@ async def _serve(server: SmartResizeServer, host: str, port: int) -> None:
             ) from None
         _log_listening(host, port)
         await stop.wait()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second one: stop without waiting out the grace
+            loop.add_signal_handler(sig, server.hurry)
     finally:
         await runner.cleanup()

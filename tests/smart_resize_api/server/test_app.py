@@ -337,7 +337,8 @@ async def test_a_server_that_lost_its_lease_cannot_overwrite_the_one_that_took_o
 
 
 async def test_a_stopping_server_hands_its_requests_back_at_once(database_url: str, tmp_path: Path) -> None:
-    config = settings_for(database_url, tmp_path, keys=frozenset({KEY}), workers=1)  # leases of a minute
+    # Leases of a minute; no grace: what is being worked on is handed back as the stop begins.
+    config = settings_for(database_url, tmp_path, keys=frozenset({KEY}), workers=1, shutdown_grace_s=0)
     stopping = SmartResizeServer(config, pool=SHARED_ENGINE.pool)
     holding = asyncio.Event()
 
@@ -364,9 +365,154 @@ async def test_a_stopping_server_hands_its_requests_back_at_once(database_url: s
         await second.close()
 
 
+class HeldImage:
+    """A real image host on loopback whose /held.jpg answers only once ``let_go()`` is called: a request on it
+    stays mid-work for as long as a test needs. ``asked`` counts the GETs (one per claim that fetched it)."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+        self._go = asyncio.Event()
+        self._photo = encode(photo(400, 300), "JPEG", quality=85)
+        app = web.Application()
+        app.router.add_get("/held.jpg", self._held)
+        self.server = TestServer(app, host="127.0.0.1")
+
+    async def _held(self, _request: web.Request) -> web.Response:
+        self.asked += 1
+        await self._go.wait()
+        return web.Response(body=self._photo, content_type="image/jpeg")
+
+    def let_go(self) -> None:
+        self._go.set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}/held.jpg"
+
+
+@pytest.fixture
+async def held_image() -> AsyncIterator[HeldImage]:
+    held = HeldImage()
+    await held.server.start_server()
+    yield held
+    held.let_go()
+    await held.server.close()
+
+
+async def _refuses_connections(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return True
+    writer.close()
+    return False
+
+
+async def test_a_clean_stop_lets_the_running_request_finish_and_keeps_its_result(
+    database_url: str, tmp_path: Path, held_image: HeldImage
+) -> None:
+    config = settings_for(
+        database_url,
+        tmp_path,
+        keys=frozenset({KEY}),
+        workers=1,
+        shutdown_grace_s=30,
+        allow_networks=parse_allow_networks("127.0.0.1/32"),
+    )
+    service = SmartResizeServer(config, pool=SHARED_ENGINE.pool)
+    test_server = TestServer(service.application(), host="127.0.0.1")
+    await test_server.start_server()
+    stopped = None
+    try:
+        async with aiohttp.ClientSession() as session:
+            job = await _client(session, test_server).submit(SmartResizeRequest(held_image.url, ["64x64"]))
+        await eventually(lambda: held_image.asked == 1)  # claimed, and mid-work
+        stopped = asyncio.ensure_future(test_server.close())  # what SIGTERM does
+        await eventually(lambda: _refuses_connections(test_server.port))  # the stop has begun...
+        held_image.let_go()  # ...and only then can the request's work go on
+        await asyncio.wait_for(stopped, 30)
+    finally:
+        held_image.let_go()
+        await (stopped or test_server.close())
+    async with opened(config, "after the stop") as [store]:
+        state = await store.get(job.request_id, tenant_id(KEY))
+    # Finished within the grace, its result stored: not thrown away to be run again.
+    assert state is not None and (state.status, state.outputs_from) == (Status.COMPLETED, 1)
+    assert (service.store.media_dir / job.request_id / "attempt-1" / "output_64x64_0.png").is_file()
+
+
+async def test_a_second_signal_stops_without_waiting_out_the_grace(tmp_path: Path, held_image: HeldImage) -> None:
+    config = ServerSettings(
+        keys=frozenset({KEY}),
+        database_path=tmp_path / "hurry.db",
+        workers=1,
+        shutdown_grace_s=600,
+        allow_networks=parse_allow_networks("127.0.0.1/32"),
+    )
+    service = SmartResizeServer(config, pool=SHARED_ENGINE.pool)
+    test_server = TestServer(service.application(), host="127.0.0.1")
+    await test_server.start_server()
+    stopped = None
+    try:
+        async with aiohttp.ClientSession() as session:
+            job = await _client(session, test_server).submit(SmartResizeRequest(held_image.url, ["64x64"]))
+        await eventually(lambda: held_image.asked == 1)
+        stopped = asyncio.ensure_future(test_server.close())
+        await eventually(lambda: _refuses_connections(test_server.port))
+        service.hurry()  # Ctrl-C again
+        await asyncio.wait_for(stopped, 10)  # not the grace's ten minutes
+    finally:
+        service.hurry()
+        await (stopped or test_server.close())
+    async with opened(config, "reader") as [store]:
+        state = await store.get(job.request_id, None)
+    assert state is not None and state.status is Status.PROCESSING  # handed back, to run at the next start
+
+
+async def test_a_request_handed_back_by_clean_stops_is_not_counted_as_interrupted(
+    database_url: str, tmp_path: Path, held_image: HeldImage
+) -> None:
+    # No grace: every stop hands the request back unfinished, more times than a crashing one may be run.
+    config = settings_for(
+        database_url,
+        tmp_path,
+        keys=frozenset({KEY}),
+        workers=1,
+        shutdown_grace_s=0,
+        allow_networks=parse_allow_networks("127.0.0.1/32"),
+    )
+    request_id = None
+    async with opened(config, "poller") as [poller]:
+        for stop in range(MAX_ATTEMPTS + 1):
+            test_server = TestServer(SmartResizeServer(config, pool=SHARED_ENGINE.pool).application())
+            await test_server.start_server()
+            try:
+                if request_id is None:
+                    async with aiohttp.ClientSession() as session:
+                        client = _client(session, test_server)
+                        request_id = (await client.submit(SmartResizeRequest(held_image.url, ["64x64"]))).request_id
+                await eventually(lambda stop=stop: held_image.asked == stop + 1)  # claimed again, mid-work
+            finally:
+                await test_server.close()
+            state = await poller.get(request_id, tenant_id(KEY))
+            assert state is not None and state.status is Status.PROCESSING  # a poller never sees it go back
+
+    held_image.let_go()
+    test_server = TestServer(SmartResizeServer(config, pool=SHARED_ENGINE.pool).application())
+    await test_server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            done = await _client(session, test_server).wait(request_id)
+    finally:
+        await test_server.close()
+    assert done.status is Status.COMPLETED  # not ERROR "Internal error; the request was not charged."
+
+
 def test_the_lease_is_a_setting() -> None:
     assert load_server_settings({}).lease_s == 60.0
     assert load_server_settings({"SMART_RESIZE_LEASE_SECONDS": "5"}).lease_s == 5.0
+    assert load_server_settings({}).shutdown_grace_s == 20.0
+    assert load_server_settings({"SMART_RESIZE_SHUTDOWN_GRACE_SECONDS": "0"}).shutdown_grace_s == 0.0
     with pytest.raises(ConfigError) as refused:
         load_server_settings({"SMART_RESIZE_LEASE_SECONDS": "0", "SMART_RESIZE_QUEUE_SIZE": "many"})
     assert sorted(refused.value.problems) == [
