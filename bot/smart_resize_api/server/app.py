@@ -42,6 +42,7 @@ from bot.config import ConfigError, ServerSettings, load_server_settings, parse_
 from bot.engine import EngineError, Output, Size, TooManyOutputs, check_output_count
 from bot.engine.detectors import missing_warning
 from bot.engine.pool import EnginePool
+from bot.jobs.store import store_out_of_reach
 from bot.net import FetchError, NetworkPolicy, SafeFetcher, decode_data_uri
 from bot.postgres import StoreUnavailable
 from bot.slow_clients import SLOW_CLIENTS, SlowClients
@@ -77,6 +78,8 @@ MODEL_ID = "smart-resize"
 _MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 UNAUTHORIZED = {"error": "Unauthorized", "details": f"A valid {KEY_HEADER} header is required"}
 LOOPBACK_ONLY = {"error": "Forbidden", "details": "Without API keys this server only answers requests to localhost"}
+STORE_BUSY = {"error": "Service unavailable", "details": "The server's job database is busy; retry in a few seconds"}
+STORE_BUSY_RETRY_S = 5
 GAVE_UP = "Internal error; the request was not charged."
 NO_KEY_TENANT = "local"  # without keys there is one tenant: whoever reaches the loopback address
 MAX_ATTEMPTS = 3
@@ -284,7 +287,17 @@ class SmartResizeServer:
                 raise
             details = error.text or error.reason
             return web.json_response({"error": error.reason, "details": details}, status=error.status)
-        except Exception:
+        except Exception as error:
+            if store_out_of_reach(error):  # SQLite locked past its busy timeout (the app's writes), PostgreSQL down
+                # Nothing was stored (a submit's count and insert are one transaction): the client may simply retry.
+                log.warning(
+                    "%s %s: the request database is busy or out of reach (%s: %s); answered 503",
+                    request.method,
+                    request.path,
+                    type(error).__name__,
+                    error,
+                )
+                return web.json_response(STORE_BUSY, status=503, headers={"Retry-After": str(STORE_BUSY_RETRY_S)})
             log.exception("%s %s failed", request.method, request.path)
             return web.json_response(
                 {"error": "Internal server error", "details": "The request failed on the server; try again"}, status=500
@@ -473,8 +486,11 @@ class SmartResizeServer:
             wake = self._wake  # taken before the claim: a submit while it runs then makes the wait below end at once
             try:
                 claimed = await self.store.claim_next(time.time())
-            except Exception:  # the database is locked or failing: try again shortly
-                log.exception("could not claim a request; retrying")
+            except Exception as error:  # the database is locked or failing: try again shortly
+                if store_out_of_reach(error):  # expected now and then (the app's writes): one line, no traceback
+                    log.warning("could not claim a request (%s: %s); retrying", type(error).__name__, error)
+                else:
+                    log.exception("could not claim a request; retrying")
                 await asyncio.sleep(1.0)
                 continue
             if claimed is None:

@@ -25,6 +25,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
+import bot.sqlite
 from bot.config import ConfigError, ServerSettings, load_server_settings
 from bot.engine import Limits
 from bot.jobs.store import SqliteJobStore
@@ -232,6 +233,57 @@ async def test_every_error_is_a_json_body(tmp_path: Path) -> None:
     finally:
         await test_server.close()
     assert set(body) == {"error", "details"} and "2000" in body["details"]
+
+
+# Another process on the same file (the Slack app, which the README lets share it) in the middle of a write.
+_HOLD_THE_WRITE_LOCK = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.read()  # until the test closes stdin
+"""
+
+
+async def test_a_locked_database_answers_503_with_retry_after_and_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(bot.sqlite, "BUSY_TIMEOUT_MS", 300)  # SQLite's wait for the lock (5 s), cut for the test
+    database = tmp_path / "shared.db"
+    config = ServerSettings(keys=frozenset({KEY}), database_path=database, workers=1)
+    test_server = TestServer(SmartResizeServer(config, pool=SHARED_ENGINE.pool).application(), host="127.0.0.1")
+    await test_server.start_server()
+    url = f"http://127.0.0.1:{test_server.port}{PREFIX}/smart-resize-request"
+    body = {"image_url": SOURCE, "target_sizes": ["64x64"]}
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _HOLD_THE_WRITE_LOCK, str(database), stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert holder.stdout is not None and holder.stdin is not None
+        assert (await holder.stdout.readline()).strip() == b"locked"
+        async with aiohttp.ClientSession() as session:
+            with caplog.at_level(logging.WARNING, logger="bot"):
+                async with session.post(url, json=body, headers={KEY_HEADER: KEY}) as response:
+                    assert response.status == 503
+                    assert response.headers["Retry-After"] == "5"
+                    assert await response.json() == {
+                        "error": "Service unavailable",
+                        "details": "The server's job database is busy; retry in a few seconds",
+                    }
+            holder.stdin.close()
+            await asyncio.wait_for(holder.wait(), 10)
+            async with session.post(url, json=body, headers={KEY_HEADER: KEY}) as response:
+                assert response.status == 200  # the same submit, once the lock is let go
+    finally:
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()
+        await test_server.close()
+    said = [r for r in caplog.records if r.name.startswith("bot") and "smart-resize-request" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.WARNING and said[0].exc_info is None
+    assert "database is locked" in said[0].getMessage() and "Traceback" not in caplog.text
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT COUNT(*) FROM api_requests").fetchone() == (1,)  # the refused one was not stored
 
 
 async def test_accepted_requests_survive_a_restart_and_outputs_expire(database_url: str, tmp_path: Path) -> None:
