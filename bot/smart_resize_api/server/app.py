@@ -44,6 +44,7 @@ from bot.engine.detectors import missing_warning
 from bot.engine.pool import EnginePool
 from bot.jobs.store import store_out_of_reach
 from bot.net import FetchError, NetworkPolicy, SafeFetcher, decode_data_uri
+from bot.net.fetch import DEFAULT_ACCEPT, UNLABELLED
 from bot.postgres import StoreUnavailable
 from bot.slow_clients import SLOW_CLIENTS, SlowClients
 from bot.smart_resize_api.contract import (
@@ -586,7 +587,11 @@ class SmartResizeServer:
                     decode_data_uri, api_request.image_url, max_bytes=self.config.max_image_bytes
                 )
             else:
-                source = await self.fetcher.fetch(api_request.image_url, max_bytes=self.config.max_image_bytes)
+                # An image served unlabelled (octet-stream, or no Content-Type) is fetched: the engine knows images
+                # by their bytes and refuses anything else in its one sentence. text/html and the like are refused.
+                source = await self.fetcher.fetch(
+                    api_request.image_url, max_bytes=self.config.max_image_bytes, accept=(*DEFAULT_ACCEPT, *UNLABELLED)
+                )
             result = await self.pool.resize(source.data, spec_of(api_request).engine_request(), self.config.limits)
         except (EngineError, FetchError) as error:
             await self._finish(claimed, Status.FAILED, error=api_message(error))

@@ -829,6 +829,54 @@ async def test_image_urls_go_through_the_ssrf_guard(tmp_path: Path, image_host: 
     assert error is not None and "private or internal address" in error and "FETCH_ALLOW_PRIVATE_NETWORKS" in error
 
 
+@pytest.fixture
+async def unlabelled_host() -> AsyncIterator[str]:
+    """A real file server on loopback that labels what it serves as object stores often do, or not at all."""
+    png = encode(photo(400, 300), "PNG")
+    served = {
+        "/octet": (png, "application/octet-stream"),
+        "/binary": (png, "binary/octet-stream"),
+        "/unlabelled": (png, None),
+        "/text-as-octet": (b"just some words, not an image", "application/octet-stream"),
+        "/page": (b"<html><body>a page about a photo</body></html>", "text/html"),
+    }
+
+    async def serve(request: web.Request) -> web.Response:
+        body, kind = served[request.path]
+        response = web.Response(body=body)
+        if kind is None:
+            response.headers.pop("Content-Type", None)
+        else:
+            response.headers["Content-Type"] = kind
+        return response
+
+    app = web.Application()
+    for path in served:
+        app.router.add_get(path, serve)
+    host = TestServer(app, host="127.0.0.1")
+    await host.start_server()
+    yield f"http://127.0.0.1:{host.port}"
+    await host.close()
+
+
+async def test_an_image_served_unlabelled_is_resized_and_the_engine_refuses_what_is_not_one(
+    tmp_path: Path, unlabelled_host: str
+) -> None:
+    for path in ("/octet", "/binary", "/unlabelled"):
+        assert await _fetch_outcome(tmp_path, f"{unlabelled_host}{path}", allow="127.0.0.1/32") == (
+            Status.COMPLETED,
+            None,
+        ), path
+    status, error = await _fetch_outcome(tmp_path, f"{unlabelled_host}/text-as-octet", allow="127.0.0.1/32")
+    assert status is Status.FAILED and error is not None and "isn't an image I can read" in error
+    # A page is still refused before its bytes are read, in the sentence that names what came back.
+    status, error = await _fetch_outcome(tmp_path, f"{unlabelled_host}/page", allow="127.0.0.1/32")
+    assert (status, error) == (
+        Status.FAILED,
+        "image_url returned text/html, not an image; link to the image file.",
+    )
+
+
 def test_without_keys_the_server_keeps_to_loopback_and_says_so(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMART_RESIZE_")}
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'serve.db'}"
