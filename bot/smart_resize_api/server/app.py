@@ -130,6 +130,12 @@ class SubmitRate:
         self._buckets[tenant] = (tokens - 1, now)
         return None
 
+    def give_back(self, tenant: str) -> None:
+        """Return the token a submit took that was not accepted after all (the queue full, the database busy)."""
+        if tenant in self._buckets:
+            tokens, then = self._buckets[tenant]
+            self._buckets[tenant] = (min(float(self.per_minute), tokens + 1), then)
+
 
 class DrainPace:
     """How fast the workers get through requests, learnt from the ones they finish: a full queue's Retry-After.
@@ -356,7 +362,13 @@ class SmartResizeServer:
             )
         request_id = f"smart-resize_{uuid7()}"
         limits = QueueLimits(size=self.config.queue_size, share=self.config.queue_share)
-        refused = await self.store.add(request_id, tenant, api_request, time.time(), limits)
+        try:
+            refused = await self.store.add(request_id, tenant, api_request, time.time(), limits)
+        except BaseException:  # not stored (or not known to be): the submit is not counted against the rate
+            self.rate.give_back(tenant)
+            raise
+        if refused is not None:  # nor is one the queue had no room for
+            self.rate.give_back(tenant)
         if refused is not None and refused.whole_queue:
             return _too_many("The queue is full; retry later", self.pace.retry_after())
         if refused is not None:

@@ -683,6 +683,39 @@ async def test_a_full_queue_answers_429_with_retry_after_even_to_a_burst(databas
     )
 
 
+async def test_a_submit_the_full_queue_refuses_does_not_count_against_the_keys_rate(
+    tmp_path: Path, held_image: HeldImage
+) -> None:
+    config = ServerSettings(
+        keys=frozenset({KEY}),
+        database_path=tmp_path / "rate.db",
+        workers=1,
+        queue_size=1,
+        requests_per_minute=3,
+        shutdown_grace_s=0,
+        allow_networks=parse_allow_networks("127.0.0.1/32"),
+    )
+    test_server = TestServer(SmartResizeServer(config, pool=SHARED_ENGINE.pool).application(), host="127.0.0.1")
+    await test_server.start_server()
+    url = f"http://127.0.0.1:{test_server.port}{PREFIX}/smart-resize-request"
+    try:
+        async with aiohttp.ClientSession() as session:
+
+            async def submit() -> tuple[int, str]:
+                body = {"image_url": held_image.url, "target_sizes": ["64x64"]}
+                async with session.post(url, json=body, headers={KEY_HEADER: KEY}) as response:
+                    return response.status, (await response.json()).get("details", "")
+
+            assert (await submit())[0] == 200  # the worker takes it, and waits on the held image
+            await eventually(lambda: held_image.asked == 1)
+            assert (await submit())[0] == 200  # the one place in the queue
+            # Refused for the full queue, each of them: the key's third submit a minute is not used up by these.
+            for _ in range(4):
+                assert await submit() == (429, "The queue is full; retry later")
+    finally:
+        await test_server.close()
+
+
 durations = st.lists(st.floats(min_value=0, max_value=1e6, allow_nan=False), min_size=1, max_size=30)
 
 
