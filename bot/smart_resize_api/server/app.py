@@ -283,9 +283,12 @@ class SmartResizeServer:
             return web.json_response(REQUEST_NOT_FOUND.to_json(), status=404)
         except web.HTTPNotFound:
             return web.json_response(NOT_FOUND.to_json(), status=404)
-        except web.HTTPMethodNotAllowed:
+        except web.HTTPMethodNotAllowed as error:
+            allowed = ", ".join(sorted(error.allowed_methods))
             return web.json_response(
-                {"error": "Method not allowed", "details": f"{request.method} is not supported here"}, status=405
+                {"error": "Method not allowed", "details": f"{request.method} is not supported here; use {allowed}"},
+                status=405,
+                headers={"Allow": allowed},  # RFC 9110: a 405 says which methods the resource takes
             )
         except ContractError as error:
             return web.json_response(error.body.to_json(), status=400)

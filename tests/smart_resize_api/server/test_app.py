@@ -230,6 +230,12 @@ async def test_every_error_is_a_json_body(tmp_path: Path) -> None:
             ) as response:
                 assert response.status == 405
                 assert set(await response.json()) == {"error", "details"}
+                assert response.headers["Allow"] == "POST"
+            async with session.delete(
+                f"http://127.0.0.1:{test_server.port}/v2/requests/status/smart-resize_x", headers={KEY_HEADER: KEY}
+            ) as response:
+                assert (response.status, response.headers["Allow"]) == (405, "GET, HEAD, POST")
+                assert (await response.json())["details"] == "DELETE is not supported here; use GET, HEAD, POST"
     finally:
         await test_server.close()
     assert set(body) == {"error", "details"} and "2000" in body["details"]
