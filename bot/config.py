@@ -104,6 +104,9 @@ class ServerSettings:
     # A claimed request's lease, renewed while it runs: a replica that dies has its requests taken over within
     # about this long (SMART_RESIZE_LEASE_SECONDS).
     lease_s: float = 60.0
+    # A clean stop (SIGTERM) gives the requests being worked on this long to finish, then hands the rest back
+    # (SMART_RESIZE_SHUTDOWN_GRACE_SECONDS).
+    shutdown_grace_s: float = 20.0
     limits: Limits = field(default_factory=Limits)
     # Work per request beyond limits.max_output_pixels (SMART_RESIZE_MAX_OUTPUT_MEGAPIXELS here): the pixels of a
     # sync_mode request, whose every status answer carries them inline (base64, each image twice).
@@ -250,6 +253,7 @@ def load_server_settings(env: Mapping[str, str] | None = None) -> ServerSettings
         postgres_url=postgres_url,
         media_dir=Path(media) if media else None,
         lease_s=float(read.integer("SMART_RESIZE_LEASE_SECONDS", 60, 1, 3600)),
+        shutdown_grace_s=float(read.integer("SMART_RESIZE_SHUTDOWN_GRACE_SECONDS", 20, 0, 3600)),
         output_ttl_s=float(read.integer("SMART_RESIZE_OUTPUT_TTL", 3600, 1, 30 * 24 * 3600)),
         queue_size=read.integer("SMART_RESIZE_QUEUE_SIZE", 100, 1, 100_000),
         queue_per_key=read.integer("SMART_RESIZE_QUEUE_PER_KEY", 0, 0, 100_000) or None,

@@ -17,7 +17,7 @@ from PIL import Image
 from bot.backends import SUBMIT_IN_FLIGHT, BackendResult, RemoteId, ResizedImage, SourceImage, TransientError
 from bot.engine.prompts import MODE_PHRASES, focus_prompt
 from bot.smart_resize_api.client import SmartResizeClient, may_pass, submit_may_have_run
-from bot.smart_resize_api.contract import ContractError, SmartResizeRequest
+from bot.smart_resize_api.contract import MAX_PROMPT_CHARS, ContractError, SmartResizeRequest
 from bot.smart_resize_api.errors import (
     BadRequest,
     DownloadWrongType,
@@ -36,17 +36,38 @@ def api_request(spec: ResizeSpec, image: SourceImage) -> SmartResizeRequest:
     return SmartResizeRequest(
         image_url=image.public_url or data_uri(image.data, image.content_type),
         target_sizes=[str(size) for size in spec.sizes],
-        # The API has no mode or focal point field, only words: this engine's own server reads these words back.
-        prompt="; ".join(
-            part
-            for part in (spec.prompt, MODE_PHRASES.get(spec.mode, ""), focus_prompt(spec.focus) if spec.focus else "")
-            if part
-        ),
+        prompt=api_prompt(spec),
         num_images_per_size=spec.variants,
         resolution=spec.resolution,
         output_format=output_format,
         seed=spec.seed,
     )
+
+
+def api_prompt(spec: ResizeSpec) -> str:
+    """The user's prompt with the mode and focal point as words (the API has no fields for them, and this engine's
+    own server reads the words back), within the API's MAX_PROMPT_CHARS: the app accepted the user's prompt at up
+    to that length, so where the added words would take it over, the user's part is shortened, not refused."""
+    added = "; ".join(
+        part for part in (MODE_PHRASES.get(spec.mode, ""), focus_prompt(spec.focus) if spec.focus else "") if part
+    )
+    if not spec.prompt or not added:
+        return (spec.prompt or added)[:MAX_PROMPT_CHARS]
+    room = MAX_PROMPT_CHARS - len(added) - len("; ")
+    if (user := _shortened(spec.prompt, room)) == "":
+        return added[:MAX_PROMPT_CHARS]
+    return f"{user}; {added}"
+
+
+def _shortened(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters: cut at the last space that keeps most of it, else mid-word."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    if space >= limit * 3 // 4:
+        cut = cut[:space]
+    return cut.rstrip(" ;,")
 
 
 def data_uri(data: bytes, content_type: str) -> str:

@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from .core import resize
@@ -35,6 +35,10 @@ class EnginePool:
         self._executor: ProcessPoolExecutor | None = None
         # One pool may serve event loops on several threads (a library caller's): one executor, however they race.
         self._lock = threading.Lock()
+        # Calls not done yet, and those of them whose caller stopped waiting (cancelled) while a worker was already
+        # on them: no one wants their results, so close() does not wait for them.
+        self._running: set[Future[ResizeResult]] = set()
+        self._abandoned: set[Future[ResizeResult]] = set()
 
     def _pool(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -46,10 +50,19 @@ class EnginePool:
 
     async def resize(self, data: bytes, request: ResizeRequest, limits: Limits | None = None) -> ResizeResult:
         """``limits``: this call's caps, where they are not the pool's (one pool can serve several callers)."""
-        loop = asyncio.get_running_loop()
         executor = self._pool()
+        work = executor.submit(resize, data, request, limits or self.limits)
+        with self._lock:
+            self._running.add(work)
+        work.add_done_callback(self._forget)
         try:
-            return await loop.run_in_executor(executor, resize, data, request, limits or self.limits)
+            return await asyncio.wrap_future(work)
+        except asyncio.CancelledError:
+            if not work.cancel():  # a worker is on it already: it runs on, for no one
+                with self._lock:
+                    if not work.done():
+                        self._abandoned.add(work)
+            raise
         except BrokenProcessPool:
             # A worker died (out of memory, killed): replace the pool so one bad input doesn't take the service
             # down; the caller decides what this job does next (the local backend retries it).
@@ -63,10 +76,23 @@ class EnginePool:
                 self._executor = None
         broken.shutdown(wait=False, cancel_futures=True)
 
+    def _forget(self, work: Future[ResizeResult]) -> None:
+        with self._lock:
+            self._running.discard(work)
+            self._abandoned.discard(work)
+
     async def close(self) -> None:
+        """Wait for the work callers still wait for. When all that runs is work they gave up on (a stop's grace ran
+        out), it is not waited for: the workers are ended instead, so a stop takes no longer than its grace."""
         executor, self._executor = self._executor, None
-        if executor is not None:
-            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)
+        if executor is None:
+            return
+        with self._lock:
+            unwanted = bool(self._running) and self._running <= self._abandoned
+        if unwanted:
+            for process in list(executor._processes.values()):
+                process.terminate()
+        await asyncio.get_running_loop().run_in_executor(None, lambda: executor.shutdown(cancel_futures=unwanted))
 
     async def __aenter__(self) -> EnginePool:
         return self

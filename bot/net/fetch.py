@@ -27,6 +27,9 @@ from bot.net.guard import GuardedConnector, NetworkPolicy
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_TIMEOUT_S = 15.0
 DEFAULT_ACCEPT: tuple[str, ...] = ("image/",)
+# What object stores and plain file servers label any file they don't know (aiohttp reads a missing Content-Type
+# as application/octet-stream too): for a caller whose decoder tells images from the rest by their bytes.
+UNLABELLED: tuple[str, ...] = ("application/octet-stream", "binary/octet-stream")
 MAX_REDIRECTS = 5
 MAX_URL_LENGTH = 2048
 DEFAULT_USER_AGENT = "SmartResizeForSlack/0.1 (image fetcher)"

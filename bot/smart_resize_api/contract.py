@@ -258,7 +258,9 @@ class SubmitResponse:
 @dataclass(frozen=True, slots=True)
 class JobOutput:
     media_url: list[str] = field(default_factory=list)  # CDN URLs, or data URIs when sync_mode was true
-    media_type: str = "image/png"
+    # None: the service did not say, and the first URL's extension (or data URI) does not either; the downloads
+    # then say what each image is.
+    media_type: str | None = "image/png"
 
     def to_json(self) -> dict[str, Any]:
         return {"media_url": list(self.media_url), "media_type": self.media_type}
@@ -270,7 +272,31 @@ class JobOutput:
         urls = obj.get("media_url")
         if not isinstance(urls, list) or not all(isinstance(url, str) and url for url in urls):
             raise _invalid_response("output.media_url must be an array of non-empty strings")
-        return cls(media_url=list(urls), media_type=_response_str(obj, "media_type"))
+        # A paid result whose block leaves out media_type (or sends null) is still a result: its URLs are usable.
+        media_type = _response_optional_str(obj, "media_type") or (_media_type_of(urls[0]) if urls else None)
+        return cls(media_url=list(urls), media_type=media_type)
+
+
+_MEDIA_TYPES_BY_EXTENSION = {
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "gif": "image/gif",
+    "avif": "image/avif",
+}
+
+
+def _media_type_of(url: str) -> str | None:
+    """What a result link says it is: a data URI's type, or an http URL's path extension; None when neither."""
+    if url[:5].lower() == "data:":
+        kind = url[5:].split(",", 1)[0].split(";", 1)[0].strip().lower()
+        return kind if kind.startswith("image/") else None
+    path = urllib.parse.urlsplit(url).path
+    name = path.rsplit("/", 1)[-1]
+    if "." not in name:
+        return None
+    return _MEDIA_TYPES_BY_EXTENSION.get(name.rsplit(".", 1)[-1].lower())
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,10 @@ from PIL import Image
 
 from bot.backends import SUBMIT_IN_FLIGHT
 from bot.engine import Size
+from bot.engine.prompts import focus_prompt
 from bot.jobs.model import Job, JobSource
 from bot.jobs.store import SqliteJobStore
-from bot.smart_resize_api.contract import SmartResizeRequest, Status
+from bot.smart_resize_api.contract import MAX_PROMPT_CHARS, SmartResizeRequest, Status
 from bot.spec import ResizeSpec
 from tests.factories import insert, make_job
 from tests.images import astronaut, encode, scene_with_subject
@@ -83,6 +84,20 @@ async def test_private_slack_image_goes_as_a_data_uri_and_results_land_in_the_th
     assert all("Authorization" not in s.headers for s in api.seen)
     assert [u["title"] for u in uploads] == ["300x300", "300x300 (alternative 2)", "600x200", "600x200 (alternative 2)"]
     assert all(Image.open(io.BytesIO(u["bytes"])).format == "PNG" for u in uploads)
+
+
+async def test_a_prompt_of_the_full_length_keeps_its_mode_and_focus_words_within_the_apis_cap(tmp_path: Path) -> None:
+    api = await FaultServer().start()
+    api.progression = [Status.COMPLETED]
+    words = ("keep the whole product and its label in view " * 30)[:MAX_PROMPT_CHARS].strip()
+    words += "x" * (MAX_PROMPT_CHARS - len(words))  # exactly the most the app accepts
+    outcome = await _resize_with(api, tmp_path, f"600x200 crop --focus 0.9,0.5 --prompt '{words}'")
+    assert [u["title"] for u in outcome.uploads] == ["600x200"]  # delivered, not refused for its length
+    submitted = SmartResizeRequest.from_json(json.loads(next(s.body for s in api.seen if s.route == "submit")))
+    added = f"; crop to fill the frame; {focus_prompt((0.9, 0.5))}"
+    assert len(submitted.prompt) <= MAX_PROMPT_CHARS and submitted.prompt.endswith(added)
+    user_part = submitted.prompt.removesuffix(added)
+    assert words.startswith(user_part) and len(user_part) > MAX_PROMPT_CHARS - len(added) - 50  # shortened, a little
 
 
 async def test_a_service_answering_with_the_documents_output_block_delivers_too(tmp_path: Path) -> None:

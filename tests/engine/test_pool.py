@@ -12,7 +12,7 @@ import pytest
 
 from bot.engine import NotAnImage, ResizeRequest, Size
 from bot.engine.pool import EnginePool
-from tests.images import astronaut
+from tests.images import astronaut, encode, photo
 
 
 async def test_pool_resizes_in_worker_processes_and_keeps_the_loop_free() -> None:
@@ -40,7 +40,7 @@ _KILLED_PARENT = """
 import asyncio, os, signal
 from bot.engine import ResizeRequest, Size
 from bot.engine.pool import EnginePool
-from tests.images import astronaut
+from tests.images import astronaut, encode, photo
 
 async def main():
     pool = EnginePool(workers=2)
@@ -97,3 +97,24 @@ def test_threads_asking_for_the_workers_at_once_share_one_set() -> None:
         thread.join()
     assert len({id(executor) for executor in executors}) == 1
     executors[0].shutdown()
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
+async def test_close_does_not_wait_for_work_its_caller_gave_up_on() -> None:
+    # A stop whose grace ran out cancels the request it was on: the worker's seconds of work are for no one, and
+    # waiting for them would make the stop as long as the request.
+    pool = EnginePool(workers=1)
+    await pool.resize(astronaut(), ResizeRequest(sizes=(Size(64, 64),)))  # the worker up, its models loaded
+    workers = list(pool._pool()._processes)
+    big = encode(photo(3000, 2000), "PNG")
+    slow = asyncio.ensure_future(
+        pool.resize(big, ResizeRequest(sizes=(Size(6000, 6000), Size(6000, 3000), Size(3000, 6000))))
+    )  # about 6 s of work on a 2-core machine
+    await asyncio.sleep(0.5)  # the worker is on it
+    slow.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await slow
+    started = time.monotonic()
+    await pool.close()
+    assert time.monotonic() - started < 2.5
+    assert not any(_alive(pid) for pid in workers)

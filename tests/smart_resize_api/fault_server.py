@@ -113,6 +113,7 @@ class FaultServer:
         self.media_content_type = "image/png"
         # "status": the status response with output.media_url; "images": the document's Output block alone.
         self.result_shape: Literal["status", "images"] = "status"
+        self.output_says_media_type = True  # False: a COMPLETED status's output block leaves media_type out
         # "images": the submit itself answers with the Output block of the finished job, which the document also shows.
         self.submit_shape: Literal["status", "images"] = "status"
         self.media_declares_length = True
@@ -250,8 +251,10 @@ class FaultServer:
         error = (job.error or f"{status.value.lower()} in test") if status in (Status.FAILED, Status.ERROR) else None
         created = "2026-03-31T10:00:00.000Z"
         done = "2026-03-31T10:00:15.000Z" if status.terminal else None
-        answer = StatusResponse(request_id, status, "smart-resize", error, output, created, created, done)
-        return _answer(200, answer.to_json())
+        answer = StatusResponse(request_id, status, "smart-resize", error, output, created, created, done).to_json()
+        if answer["output"] is not None and not self.output_says_media_type:
+            del answer["output"]["media_type"]
+        return _answer(200, answer)
 
     def _media_urls(self, request_id: str, request: SmartResizeRequest) -> list[str]:
         names = [

@@ -559,6 +559,16 @@ async def test_a_result_in_the_documents_output_block_shape_is_read(
     assert [image.data for image in result.images] == [server.media_body] * 4
 
 
+async def test_a_completed_output_without_media_type_is_still_the_result(
+    client: SmartResizeClient, server: FaultServer
+) -> None:
+    # Paid for: the block's URLs are usable, so a missing media_type must not throw the result away.
+    server.output_says_media_type = False
+    result = await run(client, request(num_images_per_size=2))
+    assert result.status.status is Status.COMPLETED and result.status.media_type == "image/png"  # from .png
+    assert [image.data for image in result.images] == [server.media_body] * 4  # two sizes, two of each
+
+
 async def test_a_completed_status_with_images_but_no_output_is_read() -> None:
     body = {
         "request_id": "r1",

@@ -395,6 +395,20 @@ def test_responses_tolerate_extra_fields_but_not_wrong_shapes() -> None:
         assert (caught.value.error, caught.value.details) == ("Invalid response", details)
 
 
+def test_an_output_block_without_media_type_is_read_and_its_type_taken_from_the_links() -> None:
+    def media_type(*urls: str, **given: Any) -> str | None:
+        output = StatusResponse.from_json(COMPLETED_STATUS | {"output": {"media_url": list(urls), **given}}).output
+        assert output is not None and output.media_url == list(urls)
+        return output.media_type
+
+    assert media_type("https://cdn.example/v1/r/output_64x64_0.webp") == "image/webp"
+    assert media_type("https://cdn.example/r/a.JPG?sig=x.png") == "image/jpeg"  # the path's, not the query's
+    assert media_type("data:image/png;base64,AAAA") == "image/png"
+    assert media_type("https://cdn.example/r/result") is None  # nothing says: the downloads will
+    assert media_type("https://cdn.example/r/a.png", media_type=None) == "image/png"
+    assert media_type("https://cdn.example/r/a.png", media_type="image/webp") == "image/webp"  # what it said stands
+
+
 def test_result_request_is_strict() -> None:
     assert ResultRequest.from_json({"request_id": RID}).to_json() == {"request_id": RID}
     with pytest.raises(ContractError, match="request_id is required"):

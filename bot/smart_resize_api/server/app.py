@@ -42,7 +42,9 @@ from bot.config import ConfigError, ServerSettings, load_server_settings, parse_
 from bot.engine import EngineError, Output, Size, TooManyOutputs, check_output_count
 from bot.engine.detectors import missing_warning
 from bot.engine.pool import EnginePool
+from bot.jobs.store import store_out_of_reach
 from bot.net import FetchError, NetworkPolicy, SafeFetcher, decode_data_uri
+from bot.net.fetch import DEFAULT_ACCEPT, UNLABELLED
 from bot.postgres import StoreUnavailable
 from bot.slow_clients import SLOW_CLIENTS, SlowClients
 from bot.smart_resize_api.contract import (
@@ -77,6 +79,8 @@ MODEL_ID = "smart-resize"
 _MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 UNAUTHORIZED = {"error": "Unauthorized", "details": f"A valid {KEY_HEADER} header is required"}
 LOOPBACK_ONLY = {"error": "Forbidden", "details": "Without API keys this server only answers requests to localhost"}
+STORE_BUSY = {"error": "Service unavailable", "details": "The server's job database is busy; retry in a few seconds"}
+STORE_BUSY_RETRY_S = 5
 GAVE_UP = "Internal error; the request was not charged."
 NO_KEY_TENANT = "local"  # without keys there is one tenant: whoever reaches the loopback address
 MAX_ATTEMPTS = 3
@@ -125,6 +129,12 @@ class SubmitRate:
             return (1 - tokens) * 60 / self.per_minute
         self._buckets[tenant] = (tokens - 1, now)
         return None
+
+    def give_back(self, tenant: str) -> None:
+        """Return the token a submit took that was not accepted after all (the queue full, the database busy)."""
+        if tenant in self._buckets:
+            tokens, then = self._buckets[tenant]
+            self._buckets[tenant] = (min(float(self.per_minute), tokens + 1), then)
 
 
 class DrainPace:
@@ -182,6 +192,10 @@ class SmartResizeServer:
         self.rate = SubmitRate(config.requests_per_minute)
         self.pace = DrainPace(config.workers)
         self._tasks: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
+        self._workers: set[asyncio.Task[None]] = set()
+        self._working: set[str] = set()  # the requests the workers are on
+        self._stopping = False  # a clean stop has begun: workers claim nothing more
+        self._hurry = asyncio.Event()  # a second SIGINT or SIGTERM: the rest of the grace is not waited out
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -209,10 +223,11 @@ class SmartResizeServer:
         log.info("claiming requests as %s, with leases of %g s", self.owner, self.config.lease_s)
         # Requests accepted before a restart need nothing here: the workers find them in the database.
         for index in range(max(1, self.config.workers)):
-            self._spawn(self._worker(), f"worker-{index}")
+            self._workers.add(self._spawn(self._worker(), f"worker-{index}"))
         self._spawn(self._expire_loop(), "expiry")
 
     async def _stop(self, _app: web.Application) -> None:
+        await self.drain()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -221,11 +236,40 @@ class SmartResizeServer:
         await self.fetcher.close()
         await self.store.close()
 
-    def _spawn(self, coroutine: Awaitable[None], name: str) -> None:
+    def _spawn(self, coroutine: Awaitable[None], name: str) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coroutine)
         task.set_name(name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def drain(self) -> None:
+        """A clean stop's first part: claim nothing more, give the requests being worked on up to
+        ``shutdown_grace_s`` to finish (their results stored as ever), then hand the rest back unfinished (not
+        counted as an interruption: they run again in full on the next server to claim them)."""
+        self._stopping = True
+        self._wake_workers()  # idle workers leave now
+        grace = self.config.shutdown_grace_s
+        busy = [task for task in self._workers if not task.done()]
+        if self._working:
+            log.info("stopping: %d request(s) being worked on get up to %g s to finish", len(self._working), grace)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        hurry = asyncio.ensure_future(self._hurry.wait())
+        pending: set[asyncio.Future[Any]] = set(busy)
+        try:
+            while pending and not hurry.done() and (left := deadline - loop.time()) > 0:
+                _, pending = await asyncio.wait({*pending, hurry}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                pending.discard(hurry)
+        finally:
+            hurry.cancel()
+        for task in pending:  # each hands its request back as it ends (_run)
+            task.cancel()
+        await asyncio.gather(*busy, return_exceptions=True)
+
+    def hurry(self) -> None:
+        """Stop now: what is still being worked on is handed back without waiting out the rest of the grace."""
+        self._hurry.set()
 
     # --- middleware ---------------------------------------------------------------------------------------------
 
@@ -239,9 +283,12 @@ class SmartResizeServer:
             return web.json_response(REQUEST_NOT_FOUND.to_json(), status=404)
         except web.HTTPNotFound:
             return web.json_response(NOT_FOUND.to_json(), status=404)
-        except web.HTTPMethodNotAllowed:
+        except web.HTTPMethodNotAllowed as error:
+            allowed = ", ".join(sorted(error.allowed_methods))
             return web.json_response(
-                {"error": "Method not allowed", "details": f"{request.method} is not supported here"}, status=405
+                {"error": "Method not allowed", "details": f"{request.method} is not supported here; use {allowed}"},
+                status=405,
+                headers={"Allow": allowed},  # RFC 9110: a 405 says which methods the resource takes
             )
         except ContractError as error:
             return web.json_response(error.body.to_json(), status=400)
@@ -250,7 +297,17 @@ class SmartResizeServer:
                 raise
             details = error.text or error.reason
             return web.json_response({"error": error.reason, "details": details}, status=error.status)
-        except Exception:
+        except Exception as error:
+            if store_out_of_reach(error):  # SQLite locked past its busy timeout (the app's writes), PostgreSQL down
+                # Nothing was stored (a submit's count and insert are one transaction): the client may simply retry.
+                log.warning(
+                    "%s %s: the request database is busy or out of reach (%s: %s); answered 503",
+                    request.method,
+                    request.path,
+                    type(error).__name__,
+                    error,
+                )
+                return web.json_response(STORE_BUSY, status=503, headers={"Retry-After": str(STORE_BUSY_RETRY_S)})
             log.exception("%s %s failed", request.method, request.path)
             return web.json_response(
                 {"error": "Internal server error", "details": "The request failed on the server; try again"}, status=500
@@ -308,7 +365,13 @@ class SmartResizeServer:
             )
         request_id = f"smart-resize_{uuid7()}"
         limits = QueueLimits(size=self.config.queue_size, share=self.config.queue_share)
-        refused = await self.store.add(request_id, tenant, api_request, time.time(), limits)
+        try:
+            refused = await self.store.add(request_id, tenant, api_request, time.time(), limits)
+        except BaseException:  # not stored (or not known to be): the submit is not counted against the rate
+            self.rate.give_back(tenant)
+            raise
+        if refused is not None:  # nor is one the queue had no room for
+            self.rate.give_back(tenant)
         if refused is not None and refused.whole_queue:
             return _too_many("The queue is full; retry later", self.pace.retry_after())
         if refused is not None:
@@ -435,23 +498,31 @@ class SmartResizeServer:
     async def _worker(self) -> None:
         # Besides the wake-ups, a slow poll: nothing announces a dead replica's lease running out.
         poll_s = self.config.lease_s / 3
-        while True:
+        while not self._stopping:
             wake = self._wake  # taken before the claim: a submit while it runs then makes the wait below end at once
             try:
                 claimed = await self.store.claim_next(time.time())
-            except Exception:  # the database is locked or failing: try again shortly
-                log.exception("could not claim a request; retrying")
+            except Exception as error:  # the database is locked or failing: try again shortly
+                if store_out_of_reach(error):  # expected now and then (the app's writes): one line, no traceback
+                    log.warning("could not claim a request (%s: %s); retrying", type(error).__name__, error)
+                else:
+                    log.exception("could not claim a request; retrying")
                 await asyncio.sleep(1.0)
                 continue
             if claimed is None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), poll_s)
                 continue
-            await self._run(claimed)
+            self._working.add(claimed.id)
+            try:
+                await self._run(claimed)
+            finally:
+                self._working.discard(claimed.id)
 
     async def _run(self, claimed: ClaimedRequest) -> None:
         """Work on a claim while renewing its lease. Work another server has taken over stops (its finish would not
-        count anyway); on a clean stop the request goes back to the queue, for another server to take at once."""
+        count anyway); a clean stop whose grace runs out hands the request back, for another server to take at once
+        (and the claim is not counted as an interruption)."""
         work = asyncio.ensure_future(self._handle(claimed))
         lease = asyncio.ensure_future(self._keep_lease(claimed))
         try:
@@ -460,8 +531,13 @@ class SmartResizeServer:
             work.cancel()
             lease.cancel()
             await asyncio.gather(work, lease, return_exceptions=True)
-            with contextlib.suppress(Exception):  # else the lease runs out, which hands it on all the same
+            try:
                 await self.store.release(claimed, time.time())
+                log.warning(
+                    "request %s was handed back unfinished (the server is stopping); it runs again in full", claimed.id
+                )
+            except Exception:  # else the lease runs out (at once with SQLite's next start), which hands it on too
+                log.warning("request %s could not be handed back; its lease will run out", claimed.id, exc_info=True)
             raise
         lease.cancel()
         if not work.done():
@@ -484,8 +560,8 @@ class SmartResizeServer:
             if claimed.request is None:
                 log.error("request %s: its stored body no longer reads; it ends as ERROR", claimed.id)
                 await self._finish(claimed, Status.ERROR, error=GAVE_UP)
-            elif claimed.attempts > MAX_ATTEMPTS:
-                log.error("request %s was interrupted %d times; giving up", claimed.id, claimed.attempts - 1)
+            elif claimed.interruptions >= MAX_ATTEMPTS:
+                log.error("request %s was interrupted %d times; giving up", claimed.id, claimed.interruptions)
                 await self._finish(claimed, Status.ERROR, error=GAVE_UP)
             else:
                 started = time.monotonic()
@@ -526,7 +602,11 @@ class SmartResizeServer:
                     decode_data_uri, api_request.image_url, max_bytes=self.config.max_image_bytes
                 )
             else:
-                source = await self.fetcher.fetch(api_request.image_url, max_bytes=self.config.max_image_bytes)
+                # An image served unlabelled (octet-stream, or no Content-Type) is fetched: the engine knows images
+                # by their bytes and refuses anything else in its one sentence. text/html and the like are refused.
+                source = await self.fetcher.fetch(
+                    api_request.image_url, max_bytes=self.config.max_image_bytes, accept=(*DEFAULT_ACCEPT, *UNLABELLED)
+                )
             result = await self.pool.resize(source.data, spec_of(api_request).engine_request(), self.config.limits)
         except (EngineError, FetchError) as error:
             await self._finish(claimed, Status.FAILED, error=api_message(error))
@@ -758,5 +838,7 @@ async def _serve(server: SmartResizeServer, host: str, port: int) -> None:
             ) from None
         _log_listening(host, port)
         await stop.wait()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second one: stop without waiting out the grace
+            loop.add_signal_handler(sig, server.hurry)
     finally:
         await runner.cleanup()

@@ -61,6 +61,8 @@ _MIGRATIONS = [
     """,
     # What the engine noted about a finished request (the Output block's description).
     "ALTER TABLE api_requests ADD COLUMN description TEXT",
+    # Claims handed back by a clean stop, which are not interruptions (store.ClaimedRequest.interruptions).
+    "ALTER TABLE api_requests ADD COLUMN releases INTEGER NOT NULL DEFAULT 0",
 ]
 _WAITING = "(status = 'QUEUED' OR (status = 'PROCESSING' AND lease_until < $1))"  # as in store._COUNT_WAITING
 _THIS_CLAIM = "id = $2 AND status = 'PROCESSING' AND owner = $3 AND attempts = $4"
@@ -149,7 +151,7 @@ class PostgresRequestStore:
             "LIMIT 1 FOR UPDATE SKIP LOCKED) "
             "UPDATE api_requests AS r SET status = 'PROCESSING', attempts = r.attempts + 1, owner = $2, "
             "lease_until = $3, updated_at = $1, claimed_at = $1 FROM next WHERE r.id = next.id "
-            "RETURNING r.id, r.tenant, r.body, r.attempts",
+            "RETURNING r.id, r.tenant, r.body, r.attempts, r.releases",
             now,
             self.owner,
             now + self.lease_s,
@@ -168,7 +170,7 @@ class PostgresRequestStore:
 
     async def release(self, claim: ClaimedRequest, now: float) -> None:
         await self._db.execute(
-            "WITH released AS (UPDATE api_requests SET status = 'QUEUED', owner = NULL, lease_until = NULL, "  # noqa: S608
+            "WITH released AS (UPDATE api_requests SET owner = NULL, lease_until = 0, releases = releases + 1, "  # noqa: S608
             f"updated_at = $1 WHERE {_THIS_CLAIM} RETURNING id) SELECT pg_notify($5, '') FROM released",
             now,
             claim.id,

@@ -67,6 +67,8 @@ def _upgrade(db: sqlite3.Connection) -> None:
     # Outputs finished before claims had folders of their own (NULL) are in the request's folder itself.
     add_missing_column(db, "api_requests", "outputs_from", "INTEGER")
     add_missing_column(db, "api_requests", "description", "TEXT")
+    # Claims handed back by a clean stop: not interruptions (``ClaimedRequest.interruptions``).
+    add_missing_column(db, "api_requests", "releases", "INTEGER NOT NULL DEFAULT 0")
     db.execute("CREATE INDEX IF NOT EXISTS api_requests_tenant ON api_requests (tenant, status)")
     db.execute("CREATE INDEX IF NOT EXISTS api_requests_turns ON api_requests (tenant, claimed_at)")
 
@@ -94,9 +96,12 @@ class ClaimedRequest:
     id: str
     tenant: str
     request: SmartResizeRequest | None  # None: the stored body no longer reads
-    # Including this one: a request that keeps killing servers is not run forever. Every claim counts one up, so
-    # the count also names this claim: renewals and the finish go through only while it is still the latest.
+    # Every claim, including this one, counts one up, so the count names this claim: renewals and the finish go
+    # through only while it is still the latest (and its outputs have a folder of their own).
     attempts: int
+    # Earlier claims that ended in neither a finish nor a release: their server died (or lost its lease), so a
+    # request that keeps killing servers is not run forever. A clean stop's release is not one.
+    interruptions: int = 0
 
 
 @dataclass(frozen=True)
@@ -145,7 +150,8 @@ class RequestStore(Protocol):
         """Extend the lease; False when the request is no longer this claim (another server took it over)."""
 
     async def release(self, claim: ClaimedRequest, now: float) -> None:
-        """Put the request back in the queue (a clean stop), for another server to take at once."""
+        """Hand the request back (a clean stop), for another server to take at once: its lease ends now, and the
+        claim is not counted as an interruption. It stays PROCESSING, so pollers never see it go back to QUEUED."""
 
     async def finish(
         self,
@@ -193,7 +199,8 @@ async def read_claim(row: Any) -> ClaimedRequest:
         request = await asyncio.to_thread(lambda: SmartResizeRequest.from_json(json.loads(row["body"])))
     except (ValueError, TypeError, KeyError, RecursionError):  # ContractError is a ValueError
         request = None
-    return ClaimedRequest(row["id"], row["tenant"], request, row["attempts"])
+    attempts = row["attempts"]
+    return ClaimedRequest(row["id"], row["tenant"], request, attempts, interruptions=attempts - 1 - row["releases"])
 
 
 def read_state(row: Any) -> RequestState:
@@ -287,7 +294,7 @@ class SqliteRequestStore:
             "WHERE id = (SELECT id FROM api_requests AS q "
             "WHERE status = 'QUEUED' OR (status = 'PROCESSING' AND coalesce(lease_until, 0) < ?) ORDER BY "
             "(SELECT MAX(p.claimed_at) FROM api_requests AS p WHERE p.tenant = q.tenant), created_at LIMIT 1) "
-            "RETURNING id, tenant, body, attempts",
+            "RETURNING id, tenant, body, attempts, releases",
             (self.owner, now + self.lease_s, now, now, now),
         )
         return await read_claim(rows[0]) if rows else None
@@ -301,8 +308,8 @@ class SqliteRequestStore:
 
     async def release(self, claim: ClaimedRequest, now: float) -> None:
         await self._db.run(
-            "UPDATE api_requests SET status = 'QUEUED', owner = NULL, lease_until = NULL, updated_at = ? "  # noqa: S608
-            f"WHERE {_THIS_CLAIM}",
+            "UPDATE api_requests SET owner = NULL, lease_until = 0, releases = releases + 1, "  # noqa: S608
+            f"updated_at = ? WHERE {_THIS_CLAIM}",
             (now, claim.id, self.owner, claim.attempts),
         )
 

@@ -25,6 +25,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
+import bot.sqlite
 from bot.config import ConfigError, ServerSettings, load_server_settings
 from bot.engine import Limits
 from bot.jobs.store import SqliteJobStore
@@ -229,9 +230,66 @@ async def test_every_error_is_a_json_body(tmp_path: Path) -> None:
             ) as response:
                 assert response.status == 405
                 assert set(await response.json()) == {"error", "details"}
+                assert response.headers["Allow"] == "POST"
+            async with session.delete(
+                f"http://127.0.0.1:{test_server.port}/v2/requests/status/smart-resize_x", headers={KEY_HEADER: KEY}
+            ) as response:
+                assert (response.status, response.headers["Allow"]) == (405, "GET, HEAD, POST")
+                assert (await response.json())["details"] == "DELETE is not supported here; use GET, HEAD, POST"
     finally:
         await test_server.close()
     assert set(body) == {"error", "details"} and "2000" in body["details"]
+
+
+# Another process on the same file (the Slack app, which the README lets share it) in the middle of a write.
+_HOLD_THE_WRITE_LOCK = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.read()  # until the test closes stdin
+"""
+
+
+async def test_a_locked_database_answers_503_with_retry_after_and_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(bot.sqlite, "BUSY_TIMEOUT_MS", 300)  # SQLite's wait for the lock (5 s), cut for the test
+    database = tmp_path / "shared.db"
+    config = ServerSettings(keys=frozenset({KEY}), database_path=database, workers=1)
+    test_server = TestServer(SmartResizeServer(config, pool=SHARED_ENGINE.pool).application(), host="127.0.0.1")
+    await test_server.start_server()
+    url = f"http://127.0.0.1:{test_server.port}{PREFIX}/smart-resize-request"
+    body = {"image_url": SOURCE, "target_sizes": ["64x64"]}
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _HOLD_THE_WRITE_LOCK, str(database), stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert holder.stdout is not None and holder.stdin is not None
+        assert (await holder.stdout.readline()).strip() == b"locked"
+        async with aiohttp.ClientSession() as session:
+            with caplog.at_level(logging.WARNING, logger="bot"):
+                async with session.post(url, json=body, headers={KEY_HEADER: KEY}) as response:
+                    assert response.status == 503
+                    assert response.headers["Retry-After"] == "5"
+                    assert await response.json() == {
+                        "error": "Service unavailable",
+                        "details": "The server's job database is busy; retry in a few seconds",
+                    }
+            holder.stdin.close()
+            await asyncio.wait_for(holder.wait(), 10)
+            async with session.post(url, json=body, headers={KEY_HEADER: KEY}) as response:
+                assert response.status == 200  # the same submit, once the lock is let go
+    finally:
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()
+        await test_server.close()
+    said = [r for r in caplog.records if r.name.startswith("bot") and "smart-resize-request" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.WARNING and said[0].exc_info is None
+    assert "database is locked" in said[0].getMessage() and "Traceback" not in caplog.text
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT COUNT(*) FROM api_requests").fetchone() == (1,)  # the refused one was not stored
 
 
 async def test_accepted_requests_survive_a_restart_and_outputs_expire(database_url: str, tmp_path: Path) -> None:
@@ -337,7 +395,8 @@ async def test_a_server_that_lost_its_lease_cannot_overwrite_the_one_that_took_o
 
 
 async def test_a_stopping_server_hands_its_requests_back_at_once(database_url: str, tmp_path: Path) -> None:
-    config = settings_for(database_url, tmp_path, keys=frozenset({KEY}), workers=1)  # leases of a minute
+    # Leases of a minute; no grace: what is being worked on is handed back as the stop begins.
+    config = settings_for(database_url, tmp_path, keys=frozenset({KEY}), workers=1, shutdown_grace_s=0)
     stopping = SmartResizeServer(config, pool=SHARED_ENGINE.pool)
     holding = asyncio.Event()
 
@@ -364,9 +423,154 @@ async def test_a_stopping_server_hands_its_requests_back_at_once(database_url: s
         await second.close()
 
 
+class HeldImage:
+    """A real image host on loopback whose /held.jpg answers only once ``let_go()`` is called: a request on it
+    stays mid-work for as long as a test needs. ``asked`` counts the GETs (one per claim that fetched it)."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+        self._go = asyncio.Event()
+        self._photo = encode(photo(400, 300), "JPEG", quality=85)
+        app = web.Application()
+        app.router.add_get("/held.jpg", self._held)
+        self.server = TestServer(app, host="127.0.0.1")
+
+    async def _held(self, _request: web.Request) -> web.Response:
+        self.asked += 1
+        await self._go.wait()
+        return web.Response(body=self._photo, content_type="image/jpeg")
+
+    def let_go(self) -> None:
+        self._go.set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}/held.jpg"
+
+
+@pytest.fixture
+async def held_image() -> AsyncIterator[HeldImage]:
+    held = HeldImage()
+    await held.server.start_server()
+    yield held
+    held.let_go()
+    await held.server.close()
+
+
+async def _refuses_connections(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return True
+    writer.close()
+    return False
+
+
+async def test_a_clean_stop_lets_the_running_request_finish_and_keeps_its_result(
+    database_url: str, tmp_path: Path, held_image: HeldImage
+) -> None:
+    config = settings_for(
+        database_url,
+        tmp_path,
+        keys=frozenset({KEY}),
+        workers=1,
+        shutdown_grace_s=30,
+        allow_networks=parse_allow_networks("127.0.0.1/32"),
+    )
+    service = SmartResizeServer(config, pool=SHARED_ENGINE.pool)
+    test_server = TestServer(service.application(), host="127.0.0.1")
+    await test_server.start_server()
+    stopped = None
+    try:
+        async with aiohttp.ClientSession() as session:
+            job = await _client(session, test_server).submit(SmartResizeRequest(held_image.url, ["64x64"]))
+        await eventually(lambda: held_image.asked == 1)  # claimed, and mid-work
+        stopped = asyncio.ensure_future(test_server.close())  # what SIGTERM does
+        await eventually(lambda: _refuses_connections(test_server.port))  # the stop has begun...
+        held_image.let_go()  # ...and only then can the request's work go on
+        await asyncio.wait_for(stopped, 30)
+    finally:
+        held_image.let_go()
+        await (stopped or test_server.close())
+    async with opened(config, "after the stop") as [store]:
+        state = await store.get(job.request_id, tenant_id(KEY))
+    # Finished within the grace, its result stored: not thrown away to be run again.
+    assert state is not None and (state.status, state.outputs_from) == (Status.COMPLETED, 1)
+    assert (service.store.media_dir / job.request_id / "attempt-1" / "output_64x64_0.png").is_file()
+
+
+async def test_a_second_signal_stops_without_waiting_out_the_grace(tmp_path: Path, held_image: HeldImage) -> None:
+    config = ServerSettings(
+        keys=frozenset({KEY}),
+        database_path=tmp_path / "hurry.db",
+        workers=1,
+        shutdown_grace_s=600,
+        allow_networks=parse_allow_networks("127.0.0.1/32"),
+    )
+    service = SmartResizeServer(config, pool=SHARED_ENGINE.pool)
+    test_server = TestServer(service.application(), host="127.0.0.1")
+    await test_server.start_server()
+    stopped = None
+    try:
+        async with aiohttp.ClientSession() as session:
+            job = await _client(session, test_server).submit(SmartResizeRequest(held_image.url, ["64x64"]))
+        await eventually(lambda: held_image.asked == 1)
+        stopped = asyncio.ensure_future(test_server.close())
+        await eventually(lambda: _refuses_connections(test_server.port))
+        service.hurry()  # Ctrl-C again
+        await asyncio.wait_for(stopped, 10)  # not the grace's ten minutes
+    finally:
+        service.hurry()
+        await (stopped or test_server.close())
+    async with opened(config, "reader") as [store]:
+        state = await store.get(job.request_id, None)
+    assert state is not None and state.status is Status.PROCESSING  # handed back, to run at the next start
+
+
+async def test_a_request_handed_back_by_clean_stops_is_not_counted_as_interrupted(
+    database_url: str, tmp_path: Path, held_image: HeldImage
+) -> None:
+    # No grace: every stop hands the request back unfinished, more times than a crashing one may be run.
+    config = settings_for(
+        database_url,
+        tmp_path,
+        keys=frozenset({KEY}),
+        workers=1,
+        shutdown_grace_s=0,
+        allow_networks=parse_allow_networks("127.0.0.1/32"),
+    )
+    request_id = None
+    async with opened(config, "poller") as [poller]:
+        for stop in range(MAX_ATTEMPTS + 1):
+            test_server = TestServer(SmartResizeServer(config, pool=SHARED_ENGINE.pool).application())
+            await test_server.start_server()
+            try:
+                if request_id is None:
+                    async with aiohttp.ClientSession() as session:
+                        client = _client(session, test_server)
+                        request_id = (await client.submit(SmartResizeRequest(held_image.url, ["64x64"]))).request_id
+                await eventually(lambda stop=stop: held_image.asked == stop + 1)  # claimed again, mid-work
+            finally:
+                await test_server.close()
+            state = await poller.get(request_id, tenant_id(KEY))
+            assert state is not None and state.status is Status.PROCESSING  # a poller never sees it go back
+
+    held_image.let_go()
+    test_server = TestServer(SmartResizeServer(config, pool=SHARED_ENGINE.pool).application())
+    await test_server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            done = await _client(session, test_server).wait(request_id)
+    finally:
+        await test_server.close()
+    assert done.status is Status.COMPLETED  # not ERROR "Internal error; the request was not charged."
+
+
 def test_the_lease_is_a_setting() -> None:
     assert load_server_settings({}).lease_s == 60.0
     assert load_server_settings({"SMART_RESIZE_LEASE_SECONDS": "5"}).lease_s == 5.0
+    assert load_server_settings({}).shutdown_grace_s == 20.0
+    assert load_server_settings({"SMART_RESIZE_SHUTDOWN_GRACE_SECONDS": "0"}).shutdown_grace_s == 0.0
     with pytest.raises(ConfigError) as refused:
         load_server_settings({"SMART_RESIZE_LEASE_SECONDS": "0", "SMART_RESIZE_QUEUE_SIZE": "many"})
     assert sorted(refused.value.problems) == [
@@ -483,6 +687,39 @@ async def test_a_full_queue_answers_429_with_retry_after_even_to_a_burst(databas
     assert refused and all(
         status == 429 and retry_after and 1 <= int(retry_after) <= 60 for status, retry_after in refused
     )
+
+
+async def test_a_submit_the_full_queue_refuses_does_not_count_against_the_keys_rate(
+    tmp_path: Path, held_image: HeldImage
+) -> None:
+    config = ServerSettings(
+        keys=frozenset({KEY}),
+        database_path=tmp_path / "rate.db",
+        workers=1,
+        queue_size=1,
+        requests_per_minute=3,
+        shutdown_grace_s=0,
+        allow_networks=parse_allow_networks("127.0.0.1/32"),
+    )
+    test_server = TestServer(SmartResizeServer(config, pool=SHARED_ENGINE.pool).application(), host="127.0.0.1")
+    await test_server.start_server()
+    url = f"http://127.0.0.1:{test_server.port}{PREFIX}/smart-resize-request"
+    try:
+        async with aiohttp.ClientSession() as session:
+
+            async def submit() -> tuple[int, str]:
+                body = {"image_url": held_image.url, "target_sizes": ["64x64"]}
+                async with session.post(url, json=body, headers={KEY_HEADER: KEY}) as response:
+                    return response.status, (await response.json()).get("details", "")
+
+            assert (await submit())[0] == 200  # the worker takes it, and waits on the held image
+            await eventually(lambda: held_image.asked == 1)
+            assert (await submit())[0] == 200  # the one place in the queue
+            # Refused for the full queue, each of them: the key's third submit a minute is not used up by these.
+            for _ in range(4):
+                assert await submit() == (429, "The queue is full; retry later")
+    finally:
+        await test_server.close()
 
 
 durations = st.lists(st.floats(min_value=0, max_value=1e6, allow_nan=False), min_size=1, max_size=30)
@@ -629,6 +866,54 @@ async def test_image_urls_go_through_the_ssrf_guard(tmp_path: Path, image_host: 
     status, error = await _fetch_outcome(tmp_path, f"{image_host}/hop", allow="127.0.0.1/32")
     assert status is Status.FAILED
     assert error is not None and "private or internal address" in error and "FETCH_ALLOW_PRIVATE_NETWORKS" in error
+
+
+@pytest.fixture
+async def unlabelled_host() -> AsyncIterator[str]:
+    """A real file server on loopback that labels what it serves as object stores often do, or not at all."""
+    png = encode(photo(400, 300), "PNG")
+    served = {
+        "/octet": (png, "application/octet-stream"),
+        "/binary": (png, "binary/octet-stream"),
+        "/unlabelled": (png, None),
+        "/text-as-octet": (b"just some words, not an image", "application/octet-stream"),
+        "/page": (b"<html><body>a page about a photo</body></html>", "text/html"),
+    }
+
+    async def serve(request: web.Request) -> web.Response:
+        body, kind = served[request.path]
+        response = web.Response(body=body)
+        if kind is None:
+            response.headers.pop("Content-Type", None)
+        else:
+            response.headers["Content-Type"] = kind
+        return response
+
+    app = web.Application()
+    for path in served:
+        app.router.add_get(path, serve)
+    host = TestServer(app, host="127.0.0.1")
+    await host.start_server()
+    yield f"http://127.0.0.1:{host.port}"
+    await host.close()
+
+
+async def test_an_image_served_unlabelled_is_resized_and_the_engine_refuses_what_is_not_one(
+    tmp_path: Path, unlabelled_host: str
+) -> None:
+    for path in ("/octet", "/binary", "/unlabelled"):
+        assert await _fetch_outcome(tmp_path, f"{unlabelled_host}{path}", allow="127.0.0.1/32") == (
+            Status.COMPLETED,
+            None,
+        ), path
+    status, error = await _fetch_outcome(tmp_path, f"{unlabelled_host}/text-as-octet", allow="127.0.0.1/32")
+    assert status is Status.FAILED and error is not None and "isn't an image I can read" in error
+    # A page is still refused before its bytes are read, in the sentence that names what came back.
+    status, error = await _fetch_outcome(tmp_path, f"{unlabelled_host}/page", allow="127.0.0.1/32")
+    assert (status, error) == (
+        Status.FAILED,
+        "image_url returned text/html, not an image; link to the image file.",
+    )
 
 
 def test_without_keys_the_server_keeps_to_loopback_and_says_so(tmp_path: Path) -> None:

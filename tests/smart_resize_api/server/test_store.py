@@ -103,9 +103,13 @@ async def test_a_released_request_is_claimed_again_at_once(database_url: str, tm
         assert claim is not None
         await stopping.release(claim, T + 1)
         state = await other.get("r1", None)
-        assert state is not None and state.status is Status.QUEUED
+        assert state is not None and state.status is Status.PROCESSING  # never back to QUEUED for a poller
         again = await other.claim_next(T + 1)  # long before the released lease would have run out
-        assert again is not None and (again.id, again.attempts) == ("r1", 2)
+        # A new claim (its own number, its own outputs folder), and a clean stop's release is no interruption...
+        assert again is not None and (again.id, again.attempts, again.interruptions) == ("r1", 2, 0)
+        # ...as a claim whose server died is.
+        died = await stopping.claim_next(T + 1 + 61)
+        assert died is not None and (died.attempts, died.interruptions) == (3, 1)
 
 
 async def test_the_queue_and_each_tenants_share_are_counted_in_the_database(database_url: str, tmp_path: Path) -> None:
