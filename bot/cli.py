@@ -7,6 +7,7 @@ import difflib
 import io
 import json
 import os
+import stat
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -17,7 +18,17 @@ from dotenv import find_dotenv, load_dotenv
 from PIL import Image
 
 from bot.config import ConfigError, load_limits
-from bot.engine import EngineError, InvalidSize, Limits, Size, parse_focus, parse_size, resize, validate
+from bot.engine import (
+    EngineError,
+    InvalidSize,
+    Limits,
+    Size,
+    check_input_bytes,
+    parse_focus,
+    parse_size,
+    resize,
+    validate,
+)
 from bot.engine.core import MAX_SEED
 from bot.engine.detectors import missing_warning
 from bot.engine.types import FILL_CHOICES, MODES, OUTPUT_FORMATS, RESOLUTIONS, Output
@@ -122,7 +133,7 @@ def _resize(args: argparse.Namespace) -> int:
         # Where the results go is checked before any work, so a typo costs nothing.
         out_dir = _output_folder(Path(args.out))
         explain = _crop_map_path(Path(args.explain)) if args.explain else None
-        data = _read_input(Path(args.input))
+        data = _read_input(Path(args.input), limits)
         if (models := missing_warning()) is not None:
             print(f"smart-resize: warning: {models}", file=sys.stderr)
         progress = _Progress(sys.stderr)
@@ -212,9 +223,17 @@ def _write_crop_map(path: Path, jpeg: bytes) -> None:
     _write(path, jpeg)
 
 
-def _read_input(path: Path) -> bytes:
+def _read_input(path: Path, limits: Limits) -> bytes:
+    """The input's bytes, refused over MAX_DOWNLOAD_MB before they are all read: a regular file by its size on
+    disk, anything else (a pipe, a device) by reading at most one byte more than the cap."""
     try:
-        return path.read_bytes()
+        with path.open("rb") as file:
+            status = os.fstat(file.fileno())
+            if stat.S_ISREG(status.st_mode):
+                check_input_bytes(status.st_size, limits)
+            data = file.read(limits.max_input_bytes + 1)  # a file that grew since, too
+            check_input_bytes(len(data), limits)
+            return data
     except FileNotFoundError:
         raise CliError(f"No such file: {path}") from None
     except IsADirectoryError:

@@ -262,3 +262,37 @@ def test_a_disk_that_fills_up_leaves_no_truncated_image(tmp_path: Path, monkeypa
     code, stderr = _in_process(["resize", str(photo), "--size", "100x100", "--out", str(tmp_path / "out")], tmp_path)
     assert code == 1 and stderr.strip().endswith("No space left on device.") and len(stderr.splitlines()) == 1
     assert list((tmp_path / "out").iterdir()) == []  # neither a half image nor the partial file
+
+
+def _address_space_of_two_gb() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (2 * 2**30, 2 * 2**30))
+
+
+@pytest.mark.parametrize("source", ["sparse", "/dev/zero"])
+def test_an_input_over_the_download_cap_is_refused_before_it_is_read(tmp_path: Path, source: str) -> None:
+    # A 4 GB file (sparse: it takes no disk), and a device that never ends: read whole, either runs the process out
+    # of its 2 GB of address space before the cap is checked. The file's size is taken from the disk, and anything
+    # else is read no further than a byte past the cap.
+    path = Path(source)
+    if source == "sparse":
+        path = tmp_path / "huge.jpg"
+        with path.open("wb") as file:
+            file.write(astronaut())
+            file.truncate(4 * 2**30)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "resize", str(path), "--size", "100x100", "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+        env={**os.environ, "MAX_DOWNLOAD_MB": "1"},
+        preexec_fn=_address_space_of_two_gb,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "MB; the limit is 1 MB. Use a smaller or more compressed version" in lines[0]
+    assert "MAX_DOWNLOAD_MB setting" in lines[0]

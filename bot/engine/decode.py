@@ -25,6 +25,7 @@ import numpy.typing as npt
 from PIL import Image, ImageCms, JpegImagePlugin, UnidentifiedImageError, features
 
 from .errors import CorruptImage, ImageTooLarge, NotAnImage, UnsupportedFormat
+from .sizes import check_input_bytes
 from .types import Limits, Size
 
 # Our own pixel cap (Limits.max_pixels) is checked on the header; Pillow's global bomb check would otherwise refuse
@@ -140,12 +141,7 @@ def probe(data: bytes, limits: Limits) -> Probe:
     """Read only the header: refuse anything we will not decode, with a sentence saying what to do instead."""
     if not data:
         raise NotAnImage("The file is empty; export the image again and use that file.")
-    if len(data) > limits.max_input_bytes:
-        raise ImageTooLarge(
-            f"The file is {len(data) / 1e6:.0f} MB; the limit is {limits.max_input_bytes / 1e6:.0f} MB. "
-            "Use a smaller or more compressed version.",
-            setting="MAX_DOWNLOAD_MB",
-        )
+    check_input_bytes(len(data), limits)
     sniffed = _sniff_unsupported(data)
     if sniffed:
         raise UnsupportedFormat(sniffed)

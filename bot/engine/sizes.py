@@ -8,7 +8,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .errors import InvalidSize, TooManyOutputs
+from .errors import ImageTooLarge, InvalidSize, TooManyOutputs
 from .types import Limits, Size
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
@@ -39,6 +39,17 @@ def check_output_count(sizes: int, variants: int, limits: Limits) -> None:
             f"That would make {sizes * variants} images ({sizes} sizes x {variants} variants); the limit is "
             f"{limits.max_outputs} per request, so ask for fewer sizes or variants.",
             setting="MAX_OUTPUTS_PER_REQUEST",
+        )
+
+
+def check_input_bytes(size: int, limits: Limits) -> None:
+    """The cap on an input file's bytes (MAX_DOWNLOAD_MB), with the one sentence every surface shows; ImageTooLarge
+    if ``size`` is over it. Callers that read a file check its size before reading it all."""
+    if size > limits.max_input_bytes:
+        raise ImageTooLarge(
+            f"The file is {size / 1e6:.0f} MB; the limit is {limits.max_input_bytes / 1e6:.0f} MB. "
+            "Use a smaller or more compressed version.",
+            setting="MAX_DOWNLOAD_MB",
         )
 
 
