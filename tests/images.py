@@ -153,3 +153,44 @@ def jpeg_tiff_damaged() -> bytes:
     data = bytearray(encode(photo(256, 256), "TIFF", compression="jpeg"))
     data[data.index(b"\xff\xdb") + 1] = 0x00  # DQT
     return bytes(data)
+
+
+def grey_linear_profile() -> bytes:
+    """A grey ICC v2 profile (colour space GRAY, a D50 white point and a linear tone curve, gamma 1.0), as a
+    scanner's or a grey working space's: its 100 is sRGB's 168 (sRGB's curve lifts the mid-tones)."""
+
+    def tag(kind: bytes, payload: bytes) -> bytes:
+        return kind + b"\0" * 4 + payload
+
+    def s15(value: float) -> bytes:
+        return struct.pack(">i", round(value * 65536))
+
+    description = b"Grey linear\0"
+    tags = [
+        (b"desc", tag(b"desc", struct.pack(">I", len(description)) + description + b"\0" * 78)),
+        (b"cprt", tag(b"text", b"none\0")),
+        (b"wtpt", tag(b"XYZ ", s15(0.9642) + s15(1.0) + s15(0.8249))),
+        (b"kTRC", tag(b"curv", struct.pack(">IH", 1, 256))),  # one entry: gamma 1.0 (u8.8)
+    ]
+    offset = 128 + 4 + 12 * len(tags)
+    table = body = b""
+    for signature, data in tags:
+        body += b"\0" * (-(offset + len(body)) % 4)
+        table += signature + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    body += b"\0" * (-len(body) % 4)
+    header = (
+        struct.pack(">I", offset + len(body))
+        + b"lcms"
+        + bytes([2, 0x10, 0, 0])
+        + b"mntrGRAYXYZ "
+        + struct.pack(">6H", 2024, 1, 1, 0, 0, 0)
+        + b"acspAPPL"
+        + b"\0" * 24
+        + s15(0.9642)
+        + s15(1.0)
+        + s15(0.8249)
+        + b"lcms"
+        + b"\0" * 44
+    )
+    return header + struct.pack(">I", len(tags)) + table + body

@@ -408,9 +408,15 @@ def _to_srgb(image: Image.Image, notes: list[str], *, icc: bytes | None, sixteen
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         image = _high_bit_depth_to_l(image, sixteen_bit=sixteen_bit)
         mode = "L"
-    if mode == "P" or mode == "PA" or mode in ("LA", "La", "RGBa"):
+    alpha: Image.Image | None = None
+    if mode in ("LA", "La"):
+        # Grey and alpha apart: a grey profile transforms the grey band only (as RGBA it would build no transform).
+        grey_alpha = image.convert("LA") if mode == "La" else image
+        image, alpha = grey_alpha.getchannel("L"), grey_alpha.getchannel("A")
+    elif mode in ("P", "PA", "RGBa"):
         image = image.convert("RGBA")
-    alpha = image.getchannel("A") if image.mode == "RGBA" else None
+    if image.mode == "RGBA":
+        alpha = image.getchannel("A")
     base_mode = image.mode if image.mode in ("RGB", "L", "CMYK", "LAB", "YCbCr") else "RGB"
     base = image.convert(base_mode) if image.mode != base_mode else image
     rgb: Image.Image | None = None

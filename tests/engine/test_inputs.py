@@ -32,6 +32,7 @@ from tests.images import (
     astronaut,
     astronaut_heic,
     encode,
+    grey_linear_profile,
     logo_heic,
     photo,
     png_header_only,
@@ -118,6 +119,24 @@ def test_icc_profile_is_converted_to_srgb() -> None:
 def test_unreadable_icc_profile_is_ignored_with_a_note() -> None:
     result = resize(encode(photo(64, 64), "PNG", icc_profile=b"not a profile"), ONE)
     assert any("colour profile" in note for note in result.notes)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA"])
+@pytest.mark.parametrize("width", [200, 3000], ids=["as-is", "reduced"])
+def test_a_grey_profile_is_applied_with_or_without_alpha(mode: str, width: int) -> None:
+    # Grey 100 in a linear grey space is sRGB 168; read as sRGB as it is, it would stay 100.
+    grey = Image.new("L", (width, width // 2), 100)
+    image = grey if mode == "L" else Image.merge("LA", (grey, Image.new("L", grey.size, 255)))
+    if mode == "LA":
+        image.paste((0, 0), (0, 0, width // 10, width // 10))  # some transparency, so the alpha is kept
+    data = encode(image, "PNG", icc_profile=grey_linear_profile())
+    result = resize(data, ResizeRequest(sizes=(Size(100, 50),), mode="crop", output_format="png"))
+    assert not any("profile" in note for note in result.notes), result.notes
+    out = Image.open(io.BytesIO(result.outputs[0].data))
+    assert out.mode == ("RGBA" if mode == "LA" else "RGB")
+    assert all(abs(v - 168) <= 2 for v in out.getpixel((70, 30))[:3]), out.getpixel((70, 30))
+    if mode == "LA":
+        assert out.getpixel((1, 1))[3] == 0 and out.getpixel((70, 30))[3] == 255
 
 
 def test_greyscale_and_16_bit_images() -> None:
