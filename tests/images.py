@@ -138,6 +138,25 @@ def png_header_only(width: int, height: int) -> bytes:
     )
 
 
+def png_16_bit(pixels: np.ndarray, key: tuple[int, ...]) -> bytes:
+    """A 16-bit PNG of ``pixels`` (grey if 2-D, else RGB) with a tRNS colour key ``key``, in 16-bit values: Pillow
+    reads a 16-bit RGB one as 8-bit RGB, a grey one as I;16."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    height, width = pixels.shape[:2]
+    colour_type = 0 if pixels.ndim == 2 else 2
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in pixels)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0))
+        + chunk(b"tRNS", struct.pack(f">{len(key)}H", *key))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
 def tiff_cut_short() -> bytes:
     """A TIFF cut off inside its tag data (a long description stored after the directory, as Pillow writes it):
     Pillow warns of each tag it skips as it reads them, then fails to decode the pixels."""

@@ -217,7 +217,7 @@ def decode(probed: Probe, min_scale: float, limits: Limits) -> Decoded:
     source_mode = image.mode
     icc = image.info.get("icc_profile")  # read now: the reduced copy carries none of the file's metadata
     # A PNG's tRNS colour key (what optimisers make of a logo's alpha): that colour is transparency, not a colour.
-    key = image.info.get("transparency") if image.mode in _KEYED_MODES else None
+    key = _colour_key(image)
     notes: list[str] = []
     stored_w, stored_h = image.size
     # The working copy's cap wins over what the outputs would like: bounded memory, at the price of a softer 4K.
@@ -340,6 +340,21 @@ def _grey_step(
     above = first - 2  # clear of the row the chroma blurs into from the step's block row
     # (and of the column it blurs into from the block at the step's left, on a canvas's side)
     return above < 0 or not grey_rows(above, above + 1)[0, min(width - 1, edge + 2) :].all()
+
+
+def _colour_key(image: Image.Image) -> object:
+    """A PNG's tRNS colour key as the loaded pixels have it (read before they are). Pillow loads a 16-bit RGB PNG as
+    8-bit RGB, each sample's high byte, but keeps its key in 16-bit values: the key is cut to its high bytes the
+    same way (so a pixel within 1/256 of the key colour in every channel is clear too, as it looks). A 16-bit grey
+    PNG loads as 16-bit (I;16), its key as it is."""
+    if image.mode not in _KEYED_MODES:
+        return None
+    key = image.info.get("transparency")
+    rawmodes = {getattr(tile, "args", None) for tile in getattr(image, "tile", ())}  # how the file stores them
+    sixteen_bit_rgb = image.mode == "RGB" and "RGB;16B" in rawmodes
+    if sixteen_bit_rgb and isinstance(key, tuple) and all(isinstance(v, int) for v in key):
+        return tuple(v >> 8 for v in key)
+    return key
 
 
 def _keyed_alpha(image: Image.Image, key: object) -> Image.Image | None:

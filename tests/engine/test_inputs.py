@@ -35,6 +35,7 @@ from tests.images import (
     grey_linear_profile,
     logo_heic,
     photo,
+    png_16_bit,
     png_header_only,
     with_exif_orientation,
 )
@@ -95,6 +96,23 @@ def test_a_png_colour_key_is_transparency(mode: str, key: object, colour: object
     logo = Image.new(mode, (width, width // 2), colour)  # type: ignore[arg-type]
     logo.paste(key, (0, 0, width // 2, width // 2))  # type: ignore[arg-type]
     result = resize(encode(logo, "PNG", transparency=key), ResizeRequest(sizes=(Size(100, 50),)))
+    out = Image.open(io.BytesIO(result.outputs[0].data))
+    assert out.format == "PNG" and out.mode == "RGBA"
+    assert out.getpixel((10, 25))[3] == 0 and out.getpixel((90, 25))[3] == 255
+
+
+@pytest.mark.parametrize(
+    ("key", "colour"),
+    [((1000, 2000, 3000), (40000, 10000, 20000)), ((0, 0, 200), (0, 0, 60000)), ((1234,), (30000,))],
+    ids=["rgb", "rgb-low-key", "grey"],
+)
+def test_a_16_bit_png_colour_key_is_transparency(key: tuple[int, ...], colour: tuple[int, ...]) -> None:
+    # Pillow reads a 16-bit RGB PNG as 8-bit RGB but keeps its tRNS key in 16-bit values.
+    pixels = np.zeros((100, 200, len(key)), np.uint16)
+    pixels[:] = colour
+    pixels[:, :100] = key
+    data = png_16_bit(pixels if len(key) == 3 else pixels[..., 0], key)
+    result = resize(data, ResizeRequest(sizes=(Size(100, 50),)))
     out = Image.open(io.BytesIO(result.outputs[0].data))
     assert out.format == "PNG" and out.mode == "RGBA"
     assert out.getpixel((10, 25))[3] == 0 and out.getpixel((90, 25))[3] == 255
