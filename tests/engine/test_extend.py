@@ -111,6 +111,36 @@ def test_a_transparent_logo_stays_transparent() -> None:
     )
 
 
+def test_a_transparent_logo_as_a_jpeg_is_said_to_have_white_sides() -> None:
+    logo = Image.new("RGBA", (200, 200), (0, 0, 0, 0))
+    logo.paste(Image.new("RGBA", (120, 120), (200, 30, 30, 255)), (40, 40))
+    request = ResizeRequest(sizes=(Size(1500, 500),), mode="extend", output_format="jpeg")
+    result = resize(encode(logo, "PNG"), request)
+    image = Image.open(io.BytesIO(result.outputs[0].data))
+    assert image.format == "JPEG" and min(image.getpixel((100, 250))) > 245  # JPEG has no alpha: white
+    assert "1500x500: extended left and right: white." in result.notes
+
+
+@pytest.mark.parametrize(
+    ("prompt", "colour", "words"),
+    [
+        ("black background", (0, 0, 0), "flat black"),
+        ("white bars", (255, 255, 255), "flat white"),
+        ("grey padding", (128, 128, 128), "flat grey"),
+        ("letterbox", None, "a flat colour from its border"),
+    ],
+)
+def test_a_solid_fill_is_said_to_be_flat(prompt: str, colour: tuple[int, int, int] | None, words: str) -> None:
+    request = ResizeRequest(sizes=(Size(1200, 400),), mode="extend", output_format="png", prompt=prompt)
+    result = resize(astronaut(), request)
+    canvas = np.asarray(Image.open(io.BytesIO(result.outputs[0].data)).convert("RGB"), dtype=int)
+    side = canvas[:, :300].reshape(-1, 3)
+    assert (side == side[0]).all()  # one flat colour
+    if colour is not None:
+        assert tuple(side[0]) == colour
+    assert f"1200x400: extended left and right: {words}." in result.notes, result.notes
+
+
 def test_a_story_from_a_landscape_photo_is_filled_fast() -> None:
     import time
 
