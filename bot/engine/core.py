@@ -176,8 +176,10 @@ def _resize(
             else:
                 notes.append(f"{target}: only {framings} {'exist' if len(made) > 1 else 'exists'}.")
         main = next(o for o in outputs if o.target == target)
-        upscale = max(target.width / main.source_rect[2], target.height / main.source_rect[3])
-        if main.mode == "crop" and upscale > 1.05:
+        # How much the source was enlarged where it sits: the whole output for a crop, the photo on its canvas for
+        # an extension.
+        upscale = max(main.placed_rect[2] / main.source_rect[2], main.placed_rect[3] / main.source_rect[3])
+        if upscale > 1.05:
             notes.append(f"{target}: the source is smaller than this size, so it was enlarged {upscale:.1f}x.")
         extended_instead = request.mode == "auto" and main.mode == "extend" and not hints.no_crop
         extended_instead_of_crop |= extended_instead

@@ -104,8 +104,10 @@ def test_a_transparent_logo_stays_transparent() -> None:
     assert image.mode == "RGBA"
     alpha = np.asarray(image.getchannel("A"))
     assert alpha[:, :400].max() == 0 and alpha[:, -400:].max() == 0  # the sides: transparent, not filled
-    # Auto extended it: the note says how, and why not a crop, and the last one how to crop anyway.
+    # Auto extended it, enlarged (200 px to 500): the notes say so, how, and why not a crop, and the last one how to
+    # crop anyway.
     assert result.notes == (
+        "1500x500: the source is smaller than this size, so it was enlarged 2.5x.",
         "1500x500: extended left and right: transparent (cropping would cut important content).",
         "To crop anyway, ask for crop mode.",
     )
@@ -139,6 +141,15 @@ def test_a_solid_fill_is_said_to_be_flat(prompt: str, colour: tuple[int, int, in
     if colour is not None:
         assert tuple(side[0]) == colour
     assert f"1200x400: extended left and right: {words}." in result.notes, result.notes
+
+
+def test_an_extension_that_enlarges_the_photo_says_so() -> None:
+    # The 384x384 astronaut is placed at 1440x1440 on a 2560x1440 canvas: 3.75 times its size.
+    request = ResizeRequest(sizes=(Size(2560, 1440), Size(1200, 400)), mode="extend")
+    result = resize(astronaut(), request)
+    assert result.outputs[0].placed_rect[2:] == (1440, 1440)
+    assert "2560x1440: the source is smaller than this size, so it was enlarged 3.8x." in result.notes
+    assert not any(note.startswith("1200x400: the source is smaller") for note in result.notes)  # 1.04x: as good
 
 
 def test_a_story_from_a_landscape_photo_is_filled_fast() -> None:
