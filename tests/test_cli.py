@@ -18,6 +18,7 @@ from PIL import Image
 
 from bot.cli import main
 from tests.images import astronaut, jpeg_tiff_damaged, png_header_only, tiff_cut_short
+from tests.images import photo as scene
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -296,3 +297,19 @@ def test_an_input_over_the_download_cap_is_refused_before_it_is_read(tmp_path: P
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert "MB; the limit is 1 MB. Use a smaller or more compressed version" in lines[0]
     assert "MAX_DOWNLOAD_MB setting" in lines[0]
+
+
+@pytest.mark.parametrize(("focus", "expected"), [("0.9,0.9", "JPEG"), ("0.1,0.1", "PNG")])
+def test_format_auto_is_png_only_where_the_output_has_transparency(tmp_path: Path, focus: str, expected: str) -> None:
+    # An RGBA photo clear only in its top-left corner: a window away from the corner is opaque, so it is a JPEG.
+    rgba = scene(800, 600).convert("RGBA")
+    rgba.paste((0, 0, 0, 0), (0, 0, 40, 40))
+    rgba.save(tmp_path / "corner.png")
+    args = ["resize", "corner.png", "--size", "400x400", "--mode", "crop", "--focus", focus, "--out", "out"]
+    code, stderr = _in_process(args, tmp_path)
+    assert code == 0, stderr
+    [written] = list((tmp_path / "out").iterdir())
+    assert written.suffix == {"JPEG": ".jpg", "PNG": ".png"}[expected]
+    with Image.open(written) as image:
+        assert image.format == expected
+        assert image.mode == ("RGB" if expected == "JPEG" else "RGBA")

@@ -107,9 +107,12 @@ def _border_colour(image: Image.Image, box: tuple[float, float, float, float]) -
 
 
 def choose_format(image: Image.Image, requested: FormatChoice) -> OutputFormat:
+    """``auto``: PNG where the output really has transparency (a pixel not wholly opaque), else JPEG: an RGBA
+    photo whose only clear pixels lie outside its window comes out a JPEG like any photo."""
     if requested != "auto":
         return requested
-    return "png" if image.mode == "RGBA" else "jpeg"
+    transparent = image.mode == "RGBA" and int(image.getchannel("A").getextrema()[0]) < 255  # type: ignore[arg-type]
+    return "png" if transparent else "jpeg"
 
 
 def encode(image: Image.Image, output_format: OutputFormat, resolution: Resolution) -> bytes:
