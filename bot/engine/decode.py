@@ -25,7 +25,7 @@ import numpy.typing as npt
 from PIL import Image, ImageCms, JpegImagePlugin, UnidentifiedImageError, features
 
 from .errors import CorruptImage, ImageTooLarge, NotAnImage, UnsupportedFormat
-from .sizes import check_input_bytes
+from .sizes import MB, MP, check_input_bytes, exactly, rounded_up
 from .types import Limits, Size
 
 # Our own pixel cap (Limits.max_pixels) is checked on the header; Pillow's global bomb check would otherwise refuse
@@ -173,8 +173,8 @@ def probe(data: bytes, limits: Limits) -> Probe:
     pixels = width * height
     if pixels > limits.max_pixels:
         raise ImageTooLarge(
-            f"The image is {width}x{height} ({pixels / 1e6:.0f} MP); the limit is "
-            f"{limits.max_pixels / 1e6:.0f} MP. Use a smaller version.",
+            f"The image is {width}x{height} ({rounded_up(pixels, MP)} MP); the limit is "
+            f"{exactly(limits.max_pixels, MP)} MP. Use a smaller version.",
             setting="MAX_IMAGE_MEGAPIXELS",
         )
     try:
@@ -241,8 +241,8 @@ def decode(probed: Probe, min_scale: float, limits: Limits) -> Decoded:
         deep = image.mode.startswith("I") or image.mode == "F" or deep_heif
         depth = " with more than 8 bits per channel" if deep else ""
         raise ImageTooLarge(
-            f"The image is {stored_w}x{stored_h}{depth}: decoding it takes {decoded_bytes / 2**20:.0f} MB of memory, "
-            f"more than the {limits.max_decoded_bytes / 2**20:.0f} MB allowed. Use a smaller version"
+            f"The image is {stored_w}x{stored_h}{depth}: decoding it takes {rounded_up(decoded_bytes, MB)} MB of "
+            f"memory, more than the {exactly(limits.max_decoded_bytes, MB)} MB allowed. Use a smaller version"
             + (", or one with 8 bits per channel." if deep else "."),
             setting="MAX_DECODED_MB",
         )

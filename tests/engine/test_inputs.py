@@ -371,6 +371,22 @@ def test_input_bytes_cap() -> None:
         resize(encode(photo(200, 200), "BMP"), ONE, Limits(max_input_bytes=1000))
 
 
+def test_a_cap_sentence_says_the_limit_as_set_and_what_is_over_it_as_more() -> None:
+    # Over by a hair, each reads larger than its limit (rounded up to a tenth), the limit as it was set; in the
+    # unit the MB settings count in (MAX_DOWNLOAD_MB=1 is 2**20 bytes).
+    with pytest.raises(ImageTooLarge, match=r"^The file is 1.1 MB; the limit is 1 MB\. "):
+        resize(b"\xff" * (2**20 + 1), ONE, Limits(max_input_bytes=2**20))
+    with pytest.raises(ImageTooLarge, match=r"^The file is 50.1 MB; the limit is 50 MB\. "):
+        resize(b"\xff" * (50 * 2**20 + 20_000), ONE)
+    with pytest.raises(ImageTooLarge, match=r"^The image is 1001x1000 \(1.1 MP\); the limit is 1 MP\. "):
+        resize(png_header_only(1001, 1000), ONE, Limits(max_pixels=1_000_000))
+    with pytest.raises(ImageTooLarge, match=r"^The image is 200x200 \(0.1 MP\); the limit is 0.03 MP\. "):
+        resize(encode(photo(200, 200), "PNG"), ONE, Limits(max_pixels=30_000))
+    # RGB is held 4 bytes a pixel: 2049x2048 takes a little over 16 MB.
+    with pytest.raises(ImageTooLarge, match=r"takes 16.1 MB of memory, more than the 16 MB allowed\. "):
+        resize(png_header_only(2049, 2048), ONE, Limits(max_decoded_bytes=16 * 2**20))
+
+
 @pytest.mark.parametrize("size", [Size(8, 100), Size(100, 9000)])
 def test_sizes_outside_the_range_are_refused(size: Size) -> None:
     with pytest.raises(InvalidSize, match="between 16 and 8192 pixels"):
