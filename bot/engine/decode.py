@@ -449,12 +449,26 @@ def _to_srgb(image: Image.Image, notes: list[str], *, icc: bytes | None, sixteen
 
 
 def _high_bit_depth_to_l(image: Image.Image, *, sixteen_bit: bool) -> Image.Image:
+    """Integers from 0 to the full scale of the depth they are stored at: 16-bit (however held: Pillow reads a
+    16-bit TIFF or PNG as I;16, a reduced one as I) from 0 to 65535, and 32-bit integers (mode I) by what they hold:
+    8-bit values to 255, 16-bit ones to 65535, and beyond that to the smallest whole number of bits that holds their
+    maximum (2**31 - 1 for a full-range 32-bit scan), so a level keeps its brightness rather than the brightest
+    pixel going white. Floats from 0 to 1 where they lie in it (the convention for float images), else stretched
+    from their least to their greatest value (their range is then unknown)."""
     # float32 is plenty for mapping to 256 levels, and half float64's memory.
     values = np.asarray(image, dtype=np.float32)
     if image.mode == "F":
-        low, high = float(np.nanmin(values)), float(np.nanmax(values))
+        with warnings.catch_warnings():  # an all-NaN image: no range, read as 0 to 1
+            warnings.simplefilter("ignore")
+            low, high = float(np.nanmin(values)), float(np.nanmax(values))
+        if not (math.isfinite(low) and math.isfinite(high)) or (low >= 0.0 and high <= 1.0):
+            low, high = 0.0, 1.0
+    elif sixteen_bit or image.mode.startswith("I;16"):
+        low, high = 0.0, 65535.0
     else:
-        low, high = 0.0, 65535.0 if values.max() > 255 or sixteen_bit or image.mode.startswith("I;16") else 255.0
+        greatest = int(image.getextrema()[1])  # type: ignore[arg-type]  # exactly: float32 rounds 32-bit integers
+        low = 0.0
+        high = 255.0 if greatest <= 255 else 65535.0 if greatest <= 65535 else float(2 ** greatest.bit_length() - 1)
     span = high - low if high > low else 1.0
     scaled = np.clip((np.nan_to_num(values) - low) * (255.0 / span), 0, 255)
     return Image.fromarray(np.round(scaled).astype(np.uint8), "L")

@@ -167,6 +167,25 @@ def test_greyscale_and_16_bit_images() -> None:
     assert pixels[:, 0].mean() < 20 and pixels[:, -1].mean() > 235
 
 
+@pytest.mark.parametrize(
+    ("mode", "full_scale", "dtype"),
+    [
+        ("I", 2**31 - 1, np.int32),  # a true 32-bit scan, its values up to 0.9 of the full range
+        ("I", 65535, np.int32),  # 16-bit values held as 32-bit integers
+        ("F", 1.0, np.float32),  # float, 0 to 1
+    ],
+    ids=["int32", "int32-holding-16-bit", "float"],
+)
+def test_a_deep_tiff_keeps_its_levels(mode: str, full_scale: float, dtype: type) -> None:
+    # A ramp from 0.1 to 0.9 of the full scale reads as 0.1 to 0.9 of 255: neither white (scaled as 16-bit) nor
+    # stretched to black and white (by its own least and greatest value).
+    levels = np.tile(np.linspace(0.1, 0.9, 64), (64, 1))
+    image = Image.fromarray((levels * full_scale).astype(dtype), mode)
+    out = _decoded(encode(image, "TIFF"), ResizeRequest(sizes=(Size(64, 64),), mode="crop", output_format="png"))
+    pixels = np.asarray(out.convert("L"), dtype=float)
+    assert abs(pixels[:, 0].mean() - 0.1 * 255) < 4 and abs(pixels[:, -1].mean() - 0.9 * 255) < 4, pixels[0]
+
+
 def test_palette_with_transparency_keeps_alpha_in_png_and_webp_and_flattens_in_jpeg() -> None:
     rgba = Image.new("RGBA", (80, 80), (0, 0, 0, 0))
     rgba.paste((255, 0, 0, 255), (20, 20, 60, 60))
