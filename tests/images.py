@@ -157,6 +157,17 @@ def png_16_bit(pixels: np.ndarray, key: tuple[int, ...]) -> bytes:
     )
 
 
+def png_with_bad_checksum(image: Image.Image, chunk: bytes) -> bytes:
+    """``image`` as a PNG whose ``chunk`` has a wrong checksum: a tEXt comment added after the header (IHDR), or
+    the header itself."""
+    data = encode(image, "PNG")
+    header_end = 8 + 8 + 13 + 4  # the signature, then IHDR: its length and type, 13 bytes, its checksum
+    if chunk == b"IHDR":
+        return data[: header_end - 4] + b"\0\0\0\0" + data[header_end:]
+    payload = b"Comment\0hello"
+    return data[:header_end] + struct.pack(">I", len(payload)) + chunk + payload + b"\0\0\0\0" + data[header_end:]
+
+
 def tiff_cut_short() -> bytes:
     """A TIFF cut off inside its tag data (a long description stored after the directory, as Pillow writes it):
     Pillow warns of each tag it skips as it reads them, then fails to decode the pixels."""

@@ -17,12 +17,13 @@ import io
 import math
 import warnings
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageCms, JpegImagePlugin, UnidentifiedImageError, features
+from PIL import Image, ImageCms, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError, features
 
 from .errors import CorruptImage, ImageTooLarge, NotAnImage, UnsupportedFormat
 from .sizes import MB, MP, check_input_bytes, exactly, rounded_up
@@ -67,6 +68,29 @@ def _quiet_libtiff() -> bool:
 
 
 _quiet_libtiff()
+
+# PNG chunks whose checksum was wrong while a probe read the header, where such a chunk is tolerated; None outside.
+_DAMAGED_PNG_CHUNKS: ContextVar[list[bytes] | None] = ContextVar("damaged_png_chunks", default=None)
+# What such a chunk would have set in the image's info, which is then dropped, as a browser discards the chunk.
+_PNG_CHUNK_INFO = {b"iCCP": "icc_profile", b"eXIf": "exif", b"tRNS": "transparency"}
+_strict_png_crc = PngImagePlugin.PngStream.crc
+
+
+def _png_crc_as_browsers_check(self: PngImagePlugin.ChunkStream, cid: bytes, data: bytes) -> None:
+    """Pillow refuses a PNG for a wrong checksum on any chunk, where libpng and browsers discard an ancillary
+    chunk (a tEXt comment an editor botched) and show the image. Only in a probe here, and only for ancillary
+    chunks: a critical chunk (IHDR, PLTE, IDAT, IEND) and an animation's frame data (fdAT) stay as strict."""
+    damaged = _DAMAGED_PNG_CHUNKS.get()
+    if damaged is None or not cid[0] & 0x20 or cid == b"fdAT":  # bit 5 of the first letter: ancillary
+        _strict_png_crc(self, cid, data)
+        return
+    try:
+        _strict_png_crc(self, cid, data)
+    except SyntaxError:
+        damaged.append(cid)
+
+
+PngImagePlugin.PngStream.crc = _png_crc_as_browsers_check  # type: ignore[method-assign]
 
 # MPO is the multi-picture JPEG many phone cameras write; it decodes as a JPEG. HEIF (HEIC) and AVIF where their
 # decoders are installed: pillow-heif's, and the libavif inside Pillow's wheels.
@@ -146,13 +170,17 @@ def probe(data: bytes, limits: Limits) -> Probe:
     if sniffed:
         raise UnsupportedFormat(sniffed)
     container = _container_format(data[:64])
+    damaged_chunks: list[bytes] = []
+    tolerating = _DAMAGED_PNG_CHUNKS.set(damaged_chunks)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # Opened by the plugin for its codec only: both would claim a file whose first brand is mif1.
             image = Image.open(io.BytesIO(data), formats=[container] if container else None)
     except UnidentifiedImageError:
-        if container is not None:  # a HEIC or AVIF whose boxes are cut short or broken
+        # A HEIC or AVIF whose boxes are cut short or broken, or a file that starts as an image does and fails
+        # further on (a PNG whose header's checksum is wrong).
+        if container is not None or data.startswith(_IMAGE_SIGNATURES):
             raise CorruptImage("The image file is damaged or incomplete; export it again and retry.") from None
         raise NotAnImage(f"That file isn't an image I can read; use a {_FORMAT_NAMES} file.") from None
     except RuntimeError:
@@ -165,6 +193,10 @@ def probe(data: bytes, limits: Limits) -> Probe:
         ) from None
     except _DECODE_ERRORS:
         raise CorruptImage("The image file is damaged or incomplete; export it again and retry.") from None
+    finally:
+        _DAMAGED_PNG_CHUNKS.reset(tolerating)
+    for chunk in damaged_chunks:
+        image.info.pop(_PNG_CHUNK_INFO.get(chunk, ""), None)
     if image.format not in SUPPORTED_FORMATS:
         raise UnsupportedFormat(f"{image.format} images aren't supported; convert it to a {_FORMAT_NAMES} file.")
     width, height = image.size
@@ -187,6 +219,10 @@ def probe(data: bytes, limits: Limits) -> Probe:
         orientation = 1
     oriented = Size(height, width) if orientation in _SWAPS_AXES else Size(width, height)
     return Probe(image=image, source_size=oriented, orientation=orientation, source_format=str(image.format))
+
+
+# How the formats read here begin: a file that does and that Pillow cannot open is damaged, not something else.
+_IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
 
 
 def _orients_itself(image: Image.Image) -> bool:

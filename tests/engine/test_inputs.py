@@ -37,6 +37,7 @@ from tests.images import (
     photo,
     png_16_bit,
     png_header_only,
+    png_with_bad_checksum,
     with_exif_orientation,
 )
 
@@ -264,6 +265,16 @@ def test_corrupt_png_is_refused() -> None:
     # A block missing from the middle of the compressed stream, as a broken transfer leaves it.
     with pytest.raises(CorruptImage, match="damaged or incomplete"):
         resize(data[:200] + data[1200:], ONE)
+
+
+def test_a_png_with_a_damaged_comment_is_read_as_browsers_read_it() -> None:
+    # A wrong checksum on an ancillary chunk (a tEXt comment): libpng and browsers drop the chunk and show the image.
+    data = png_with_bad_checksum(photo(120, 80), b"tEXt")
+    result = resize(data, ResizeRequest(sizes=(Size(120, 80),), mode="crop"))
+    assert result.source_format == "PNG" and result.source_size == Size(120, 80)
+    # A wrong checksum on the header (a critical chunk) is still refused, as damaged: it starts as a PNG does.
+    with pytest.raises(CorruptImage, match="damaged or incomplete"):
+        resize(png_with_bad_checksum(photo(120, 80), b"IHDR"), ONE)
 
 
 def test_a_heic_photo_from_a_phone_is_read_upright() -> None:
