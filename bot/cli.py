@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import errno
 import io
 import json
 import os
@@ -144,6 +145,7 @@ def _resize(args: argparse.Namespace) -> int:
 
         raise CliError(cli_message(error)) from None
     stem = Path(args.input).stem
+    _create_folder(out_dir)
     described = []
     for output in result.outputs:
         path = out_dir / _file_name(stem, output)
@@ -187,15 +189,29 @@ def _size(word: str, limits: Limits) -> Size:
 
 
 def _output_folder(path: Path) -> Path:
+    """``path`` checked, before any work, as a folder the images can be written to, or one that can be created
+    there; it is created only once they exist (``_create_folder``), so a run that fails leaves nothing behind."""
     if path.exists() and not path.is_dir():
         raise CliError(f"--out {path} is a file; give a folder to write the images to.")
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):  # found now, not after the whole resize
+            raise CliError(f"--out {path}: can't write in that folder; choose one you may write to.")
+        return path
+    existing = path.absolute()
+    while not existing.exists():  # the nearest folder that is there, in which the rest would be created
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CliError(f"--out {path}: can't create that folder ({os.strerror(errno.ENOTDIR)}).")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CliError(f"--out {path}: can't create that folder ({os.strerror(errno.EACCES)}).")
+    return path
+
+
+def _create_folder(path: Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise CliError(f"--out {path}: can't create that folder ({error.strerror or error}).") from None
-    if not os.access(path, os.W_OK | os.X_OK):  # found now, not after the whole resize
-        raise CliError(f"--out {path}: can't write in that folder; choose one you may write to.")
-    return path
 
 
 # The engine draws the crop map as a JPEG; a name asking for PNG or WebP gets that format, not JPEG bytes.

@@ -316,3 +316,45 @@ def test_format_auto_is_png_only_where_the_output_has_transparency(tmp_path: Pat
     with Image.open(written) as image:
         assert image.format == expected
         assert image.mode == ("RGB" if expected == "JPEG" else "RGBA")
+
+
+def test_a_failed_run_leaves_no_out_folder_behind(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "scan.tif").write_bytes(tiff_cut_short())
+    (tmp_path / "photo.jpg").write_bytes(astronaut())
+    cases = [
+        ("missing.jpg", "No such file"),
+        ("notes.txt", "isn't an image"),
+        ("scan.tif", "damaged or incomplete"),  # found only as it is decoded
+    ]
+    for source, words in cases:
+        code, stderr = _in_process(["resize", source, "--size", "100x100", "--out", "new/nested"], tmp_path)
+        assert code == 1 and words in stderr, stderr
+        assert not (tmp_path / "new").exists(), source
+    # Where it can't be created is still said before any work.
+    code, stderr = _in_process(["resize", "missing.jpg", "--size", "100x100", "--out", "notes.txt/out"], tmp_path)
+    assert code == 1 and stderr == "smart-resize: --out notes.txt/out: can't create that folder (Not a directory).\n"
+    code, stderr = _in_process(["resize", "photo.jpg", "--size", "100x100", "--out", "new/nested"], tmp_path)
+    assert code == 0, stderr
+    assert [p.name for p in (tmp_path / "new" / "nested").iterdir()] == ["photo_100x100_0.jpg"]
+
+
+def test_an_out_folder_it_may_not_create_is_said_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / "photo.jpg").write_bytes(astronaut())
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "resize", "photo.jpg", "--size", "100x100", "--out", "locked/a/b"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+            check=False,
+            preexec_fn=_as_root_is_not_above_permissions if os.geteuid() == 0 else None,
+        )
+    finally:
+        locked.chmod(0o755)
+    assert result.returncode == 1
+    assert result.stderr == "smart-resize: --out locked/a/b: can't create that folder (Permission denied).\n"
+    assert list(locked.iterdir()) == []
