@@ -8,6 +8,7 @@ import errno
 import io
 import json
 import os
+import re
 import stat
 import sys
 from collections.abc import Sequence
@@ -93,7 +94,7 @@ def _port(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_focus_attached(sys.argv[1:] if argv is None else argv))
     load_dotenv(find_dotenv(usecwd=True))  # the app's .env: one DATABASE_URL, and the same MAX_* caps
     if args.command == "serve":
         # The server pulls in aiohttp; resize-only use does not need it.
@@ -104,6 +105,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _resize(args)
     except CliError as error:
         return _fail(str(error))
+
+
+_LOOKS_NEGATIVE = re.compile(r"-[\d.]")
+
+
+def _focus_attached(argv: Sequence[str]) -> list[str]:
+    """``--focus -0.5,0.5`` as ``--focus=-0.5,0.5``: argparse takes a word that starts with "-" (and is not one
+    plain negative number) for an option, and would say "expected one argument" where the point's own check says
+    what is wrong with it."""
+    words: list[str] = []
+    at = 0
+    while at < len(argv):
+        word = argv[at]
+        if word == "--":  # the rest are not options
+            words.extend(argv[at:])
+            break
+        # --focus, or as argparse takes it abbreviated (--foc), then a value that starts with "-"
+        if len(word) >= 5 and "--focus".startswith(word) and at + 1 < len(argv) and _LOOKS_NEGATIVE.match(argv[at + 1]):
+            words.append(f"--focus={argv[at + 1]}")
+            at += 2
+            continue
+        words.append(word)
+        at += 1
+    return words
 
 
 class CliError(Exception):

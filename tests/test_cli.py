@@ -358,3 +358,12 @@ def test_an_out_folder_it_may_not_create_is_said_before_any_work(tmp_path: Path)
     assert result.returncode == 1
     assert result.stderr == "smart-resize: --out locked/a/b: can't create that folder (Permission denied).\n"
     assert list(locked.iterdir()) == []
+
+
+@pytest.mark.parametrize("flag", ["--focus", "--foc"])
+@pytest.mark.parametrize("value", ["-0.5,0.5", "-.5,0.5", "-1"])
+def test_a_negative_focal_point_is_refused_by_the_focal_point_check(tmp_path: Path, flag: str, value: str) -> None:
+    (tmp_path / "photo.jpg").write_bytes(astronaut())
+    code, stderr = _in_process(["resize", "photo.jpg", "--size", "100x100", flag, value, "--out", "out"], tmp_path)
+    assert code == 1
+    assert stderr.startswith(f"smart-resize: {value!r} isn't a focal point; give two fractions"), stderr
