@@ -45,7 +45,9 @@ def centre_window(src: Size, target: Size) -> Rect:
 def _open_header(data: bytes, limits: Limits) -> Image.Image:
     if len(data) > limits.max_input_bytes:
         raise ImageTooLarge(
-            f"The file is {len(data) / 1e6:.0f} MB; the limit is {limits.max_input_bytes / 1e6:.0f} MB."
+            # As the engine says it: the file rounded up to a tenth, the limit as set, both in MB of 2**20 bytes.
+            f"The file is {math.ceil(len(data) * 10 / 2**20) / 10:g} MB; the limit is "
+            f"{limits.max_input_bytes / 2**20:g} MB."
         )
     try:
         with warnings.catch_warnings():

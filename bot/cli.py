@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import errno
 import io
 import json
 import os
+import re
+import stat
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -17,7 +20,17 @@ from dotenv import find_dotenv, load_dotenv
 from PIL import Image
 
 from bot.config import ConfigError, load_limits
-from bot.engine import EngineError, InvalidSize, Limits, Size, parse_focus, parse_size, resize, validate
+from bot.engine import (
+    EngineError,
+    InvalidSize,
+    Limits,
+    Size,
+    check_input_bytes,
+    parse_focus,
+    parse_size,
+    resize,
+    validate,
+)
 from bot.engine.core import MAX_SEED
 from bot.engine.detectors import missing_warning
 from bot.engine.types import FILL_CHOICES, MODES, OUTPUT_FORMATS, RESOLUTIONS, Output
@@ -81,7 +94,7 @@ def _port(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_focus_attached(sys.argv[1:] if argv is None else argv))
     load_dotenv(find_dotenv(usecwd=True))  # the app's .env: one DATABASE_URL, and the same MAX_* caps
     if args.command == "serve":
         # The server pulls in aiohttp; resize-only use does not need it.
@@ -92,6 +105,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _resize(args)
     except CliError as error:
         return _fail(str(error))
+
+
+_LOOKS_NEGATIVE = re.compile(r"-[\d.]")
+
+
+def _focus_attached(argv: Sequence[str]) -> list[str]:
+    """``--focus -0.5,0.5`` as ``--focus=-0.5,0.5``: argparse takes a word that starts with "-" (and is not one
+    plain negative number) for an option, and would say "expected one argument" where the point's own check says
+    what is wrong with it."""
+    words: list[str] = []
+    at = 0
+    while at < len(argv):
+        word = argv[at]
+        if word == "--":  # the rest are not options
+            words.extend(argv[at:])
+            break
+        # --focus, or as argparse takes it abbreviated (--foc), then a value that starts with "-"
+        if len(word) >= 5 and "--focus".startswith(word) and at + 1 < len(argv) and _LOOKS_NEGATIVE.match(argv[at + 1]):
+            words.append(f"--focus={argv[at + 1]}")
+            at += 2
+            continue
+        words.append(word)
+        at += 1
+    return words
 
 
 class CliError(Exception):
@@ -122,7 +159,7 @@ def _resize(args: argparse.Namespace) -> int:
         # Where the results go is checked before any work, so a typo costs nothing.
         out_dir = _output_folder(Path(args.out))
         explain = _crop_map_path(Path(args.explain)) if args.explain else None
-        data = _read_input(Path(args.input))
+        data = _read_input(Path(args.input), limits)
         if (models := missing_warning()) is not None:
             print(f"smart-resize: warning: {models}", file=sys.stderr)
         progress = _Progress(sys.stderr)
@@ -133,6 +170,7 @@ def _resize(args: argparse.Namespace) -> int:
 
         raise CliError(cli_message(error)) from None
     stem = Path(args.input).stem
+    _create_folder(out_dir)
     described = []
     for output in result.outputs:
         path = out_dir / _file_name(stem, output)
@@ -176,15 +214,29 @@ def _size(word: str, limits: Limits) -> Size:
 
 
 def _output_folder(path: Path) -> Path:
+    """``path`` checked, before any work, as a folder the images can be written to, or one that can be created
+    there; it is created only once they exist (``_create_folder``), so a run that fails leaves nothing behind."""
     if path.exists() and not path.is_dir():
         raise CliError(f"--out {path} is a file; give a folder to write the images to.")
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):  # found now, not after the whole resize
+            raise CliError(f"--out {path}: can't write in that folder; choose one you may write to.")
+        return path
+    existing = path.absolute()
+    while not existing.exists():  # the nearest folder that is there, in which the rest would be created
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CliError(f"--out {path}: can't create that folder ({os.strerror(errno.ENOTDIR)}).")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CliError(f"--out {path}: can't create that folder ({os.strerror(errno.EACCES)}).")
+    return path
+
+
+def _create_folder(path: Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise CliError(f"--out {path}: can't create that folder ({error.strerror or error}).") from None
-    if not os.access(path, os.W_OK | os.X_OK):  # found now, not after the whole resize
-        raise CliError(f"--out {path}: can't write in that folder; choose one you may write to.")
-    return path
 
 
 # The engine draws the crop map as a JPEG; a name asking for PNG or WebP gets that format, not JPEG bytes.
@@ -212,9 +264,17 @@ def _write_crop_map(path: Path, jpeg: bytes) -> None:
     _write(path, jpeg)
 
 
-def _read_input(path: Path) -> bytes:
+def _read_input(path: Path, limits: Limits) -> bytes:
+    """The input's bytes, refused over MAX_DOWNLOAD_MB before they are all read: a regular file by its size on
+    disk, anything else (a pipe, a device) by reading at most one byte more than the cap."""
     try:
-        return path.read_bytes()
+        with path.open("rb") as file:
+            status = os.fstat(file.fileno())
+            if stat.S_ISREG(status.st_mode):
+                check_input_bytes(status.st_size, limits)
+            data = file.read(limits.max_input_bytes + 1)  # a file that grew since, too
+            check_input_bytes(len(data), limits)
+            return data
     except FileNotFoundError:
         raise CliError(f"No such file: {path}") from None
     except IsADirectoryError:

@@ -138,6 +138,36 @@ def png_header_only(width: int, height: int) -> bytes:
     )
 
 
+def png_16_bit(pixels: np.ndarray, key: tuple[int, ...]) -> bytes:
+    """A 16-bit PNG of ``pixels`` (grey if 2-D, else RGB) with a tRNS colour key ``key``, in 16-bit values: Pillow
+    reads a 16-bit RGB one as 8-bit RGB, a grey one as I;16."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    height, width = pixels.shape[:2]
+    colour_type = 0 if pixels.ndim == 2 else 2
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in pixels)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0))
+        + chunk(b"tRNS", struct.pack(f">{len(key)}H", *key))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def png_with_bad_checksum(image: Image.Image, chunk: bytes) -> bytes:
+    """``image`` as a PNG whose ``chunk`` has a wrong checksum: a tEXt comment added after the header (IHDR), or
+    the header itself."""
+    data = encode(image, "PNG")
+    header_end = 8 + 8 + 13 + 4  # the signature, then IHDR: its length and type, 13 bytes, its checksum
+    if chunk == b"IHDR":
+        return data[: header_end - 4] + b"\0\0\0\0" + data[header_end:]
+    payload = b"Comment\0hello"
+    return data[:header_end] + struct.pack(">I", len(payload)) + chunk + payload + b"\0\0\0\0" + data[header_end:]
+
+
 def tiff_cut_short() -> bytes:
     """A TIFF cut off inside its tag data (a long description stored after the directory, as Pillow writes it):
     Pillow warns of each tag it skips as it reads them, then fails to decode the pixels."""
@@ -153,3 +183,44 @@ def jpeg_tiff_damaged() -> bytes:
     data = bytearray(encode(photo(256, 256), "TIFF", compression="jpeg"))
     data[data.index(b"\xff\xdb") + 1] = 0x00  # DQT
     return bytes(data)
+
+
+def grey_linear_profile() -> bytes:
+    """A grey ICC v2 profile (colour space GRAY, a D50 white point and a linear tone curve, gamma 1.0), as a
+    scanner's or a grey working space's: its 100 is sRGB's 168 (sRGB's curve lifts the mid-tones)."""
+
+    def tag(kind: bytes, payload: bytes) -> bytes:
+        return kind + b"\0" * 4 + payload
+
+    def s15(value: float) -> bytes:
+        return struct.pack(">i", round(value * 65536))
+
+    description = b"Grey linear\0"
+    tags = [
+        (b"desc", tag(b"desc", struct.pack(">I", len(description)) + description + b"\0" * 78)),
+        (b"cprt", tag(b"text", b"none\0")),
+        (b"wtpt", tag(b"XYZ ", s15(0.9642) + s15(1.0) + s15(0.8249))),
+        (b"kTRC", tag(b"curv", struct.pack(">IH", 1, 256))),  # one entry: gamma 1.0 (u8.8)
+    ]
+    offset = 128 + 4 + 12 * len(tags)
+    table = body = b""
+    for signature, data in tags:
+        body += b"\0" * (-(offset + len(body)) % 4)
+        table += signature + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    body += b"\0" * (-len(body) % 4)
+    header = (
+        struct.pack(">I", offset + len(body))
+        + b"lcms"
+        + bytes([2, 0x10, 0, 0])
+        + b"mntrGRAYXYZ "
+        + struct.pack(">6H", 2024, 1, 1, 0, 0, 0)
+        + b"acspAPPL"
+        + b"\0" * 24
+        + s15(0.9642)
+        + s15(1.0)
+        + s15(0.8249)
+        + b"lcms"
+        + b"\0" * 44
+    )
+    return header + struct.pack(">I", len(tags)) + table + body

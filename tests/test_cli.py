@@ -18,6 +18,7 @@ from PIL import Image
 
 from bot.cli import main
 from tests.images import astronaut, jpeg_tiff_damaged, png_header_only, tiff_cut_short
+from tests.images import photo as scene
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -264,3 +265,107 @@ def test_a_disk_that_fills_up_leaves_no_truncated_image(tmp_path: Path, monkeypa
     code, stderr = _in_process(["resize", str(photo), "--size", "100x100", "--out", str(tmp_path / "out")], tmp_path)
     assert code == 1 and stderr.strip().endswith("No space left on device.") and len(stderr.splitlines()) == 1
     assert list((tmp_path / "out").iterdir()) == []  # neither a half image nor the partial file
+
+
+def _address_space_of_two_gb() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (2 * 2**30, 2 * 2**30))
+
+
+@pytest.mark.parametrize("source", ["sparse", "/dev/zero"])
+def test_an_input_over_the_download_cap_is_refused_before_it_is_read(tmp_path: Path, source: str) -> None:
+    # A 4 GB file (sparse: it takes no disk), and a device that never ends: read whole, either runs the process out
+    # of its 2 GB of address space before the cap is checked. The file's size is taken from the disk, and anything
+    # else is read no further than a byte past the cap.
+    path = Path(source)
+    if source == "sparse":
+        path = tmp_path / "huge.jpg"
+        with path.open("wb") as file:
+            file.write(astronaut())
+            file.truncate(4 * 2**30)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "resize", str(path), "--size", "100x100", "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+        env={**os.environ, "MAX_DOWNLOAD_MB": "1"},
+        preexec_fn=_address_space_of_two_gb,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    size = "4096" if source == "sparse" else "1.1"  # a device is read a byte past the cap: that much, at least
+    assert lines == [
+        f"smart-resize: The file is {size} MB; the limit is 1 MB. Use a smaller or more compressed version (the "
+        "MAX_DOWNLOAD_MB setting sets this limit)."
+    ]
+
+
+@pytest.mark.parametrize(("focus", "expected"), [("0.9,0.9", "JPEG"), ("0.1,0.1", "PNG")])
+def test_format_auto_is_png_only_where_the_output_has_transparency(tmp_path: Path, focus: str, expected: str) -> None:
+    # An RGBA photo clear only in its top-left corner: a window away from the corner is opaque, so it is a JPEG.
+    rgba = scene(800, 600).convert("RGBA")
+    rgba.paste((0, 0, 0, 0), (0, 0, 40, 40))
+    rgba.save(tmp_path / "corner.png")
+    args = ["resize", "corner.png", "--size", "400x400", "--mode", "crop", "--focus", focus, "--out", "out"]
+    code, stderr = _in_process(args, tmp_path)
+    assert code == 0, stderr
+    [written] = list((tmp_path / "out").iterdir())
+    assert written.suffix == {"JPEG": ".jpg", "PNG": ".png"}[expected]
+    with Image.open(written) as image:
+        assert image.format == expected
+        assert image.mode == ("RGB" if expected == "JPEG" else "RGBA")
+
+
+def test_a_failed_run_leaves_no_out_folder_behind(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "scan.tif").write_bytes(tiff_cut_short())
+    (tmp_path / "photo.jpg").write_bytes(astronaut())
+    cases = [
+        ("missing.jpg", "No such file"),
+        ("notes.txt", "isn't an image"),
+        ("scan.tif", "damaged or incomplete"),  # found only as it is decoded
+    ]
+    for source, words in cases:
+        code, stderr = _in_process(["resize", source, "--size", "100x100", "--out", "new/nested"], tmp_path)
+        assert code == 1 and words in stderr, stderr
+        assert not (tmp_path / "new").exists(), source
+    # Where it can't be created is still said before any work.
+    code, stderr = _in_process(["resize", "missing.jpg", "--size", "100x100", "--out", "notes.txt/out"], tmp_path)
+    assert code == 1 and stderr == "smart-resize: --out notes.txt/out: can't create that folder (Not a directory).\n"
+    code, stderr = _in_process(["resize", "photo.jpg", "--size", "100x100", "--out", "new/nested"], tmp_path)
+    assert code == 0, stderr
+    assert [p.name for p in (tmp_path / "new" / "nested").iterdir()] == ["photo_100x100_0.jpg"]
+
+
+def test_an_out_folder_it_may_not_create_is_said_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / "photo.jpg").write_bytes(astronaut())
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "resize", "photo.jpg", "--size", "100x100", "--out", "locked/a/b"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+            check=False,
+            preexec_fn=_as_root_is_not_above_permissions if os.geteuid() == 0 else None,
+        )
+    finally:
+        locked.chmod(0o755)
+    assert result.returncode == 1
+    assert result.stderr == "smart-resize: --out locked/a/b: can't create that folder (Permission denied).\n"
+    assert list(locked.iterdir()) == []
+
+
+@pytest.mark.parametrize("flag", ["--focus", "--foc"])
+@pytest.mark.parametrize("value", ["-0.5,0.5", "-.5,0.5", "-1"])
+def test_a_negative_focal_point_is_refused_by_the_focal_point_check(tmp_path: Path, flag: str, value: str) -> None:
+    (tmp_path / "photo.jpg").write_bytes(astronaut())
+    code, stderr = _in_process(["resize", "photo.jpg", "--size", "100x100", flag, value, "--out", "out"], tmp_path)
+    assert code == 1
+    assert stderr.startswith(f"smart-resize: {value!r} isn't a focal point; give two fractions"), stderr

@@ -16,7 +16,15 @@ from .errors import (
     UnsupportedFormat,
 )
 from .prompts import parse_focus
-from .sizes import Fitted, check_output_count, check_output_pixels, fit_outputs, output_pixels, parse_size
+from .sizes import (
+    Fitted,
+    check_input_bytes,
+    check_output_count,
+    check_output_pixels,
+    fit_outputs,
+    output_pixels,
+    parse_size,
+)
 from .types import Limits, Output, ResizeRequest, ResizeResult, Size
 
 __all__ = [
@@ -35,6 +43,7 @@ __all__ = [
     "Size",
     "TooManyOutputs",
     "UnsupportedFormat",
+    "check_input_bytes",
     "check_output_count",
     "check_output_pixels",
     "fit_outputs",

@@ -15,7 +15,7 @@ from .errors import ImageTooLarge, InvalidOption, InvalidSize
 from .explain import Detected, explain_picture
 from .framing import Framer, protected_faces, resolved_mode
 from .importance import ANALYSIS_LONG_SIDE, Analysis, analyse
-from .prompts import Fill, Hints, parse_prompt
+from .prompts import Fill, Hints, colour_name, parse_prompt
 from .render import choose_format, encode, render
 from .sizes import check_output_count, check_output_pixels
 from .types import (
@@ -149,6 +149,8 @@ def _resize(
                 hints.transparent_fill,
             )
             output_format = choose_format(image, request.output_format)
+            if output_format == "jpeg":  # no alpha in a JPEG: encode() flattens a clear canvas onto white
+                sides = tuple((side, "white" if how == "transparent" else how) for side, how in sides)
             outputs.append(
                 Output(
                     data=encode(image, output_format, resolution),
@@ -165,7 +167,7 @@ def _resize(
             if on_output is not None:
                 on_output(len(outputs), len(request.sizes) * request.variants)
             if sides and variant == 0:
-                fills[target] = describe_fill(sides)
+                fills[target] = describe_fill(sides, hints.fill_colour)
         made = [o for o in outputs if o.target == target]
         if request.variants > 1 and len(made) < request.variants:
             several = len(made) > 1
@@ -178,8 +180,10 @@ def _resize(
             else:
                 notes.append(f"{target}: only {len(made)} distinct framing{'s exist' if several else ' exists'}.")
         main = next(o for o in outputs if o.target == target)
-        upscale = max(target.width / main.source_rect[2], target.height / main.source_rect[3])
-        if main.mode == "crop" and upscale > 1.05:
+        # How much the source was enlarged where it sits: the whole output for a crop, the photo on its canvas for
+        # an extension.
+        upscale = max(main.placed_rect[2] / main.source_rect[2], main.placed_rect[3] / main.source_rect[3])
+        if upscale > 1.05:
             notes.append(f"{target}: the source is smaller than this size, so it was enlarged {upscale:.1f}x.")
         extended_instead = request.mode == "auto" and main.mode == "extend" and not hints.no_crop
         extended_instead_of_crop |= extended_instead
@@ -272,16 +276,20 @@ _FILL_WORDS = {
     "blur": "a blurred reflection",
     "mirror": "a reflection",
     "transparent": "transparent",
+    "white": "white",  # transparency flattened, in a format without it
 }
 
 
-def describe_fill(sides: tuple[tuple[str, str], ...]) -> str:
-    """``extended left and right (left: its colours continued, right: a blurred reflection)``."""
+def describe_fill(sides: tuple[tuple[str, str], ...], colour: tuple[int, int, int] | None = None) -> str:
+    """``extended left and right (left: its colours continued, right: a blurred reflection)``; ``colour``: the
+    one a solid fill was asked in ("black background"), which names it, else it is the photo's border colour."""
+    named = colour_name(colour) if colour is not None else None
+    words = {**_FILL_WORDS, "solid": f"flat {named}" if named else "a flat colour from its border"}
     names = " and ".join(side for side, _ in sides)
     kinds = {how for _, how in sides}
     if len(kinds) == 1:
-        return f"extended {names}: {_FILL_WORDS[kinds.pop()]}"
-    return f"extended {names} (" + ", ".join(f"{side}: {_FILL_WORDS[how]}" for side, how in sides) + ")"
+        return f"extended {names}: {words[kinds.pop()]}"
+    return f"extended {names} (" + ", ".join(f"{side}: {words[how]}" for side, how in sides) + ")"
 
 
 def _decode_scale(source: Size, request: ResizeRequest, resolution: str, zoom: float) -> float:

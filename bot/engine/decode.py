@@ -17,14 +17,16 @@ import io
 import math
 import warnings
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageCms, JpegImagePlugin, UnidentifiedImageError, features
+from PIL import Image, ImageCms, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError, features
 
 from .errors import CorruptImage, ImageTooLarge, NotAnImage, UnsupportedFormat
+from .sizes import MB, MP, check_input_bytes, exactly, rounded_up
 from .types import Limits, Size
 
 # Our own pixel cap (Limits.max_pixels) is checked on the header; Pillow's global bomb check would otherwise refuse
@@ -66,6 +68,29 @@ def _quiet_libtiff() -> bool:
 
 
 _quiet_libtiff()
+
+# PNG chunks whose checksum was wrong while a probe read the header, where such a chunk is tolerated; None outside.
+_DAMAGED_PNG_CHUNKS: ContextVar[list[bytes] | None] = ContextVar("damaged_png_chunks", default=None)
+# What such a chunk would have set in the image's info, which is then dropped, as a browser discards the chunk.
+_PNG_CHUNK_INFO = {b"iCCP": "icc_profile", b"eXIf": "exif", b"tRNS": "transparency"}
+_strict_png_crc = PngImagePlugin.PngStream.crc
+
+
+def _png_crc_as_browsers_check(self: PngImagePlugin.ChunkStream, cid: bytes, data: bytes) -> None:
+    """Pillow refuses a PNG for a wrong checksum on any chunk, where libpng and browsers discard an ancillary
+    chunk (a tEXt comment an editor botched) and show the image. Only in a probe here, and only for ancillary
+    chunks: a critical chunk (IHDR, PLTE, IDAT, IEND) and an animation's frame data (fdAT) stay as strict."""
+    damaged = _DAMAGED_PNG_CHUNKS.get()
+    if damaged is None or not cid[0] & 0x20 or cid == b"fdAT":  # bit 5 of the first letter: ancillary
+        _strict_png_crc(self, cid, data)
+        return
+    try:
+        _strict_png_crc(self, cid, data)
+    except SyntaxError:
+        damaged.append(cid)
+
+
+PngImagePlugin.PngStream.crc = _png_crc_as_browsers_check  # type: ignore[method-assign]
 
 # MPO is the multi-picture JPEG many phone cameras write; it decodes as a JPEG. HEIF (HEIC) and AVIF where their
 # decoders are installed: pillow-heif's, and the libavif inside Pillow's wheels.
@@ -140,23 +165,22 @@ def probe(data: bytes, limits: Limits) -> Probe:
     """Read only the header: refuse anything we will not decode, with a sentence saying what to do instead."""
     if not data:
         raise NotAnImage("The file is empty; export the image again and use that file.")
-    if len(data) > limits.max_input_bytes:
-        raise ImageTooLarge(
-            f"The file is {len(data) / 1e6:.0f} MB; the limit is {limits.max_input_bytes / 1e6:.0f} MB. "
-            "Use a smaller or more compressed version.",
-            setting="MAX_DOWNLOAD_MB",
-        )
+    check_input_bytes(len(data), limits)
     sniffed = _sniff_unsupported(data)
     if sniffed:
         raise UnsupportedFormat(sniffed)
     container = _container_format(data[:64])
+    damaged_chunks: list[bytes] = []
+    tolerating = _DAMAGED_PNG_CHUNKS.set(damaged_chunks)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # Opened by the plugin for its codec only: both would claim a file whose first brand is mif1.
             image = Image.open(io.BytesIO(data), formats=[container] if container else None)
     except UnidentifiedImageError:
-        if container is not None:  # a HEIC or AVIF whose boxes are cut short or broken
+        # A HEIC or AVIF whose boxes are cut short or broken, or a file that starts as an image does and fails
+        # further on (a PNG whose header's checksum is wrong).
+        if container is not None or data.startswith(_IMAGE_SIGNATURES):
             raise CorruptImage("The image file is damaged or incomplete; export it again and retry.") from None
         raise NotAnImage(f"That file isn't an image I can read; use a {_FORMAT_NAMES} file.") from None
     except RuntimeError:
@@ -169,6 +193,10 @@ def probe(data: bytes, limits: Limits) -> Probe:
         ) from None
     except _DECODE_ERRORS:
         raise CorruptImage("The image file is damaged or incomplete; export it again and retry.") from None
+    finally:
+        _DAMAGED_PNG_CHUNKS.reset(tolerating)
+    for chunk in damaged_chunks:
+        image.info.pop(_PNG_CHUNK_INFO.get(chunk, ""), None)
     if image.format not in SUPPORTED_FORMATS:
         raise UnsupportedFormat(f"{image.format} images aren't supported; convert it to a {_FORMAT_NAMES} file.")
     width, height = image.size
@@ -177,8 +205,8 @@ def probe(data: bytes, limits: Limits) -> Probe:
     pixels = width * height
     if pixels > limits.max_pixels:
         raise ImageTooLarge(
-            f"The image is {width}x{height} ({pixels / 1e6:.0f} MP); the limit is "
-            f"{limits.max_pixels / 1e6:.0f} MP. Use a smaller version.",
+            f"The image is {width}x{height} ({rounded_up(pixels, MP)} MP); the limit is "
+            f"{exactly(limits.max_pixels, MP)} MP. Use a smaller version.",
             setting="MAX_IMAGE_MEGAPIXELS",
         )
     try:
@@ -191,6 +219,10 @@ def probe(data: bytes, limits: Limits) -> Probe:
         orientation = 1
     oriented = Size(height, width) if orientation in _SWAPS_AXES else Size(width, height)
     return Probe(image=image, source_size=oriented, orientation=orientation, source_format=str(image.format))
+
+
+# How the formats read here begin: a file that does and that Pillow cannot open is damaged, not something else.
+_IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
 
 
 def _orients_itself(image: Image.Image) -> bool:
@@ -221,7 +253,7 @@ def decode(probed: Probe, min_scale: float, limits: Limits) -> Decoded:
     source_mode = image.mode
     icc = image.info.get("icc_profile")  # read now: the reduced copy carries none of the file's metadata
     # A PNG's tRNS colour key (what optimisers make of a logo's alpha): that colour is transparency, not a colour.
-    key = image.info.get("transparency") if image.mode in _KEYED_MODES else None
+    key = _colour_key(image)
     notes: list[str] = []
     stored_w, stored_h = image.size
     # The working copy's cap wins over what the outputs would like: bounded memory, at the price of a softer 4K.
@@ -245,8 +277,8 @@ def decode(probed: Probe, min_scale: float, limits: Limits) -> Decoded:
         deep = image.mode.startswith("I") or image.mode == "F" or deep_heif
         depth = " with more than 8 bits per channel" if deep else ""
         raise ImageTooLarge(
-            f"The image is {stored_w}x{stored_h}{depth}: decoding it takes {decoded_bytes / 2**20:.0f} MB of memory, "
-            f"more than the {limits.max_decoded_bytes / 2**20:.0f} MB allowed. Use a smaller version"
+            f"The image is {stored_w}x{stored_h}{depth}: decoding it takes {rounded_up(decoded_bytes, MB)} MB of "
+            f"memory, more than the {exactly(limits.max_decoded_bytes, MB)} MB allowed. Use a smaller version"
             + (", or one with 8 bits per channel." if deep else "."),
             setting="MAX_DECODED_MB",
         )
@@ -346,6 +378,21 @@ def _grey_step(
     return above < 0 or not grey_rows(above, above + 1)[0, min(width - 1, edge + 2) :].all()
 
 
+def _colour_key(image: Image.Image) -> object:
+    """A PNG's tRNS colour key as the loaded pixels have it (read before they are). Pillow loads a 16-bit RGB PNG as
+    8-bit RGB, each sample's high byte, but keeps its key in 16-bit values: the key is cut to its high bytes the
+    same way (so a pixel within 1/256 of the key colour in every channel is clear too, as it looks). A 16-bit grey
+    PNG loads as 16-bit (I;16), its key as it is."""
+    if image.mode not in _KEYED_MODES:
+        return None
+    key = image.info.get("transparency")
+    rawmodes = {getattr(tile, "args", None) for tile in getattr(image, "tile", ())}  # how the file stores them
+    sixteen_bit_rgb = image.mode == "RGB" and "RGB;16B" in rawmodes
+    if sixteen_bit_rgb and isinstance(key, tuple) and all(isinstance(v, int) for v in key):
+        return tuple(v >> 8 for v in key)
+    return key
+
+
 def _keyed_alpha(image: Image.Image, key: object) -> Image.Image | None:
     """The alpha a colour key means: 0 where a pixel is exactly ``key`` (a grey level, or an RGB triple), else 255;
     None for a key that is not one (a malformed chunk)."""
@@ -412,9 +459,15 @@ def _to_srgb(image: Image.Image, notes: list[str], *, icc: bytes | None, sixteen
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         image = _high_bit_depth_to_l(image, sixteen_bit=sixteen_bit)
         mode = "L"
-    if mode == "P" or mode == "PA" or mode in ("LA", "La", "RGBa"):
+    alpha: Image.Image | None = None
+    if mode in ("LA", "La"):
+        # Grey and alpha apart: a grey profile transforms the grey band only (as RGBA it would build no transform).
+        grey_alpha = image.convert("LA") if mode == "La" else image
+        image, alpha = grey_alpha.getchannel("L"), grey_alpha.getchannel("A")
+    elif mode in ("P", "PA", "RGBa"):
         image = image.convert("RGBA")
-    alpha = image.getchannel("A") if image.mode == "RGBA" else None
+    if image.mode == "RGBA":
+        alpha = image.getchannel("A")
     base_mode = image.mode if image.mode in ("RGB", "L", "CMYK", "LAB", "YCbCr") else "RGB"
     base = image.convert(base_mode) if image.mode != base_mode else image
     rgb: Image.Image | None = None
@@ -432,12 +485,26 @@ def _to_srgb(image: Image.Image, notes: list[str], *, icc: bytes | None, sixteen
 
 
 def _high_bit_depth_to_l(image: Image.Image, *, sixteen_bit: bool) -> Image.Image:
+    """Integers from 0 to the full scale of the depth they are stored at: 16-bit (however held: Pillow reads a
+    16-bit TIFF or PNG as I;16, a reduced one as I) from 0 to 65535, and 32-bit integers (mode I) by what they hold:
+    8-bit values to 255, 16-bit ones to 65535, and beyond that to the smallest whole number of bits that holds their
+    maximum (2**31 - 1 for a full-range 32-bit scan), so a level keeps its brightness rather than the brightest
+    pixel going white. Floats from 0 to 1 where they lie in it (the convention for float images), else stretched
+    from their least to their greatest value (their range is then unknown)."""
     # float32 is plenty for mapping to 256 levels, and half float64's memory.
     values = np.asarray(image, dtype=np.float32)
     if image.mode == "F":
-        low, high = float(np.nanmin(values)), float(np.nanmax(values))
+        with warnings.catch_warnings():  # an all-NaN image: no range, read as 0 to 1
+            warnings.simplefilter("ignore")
+            low, high = float(np.nanmin(values)), float(np.nanmax(values))
+        if not (math.isfinite(low) and math.isfinite(high)) or (low >= 0.0 and high <= 1.0):
+            low, high = 0.0, 1.0
+    elif sixteen_bit or image.mode.startswith("I;16"):
+        low, high = 0.0, 65535.0
     else:
-        low, high = 0.0, 65535.0 if values.max() > 255 or sixteen_bit or image.mode.startswith("I;16") else 255.0
+        greatest = int(image.getextrema()[1])  # type: ignore[arg-type]  # exactly: float32 rounds 32-bit integers
+        low = 0.0
+        high = 255.0 if greatest <= 255 else 65535.0 if greatest <= 65535 else float(2 ** greatest.bit_length() - 1)
     span = high - low if high > low else 1.0
     scaled = np.clip((np.nan_to_num(values) - low) * (255.0 / span), 0, 255)
     return Image.fromarray(np.round(scaled).astype(np.uint8), "L")

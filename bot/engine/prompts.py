@@ -147,6 +147,11 @@ _COLOUR = _rx(r"\b(white|black|grey|gray)\b")
 _FILLER = _rx(r"^(please|and|the|a|an|it|image|photo|picture|keep|make|background|subject|main|on|in|of|with)$")
 
 
+def colour_name(colour: tuple[int, int, int]) -> str | None:
+    """The word a prompt names ``colour`` by ("black"), or None for a colour no prompt word gives."""
+    return next((name for name, rgb in _COLOURS.items() if rgb == colour), None)
+
+
 def parse_prompt(prompt: str) -> Hints:
     hints = Hints()
     point = _FOCUS_POINT.search(prompt)

@@ -35,7 +35,7 @@ def render(
 ) -> tuple[Image.Image, tuple[tuple[str, str], ...]]:
     """``image`` is the decoded source (``scale`` decoded pixels per source pixel); ``pixels`` the same as an array,
     converted once per source rather than once per output. Returns the output and, for an extended canvas, how
-    each side was filled (("left", "colour"), ...)."""
+    each side was filled (("left", "colour"), ...; "solid" for one flat colour, "transparent" for clear)."""
     sx, sy, sw, sh = plan.source_rect
     box = (sx * scale, sy * scale, (sx + sw) * scale, (sy + sh) * scale)
     px, py, pw, ph = plan.placed_rect
@@ -53,7 +53,7 @@ def render(
         colour = fill_colour or _border_colour(image, box)
         canvas = Image.new(placed.mode, size, colour if placed.mode == "RGB" else (*colour, 255))
         canvas.paste(placed, (px, py))
-        return canvas, _sides(plan, target, "colour")
+        return canvas, _sides(plan, target, "solid")
     extended = extend(np.asarray(placed.convert("RGB")), size, (px, py), fill)
     return Image.fromarray(extended.canvas), extended.sides
 
@@ -107,9 +107,12 @@ def _border_colour(image: Image.Image, box: tuple[float, float, float, float]) -
 
 
 def choose_format(image: Image.Image, requested: FormatChoice) -> OutputFormat:
+    """``auto``: PNG where the output really has transparency (a pixel not wholly opaque), else JPEG: an RGBA
+    photo whose only clear pixels lie outside its window comes out a JPEG like any photo."""
     if requested != "auto":
         return requested
-    return "png" if image.mode == "RGBA" else "jpeg"
+    transparent = image.mode == "RGBA" and int(image.getchannel("A").getextrema()[0]) < 255  # type: ignore[arg-type]
+    return "png" if transparent else "jpeg"
 
 
 def encode(image: Image.Image, output_format: OutputFormat, resolution: Resolution) -> bytes:

@@ -3,12 +3,11 @@ the server."""
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .errors import InvalidSize, TooManyOutputs
+from .errors import ImageTooLarge, InvalidSize, TooManyOutputs
 from .types import Limits, Size
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
@@ -42,6 +41,17 @@ def check_output_count(sizes: int, variants: int, limits: Limits) -> None:
         )
 
 
+def check_input_bytes(size: int, limits: Limits) -> None:
+    """The cap on an input file's bytes (MAX_DOWNLOAD_MB), with the one sentence every surface shows; ImageTooLarge
+    if ``size`` is over it. Callers that read a file check its size before reading it all."""
+    if size > limits.max_input_bytes:
+        raise ImageTooLarge(
+            f"The file is {rounded_up(size, MB)} MB; the limit is {exactly(limits.max_input_bytes, MB)} MB. "
+            "Use a smaller or more compressed version.",
+            setting="MAX_DOWNLOAD_MB",
+        )
+
+
 def output_pixels(sizes: Sequence[Size], variants: int) -> int:
     return sum(size.width * size.height for size in sizes) * variants
 
@@ -59,8 +69,23 @@ def check_output_pixels(sizes: Sequence[Size], variants: int, limits: Limits) ->
 
 
 def _megapixels(pixels: int) -> str:
-    # Rounded up to a tenth: a request a pixel over a 100 MP cap reads 100.1, not "100, the limit is 100".
-    return f"{math.ceil(pixels / 100_000) / 10:.1f}".removesuffix(".0")
+    return rounded_up(pixels, MP)
+
+
+MB = 2**20  # a megabyte as the MB settings count it (MAX_DOWNLOAD_MB=50 is 50 x 2**20 bytes)
+MP = 1_000_000
+
+
+def rounded_up(amount: int, unit: int) -> str:
+    """``amount`` in ``unit``s, rounded up to a tenth: what a cap's sentence says of what is over the cap, so it
+    always reads more than the limit (a pixel over a 100 MP cap is 100.1, not "100; the limit is 100")."""
+    tenths = -(-amount * 10 // unit)
+    return f"{tenths / 10:.1f}".removesuffix(".0")
+
+
+def exactly(amount: int, unit: int) -> str:
+    """``amount`` in ``unit``s as it is: a cap as it was set (50 MB, 100 MP, 0.03 MP)."""
+    return f"{amount / unit:g}"
 
 
 @dataclass(frozen=True)

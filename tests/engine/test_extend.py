@@ -104,11 +104,52 @@ def test_a_transparent_logo_stays_transparent() -> None:
     assert image.mode == "RGBA"
     alpha = np.asarray(image.getchannel("A"))
     assert alpha[:, :400].max() == 0 and alpha[:, -400:].max() == 0  # the sides: transparent, not filled
-    # Auto extended it: the note says how, and why not a crop, and the last one how to crop anyway.
+    # Auto extended it, enlarged (200 px to 500): the notes say so, how, and why not a crop, and the last one how to
+    # crop anyway.
     assert result.notes == (
+        "1500x500: the source is smaller than this size, so it was enlarged 2.5x.",
         "1500x500: extended left and right: transparent (cropping would cut important content).",
         "To crop anyway, ask for crop mode.",
     )
+
+
+def test_a_transparent_logo_as_a_jpeg_is_said_to_have_white_sides() -> None:
+    logo = Image.new("RGBA", (200, 200), (0, 0, 0, 0))
+    logo.paste(Image.new("RGBA", (120, 120), (200, 30, 30, 255)), (40, 40))
+    request = ResizeRequest(sizes=(Size(1500, 500),), mode="extend", output_format="jpeg")
+    result = resize(encode(logo, "PNG"), request)
+    image = Image.open(io.BytesIO(result.outputs[0].data))
+    assert image.format == "JPEG" and min(image.getpixel((100, 250))) > 245  # JPEG has no alpha: white
+    assert "1500x500: extended left and right: white." in result.notes
+
+
+@pytest.mark.parametrize(
+    ("prompt", "colour", "words"),
+    [
+        ("black background", (0, 0, 0), "flat black"),
+        ("white bars", (255, 255, 255), "flat white"),
+        ("grey padding", (128, 128, 128), "flat grey"),
+        ("letterbox", None, "a flat colour from its border"),
+    ],
+)
+def test_a_solid_fill_is_said_to_be_flat(prompt: str, colour: tuple[int, int, int] | None, words: str) -> None:
+    request = ResizeRequest(sizes=(Size(1200, 400),), mode="extend", output_format="png", prompt=prompt)
+    result = resize(astronaut(), request)
+    canvas = np.asarray(Image.open(io.BytesIO(result.outputs[0].data)).convert("RGB"), dtype=int)
+    side = canvas[:, :300].reshape(-1, 3)
+    assert (side == side[0]).all()  # one flat colour
+    if colour is not None:
+        assert tuple(side[0]) == colour
+    assert f"1200x400: extended left and right: {words}." in result.notes, result.notes
+
+
+def test_an_extension_that_enlarges_the_photo_says_so() -> None:
+    # The 384x384 astronaut is placed at 1440x1440 on a 2560x1440 canvas: 3.75 times its size.
+    request = ResizeRequest(sizes=(Size(2560, 1440), Size(1200, 400)), mode="extend")
+    result = resize(astronaut(), request)
+    assert result.outputs[0].placed_rect[2:] == (1440, 1440)
+    assert "2560x1440: the source is smaller than this size, so it was enlarged 3.8x." in result.notes
+    assert not any(note.startswith("1200x400: the source is smaller") for note in result.notes)  # 1.04x: as good
 
 
 def test_a_story_from_a_landscape_photo_is_filled_fast() -> None:

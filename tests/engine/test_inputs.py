@@ -32,9 +32,12 @@ from tests.images import (
     astronaut,
     astronaut_heic,
     encode,
+    grey_linear_profile,
     logo_heic,
     photo,
+    png_16_bit,
     png_header_only,
+    png_with_bad_checksum,
     with_exif_orientation,
 )
 
@@ -99,6 +102,23 @@ def test_a_png_colour_key_is_transparency(mode: str, key: object, colour: object
     assert out.getpixel((10, 25))[3] == 0 and out.getpixel((90, 25))[3] == 255
 
 
+@pytest.mark.parametrize(
+    ("key", "colour"),
+    [((1000, 2000, 3000), (40000, 10000, 20000)), ((0, 0, 200), (0, 0, 60000)), ((1234,), (30000,))],
+    ids=["rgb", "rgb-low-key", "grey"],
+)
+def test_a_16_bit_png_colour_key_is_transparency(key: tuple[int, ...], colour: tuple[int, ...]) -> None:
+    # Pillow reads a 16-bit RGB PNG as 8-bit RGB but keeps its tRNS key in 16-bit values.
+    pixels = np.zeros((100, 200, len(key)), np.uint16)
+    pixels[:] = colour
+    pixels[:, :100] = key
+    data = png_16_bit(pixels if len(key) == 3 else pixels[..., 0], key)
+    result = resize(data, ResizeRequest(sizes=(Size(100, 50),)))
+    out = Image.open(io.BytesIO(result.outputs[0].data))
+    assert out.format == "PNG" and out.mode == "RGBA"
+    assert out.getpixel((10, 25))[3] == 0 and out.getpixel((90, 25))[3] == 255
+
+
 def test_cmyk_jpeg_becomes_rgb() -> None:
     cyan = Image.new("CMYK", (64, 64), (255, 0, 0, 0))
     pixels = np.asarray(_decoded(encode(cyan, "JPEG", quality=95)).convert("RGB"), dtype=int)
@@ -120,6 +140,24 @@ def test_unreadable_icc_profile_is_ignored_with_a_note() -> None:
     assert any("colour profile" in note for note in result.notes)
 
 
+@pytest.mark.parametrize("mode", ["L", "LA"])
+@pytest.mark.parametrize("width", [200, 3000], ids=["as-is", "reduced"])
+def test_a_grey_profile_is_applied_with_or_without_alpha(mode: str, width: int) -> None:
+    # Grey 100 in a linear grey space is sRGB 168; read as sRGB as it is, it would stay 100.
+    grey = Image.new("L", (width, width // 2), 100)
+    image = grey if mode == "L" else Image.merge("LA", (grey, Image.new("L", grey.size, 255)))
+    if mode == "LA":
+        image.paste((0, 0), (0, 0, width // 10, width // 10))  # some transparency, so the alpha is kept
+    data = encode(image, "PNG", icc_profile=grey_linear_profile())
+    result = resize(data, ResizeRequest(sizes=(Size(100, 50),), mode="crop", output_format="png"))
+    assert not any("profile" in note for note in result.notes), result.notes
+    out = Image.open(io.BytesIO(result.outputs[0].data))
+    assert out.mode == ("RGBA" if mode == "LA" else "RGB")
+    assert all(abs(v - 168) <= 2 for v in out.getpixel((70, 30))[:3]), out.getpixel((70, 30))
+    if mode == "LA":
+        assert out.getpixel((1, 1))[3] == 0 and out.getpixel((70, 30))[3] == 255
+
+
 def test_greyscale_and_16_bit_images() -> None:
     grey = Image.fromarray(np.tile(np.linspace(0, 255, 64, dtype=np.uint8), (64, 1)), "L")
     assert _decoded(encode(grey, "PNG")).size == (64, 64)
@@ -128,6 +166,25 @@ def test_greyscale_and_16_bit_images() -> None:
     pixels = np.asarray(_decoded(encode(deep, "PNG"), ResizeRequest(sizes=(Size(64, 64),), mode="crop")).convert("L"))
     # The full 16-bit range maps onto the full 8-bit range instead of clipping to white.
     assert pixels[:, 0].mean() < 20 and pixels[:, -1].mean() > 235
+
+
+@pytest.mark.parametrize(
+    ("mode", "full_scale", "dtype"),
+    [
+        ("I", 2**31 - 1, np.int32),  # a true 32-bit scan, its values up to 0.9 of the full range
+        ("I", 65535, np.int32),  # 16-bit values held as 32-bit integers
+        ("F", 1.0, np.float32),  # float, 0 to 1
+    ],
+    ids=["int32", "int32-holding-16-bit", "float"],
+)
+def test_a_deep_tiff_keeps_its_levels(mode: str, full_scale: float, dtype: type) -> None:
+    # A ramp from 0.1 to 0.9 of the full scale reads as 0.1 to 0.9 of 255: neither white (scaled as 16-bit) nor
+    # stretched to black and white (by its own least and greatest value).
+    levels = np.tile(np.linspace(0.1, 0.9, 64), (64, 1))
+    image = Image.fromarray((levels * full_scale).astype(dtype), mode)
+    out = _decoded(encode(image, "TIFF"), ResizeRequest(sizes=(Size(64, 64),), mode="crop", output_format="png"))
+    pixels = np.asarray(out.convert("L"), dtype=float)
+    assert abs(pixels[:, 0].mean() - 0.1 * 255) < 4 and abs(pixels[:, -1].mean() - 0.9 * 255) < 4, pixels[0]
 
 
 def test_palette_with_transparency_keeps_alpha_in_png_and_webp_and_flattens_in_jpeg() -> None:
@@ -208,6 +265,16 @@ def test_corrupt_png_is_refused() -> None:
     # A block missing from the middle of the compressed stream, as a broken transfer leaves it.
     with pytest.raises(CorruptImage, match="damaged or incomplete"):
         resize(data[:200] + data[1200:], ONE)
+
+
+def test_a_png_with_a_damaged_comment_is_read_as_browsers_read_it() -> None:
+    # A wrong checksum on an ancillary chunk (a tEXt comment): libpng and browsers drop the chunk and show the image.
+    data = png_with_bad_checksum(photo(120, 80), b"tEXt")
+    result = resize(data, ResizeRequest(sizes=(Size(120, 80),), mode="crop"))
+    assert result.source_format == "PNG" and result.source_size == Size(120, 80)
+    # A wrong checksum on the header (a critical chunk) is still refused, as damaged: it starts as a PNG does.
+    with pytest.raises(CorruptImage, match="damaged or incomplete"):
+        resize(png_with_bad_checksum(photo(120, 80), b"IHDR"), ONE)
 
 
 def test_a_heic_photo_from_a_phone_is_read_upright() -> None:
@@ -332,6 +399,22 @@ def test_pixel_cap_is_configurable() -> None:
 def test_input_bytes_cap() -> None:
     with pytest.raises(ImageTooLarge, match="MB"):
         resize(encode(photo(200, 200), "BMP"), ONE, Limits(max_input_bytes=1000))
+
+
+def test_a_cap_sentence_says_the_limit_as_set_and_what_is_over_it_as_more() -> None:
+    # Over by a hair, each reads larger than its limit (rounded up to a tenth), the limit as it was set; in the
+    # unit the MB settings count in (MAX_DOWNLOAD_MB=1 is 2**20 bytes).
+    with pytest.raises(ImageTooLarge, match=r"^The file is 1.1 MB; the limit is 1 MB\. "):
+        resize(b"\xff" * (2**20 + 1), ONE, Limits(max_input_bytes=2**20))
+    with pytest.raises(ImageTooLarge, match=r"^The file is 50.1 MB; the limit is 50 MB\. "):
+        resize(b"\xff" * (50 * 2**20 + 20_000), ONE)
+    with pytest.raises(ImageTooLarge, match=r"^The image is 1001x1000 \(1.1 MP\); the limit is 1 MP\. "):
+        resize(png_header_only(1001, 1000), ONE, Limits(max_pixels=1_000_000))
+    with pytest.raises(ImageTooLarge, match=r"^The image is 200x200 \(0.1 MP\); the limit is 0.03 MP\. "):
+        resize(encode(photo(200, 200), "PNG"), ONE, Limits(max_pixels=30_000))
+    # RGB is held 4 bytes a pixel: 2049x2048 takes a little over 16 MB.
+    with pytest.raises(ImageTooLarge, match=r"takes 16.1 MB of memory, more than the 16 MB allowed\. "):
+        resize(png_header_only(2049, 2048), ONE, Limits(max_decoded_bytes=16 * 2**20))
 
 
 @pytest.mark.parametrize("size", [Size(8, 100), Size(100, 9000)])
