@@ -17,13 +17,12 @@ import io
 import math
 import warnings
 from collections.abc import Callable
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageCms, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError, features
+from PIL import Image, ImageCms, JpegImagePlugin, UnidentifiedImageError, features
 
 from .errors import CorruptImage, ImageTooLarge, NotAnImage, UnsupportedFormat
 from .sizes import MB, MP, check_input_bytes, exactly, rounded_up
@@ -69,28 +68,6 @@ def _quiet_libtiff() -> bool:
 
 _quiet_libtiff()
 
-# PNG chunks whose checksum was wrong while a probe read the header, where such a chunk is tolerated; None outside.
-_DAMAGED_PNG_CHUNKS: ContextVar[list[bytes] | None] = ContextVar("damaged_png_chunks", default=None)
-# What such a chunk would have set in the image's info, which is then dropped, as a browser discards the chunk.
-_PNG_CHUNK_INFO = {b"iCCP": "icc_profile", b"eXIf": "exif", b"tRNS": "transparency"}
-_strict_png_crc = PngImagePlugin.PngStream.crc
-
-
-def _png_crc_as_browsers_check(self: PngImagePlugin.ChunkStream, cid: bytes, data: bytes) -> None:
-    """Pillow refuses a PNG for a wrong checksum on any chunk, where libpng and browsers discard an ancillary
-    chunk (a tEXt comment an editor botched) and show the image. Only in a probe here, and only for ancillary
-    chunks: a critical chunk (IHDR, PLTE, IDAT, IEND) and an animation's frame data (fdAT) stay as strict."""
-    damaged = _DAMAGED_PNG_CHUNKS.get()
-    if damaged is None or not cid[0] & 0x20 or cid == b"fdAT":  # bit 5 of the first letter: ancillary
-        _strict_png_crc(self, cid, data)
-        return
-    try:
-        _strict_png_crc(self, cid, data)
-    except SyntaxError:
-        damaged.append(cid)
-
-
-PngImagePlugin.PngStream.crc = _png_crc_as_browsers_check  # type: ignore[method-assign]
 
 # MPO is the multi-picture JPEG many phone cameras write; it decodes as a JPEG. HEIF (HEIC) and AVIF where their
 # decoders are installed: pillow-heif's, and the libavif inside Pillow's wheels.
@@ -170,8 +147,6 @@ def probe(data: bytes, limits: Limits) -> Probe:
     if sniffed:
         raise UnsupportedFormat(sniffed)
     container = _container_format(data[:64])
-    damaged_chunks: list[bytes] = []
-    tolerating = _DAMAGED_PNG_CHUNKS.set(damaged_chunks)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -179,7 +154,7 @@ def probe(data: bytes, limits: Limits) -> Probe:
             image = Image.open(io.BytesIO(data), formats=[container] if container else None)
     except UnidentifiedImageError:
         # A HEIC or AVIF whose boxes are cut short or broken, or a file that starts as an image does and fails
-        # further on (a PNG whose header's checksum is wrong).
+        # further on (a PNG with a chunk whose checksum is wrong, which Pillow refuses).
         if container is not None or data.startswith(_IMAGE_SIGNATURES):
             raise CorruptImage("The image file is damaged or incomplete; export it again and retry.") from None
         raise NotAnImage(f"That file isn't an image I can read; use a {_FORMAT_NAMES} file.") from None
@@ -193,10 +168,6 @@ def probe(data: bytes, limits: Limits) -> Probe:
         ) from None
     except _DECODE_ERRORS:
         raise CorruptImage("The image file is damaged or incomplete; export it again and retry.") from None
-    finally:
-        _DAMAGED_PNG_CHUNKS.reset(tolerating)
-    for chunk in damaged_chunks:
-        image.info.pop(_PNG_CHUNK_INFO.get(chunk, ""), None)
     if image.format not in SUPPORTED_FORMATS:
         raise UnsupportedFormat(f"{image.format} images aren't supported; convert it to a {_FORMAT_NAMES} file.")
     width, height = image.size
