@@ -5,6 +5,7 @@ Public surface: ``resize``, ``validate``, ``parse_size``, ``parse_focus`` and th
 """
 
 from .core import MAX_VARIANTS, resize, validate
+from .decode import image_content_type
 from .errors import (
     CorruptImage,
     EngineError,
@@ -47,6 +48,7 @@ __all__ = [
     "check_output_count",
     "check_output_pixels",
     "fit_outputs",
+    "image_content_type",
     "output_pixels",
     "parse_focus",
     "parse_size",

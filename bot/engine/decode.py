@@ -138,6 +138,22 @@ def _sniff_unsupported(data: bytes) -> str | None:
     return None
 
 
+def image_content_type(data: bytes) -> str | None:
+    """The media type of an image this engine reads, from its bytes (its header only); None for anything else.
+    For files served without a type of their own (application/octet-stream), which are labelled by what they are."""
+    container = _container_format(data[:64])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data), formats=[container] if container else None) as image:
+                kind = str(image.format)
+    except (UnidentifiedImageError, *_DECODE_ERRORS, *_CODEC_ERRORS):
+        return None
+    if kind not in SUPPORTED_FORMATS:
+        return None
+    return {"MPO": "image/jpeg", "HEIF": "image/heic"}.get(kind) or Image.MIME.get(kind)
+
+
 def probe(data: bytes, limits: Limits) -> Probe:
     """Read only the header: refuse anything we will not decode, with a sentence saying what to do instead."""
     if not data:

@@ -24,19 +24,21 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 
 from bot.backends import SUBMIT_IN_FLIGHT, Backend, BackendResult, RemoteId, SourceImage, TransientError
-from bot.engine import EngineError
+from bot.engine import EngineError, image_content_type
 from bot.jobs.crop_maps import CropMaps
 from bot.jobs.model import Job, JobSource
 from bot.jobs.source_links import SourceLinks
 from bot.jobs.store import JobStore, StaleJob, store_or_network_out_of_reach, store_out_of_reach
 from bot.net import Fetched, FetchError, FetchFailed, FetchTimeout, SafeFetcher
+from bot.net.errors import UnexpectedContentType
+from bot.net.fetch import DEFAULT_ACCEPT, UNLABELLED
 from bot.slack import SlackFileAccessDenied, download_slack_file
 from bot.slack.connection import RECONNECT, UNREACHABLE, SlackUnreachable, describe_failure, host_of, waiting_on_slack
 from bot.slack.delivery import Delivery, results_outgoing
@@ -381,7 +383,17 @@ class JobRunner:
         """The job's image, downloaded now (from Slack with the bot token, or from its link behind the guard)."""
         source = job.source
         if source.url is not None:
-            return await self.fetcher.fetch(source.url, max_bytes=self.config.max_download_bytes)
+            fetched = await self.fetcher.fetch(
+                source.url, max_bytes=self.config.max_download_bytes, accept=(*DEFAULT_ACCEPT, *UNLABELLED)
+            )
+            if fetched.content_type.startswith("image/"):
+                return fetched
+            # Served without a type of its own (object stores do that): labelled by its bytes, for a backend that
+            # goes by the label; what is not an image is refused in the engine's sentence.
+            kind = image_content_type(fetched.data)
+            if kind is None:
+                raise UnexpectedContentType(fetched.content_type)
+            return replace(fetched, content_type=kind)
         file = source.file
         assert file is not None  # a "latest" source became a Slack file when the job was anchored
         if file.get("file_access") == "access_denied":  # Slack Connect: the other organisation keeps it to itself

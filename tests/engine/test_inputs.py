@@ -24,6 +24,7 @@ from bot.engine import (
     Size,
     TooManyOutputs,
     UnsupportedFormat,
+    image_content_type,
     resize,
 )
 from bot.engine.decode import _container_format
@@ -464,3 +465,15 @@ def test_orientation_and_colour_profile_survive_a_decode_that_reduces(fmt: str) 
         top, bottom = output.convert("RGB").getpixel((10, 2)), output.convert("RGB").getpixel((10, 37))
     assert top[2] > 150 > top[0] and bottom[0] > 150 > bottom[2], (top, bottom)  # blue on top, red below
     assert not any("profile" in note for note in result.notes)  # the profile was found and applied
+
+
+@pytest.mark.parametrize(
+    ("fmt", "kind"), [("JPEG", "image/jpeg"), ("PNG", "image/png"), ("WEBP", "image/webp"), ("GIF", "image/gif")]
+)
+def test_an_image_served_unlabelled_is_known_by_its_bytes(fmt: str, kind: str) -> None:
+    assert image_content_type(encode(photo(40, 30), fmt)) == kind
+
+
+@given(st.binary(max_size=300))
+def test_bytes_that_are_no_image_have_no_image_type(data: bytes) -> None:
+    assert image_content_type(b"<html>" + data) is None

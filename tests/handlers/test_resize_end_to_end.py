@@ -220,6 +220,34 @@ async def test_link_gets_an_anchor_message_and_results_in_its_thread(slack: Slac
     assert [(u["title"], Image.open(io.BytesIO(u["bytes"])).format) for u in uploads] == [("500x500", "WEBP")]
 
 
+async def test_a_link_served_without_an_image_type_is_resized_by_what_its_bytes_are(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    image, text = encode(photo(800, 600), "PNG"), b"<html>a page, not a photo</html>"
+
+    async def unlabelled(request: web.Request) -> web.Response:  # as object stores serve files they don't know
+        body = image if request.match_info["name"] == "photo" else text
+        return web.Response(body=body, content_type="application/octet-stream")
+
+    site = web.Application()
+    site.router.add_get("/{name}", unlabelled)
+    server = TestServer(site, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with running_app(slack, tmp_path, FETCH_ALLOW_PRIVATE_NETWORKS="127.0.0.1/32") as app:
+            await app.command(f"300x300 http://127.0.0.1:{server.port}/photo")
+            await app.command(f"300x300 http://127.0.0.1:{server.port}/page", user="U2")
+            await app.services.runner.idle()
+            photo_job = (await app.services.store.recent_for_user("U1"))[0]
+            page_job = (await app.services.store.recent_for_user("U2"))[0]
+    finally:
+        await server.close()
+    assert (photo_job.state, page_job.state) == ("done", "failed")
+    assert [u["title"] for u in slack.uploads_in_thread("C1", photo_job.thread_ts or "")] == ["300x300"]
+    [refused] = slack.ephemerals_for("U2")
+    assert refused.startswith("That link returned") and "not an image" in refused
+
+
 async def test_private_link_is_refused_in_plain_words(slack: SlackEmulator, tmp_path: Path) -> None:
     async with running_app(slack, tmp_path) as app:
         await app.command("500x500 http://169.254.169.254/latest/meta-data/iam.png")
