@@ -29,6 +29,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.engine import EngineError
 from bot.jobs.source_links import PATH_PREFIX
 from bot.net import FetchError
 from bot.services import Services
@@ -481,8 +482,8 @@ def add_source_route(web_app: web.Application, services: Services) -> None:
         image = links.held(job.id)
         if image is None:  # not in memory (a restart, say): fetched again from where the job has it
             try:
-                fetched = await services.runner.source_image(job)
-            except (FetchError, UserError) as error:
+                image = await services.runner.backend_source(job)
+            except (FetchError, UserError, EngineError) as error:
                 log.warning("source link for job %s: the image could not be fetched again (%s)", job.short_id, error)
                 raise web.HTTPNotFound() from None
             except (SlackApiError, SlackUnreachable, *UNREACHABLE) as error:
@@ -492,7 +493,6 @@ def add_source_route(web_app: web.Application, services: Services) -> None:
                 # Slack for a moment, not the link: the service that fetches it may try again.
                 log.warning("source link for job %s: not served now: %s", job.short_id, problem)
                 raise web.HTTPServiceUnavailable(headers={"Retry-After": "5"}) from None
-            return _image_response(fetched.data, fetched.content_type)
         return _image_response(image.data, image.content_type)
 
     web_app.router.add_get(PATH_PREFIX + "{token}", source)

@@ -216,5 +216,7 @@ def _backend(
             settings.max_download_bytes,
             media_session=fetcher.session,
             poll_interval=pacing.hosted_poll_interval,
+            pool=pool,
+            limits=settings.limits,
         )
     return LocalBackend(pool, settings.limits)

@@ -76,4 +76,8 @@ class RemoteId:
 class Backend(Protocol):
     name: str
 
+    async def accept(self, image: SourceImage) -> SourceImage:
+        """``image`` as this backend takes it: as it came, or a copy in a format it reads."""
+        ...
+
     async def run(self, image: SourceImage, spec: ResizeSpec, remote: RemoteId) -> BackendResult: ...

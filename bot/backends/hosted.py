@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import base64
 import io
+from dataclasses import replace
 
 import aiohttp
 from PIL import Image
 
 from bot.backends import SUBMIT_IN_FLIGHT, BackendResult, RemoteId, ResizedImage, SourceImage, TransientError
+from bot.engine import WEB_TYPES, Limits
+from bot.engine.pool import EnginePool
 from bot.engine.prompts import MODE_PHRASES, focus_prompt
 from bot.smart_resize_api.client import SmartResizeClient, may_pass, submit_may_have_run
 from bot.smart_resize_api.contract import MAX_PROMPT_CHARS, ContractError, SmartResizeRequest
@@ -85,7 +88,11 @@ class HostedBackend:
         max_download_bytes: int,
         media_session: aiohttp.ClientSession | None = None,
         poll_interval: tuple[float, float] = (2.0, 3.0),
+        *,
+        pool: EnginePool,
+        limits: Limits,
     ) -> None:
+        """``pool`` and ``limits``: the engine that makes a web copy of a source the service may not read."""
         # Result URLs are chosen by the service: fetch them through the SSRF-guarded session.
         self.client = SmartResizeClient(
             session,
@@ -96,6 +103,16 @@ class HostedBackend:
             poll_interval=poll_interval,
         )
         self.max_download_bytes = max_download_bytes
+        self.pool = pool
+        self.limits = limits
+
+    async def accept(self, image: SourceImage) -> SourceImage:
+        """The contract names no input formats and shows JPEG and PNG: a HEIC, AVIF, TIFF or BMP goes as a JPEG
+        (a PNG where it has transparency) made by the engine, upright and in sRGB, so the service can read it."""
+        if image.content_type in WEB_TYPES:
+            return image
+        data, content_type = await self.pool.web_copy(image.data, self.limits)
+        return replace(image, data=data, content_type=content_type)
 
     async def run(self, image: SourceImage, spec: ResizeSpec, remote: RemoteId) -> BackendResult:
         try:

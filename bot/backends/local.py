@@ -39,6 +39,9 @@ class LocalBackend:
         self._suspects: OrderedDict[str, float | None] = OrderedDict()
         self._one_alone = asyncio.Lock()  # suspects run one at a time, so they can't take each other's memory
 
+    async def accept(self, image: SourceImage) -> SourceImage:
+        return image  # the engine reads every format it takes as it came
+
     async def run(self, image: SourceImage, spec: ResizeSpec, remote: RemoteId) -> BackendResult:
         # The crop map comes with every job: the "Show crop map" button needs it, and it costs a few ms.
         request = spec.engine_request(explain=True)

@@ -4,7 +4,7 @@ Public surface: ``resize``, ``validate``, ``parse_size``, ``parse_focus`` and th
 ``EnginePool`` (in ``bot.engine.pool``) runs ``resize`` in worker processes for asyncio callers.
 """
 
-from .core import MAX_VARIANTS, resize, validate
+from .core import MAX_VARIANTS, WEB_TYPES, resize, validate, web_copy
 from .decode import image_content_type
 from .errors import (
     CorruptImage,
@@ -30,6 +30,7 @@ from .types import Limits, Output, ResizeRequest, ResizeResult, Size
 
 __all__ = [
     "MAX_VARIANTS",
+    "WEB_TYPES",
     "CorruptImage",
     "EngineError",
     "Fitted",
@@ -54,4 +55,5 @@ __all__ = [
     "parse_size",
     "resize",
     "validate",
+    "web_copy",
 ]

@@ -85,6 +85,19 @@ def resize(
         ) from None
 
 
+# What any web service reads; other formats (HEIC, AVIF, TIFF, BMP) are sent to one as a web_copy.
+WEB_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"})
+
+
+def web_copy(data: bytes, limits: Limits | None = None) -> tuple[bytes, str]:
+    """The image as a high-quality JPEG (a PNG where it has transparency), upright and sRGB, at its size (within
+    ``limits.max_working_pixels``), and its media type: for a service that may not read the file as it came."""
+    limits = limits or Limits()
+    decoded = decoding.decode(decoding.probe(data, limits), 1.0, limits)
+    output_format = choose_format(decoded.image, "auto")
+    return encode(decoded.image, output_format, "4K"), f"image/{output_format}"
+
+
 def _resize(
     data: bytes, request: ResizeRequest, limits: Limits, on_output: Callable[[int, int], None] | None
 ) -> ResizeResult:

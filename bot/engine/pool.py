@@ -12,13 +12,16 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
 
-from .core import resize
+from .core import resize, web_copy
 from .importance import warm_up
 from .types import Limits, ResizeRequest, ResizeResult
 
+T = TypeVar("T")
 PARENT_CHECK_S = 1.0  # how often a worker looks for its app process
 
 
@@ -37,8 +40,8 @@ class EnginePool:
         self._lock = threading.Lock()
         # Calls not done yet, and those of them whose caller stopped waiting (cancelled) while a worker was already
         # on them: no one wants their results, so close() does not wait for them.
-        self._running: set[Future[ResizeResult]] = set()
-        self._abandoned: set[Future[ResizeResult]] = set()
+        self._running: set[Future[Any]] = set()
+        self._abandoned: set[Future[Any]] = set()
 
     def _pool(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -50,8 +53,15 @@ class EnginePool:
 
     async def resize(self, data: bytes, request: ResizeRequest, limits: Limits | None = None) -> ResizeResult:
         """``limits``: this call's caps, where they are not the pool's (one pool can serve several callers)."""
+        return await self._run(resize, data, request, limits or self.limits)
+
+    async def web_copy(self, data: bytes, limits: Limits | None = None) -> tuple[bytes, str]:
+        """``bot.engine.web_copy`` in a worker: the image as a JPEG or PNG any web service reads."""
+        return await self._run(web_copy, data, limits or self.limits)
+
+    async def _run(self, function: Callable[..., T], *args: object) -> T:
         executor = self._pool()
-        work = executor.submit(resize, data, request, limits or self.limits)
+        work: Future[T] = executor.submit(function, *args)
         with self._lock:
             self._running.add(work)
         work.add_done_callback(self._forget)
@@ -76,7 +86,7 @@ class EnginePool:
                 self._executor = None
         broken.shutdown(wait=False, cancel_futures=True)
 
-    def _forget(self, work: Future[ResizeResult]) -> None:
+    def _forget(self, work: Future[Any]) -> None:
         with self._lock:
             self._running.discard(work)
             self._abandoned.discard(work)

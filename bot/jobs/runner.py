@@ -434,10 +434,17 @@ class JobRunner:
             why = f"answered HTTP {error.status}" if error.status else "failed"
             raise SlackUnreachable(f"Slack is unreachable at {host_of(url)} (the file download {why})") from None
 
-    async def _resize(self, job: Job) -> BackendResult:
+    async def backend_source(self, job: Job) -> SourceImage:
+        """The job's image as its backend takes it (for the hosted service, a JPEG of a HEIC, say), with the link
+        the service may fetch it by: what ``_resize`` sends, and what the link serves after a restart."""
         fetched = await self.source_image(job)
         links = self.links
-        image = SourceImage(fetched.data, fetched.content_type, links.link(job.id) if links is not None else None)
+        link = links.link(job.id) if links is not None else None
+        return await self.backend.accept(SourceImage(fetched.data, fetched.content_type, link))
+
+    async def _resize(self, job: Job) -> BackendResult:
+        links = self.links
+        image = await self.backend_source(job)
 
         async def save_remote_id(remote_id: str | None) -> None:
             nonlocal job

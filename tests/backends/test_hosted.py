@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import json
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from bot.jobs.store import SqliteJobStore
 from bot.smart_resize_api.contract import MAX_PROMPT_CHARS, SmartResizeRequest, Status
 from bot.spec import ResizeSpec
 from tests.factories import insert, make_job
-from tests.images import astronaut, encode, scene_with_subject
+from tests.images import astronaut, astronaut_heic, encode, scene_with_subject
 from tests.slack_api.emulator import SlackEmulator
 from tests.slack_api.harness import PACING, SHARED_ENGINE, eventually, running_app
 from tests.smart_resize_api.fault_server import API_KEY, Fault, FaultServer, drop, respond
@@ -45,16 +46,22 @@ class Outcome:
 
 
 async def _resize_with(
-    api: FaultServer, tmp_path: Path, command: str = "300x300", base_url: str | None = None
+    api: FaultServer,
+    tmp_path: Path,
+    command: str = "300x300",
+    base_url: str | None = None,
+    shared: tuple[bytes, str, str] | None = None,
 ) -> Outcome:
-    """Share a photo, run ``command`` on the hosted backend against ``api`` until idle; ``api`` is closed after."""
+    """Share a photo (``shared``: its bytes, name and type), run ``command`` on the hosted backend against ``api``
+    until idle; ``api`` is closed after."""
     env = _hosted(api) | ({"PIXAZO_BASE_URL": base_url} if base_url else {})
     if api.media_origin is not None:  # results on another host: through the SSRF guard, as a stranger's link
         del env["FETCH_ALLOW_PRIVATE_NETWORKS"]
     try:
         async with SlackEmulator() as slack:
             slack.add_channel("C1", members=("U1",))
-            message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "crew.jpg")])
+            data, name, mimetype = shared or (astronaut(), "crew.jpg", "image/jpeg")
+            message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(data, name, mimetype)])
             async with running_app(slack, tmp_path, **env) as app:
                 await app.command(command)
                 await app.services.runner.idle()
@@ -84,6 +91,20 @@ async def test_private_slack_image_goes_as_a_data_uri_and_results_land_in_the_th
     assert all("Authorization" not in s.headers for s in api.seen)
     assert [u["title"] for u in uploads] == ["300x300", "300x300 (alternative 2)", "600x200", "600x200 (alternative 2)"]
     assert all(Image.open(io.BytesIO(u["bytes"])).format == "PNG" for u in uploads)
+
+
+async def test_an_iphone_heic_goes_to_the_service_as_an_upright_jpeg(tmp_path: Path) -> None:
+    api = await FaultServer().start()
+    api.progression = [Status.COMPLETED]
+    outcome = await _resize_with(api, tmp_path, shared=(astronaut_heic(), "IMG_0042.HEIC", "image/heic"))
+    assert [u["title"] for u in outcome.uploads] == ["300x300"]
+    submitted = SmartResizeRequest.from_json(json.loads(next(s.body for s in api.seen if s.route == "submit")))
+    header, encoded = submitted.image_url.split(",", 1)
+    assert header == "data:image/jpeg;base64"  # the contract shows JPEG and PNG: no HEIC is sent to the service
+    sent = Image.open(io.BytesIO(base64.b64decode(encoded)))
+    upright = Image.open(io.BytesIO(astronaut())).convert("RGB").crop((0, 0, 384, 288))
+    assert (sent.format, sent.size) == ("JPEG", (384, 288))  # turned as the phone showed it, at its own size
+    assert np.abs(np.asarray(sent.convert("RGB"), float) - np.asarray(upright, float)).mean() < 4
 
 
 async def test_a_prompt_of_the_full_length_keeps_its_mode_and_focus_words_within_the_apis_cap(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 from bot.jobs.model import Job, JobSource
 from bot.jobs.source_links import SourceLinks
 from tests.factories import insert, make_job
-from tests.images import astronaut
+from tests.images import astronaut, astronaut_heic
 from tests.slack_api.emulator import SlackEmulator
 from tests.slack_api.harness import RunningApp, free_port, own_api, running_app
 from tests.smart_resize_api.fault_server import API_KEY, FaultServer, respond
@@ -128,3 +128,19 @@ async def test_a_service_that_refuses_the_image_gets_the_admin_one_setting(
     assert ("reachable from the internet" if public else "set PUBLIC_BASE_URL so it gets a link") in logged
     sent = api.seen[0].body.decode()
     assert (f"http://127.0.0.1:{port}/sources/" in sent) is public and ("data:image/jpeg" in sent) is not public
+
+
+async def test_a_heic_is_served_by_its_link_as_the_jpeg_the_hosted_service_reads(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    message = slack.post_user_message(
+        "C1", "U1", "", files=[slack.add_file(astronaut_heic(), "IMG_0042.HEIC", "image/heic")]
+    )
+    port = free_port()
+    async with own_api(tmp_path) as api, running_app(slack, tmp_path, port=port, **api.hosted_env(port)) as app:
+        job = await _held_job(app, message)  # not in memory: the link fetches it from Slack again, as after a restart
+        assert app.services.links is not None
+        async with aiohttp.ClientSession() as session, session.get(app.services.links.link(job.id)) as response:
+            status, content_type, body = response.status, response.content_type, await response.read()
+    assert (status, content_type) == (200, "image/jpeg")
+    assert body[:3] == b"\xff\xd8\xff" and len(body) > 1000
