@@ -389,7 +389,7 @@ class JobRunner:
             if fetched.content_type.startswith("image/"):
                 return fetched
             # Served without a type of its own (object stores do that): labelled by its bytes, for a backend that
-            # goes by the label; what is not an image is refused in the engine's sentence.
+            # goes by the label; what is not an image is refused in the link's own sentence.
             kind = image_content_type(fetched.data)
             if kind is None:
                 raise UnexpectedContentType(fetched.content_type)
