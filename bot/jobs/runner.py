@@ -255,7 +255,9 @@ class JobRunner:
         try:
             await self._run_steps(job)
         except Exception as error:  # only recording its outcome can fail here: _run_steps handles the rest
-            if not store_out_of_reach(error):
+            # So a refused connection here is the database's (asyncpg raises the socket's own error when
+            # PostgreSQL restarts), not the network of some other call.
+            if not store_or_network_out_of_reach(error):
                 raise
             self._log_store_out_of_reach(job, error)
         finally:
