@@ -172,13 +172,14 @@ def _as_root_is_not_above_permissions() -> None:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) refused")
 
 
-def test_an_out_folder_it_may_not_write_in_is_said_before_any_work(tmp_path: Path) -> None:
+def _resize_into_a_locked_folder(tmp_path: Path, out: str) -> subprocess.CompletedProcess[str]:
+    """The CLI on a photo with ``--out`` in ``tmp_path/locked``, a folder no one may write in (root included)."""
     (tmp_path / "photo.jpg").write_bytes(astronaut())
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o555)
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "resize", "photo.jpg", "--size", "100x100", "--out", str(locked)],
+        return subprocess.run(
+            [sys.executable, "-m", "bot.cli", "resize", "photo.jpg", "--size", "100x100", "--out", out],
             capture_output=True,
             text=True,
             cwd=tmp_path,
@@ -188,6 +189,11 @@ def test_an_out_folder_it_may_not_write_in_is_said_before_any_work(tmp_path: Pat
         )
     finally:
         locked.chmod(0o755)  # for pytest to clean up
+
+
+def test_an_out_folder_it_may_not_write_in_is_said_before_any_work(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    result = _resize_into_a_locked_folder(tmp_path, str(locked))
     assert result.returncode == 1
     assert result.stderr == f"smart-resize: --out {locked}: can't write in that folder; choose one you may write to.\n"
     assert list(locked.iterdir()) == []
@@ -342,21 +348,8 @@ def test_a_failed_run_leaves_no_out_folder_behind(tmp_path: Path) -> None:
 
 
 def test_an_out_folder_it_may_not_create_is_said_before_any_work(tmp_path: Path) -> None:
-    (tmp_path / "photo.jpg").write_bytes(astronaut())
     locked = tmp_path / "locked"
-    locked.mkdir(mode=0o555)
-    try:
-        result = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "resize", "photo.jpg", "--size", "100x100", "--out", "locked/a/b"],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            timeout=120,
-            check=False,
-            preexec_fn=_as_root_is_not_above_permissions if os.geteuid() == 0 else None,
-        )
-    finally:
-        locked.chmod(0o755)
+    result = _resize_into_a_locked_folder(tmp_path, "locked/a/b")
     assert result.returncode == 1
     assert result.stderr == "smart-resize: --out locked/a/b: can't create that folder (Permission denied).\n"
     assert list(locked.iterdir()) == []
