@@ -499,12 +499,14 @@ class JobRunner:
     async def _complete(self, job: Job, already_posted: bool = False, crop_instead: bool = False) -> Job:
         thread_ts = job.thread_ts
         assert thread_ts is not None
-        job = await self.store.update(job, state="done", error=None)
+        # The progress message first: a job stored done is never run again, so a crash between the two would leave
+        # it at "Uploading…" for good. Done first and stored second, a restart finds the post and says Done again.
         if job.progress_ts:
             text = f":white_check_mark: Done: {job.spec.describe()} · _{job.marker}_"
             has_map = self.crop_maps is not None and await self.crop_maps.exists(job.id)
             blocks = progress_blocks(text, job.id, crop_map=has_map, crop_instead=crop_instead)
             await self._quietly(self.delivery.update(job.channel_id, job.progress_ts, text, blocks=blocks))
+        job = await self.store.update(job, state="done", error=None)
         self.reactions.changed(job)
         log.info("job %s delivered%s", job.short_id, " (found already posted)" if already_posted else "")
         return job

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -18,7 +19,13 @@ def _states(db: Path) -> list[str]:
         return [row[0] for row in connection.execute("SELECT state FROM jobs")]
 
 
-@pytest.mark.parametrize("crash_point", ["downloading", "after_upload_before_done"])
+def _says_done(params: dict[str, Any]) -> bool:
+    return str(params.get("text", "")).startswith(":white_check_mark:")
+
+
+# after_upload_before_done: posted, the app never heard back. while_saying_done: the progress message is being
+# changed to Done when the process dies; a restart must still leave it saying Done, not "Uploading…".
+@pytest.mark.parametrize("crash_point", ["downloading", "after_upload_before_done", "while_saying_done"])
 async def test_kill_9_mid_job_then_restart_delivers_exactly_once(tmp_path: Path, crash_point: str) -> None:
     async with SlackEmulator() as slack, aiohttp.ClientSession() as session:
         slack.add_channel("C1", members=("U1",))
@@ -31,19 +38,24 @@ async def test_kill_9_mid_job_then_restart_delivers_exactly_once(tmp_path: Path,
             await app.start()
             if crash_point == "downloading":
                 slack.download_delay = 30  # the job is stuck mid-download when the process dies
-            else:
+            elif crash_point == "after_upload_before_done":
                 slack.answer_delay["files.completeUploadExternal"] = 30  # posted, but the app never hears back
+            else:
+                slack.hold["chat.update"] = _says_done
             status, _ = await sender.command("300x300 600x200")
             assert status == 200
             if crash_point == "downloading":
                 await eventually(lambda: len(slack.downloads) == 1)
-            else:
+            elif crash_point == "after_upload_before_done":
                 await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 2)
+            else:
+                await eventually(lambda: any(_says_done(params) for params in slack.calls_to("chat.update")))
             app.kill9()
             assert _states(tmp_path / "jobs.db") == ["anchored" if crash_point == "downloading" else "delivering"]
 
             slack.download_delay = 0
             slack.answer_delay.clear()
+            slack.hold.clear()
             await app.start()
             await eventually(lambda: _states(tmp_path / "jobs.db") == ["done"], within=60)
         finally:

@@ -93,6 +93,8 @@ class SlackEmulator:
         self.download_delay = 0.0
         self.download_redirects: dict[str, str] = {}  # file id -> where its download redirects (a CDN, say)
         self.answer_delay: dict[str, float] = {}  # method -> seconds to wait after acting, before answering
+        # method -> which of its calls to hold before acting, as a Slack the request has not reached (crash window)
+        self.hold: dict[str, Callable[[dict[str, Any]], bool]] = {}
         self.home_views: dict[str, dict[str, Any]] = {}
         self.opened_views: list[dict[str, Any]] = []
         # python-slack-sdk #1818 (open): with alt_txt the upload succeeds but the files are never shared.
@@ -269,6 +271,8 @@ class SlackEmulator:
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
             return _error("unknown_method")
+        if method in self.hold and self.hold[method](params):
+            await asyncio.sleep(60)
         result = handler(params)
         if method in self.answer_delay:  # the effect has happened; the caller has not heard yet (crash window)
             await asyncio.sleep(self.answer_delay[method])
