@@ -23,6 +23,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+import aiohttp
+
 from bot.jobs.model import Job, JobSource
 from bot.postgres import StoreUnavailable
 from bot.slack.uploads import UploadRecord
@@ -106,6 +108,11 @@ def store_out_of_reach(error: BaseException) -> bool:
         import asyncpg  # the postgres extra: an installation on SQLite alone never meets its errors
     except ImportError:
         return False
+    # Opening a connection while PostgreSQL restarts, asyncpg raises the socket's own error (a refused connection,
+    # a name that does not resolve). Every other network call beside the store goes through aiohttp, whose errors
+    # are its own classes even where they are also ConnectionErrors: those are Slack's or a link's, not the store's.
+    if isinstance(error, ConnectionError | socket.gaierror) and not isinstance(error, aiohttp.ClientError):
+        return True
     return isinstance(
         error,
         asyncpg.PostgresConnectionError

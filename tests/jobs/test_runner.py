@@ -325,3 +325,38 @@ async def test_a_job_database_locked_mid_step_pauses_the_job_and_it_is_posted_on
     assert [u["title"] for u in slack.uploads_in_thread("C1", message["ts"])] == ["100x100"]
     assert not slack.ephemerals_for("U1")  # nothing to tell anyone
     assert not [r for r in caplog.records if r.exc_info] and "Traceback" not in caplog.text
+
+
+async def test_a_refused_database_connection_mid_step_pauses_the_job_without_spending_an_attempt(
+    slack: SlackEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What asyncpg raises for the one call that opens a connection while PostgreSQL restarts (the socket's own
+    # error; tests/slack/test_reactions.py meets it through a real cut server). Injected on one call so the database
+    # is back by the next: the window in which it was charged as a failed attempt.
+    caplog.set_level(logging.INFO)
+    file = slack.add_file(astronaut(), "team.jpg")
+    message = slack.post_user_message("C1", "U1", "", files=[file])
+    async with running_app(slack, tmp_path) as app:
+        store = app.services.store
+        job, _ = await insert(
+            store, make_job(source=JobSource.slack_file(file, message["ts"]), thread_ts=message["ts"], state="anchored")
+        )
+        real_get = store.get
+        refused: list[bool] = []
+
+        async def refused_once_after_the_download(job_id: str) -> Job | None:
+            if slack.downloads and not refused:
+                refused.append(True)
+                raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+            return await real_get(job_id)
+
+        monkeypatch.setattr(store, "get", refused_once_after_the_download)
+        app.services.runner.wake()
+        await eventually(lambda: bool(slack.uploads_in_thread("C1", message["ts"])), within=30)
+        await app.services.runner.idle()
+        done = await real_get(job.id)
+    assert refused
+    assert done is not None and done.state == "done" and done.attempts == 0
+    assert len(slack.uploads_in_thread("C1", message["ts"])) == 1
+    assert "job database is out of reach (ConnectionRefusedError" in caplog.text
+    assert not [r for r in caplog.records if r.exc_info]

@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -17,6 +18,7 @@ from bot.slack.reactions import StatusReactions
 from tests.factories import insert, make_job
 from tests.images import astronaut, portrait
 from tests.slack_api.emulator import BOT_TOKEN, SlackEmulator
+from tests.tcp_forwarder import forwarded
 
 
 @pytest.fixture
@@ -98,3 +100,34 @@ async def test_a_reaction_left_behind_at_a_stop_is_put_right_for_the_whole_messa
     await reactions.settled()
     assert slack.reactions_on("C1", ts) == {"white_check_mark"}
     assert len(slack.calls_to("reactions.add")) == 1
+
+
+async def test_postgresql_restarting_skips_a_reaction_in_one_line_and_the_next_change_puts_it_right(
+    slack: SlackEmulator, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with forwarded(postgres_url) as (url, server):
+        store = await PostgresJobStore.open(url)
+        worker = StatusReactions(AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url), store)
+        worker.start()
+        try:
+            ts, (first, second) = await _jobs_of_one_message(slack, store)
+            first = await store.update(first, state="anchored")
+            await server.cut()
+            with pytest.raises(asyncpg.PostgresConnectionError):  # the pool's open connection, found gone
+                await store.get(first.id)
+            # From now on each new connection is refused: asyncpg raises the socket's own ConnectionRefusedError.
+            worker.changed(first)
+            await worker.settled()
+            assert slack.reactions_on("C1", ts) == set()
+            skipped = [r for r in caplog.records if "status reaction" in r.getMessage()]
+            assert [r.getMessage() for r in skipped] == [
+                f"status reaction for job {first.id[:8]} skipped: the job database is out of reach"
+            ]
+            assert not [r for r in caplog.records if r.exc_info]
+            await server.open()
+            worker.changed(await store.update(second, state="anchored"))
+            await worker.settled()
+            assert slack.reactions_on("C1", ts) == {"hourglass_flowing_sand"}
+        finally:
+            await worker.stop()
+            await store.close()
