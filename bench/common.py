@@ -32,6 +32,26 @@ def out_dir(*parts: str) -> Path:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# The one split every photo benchmark uses (quality, detectors, uncrop): fixed by the file's hash, so no choice can
+# move a photo between the halves. Tune only on the tuning half.
+
+HALVES = ("tuning", "held-out")
+
+
+def half_of(sha256: str) -> str:
+    """First hex digit of the file's SHA-256: 0-7 tuning, 8-f held-out."""
+    return "tuning" if int(sha256[0], 16) < 8 else "held-out"
+
+
+def checked_half(name: str, sha256: str, written: str) -> str:
+    """The photo's half by the rule, refusing a data file whose written half disagrees with it."""
+    half = half_of(sha256)
+    if written != half:
+        sys.exit(f"{name}: the data file says {written!r} but its SHA-256 puts it in the {half} half; fix the file")
+    return half
+
+
+# --------------------------------------------------------------------------------------------------------------
 # The engine under test, or a clearly labelled stand-in while it cannot be imported.
 
 

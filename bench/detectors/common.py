@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from bench/detectors: make `bench` importable
+
+from bench.common import checked_half
 
 LABELS = Path(__file__).resolve().parents[1] / "quality" / "photos.json"
 ROOT = os.environ.get("PHOTOS", "photos").rstrip("/") + "/"
@@ -34,4 +39,5 @@ def all_paths() -> list[str]:
 
 
 def half(path: str) -> str:
-    return "tune" if load_labels()[path]["half"] == "tuning" else "held"
+    label = load_labels()[path]
+    return "tune" if checked_half(path, label["sha256"], label["half"]) == "tuning" else "held"

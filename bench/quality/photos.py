@@ -1,5 +1,6 @@
 """Framing on real photos the engine was never tuned on: bench/quality/photos.json (87 hand-labelled photos from 20
-packages, none from the scikit-image wheel), split into a tuning half and a held-out half fixed by file hash.
+package releases of 19 packages, none from the scikit-image wheel), split into a tuning half and a held-out half
+fixed by file hash (bench.common.half_of).
 
     sh bench/quality/fetch_photos.sh DIR
     python bench/quality/photos.py --photos DIR [--markdown] [--half tuning|held-out|both]
@@ -26,14 +27,13 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.common import load_engine, machine_line, render_table
+from bench.common import HALVES, checked_half, load_engine, machine_line, render_table
 from bench.quality.build_set import Case
 from bench.quality.evaluate import Run, evaluate
 from bench.quality.geometry import Rect, intersection, kept_share
 from bench.quality.methods import TARGETS, Target, check_vips_offsets, crop_methods
 
 LABELS = Path(__file__).with_name("photos.json")
-HALVES = ("tuning", "held-out")
 KEPT_ENOUGH = 0.95  # auto's goal: this much of the subject, and of every key region, in every output
 
 
@@ -60,6 +60,7 @@ def load_cases(photos: Path) -> tuple[list[PhotoCase], list[str]]:
         if not checked.exists() or hashlib.sha256(checked.read_bytes()).hexdigest() != check["sha256"]:
             refused.append(name)
             continue
+        half = checked_half(name, label["sha256"], label["half"])
         keys = [tuple(b) for kind in ("faces", "animal_faces", "texts", "products") for b in label[kind]]
         width, height = label["size"]
         cases.append(
@@ -71,12 +72,12 @@ def load_cases(photos: Path) -> tuple[list[PhotoCase], list[str]]:
                 subject=tuple(label["subject"]),  # type: ignore[arg-type]
                 # The crop baselines and the ceiling count cuts of these, and the ceiling avoids them.
                 faces=keys,  # type: ignore[arg-type]
-                tags=[label["family"], label["half"], *label["tags"]],
+                tags=[label["family"], half, *label["tags"]],
                 quick=False,
                 stamp=label["sha256"],
                 source=photos / name,
                 family=label["family"],
-                half=label["half"],
+                half=half,
                 keys=keys,  # type: ignore[arg-type]
                 labelled_faces=[tuple(b) for b in label["faces"]],  # type: ignore[misc]
                 labelled_texts=[tuple(b) for b in label["texts"]],  # type: ignore[misc]
