@@ -30,6 +30,7 @@ from tests.images import astronaut, encode, photo
 from tests.slack_api import emulator
 from tests.slack_api.emulator import SlackEmulator
 from tests.slack_api.harness import PACING, eventually, running_app
+from tests.tcp_forwarder import forwarded
 
 
 def _latest_image_job(dedup_key: str, **fields: Any) -> Job:
@@ -360,3 +361,29 @@ async def test_a_refused_database_connection_mid_step_pauses_the_job_without_spe
     assert len(slack.uploads_in_thread("C1", message["ts"])) == 1
     assert "job database is out of reach (ConnectionRefusedError" in caplog.text
     assert not [r for r in caplog.records if r.exc_info]
+
+
+async def test_postgresql_going_away_while_a_job_records_its_failure_is_one_line_and_the_job_ends_once(
+    slack: SlackEmulator, tmp_path: Path, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    file = slack.add_file(b"these are meeting notes, not a photo", "notes.jpg")
+    message = slack.post_user_message("C1", "U1", "", files=[file])
+    slack.download_delay = 1.0
+    forwarder = forwarded(postgres_url)
+    async with forwarder as (url, server), running_app(slack, tmp_path, DATABASE_URL=url, JOB_LEASE_SECONDS="5") as app:
+        store = app.services.store
+        source = JobSource.slack_file(file, message["ts"])
+        job, _ = await insert(store, make_job(source=source, thread_ts=message["ts"], state="anchored"))
+        app.services.runner.wake()
+        await eventually(lambda: bool(slack.downloads))
+        await server.cut()  # the download ends in "not an image": recording that finds PostgreSQL gone
+        await eventually(lambda: "job database is out of reach" in caplog.text, within=10)
+        await server.open()
+        await eventually(lambda: bool(slack.ephemerals_for("U1")), within=30)
+        await app.services.runner.idle()
+        failed = await store.get(job.id)
+    assert failed is not None and failed.state == "failed"
+    assert len(slack.ephemerals_for("U1")) == 1
+    assert not [r for r in caplog.records if r.exc_info]
+    assert "Traceback" not in caplog.text and "never retrieved" not in caplog.text
