@@ -242,7 +242,7 @@ class JobRunner:
         if task is not None:
             task.cancel()
         if job.progress_ts:
-            text = f":no_entry_sign: Cancelled by <@{by_user}> · _{job.marker}_"
+            text = _cancelled_text(job)
             await self._quietly(
                 self.delivery.update(job.channel_id, job.progress_ts, text, blocks=progress_blocks(text, job.id))
             )
@@ -515,14 +515,22 @@ class JobRunner:
         fresh = await self.store.get(job.id) or job
         if fresh.finished:
             return  # cancelled meanwhile: that outcome and its message stand
+        # The thread is told first, as in _complete: a job stored failed never runs again, so a crash between the
+        # two would leave it at "Working…" with no word of why. Told first, a restart runs it again and says so again.
+        if fresh.progress_ts:
+            text = f":x: Couldn't resize: {message} · _{fresh.marker}_"
+            await self._quietly(self.delivery.update(fresh.channel_id, fresh.progress_ts, text))
         try:
             job = await self.store.update(fresh, state="failed", error=message)
-        except StaleJob:
+        except StaleJob:  # cancelled in the moment since it was read: the message says so again, over ours
+            now = await self.store.get(job.id)
+            if now is not None and now.state == "cancelled" and now.progress_ts:
+                text = _cancelled_text(now)
+                await self._quietly(
+                    self.delivery.update(now.channel_id, now.progress_ts, text, blocks=progress_blocks(text, now.id))
+                )
             return
         log.info("job %s failed: %s", job.short_id, message)
-        if job.progress_ts:
-            text = f":x: Couldn't resize: {message} · _{job.marker}_"
-            await self._quietly(self.delivery.update(job.channel_id, job.progress_ts, text))
         self.reactions.changed(job)
         await self.delivery.ephemeral(
             job.channel_id, job.user_id, message, thread_ts=job.thread_ts, response_url=job.response_url
@@ -594,3 +602,8 @@ def _stem(source: JobSource) -> str:
     stem = name.rsplit(".", 1)[0] if "." in name else name
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in stem)[:60].strip("-")
     return safe or "image"
+
+
+def _cancelled_text(job: Job) -> str:
+    # Only the requester may cancel (JobRunner.cancel), so the job names who did.
+    return f":no_entry_sign: Cancelled by <@{job.user_id}> · _{job.marker}_"

@@ -68,3 +68,35 @@ async def test_kill_9_mid_job_then_restart_delivers_exactly_once(tmp_path: Path,
         assert len(bot_posts) == 1  # one progress message, reused after the restart
         assert bot_posts[0]["text"].startswith(":white_check_mark: Done")
         assert slack.reactions_on("C1", message["ts"]) == {"white_check_mark"}
+
+
+def _says_failed(params: dict[str, Any]) -> bool:
+    return str(params.get("text", "")).startswith(":x:")
+
+
+async def test_kill_9_while_saying_a_job_failed_then_restart_still_says_why(tmp_path: Path) -> None:
+    async with SlackEmulator() as slack, aiohttp.ClientSession() as session:
+        slack.add_channel("C1", members=("U1",))
+        file = slack.add_file(b"meeting notes, not a photo", "notes.jpg")
+        message = slack.post_user_message("C1", "U1", "", files=[file])
+        app = AppProcess(app_env(slack, tmp_path), tmp_path)
+        sender = RunningApp(f"http://127.0.0.1:{app.port}", services=None, session=session)  # type: ignore[arg-type]
+        try:
+            await app.start()
+            slack.hold["chat.update"] = _says_failed  # the thread is being told when the process dies
+            status, _ = await sender.command("300x300")
+            assert status == 200
+            await eventually(lambda: any(_says_failed(params) for params in slack.calls_to("chat.update")))
+            app.kill9()
+            assert _states(tmp_path / "jobs.db") != ["failed"]  # not stored failed before the thread is told
+            slack.hold.clear()
+            await app.start()
+            await eventually(lambda: _states(tmp_path / "jobs.db") == ["failed"], within=60)
+            await eventually(lambda: bool(slack.ephemerals_for("U1")))
+        finally:
+            await app.stop()
+
+        bot_posts = [m for m in slack.thread("C1", message["ts"]) if m["user"] == BOT_USER and not m.get("files")]
+        assert len(bot_posts) == 1
+        assert bot_posts[0]["text"].startswith(":x: Couldn't resize:")
+        assert len(slack.ephemerals_for("U1")) == 1
