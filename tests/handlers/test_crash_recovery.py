@@ -55,7 +55,7 @@ async def test_kill_9_mid_job_then_restart_delivers_exactly_once(tmp_path: Path,
 
             slack.download_delay = 0
             slack.answer_delay.clear()
-            slack.hold.clear()
+            slack.release()
             await app.start()
             await eventually(lambda: _states(tmp_path / "jobs.db") == ["done"], within=60)
         finally:
@@ -89,7 +89,7 @@ async def test_kill_9_while_saying_a_job_failed_then_restart_still_says_why(tmp_
             await eventually(lambda: any(_says_failed(params) for params in slack.calls_to("chat.update")))
             app.kill9()
             assert _states(tmp_path / "jobs.db") != ["failed"]  # not stored failed before the thread is told
-            slack.hold.clear()
+            slack.release()
             await app.start()
             await eventually(lambda: _states(tmp_path / "jobs.db") == ["failed"], within=60)
             await eventually(lambda: bool(slack.ephemerals_for("U1")))

@@ -387,3 +387,33 @@ async def test_postgresql_going_away_while_a_job_records_its_failure_is_one_line
     assert len(slack.ephemerals_for("U1")) == 1
     assert not [r for r in caplog.records if r.exc_info]
     assert "Traceback" not in caplog.text and "never retrieved" not in caplog.text
+
+
+async def test_a_cancel_in_the_moment_a_failure_is_being_told_is_what_the_thread_ends_saying(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(b"notes, not a photo", "notes.jpg")])
+
+    def progress() -> str:
+        return next(m["text"] for m in slack.thread("C1", message["ts"]) if not m.get("files"))
+
+    def telling_failure(params: dict[str, Any]) -> bool:
+        return str(params.get("text", "")).startswith(":x:")
+
+    async with running_app(slack, tmp_path) as app:
+        slack.hold["chat.update"] = telling_failure
+        await app.command("300x300")
+        await eventually(lambda: any(telling_failure(p) for p in slack.calls_to("chat.update")))
+        (job,) = await app.services.store.recent_for_user("U1")
+        # Cancel pressed on another replica: it stores the job cancelled and says so; this one's task runs on.
+        cancelled = await app.services.store.update(job, state="cancelled", fenced=False)
+        assert cancelled.progress_ts is not None
+        await app.services.client.chat_update(
+            channel="C1", ts=cancelled.progress_ts, text=":no_entry_sign: Cancelled by <@U1> · _elsewhere_"
+        )
+        slack.release()  # the failure's edit lands after the Cancel's
+        await app.services.runner.idle()
+        stored = await app.services.store.get(job.id)
+    assert stored is not None and stored.state == "cancelled"
+    assert progress().startswith(":no_entry_sign: Cancelled by <@U1>")
+    assert not slack.ephemerals_for("U1")

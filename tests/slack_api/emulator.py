@@ -93,8 +93,9 @@ class SlackEmulator:
         self.download_delay = 0.0
         self.download_redirects: dict[str, str] = {}  # file id -> where its download redirects (a CDN, say)
         self.answer_delay: dict[str, float] = {}  # method -> seconds to wait after acting, before answering
-        # method -> which of its calls to hold before acting, as a Slack the request has not reached (crash window)
+        # method -> which of its calls to hold before acting, while it says so, as a Slack the request has not reached
         self.hold: dict[str, Callable[[dict[str, Any]], bool]] = {}
+        self._released = asyncio.Event()
         self.home_views: dict[str, dict[str, Any]] = {}
         self.opened_views: list[dict[str, Any]] = []
         # python-slack-sdk #1818 (open): with alt_txt the upload succeeds but the files are never shared.
@@ -214,6 +215,12 @@ class SlackEmulator:
 
     # --- queries for tests ---------------------------------------------------------------------------------------
 
+    def release(self) -> None:
+        """Let every held call go on."""
+        self.hold.clear()
+        self._released.set()
+        self._released = asyncio.Event()
+
     def calls_to(self, method: str) -> list[dict[str, Any]]:
         return [params for name, params in self.calls if name == method]
 
@@ -271,8 +278,8 @@ class SlackEmulator:
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
             return _error("unknown_method")
-        if method in self.hold and self.hold[method](params):
-            await asyncio.sleep(60)
+        while method in self.hold and self.hold[method](params):  # until the test lets it go (release)
+            await self._released.wait()
         result = handler(params)
         if method in self.answer_delay:  # the effect has happened; the caller has not heard yet (crash window)
             await asyncio.sleep(self.answer_delay[method])
