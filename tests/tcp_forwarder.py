@@ -23,8 +23,9 @@ class TcpForwarder:
         self._server = await asyncio.start_server(self._carry, "127.0.0.1", self.port, reuse_address=True)
 
     async def cut(self) -> None:
-        """Refuse new connections and drop the open ones."""
-        assert self._server is not None
+        """Refuse new connections and drop the open ones (nothing to do when already cut)."""
+        if self._server is None:
+            return
         self._server.close()
         for writer in list(self._writers):
             writer.transport.abort()
@@ -65,5 +66,4 @@ async def forwarded(url: str) -> AsyncIterator[tuple[str, TcpForwarder]]:
     try:
         yield urlunsplit(parts._replace(netloc=netloc)), forwarder
     finally:
-        if forwarder._server is not None:
-            await forwarder.cut()
+        await forwarder.cut()

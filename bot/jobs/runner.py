@@ -241,11 +241,7 @@ class JobRunner:
         task = self._active.get(job_id)
         if task is not None:
             task.cancel()
-        if job.progress_ts:
-            text = _cancelled_text(job)
-            await self._quietly(
-                self.delivery.update(job.channel_id, job.progress_ts, text, blocks=progress_blocks(text, job.id))
-            )
+        await self._show_cancelled(job)
         self.reactions.changed(job)
         return "Cancelled: nothing more will be posted for that request."
 
@@ -524,17 +520,22 @@ class JobRunner:
             job = await self.store.update(fresh, state="failed", error=message)
         except StaleJob:  # cancelled in the moment since it was read: the message says so again, over ours
             now = await self.store.get(job.id)
-            if now is not None and now.state == "cancelled" and now.progress_ts:
-                text = _cancelled_text(now)
-                await self._quietly(
-                    self.delivery.update(now.channel_id, now.progress_ts, text, blocks=progress_blocks(text, now.id))
-                )
+            if now is not None and now.state == "cancelled":
+                await self._show_cancelled(now)
             return
         log.info("job %s failed: %s", job.short_id, message)
         self.reactions.changed(job)
         await self.delivery.ephemeral(
             job.channel_id, job.user_id, message, thread_ts=job.thread_ts, response_url=job.response_url
         )
+
+    async def _show_cancelled(self, job: Job) -> None:
+        if job.progress_ts:
+            # Only the requester may cancel (cancel), so the job names who did.
+            text = f":no_entry_sign: Cancelled by <@{job.user_id}> · _{job.marker}_"
+            await self._quietly(
+                self.delivery.update(job.channel_id, job.progress_ts, text, blocks=progress_blocks(text, job.id))
+            )
 
     @staticmethod
     def _log_store_out_of_reach(job: Job, error: Exception) -> None:
@@ -602,8 +603,3 @@ def _stem(source: JobSource) -> str:
     stem = name.rsplit(".", 1)[0] if "." in name else name
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in stem)[:60].strip("-")
     return safe or "image"
-
-
-def _cancelled_text(job: Job) -> str:
-    # Only the requester may cancel (JobRunner.cancel), so the job names who did.
-    return f":no_entry_sign: Cancelled by <@{job.user_id}> · _{job.marker}_"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,12 @@ def _states(db: Path) -> list[str]:
         return [row[0] for row in connection.execute("SELECT state FROM jobs")]
 
 
-def _says_done(params: dict[str, Any]) -> bool:
-    return str(params.get("text", "")).startswith(":white_check_mark:")
+def _saying(prefix: str) -> Callable[[dict[str, Any]], bool]:
+    """A chat.update call whose text starts with ``prefix``."""
+    return lambda params: str(params.get("text", "")).startswith(prefix)
+
+
+_says_done, _says_failed = _saying(":white_check_mark:"), _saying(":x:")
 
 
 # after_upload_before_done: posted, the app never heard back. while_saying_done: the progress message is being
@@ -68,10 +73,6 @@ async def test_kill_9_mid_job_then_restart_delivers_exactly_once(tmp_path: Path,
         assert len(bot_posts) == 1  # one progress message, reused after the restart
         assert bot_posts[0]["text"].startswith(":white_check_mark: Done")
         assert slack.reactions_on("C1", message["ts"]) == {"white_check_mark"}
-
-
-def _says_failed(params: dict[str, Any]) -> bool:
-    return str(params.get("text", "")).startswith(":x:")
 
 
 async def test_kill_9_while_saying_a_job_failed_then_restart_still_says_why(tmp_path: Path) -> None:
