@@ -178,6 +178,14 @@ class _Reader:
         url = self.get("DATABASE_URL") or ""
         if not is_postgres_url(url):
             return None
+        if not _readable_postgres_url(url):
+            # Never echoed, nor the parser's error: an unencoded '#' or '/' in the password makes the URL split
+            # there, and asyncpg's "invalid literal for int(): 'Xk3'" would show the password up to it.
+            self.problems.append(
+                "DATABASE_URL can't be read as a URL: percent-encode any / ? # @ : [ ] in its user name and "
+                "password (# as %23, / as %2F, @ as %40), and give its port as a number from 1 to 65535."
+            )
+            return url
         try:
             import asyncpg  # noqa: F401 - only to say, now, that it is missing
         except ImportError:
@@ -417,6 +425,26 @@ def parse_authority(text: str) -> tuple[str, int | None]:
     if port is not None and not 1 <= port <= 65535:
         raise ValueError(f"port {port} is out of range")
     return host, port
+
+
+def _readable_postgres_url(url: str) -> bool:
+    """Whether ``url`` splits where asyncpg will split it: no fragment, every host's port (asyncpg takes a list,
+    ``h1:5432,h2``) a number in range, and no '@' after the hosts (a password's unencoded '/' or '?' moves the
+    rest of it, and the hosts, into the path or query)."""
+    if "#" in url:
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an IPv6 host's brackets unclosed
+        return False
+    if "@" not in parts.netloc and "@" in parts.path + parts.query:
+        return False
+    for host in parts.netloc.rpartition("@")[2].split(","):
+        port = host.rpartition("]")[2] if host.startswith("[") else host
+        digits = port.rpartition(":")[2] if ":" in port else ""
+        if ":" in port and not (digits.isascii() and digits.isdigit() and 0 < int(digits) < 65536):
+            return False
+    return True
 
 
 def _is_placeholder(token: str) -> bool:

@@ -170,3 +170,37 @@ def test_env_example_lists_every_setting_the_readme_documents() -> None:
     example = (root / ".env.example").read_text()
     assert len(documented) > 20  # the table was found
     assert [name for name in documented if not re.search(rf"^#? ?{name}=", example, re.MULTILINE)] == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app:Xk3#9vQ2pLm@db.internal:5432/jobs",  # the '#' starts a fragment: the port reads 'Xk3'
+        "postgresql://app:Xk3/9vQ2pLm@db.internal:5432/jobs",  # the '/' starts the path
+        "postgresql://app:12/9vQ2pLm@db.internal:5432/jobs",  # the same, with a port that does read as a number
+        "postgresql://app:Xk3?9vQ2pLm@db.internal/jobs",
+        "postgresql://app:9vQ2pLm@db.internal:99999/jobs",  # was a traceback (OverflowError) at the first connect
+        "postgresql://app:9vQ2pLm@[::1/jobs",
+    ],
+)
+def test_a_database_url_asyncpg_would_misread_is_refused_without_its_password(url: str) -> None:
+    for load, env in ((load_settings, SOCKET), (load_server_settings, {"SMART_RESIZE_MEDIA_DIR": "/srv/media"})):
+        with pytest.raises(ConfigError) as caught:
+            load({**env, "DATABASE_URL": url})
+        (problem,) = caught.value.problems
+        assert problem.startswith("DATABASE_URL can't be read as a URL: percent-encode any / ? # @ : [ ]")
+        assert "Xk3" not in problem and "9vQ2" not in problem
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app:Xk3%239vQ2pLm@db.internal:5432/jobs",
+        "postgresql://app:pw@db1:5432,db2/jobs",  # asyncpg's list of hosts, the last one on the default port
+        "postgresql://app@[::1]:5432/jobs",
+        "postgresql:///jobs?host=/var/run/postgresql",
+        "postgres://db.internal/jobs",
+    ],
+)
+def test_database_urls_asyncpg_reads_are_taken(url: str) -> None:
+    assert load_settings({**SOCKET, "DATABASE_URL": url}).postgres_url == url
