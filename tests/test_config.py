@@ -4,8 +4,11 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.config import ConfigError, load_limits, load_server_settings, load_settings
 from bot.engine import Size
@@ -203,4 +206,15 @@ def test_a_database_url_asyncpg_would_misread_is_refused_without_its_password(ur
     ],
 )
 def test_database_urls_asyncpg_reads_are_taken(url: str) -> None:
+    assert load_settings({**SOCKET, "DATABASE_URL": url}).postgres_url == url
+
+
+@given(
+    user=st.text(min_size=1, max_size=12),
+    password=st.text(min_size=1, max_size=24),
+    port=st.integers(1, 65535),
+)
+def test_any_password_percent_encoded_is_taken(user: str, password: str, port: int) -> None:
+    """What the refusal tells people to do always works: whatever the name and password hold, encoded they pass."""
+    url = f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@db.internal:{port}/jobs"
     assert load_settings({**SOCKET, "DATABASE_URL": url}).postgres_url == url
