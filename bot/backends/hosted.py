@@ -9,14 +9,12 @@ that calls the API client: its errors become the backend's ``TransientError`` or
 from __future__ import annotations
 
 import base64
-import io
 from dataclasses import replace
 
 import aiohttp
-from PIL import Image
 
 from bot.backends import SUBMIT_IN_FLIGHT, BackendResult, RemoteId, ResizedImage, SourceImage, TransientError
-from bot.engine import WEB_TYPES, Limits
+from bot.engine import WEB_TYPES, Limits, image_size
 from bot.engine.pool import EnginePool
 from bot.engine.prompts import MODE_PHRASES, focus_prompt
 from bot.smart_resize_api.client import SmartResizeClient, may_pass, submit_may_have_run
@@ -156,12 +154,10 @@ class HostedBackend:
         per_size = max(1, spec.variants)
         for index, url in enumerate(urls):
             data, media_type = await self.client.download(url, max_bytes=self.max_download_bytes, request_id=remote_id)
-            try:
-                width, height = Image.open(io.BytesIO(data)).size
-            except (OSError, Image.DecompressionBombError):  # UnidentifiedImageError is an OSError
-                raise DownloadWrongType(
-                    "Result is not a readable image", content_type=media_type, request_id=remote_id
-                ) from None
+            size = image_size(data)  # on the app's event loop: a header padded with blocks is not walked
+            if size is None:
+                raise DownloadWrongType("Result is not a readable image", content_type=media_type, request_id=remote_id)
+            width, height = size
             target = spec.sizes[min(index // per_size, len(spec.sizes) - 1)]
             images.append(ResizedImage(data, media_type, width, height, target, index % per_size, None))
         notes = [status.description] if status.description else []  # what the service said of its result

@@ -5,7 +5,7 @@ Public surface: ``resize``, ``validate``, ``parse_size``, ``parse_focus`` and th
 """
 
 from .core import MAX_VARIANTS, WEB_TYPES, resize, validate, web_copy
-from .decode import image_content_type
+from .decode import image_content_type, image_size
 from .errors import (
     CorruptImage,
     EngineError,
@@ -50,6 +50,7 @@ __all__ = [
     "check_output_pixels",
     "fit_outputs",
     "image_content_type",
+    "image_size",
     "output_pixels",
     "parse_focus",
     "parse_size",

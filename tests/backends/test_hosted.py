@@ -296,6 +296,17 @@ async def test_a_completed_job_without_images_is_an_error_not_an_empty_delivery(
     assert "Traceback" not in notice and "Smart Resize API" in notice
 
 
+async def test_a_result_padded_with_empty_chunks_is_refused_without_being_walked(tmp_path: Path) -> None:
+    """The result's size is read in the app's own process, on its event loop: a header of 200,000 empty private
+    chunks (2.4 MB) is refused as not an image, as the engine refuses one, instead of Pillow stepping through them."""
+    api = await FaultServer().start()
+    image = encode(Image.new("RGB", (300, 300), "white"), "PNG")
+    api.media_body = image[:33] + b"\x00\x00\x00\x00abCd\x78\x06\xe9\xb3" * 200_000 + image[33:]
+    outcome = await _resize_with(api, tmp_path)
+    assert outcome.uploads == []
+    assert outcome.notices == ["The Smart Resize API returned something that isn't an image; please try again."]
+
+
 async def test_hosted_backend_against_our_own_server(tmp_path: Path) -> None:
     uploads = await _through_our_own_server(tmp_path, "300x300 600x200")
     assert [(u["title"], Image.open(io.BytesIO(u["bytes"])).size) for u in uploads] == [
