@@ -814,6 +814,13 @@ class CannotListen(Exception):
     """The address to serve on is taken, not this machine's, or not a name that resolves."""
 
 
+def _cannot_listen(host: str, port: int, error: OSError) -> CannotListen:
+    """In use, not an address of this machine, a name that does not resolve: said with the system's words."""
+    return CannotListen(
+        f"can't listen on {host}:{port} ({system_reason(error)}); pick another --port, or a --host this machine has."
+    )
+
+
 def _log_listening(host: str, port: int) -> None:
     log.info("Smart Resize API on http://%s:%d%s", host, port, PREFIX)
     if (models := missing_warning()) is not None:
@@ -826,16 +833,21 @@ async def _serve(server: SmartResizeServer, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # The address is tried before anything starts: a second start on a port in use (the server already running on
+    # it) must not open the database, which hands the running server's claims on, and claim its requests meanwhile.
+    try:
+        probe = await loop.create_server(asyncio.Protocol, host, port, start_serving=False)
+    except OSError as error:
+        raise _cannot_listen(host, port, error) from None
+    probe.close()
+    await probe.wait_closed()
     runner = server.slow_clients.runner(server.application())
     await runner.setup()
     try:
         try:
             await web.TCPSite(runner, host=host, port=port).start()
-        except OSError as error:  # in use, not an address of this machine, a name that does not resolve
-            reason = system_reason(error)
-            raise CannotListen(
-                f"can't listen on {host}:{port} ({reason}); pick another --port, or a --host this machine has."
-            ) from None
+        except OSError as error:  # taken in the moment since the probe
+            raise _cannot_listen(host, port, error) from None
         _log_listening(host, port)
         await stop.wait()
         for sig in (signal.SIGINT, signal.SIGTERM):  # a second one: stop without waiting out the grace

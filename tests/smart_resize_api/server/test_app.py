@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import logging
 import os
@@ -579,9 +580,12 @@ def test_the_lease_is_a_setting() -> None:
     ]
 
 
-def _serve_until_it_ends(env: dict[str, str], cwd: Path, port: str) -> subprocess.CompletedProcess[str]:
+def _serve_until_it_ends(
+    env: dict[str, str], cwd: Path, port: str, host: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """``smart-resize serve --port PORT`` in a child process, for a start that fails."""
-    command = [sys.executable, "-m", "bot.cli", "serve", "--port", port]
+    command = [sys.executable, "-m", "bot.cli", "serve", "--port", port, *(["--host", host] if host else [])]
+    env = env | {"PYTHONPATH": str(Path(__file__).parents[3])}  # this checkout's bot/, not the one installed
     return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -614,6 +618,35 @@ def test_serve_says_in_a_sentence_when_it_cannot_listen(tmp_path: Path, taken: b
     expected = "Address already in use); pick another --port" if taken else "'99999' is not a port"
     assert expected in said, ended.stderr
     assert "Traceback" not in ended.stderr
+
+
+async def test_a_second_start_on_the_running_servers_port_leaves_its_work_alone(tmp_path: Path) -> None:
+    # The server already running on the port, mid-request: its claim on the request, under a live lease.
+    db = tmp_path / "api.db"
+    config = ServerSettings(database_path=db, keys=frozenset({KEY}))
+    async with opened(config, "running") as [store]:
+        await store.add("smart-resize_1", tenant_id(KEY), SmartResizeRequest(SOURCE, ["64x64"]), time.time(), LIMITS)
+        assert await store.claim_next(time.time()) is not None
+    before = _claims(db)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMART_RESIZE_")}
+    env |= {"DATABASE_URL": f"sqlite:///{db}", "SMART_RESIZE_API_KEYS": KEY}
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        started = time.monotonic()
+        ended = await asyncio.to_thread(_serve_until_it_ends, env, tmp_path, str(holder.getsockname()[1]), "127.0.0.1")
+    assert ended.returncode == 2 and "Address already in use" in ended.stderr
+    # Said at once, having claimed nothing: the running server's lease was not ended nor its request taken over.
+    assert "claiming requests" not in ended.stderr and time.monotonic() - started < 15
+    assert _claims(db) == before
+
+
+LIMITS = QueueLimits(size=10, share=10)
+
+
+def _claims(db: Path) -> list[tuple[object, ...]]:
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        return connection.execute("SELECT id, status, owner, attempts, lease_until FROM api_requests").fetchall()
 
 
 async def test_the_server_shares_the_apps_database(tmp_path: Path) -> None:
