@@ -219,6 +219,11 @@ class SmartResizeServer:
 
     async def _start(self, _app: web.Application) -> None:
         await self.store.open(self._wake_workers)  # first: if the database is out of reach, nothing else started
+        try:
+            await asyncio.to_thread(_check_media_dir, self.store.media_dir)
+        except StoreUnavailable:
+            await self.store.close()
+            raise
         await self.fetcher.start()
         log.info("claiming requests as %s, with leases of %g s", self.owner, self.config.lease_s)
         # Requests accepted before a restart need nothing here: the workers find them in the database.
@@ -665,6 +670,23 @@ def _status_body(stored: RequestState, urls: list[str]) -> StatusResponse:
         images=images,
         description=(stored.description or "") if images is not None else None,
     )
+
+
+def _check_media_dir(directory: Path) -> None:
+    """Refuse to start where no output could be written: every request would otherwise end ERROR, with a traceback
+    in the log, for a setting (SMART_RESIZE_MEDIA_DIR, or the folder beside the database) one line can name."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".write-check-{secrets.token_hex(4)}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        # mkdir's own words for a file in the way are "File exists", which reads as if it were fine.
+        reason = "it is a file, not a folder" if directory.is_file() else system_reason(error)
+        raise StoreUnavailable(
+            f"Can't write outputs to {directory} ({reason}); set SMART_RESIZE_MEDIA_DIR to a folder this server "
+            "may write in."
+        ) from None
 
 
 def _open_all(directory: Path, names: list[str]) -> list[IO[bytes]]:

@@ -604,6 +604,22 @@ def test_serve_says_in_a_sentence_when_postgresql_is_out_of_reach(tmp_path: Path
     assert "Traceback" not in ended.stderr
 
 
+def test_serve_says_in_a_sentence_when_it_cannot_write_its_outputs(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "media"
+    not_a_folder.write_text("a file where the outputs' folder should be")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMART_RESIZE_")}
+    env |= {"DATABASE_URL": f"sqlite:///{tmp_path / 'api.db'}", "SMART_RESIZE_MEDIA_DIR": str(not_a_folder)}
+    ended = _serve_until_it_ends(env, tmp_path, "0")
+    assert ended.returncode == 1
+    [said] = [line for line in ended.stderr.splitlines() if line.startswith("smart-resize serve")]
+    assert said == (
+        f"smart-resize serve: Can't write outputs to {not_a_folder} (it is a file, not a folder); set "
+        "SMART_RESIZE_MEDIA_DIR to a folder this server may write in."
+    )
+    # Before any worker could take a request only to end it ERROR with a traceback.
+    assert "Traceback" not in ended.stderr and "claiming requests" not in ended.stderr
+
+
 @pytest.mark.parametrize("taken", [True, False], ids=["port-in-use", "port-out-of-range"])
 def test_serve_says_in_a_sentence_when_it_cannot_listen(tmp_path: Path, taken: bool) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMART_RESIZE_")}
