@@ -297,6 +297,9 @@ class SmartResizeServer:
             )
         except ContractError as error:
             return web.json_response(error.body.to_json(), status=400)
+        except web.HTTPRequestEntityTooLarge:
+            # aiohttp's own text gives the cap in bytes and no way out; the way out is the source's size or a link.
+            return web.json_response(self._body_too_large(), status=413)
         except web.HTTPException as error:  # 413 for an oversized body, and the like: JSON too, as the contract has
             if error.status < 400:
                 raise
@@ -317,6 +320,14 @@ class SmartResizeServer:
             return web.json_response(
                 {"error": "Internal server error", "details": "The request failed on the server; try again"}, status=500
             )
+
+    def _body_too_large(self) -> dict[str, str]:
+        image_cap, body_cap = self.config.max_image_bytes, self.config.max_image_bytes * 2  # client_max_size
+        return {
+            "error": "Request Entity Too Large",
+            "details": f"The request body is over {_size_said(body_cap)}; send an image of at most "
+            f"{_size_said(image_cap)} (MAX_DOWNLOAD_MB), or a link to it as image_url",
+        }
 
     @web.middleware
     async def _auth(
@@ -704,6 +715,12 @@ def _open_all(directory: Path, names: list[str]) -> list[IO[bytes]]:
 
 def _base64_piece(file: IO[bytes]) -> bytes:
     return base64.b64encode(file.read(_STREAM_CHUNK))
+
+
+def _size_said(size: int) -> str:
+    """A byte cap as MAX_DOWNLOAD_MB counts it (whole MB of 1024 * 1024 bytes), else in bytes."""
+    megabytes, rest = divmod(size, 1024 * 1024)
+    return f"{megabytes} MB" if megabytes and not rest else f"{size} bytes"
 
 
 def _megapixels(pixels: int) -> str:

@@ -40,6 +40,7 @@ from bot.smart_resize_api.server.app import (
     DrainPace,
     SmartResizeServer,
     _log_listening,
+    _size_said,
     tenant_id,
 )
 from bot.smart_resize_api.server.store import ClaimedRequest, QueueLimits
@@ -239,7 +240,16 @@ async def test_every_error_is_a_json_body(tmp_path: Path) -> None:
                 assert (await response.json())["details"] == "DELETE is not supported here; use GET, HEAD, POST"
     finally:
         await test_server.close()
-    assert set(body) == {"error", "details"} and "2000" in body["details"]
+    assert body == {
+        "error": "Request Entity Too Large",
+        "details": "The request body is over 2000 bytes; send an image of at most 1000 bytes (MAX_DOWNLOAD_MB), "
+        "or a link to it as image_url",
+    }
+
+
+def test_a_body_cap_is_said_in_the_megabytes_its_setting_counts() -> None:
+    assert (_size_said(100 * 1024 * 1024), _size_said(50 * 1024 * 1024)) == ("100 MB", "50 MB")
+    assert _size_said(2000) == "2000 bytes"
 
 
 # Another process on the same file (the Slack app, which the README lets share it) in the middle of a write.
