@@ -887,7 +887,8 @@ async def _serve(server: SmartResizeServer, host: str, port: int) -> None:
             await web.TCPSite(runner, host=host, port=port).start()
         except OSError as error:  # taken in the moment since the probe
             raise _cannot_listen(host, port, error) from None
-        _log_listening(host, port)
+        # --port 0 takes any free port: the line says which, or no one could find the server.
+        _log_listening(host, runner.addresses[0][1] if runner.addresses else port)
         await stop.wait()
         for sig in (signal.SIGINT, signal.SIGTERM):  # a second one: stop without waiting out the grace
             loop.add_signal_handler(sig, server.hurry)

@@ -630,6 +630,25 @@ def test_serve_says_in_a_sentence_when_it_cannot_write_its_outputs(tmp_path: Pat
     assert "Traceback" not in ended.stderr and "claiming requests" not in ended.stderr
 
 
+async def test_serve_on_any_free_port_says_which_it_took(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMART_RESIZE_")}
+    env |= {"DATABASE_URL": f"sqlite:///{tmp_path / 'api.db'}", "PYTHONPATH": str(Path(__file__).parents[3])}
+    command = [sys.executable, "-m", "bot.cli", "serve", "--port", "0"]
+    child = await asyncio.create_subprocess_exec(*command, env=env, cwd=tmp_path, stderr=subprocess.PIPE)
+    assert child.stderr is not None
+    try:
+        async with asyncio.timeout(60):
+            while b"Smart Resize API on" not in (line := await child.stderr.readline()):
+                assert line, "serve ended before saying where it listens"
+        url = line.decode().split(" on ", 1)[1].strip()
+        assert not url.startswith("http://127.0.0.1:0/")
+        async with aiohttp.ClientSession() as session, session.get(url.replace(PREFIX, "/nowhere")) as response:
+            assert response.status == 404  # the server, at the address it said
+    finally:
+        child.terminate()
+        await child.wait()
+
+
 @pytest.mark.parametrize("taken", [True, False], ids=["port-in-use", "port-out-of-range"])
 def test_serve_says_in_a_sentence_when_it_cannot_listen(tmp_path: Path, taken: bool) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMART_RESIZE_")}
