@@ -81,9 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print one JSON object describing the outputs")
     run.add_argument("--max-pixels", type=int, default=None, help=argparse.SUPPRESS)
 
-    serve = commands.add_parser("serve", help="serve the engine over the Smart Resize API contract")
+    serve = commands.add_parser(
+        "serve",
+        help="serve the engine over the Smart Resize API contract",
+        description="Serve the engine over the hosted Smart Resize API's HTTP contract, at "
+        "http://HOST:PORT/smart-resize/v1.",
+        # What decides who may connect, and where requests are kept, are settings, not flags: name them here.
+        epilog="Settings come from the environment or .env (README, 'A self-hosted twin'): SMART_RESIZE_API_KEYS "
+        "(comma-separated; without keys the server answers on loopback only), DATABASE_URL, "
+        "SMART_RESIZE_MEDIA_DIR, SMART_RESIZE_PUBLIC_URL.",
+    )
     serve.add_argument("--host", default=None, help="default: 127.0.0.1 without API keys, else all interfaces")
-    serve.add_argument("--port", type=_port, default=8080)
+    serve.add_argument("--port", type=_port, default=8080, help="default: 8080 (0: any free port)")
     return parser
 
 

@@ -241,6 +241,13 @@ def load_limits(env: Mapping[str, str] | None = None) -> Limits:
 def load_server_settings(env: Mapping[str, str] | None = None) -> ServerSettings:
     read = _Reader(env)
     keys = frozenset(k.strip() for k in (read.get("SMART_RESIZE_API_KEYS") or "").split(",") if k.strip())
+    if any(not key.isprintable() or any(c.isspace() for c in key) for key in keys):
+        # A key no client could send (ours refuses such a key, as the app's PIXAZO_API_KEY check does): most often
+        # keys separated by spaces rather than commas, which made one key of them all. Not echoed: keys are secret.
+        read.problems.append(
+            "SMART_RESIZE_API_KEYS has a key with spaces or control characters; separate keys with commas, like "
+            "key-one,key-two."
+        )
     public_url = read.get("SMART_RESIZE_PUBLIC_URL")
     if public_url is not None and not _is_http_url(public_url):
         read.problems.append(

@@ -159,6 +159,8 @@ def api_error_message(error: api.SmartResizeError) -> str:
         return f"The Smart Resize API is rate-limiting the app right now; please try again {when}."
     if isinstance(error, api.ServerError):
         return "The Smart Resize API is having trouble on its side; please try again in a few minutes."
+    if isinstance(error, api.ApiStatusError) and error.status_code == 413:  # trying again sends the same size
+        return "The Smart Resize API refused the request as too large; share a smaller or more compressed image."
     if isinstance(error, api.ApiStatusError):
         status = error.status_code
         return f"The Smart Resize API answered with an unexpected error (HTTP {status}); please try again later."

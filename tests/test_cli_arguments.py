@@ -40,3 +40,12 @@ def test_any_arguments_give_output_or_one_line_and_exit_1(argv: list[str]) -> No
         assert message == ""
     else:
         assert code == 1 and message.count("\n") == 1 and message.startswith("smart-resize"), message
+
+
+def test_serve_help_says_the_defaults_and_the_settings_that_decide_who_may_connect() -> None:
+    out = io.StringIO()
+    with contextlib.chdir(_WORK), contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        main(["serve", "--help"])
+    said = " ".join(out.getvalue().split())
+    assert "/smart-resize/v1" in said and "--port PORT default: 8080" in said
+    assert "SMART_RESIZE_API_KEYS (comma-separated; without keys the server answers on loopback only)" in said

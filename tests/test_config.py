@@ -137,6 +137,17 @@ def test_the_server_and_the_cli_read_the_same_caps() -> None:
     assert load_server_settings({"SMART_RESIZE_QUEUE_PER_KEY": "7"}).queue_share == 7
 
 
+@pytest.mark.parametrize("keys", ["key-one key-two", "key-one,key\x7ftwo", "key-one,\tkey two"])
+def test_server_keys_no_client_could_send_stop_the_start_without_being_shown(keys: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_server_settings({"SMART_RESIZE_API_KEYS": keys})
+    assert caught.value.problems == [
+        "SMART_RESIZE_API_KEYS has a key with spaces or control characters; separate keys with commas, like "
+        "key-one,key-two."
+    ]
+    assert load_server_settings({"SMART_RESIZE_API_KEYS": " key-one , key-two "}).keys == {"key-one", "key-two"}
+
+
 def test_source_links_have_a_stable_key_of_their_own() -> None:
     http = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "secret-1"}
     plain = load_settings(http)

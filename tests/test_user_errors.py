@@ -41,6 +41,7 @@ def test_api_errors_are_one_plain_sentence_each() -> None:
         RateLimited("x", status_code=429, retry_after=12),
         ServerError("x", status_code=500),
         ApiStatusError("x", status_code=418),
+        ApiStatusError("x", status_code=413),
         JobFailed("x", job_status=Status.FAILED, request_id="r", error="bad\nimage"),
         JobFailed("x", job_status=Status.ERROR, request_id="r", error=None),
         JobTimedOut("x", request_id="r", timeout_s=300, last_status=Status.QUEUED),
@@ -55,12 +56,15 @@ def test_api_errors_are_one_plain_sentence_each() -> None:
         message = user_message(error)
         assert message.endswith(".") and "\n" not in message and ". " not in message, message
         assert not any(c in message for c in "<>*|`"), message
+    assert user_message(errors[8]) == (
+        "The Smart Resize API refused the request as too large; share a smaller or more compressed image."
+    )
     assert user_message(errors[2]) == (
         "The Smart Resize API account is out of credits; "
         "ask your workspace admin to top it up or switch the app to the local engine."
     )
     assert "12 seconds" in user_message(errors[5])
-    assert "5 MB" in user_message(errors[15])
+    assert "5 MB" in user_message(errors[16])
 
 
 def test_a_submit_that_may_have_run_says_to_wait_rather_than_retry() -> None:

@@ -179,7 +179,7 @@ def _backend_error(error: SmartResizeError, *, linked: bool) -> TransientError |
     message = api_error_message(error)
     if may_pass(error):
         return TransientError(str(error), message)
-    if _about_the_source(error):
+    if _about_the_source(error) or (error.status_code == 413 and not linked):
         # The service would not take the image as sent: the fix is the operator's, and it is one setting.
         if linked:
             return UserError(
@@ -197,6 +197,8 @@ def _backend_error(error: SmartResizeError, *, linked: bool) -> TransientError |
 
 
 def _about_the_source(error: SmartResizeError) -> bool:
-    """A refusal of image_url: a 400 naming it, or a job that failed on it (as the contract's servers word it)."""
+    """A refusal of image_url: a 400 naming it, or a job that failed on it (as the contract's servers word it).
+    A 413 to a submit carrying the image as a data URI is one too (``_backend_error``): a gateway's body cap under
+    the image's size, which a link (PUBLIC_BASE_URL) keeps the body well under, and trying again never passes."""
     said = f"{error.error or ''} {error.details or ''}".lower()
     return isinstance(error, BadRequest | JobFailed) and "image_url" in said

@@ -28,6 +28,8 @@ T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 Random = Callable[[], float]  # uniform in [0, 1)
+# The most drawn on top of a server's Retry-After, as a fraction of it.
+RETRY_AFTER_JITTER = 0.1
 
 
 class Operation(Enum):
@@ -93,12 +95,20 @@ def compute_delay(
 ) -> float:
     """Seconds to wait before retry number ``retry`` (0 for the first retry).
 
-    A server's Retry-After wins over the computed backoff (capped at ``max_retry_after``). Full jitter draws from
-    [0, min(max_delay, base * 2**retry)]; decorrelated jitter from [base, 3 * previous], capped at ``max_delay``.
-    Jitter spreads the retries of many clients that failed together, so they do not return together.
+    Full jitter draws from [0, min(max_delay, base * 2**retry)]; decorrelated jitter from [base, 3 * previous],
+    capped at ``max_delay``. Jitter spreads the retries of many clients that failed together, so they do not return
+    together. A server's Retry-After (capped at ``max_retry_after``) is the least wait, with up to a tenth more drawn
+    on top for the same reason, and never less than the backoff: a ``Retry-After: 0`` (or a date already past) on
+    every answer of an outage would otherwise make ``wait()``, which retries until its deadline, poll in a tight loop.
     """
-    if retry_after is not None:
-        return min(max(retry_after, 0.0), policy.max_retry_after)
+    backoff = _backoff(policy, retry, previous, rand)
+    if retry_after is None:
+        return backoff
+    told = min(max(retry_after, 0.0), policy.max_retry_after)
+    return max(told * (1 + RETRY_AFTER_JITTER * rand()), backoff)
+
+
+def _backoff(policy: RetryPolicy, retry: int, previous: float | None, rand: Random) -> float:
     if policy.jitter == "decorrelated":
         last = policy.base_delay if previous is None else max(previous, policy.base_delay)
         upper = min(policy.max_delay, 3 * last)

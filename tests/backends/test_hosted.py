@@ -374,3 +374,15 @@ async def _through_our_own_server(tmp_path: Path, command: str, image: bytes | N
             return list(slack.uploads_in_thread("C1", message["ts"]))
     finally:
         await api.close()
+
+
+async def test_a_source_too_large_for_the_gateway_points_the_admin_to_the_link_not_to_trying_again(
+    tmp_path: Path,
+) -> None:
+    # A gateway whose body cap is under the image as a data URI (without PUBLIC_BASE_URL): trying again cannot help.
+    api = await FaultServer().start()
+    api.script("submit", respond(413, {"statusCode": 413, "message": "Request entity too large"}))
+    outcome = await _resize_with(api, tmp_path)
+    [job], [notice] = outcome.jobs, outcome.notices
+    assert job.state == "failed" and api.count("submit") == 1
+    assert "PUBLIC_BASE_URL" in notice and "try again later" not in notice

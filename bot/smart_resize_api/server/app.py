@@ -219,6 +219,11 @@ class SmartResizeServer:
 
     async def _start(self, _app: web.Application) -> None:
         await self.store.open(self._wake_workers)  # first: if the database is out of reach, nothing else started
+        try:
+            await asyncio.to_thread(_check_media_dir, self.store.media_dir)
+        except StoreUnavailable:
+            await self.store.close()
+            raise
         await self.fetcher.start()
         log.info("claiming requests as %s, with leases of %g s", self.owner, self.config.lease_s)
         # Requests accepted before a restart need nothing here: the workers find them in the database.
@@ -292,6 +297,9 @@ class SmartResizeServer:
             )
         except ContractError as error:
             return web.json_response(error.body.to_json(), status=400)
+        except web.HTTPRequestEntityTooLarge:
+            # aiohttp's own text gives the cap in bytes and no way out; the way out is the source's size or a link.
+            return web.json_response(self._body_too_large(), status=413)
         except web.HTTPException as error:  # 413 for an oversized body, and the like: JSON too, as the contract has
             if error.status < 400:
                 raise
@@ -312,6 +320,14 @@ class SmartResizeServer:
             return web.json_response(
                 {"error": "Internal server error", "details": "The request failed on the server; try again"}, status=500
             )
+
+    def _body_too_large(self) -> dict[str, str]:
+        image_cap, body_cap = self.config.max_image_bytes, self.config.max_image_bytes * 2  # client_max_size
+        return {
+            "error": "Request Entity Too Large",
+            "details": f"The request body is over {_size_said(body_cap)}; send an image of at most "
+            f"{_size_said(image_cap)} (MAX_DOWNLOAD_MB), or a link to it as image_url",
+        }
 
     @web.middleware
     async def _auth(
@@ -667,6 +683,23 @@ def _status_body(stored: RequestState, urls: list[str]) -> StatusResponse:
     )
 
 
+def _check_media_dir(directory: Path) -> None:
+    """Refuse to start where no output could be written: every request would otherwise end ERROR, with a traceback
+    in the log, for a setting (SMART_RESIZE_MEDIA_DIR, or the folder beside the database) one line can name."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".write-check-{secrets.token_hex(4)}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        # mkdir's own words for a file in the way are "File exists", which reads as if it were fine.
+        reason = "it is a file, not a folder" if directory.is_file() else system_reason(error)
+        raise StoreUnavailable(
+            f"Can't write outputs to {directory} ({reason}); set SMART_RESIZE_MEDIA_DIR to a folder this server "
+            "may write in."
+        ) from None
+
+
 def _open_all(directory: Path, names: list[str]) -> list[IO[bytes]]:
     """Every file of a request, opened at once: one deleted meanwhile (expiry) then can't cut an answer short."""
     files: list[IO[bytes]] = []
@@ -682,6 +715,12 @@ def _open_all(directory: Path, names: list[str]) -> list[IO[bytes]]:
 
 def _base64_piece(file: IO[bytes]) -> bytes:
     return base64.b64encode(file.read(_STREAM_CHUNK))
+
+
+def _size_said(size: int) -> str:
+    """A byte cap as MAX_DOWNLOAD_MB counts it (whole MB of 1024 * 1024 bytes), else in bytes."""
+    megabytes, rest = divmod(size, 1024 * 1024)
+    return f"{megabytes} MB" if megabytes and not rest else f"{size} bytes"
 
 
 def _megapixels(pixels: int) -> str:
@@ -814,6 +853,13 @@ class CannotListen(Exception):
     """The address to serve on is taken, not this machine's, or not a name that resolves."""
 
 
+def _cannot_listen(host: str, port: int, error: OSError) -> CannotListen:
+    """In use, not an address of this machine, a name that does not resolve: said with the system's words."""
+    return CannotListen(
+        f"can't listen on {host}:{port} ({system_reason(error)}); pick another --port, or a --host this machine has."
+    )
+
+
 def _log_listening(host: str, port: int) -> None:
     log.info("Smart Resize API on http://%s:%d%s", host, port, PREFIX)
     if (models := missing_warning()) is not None:
@@ -826,17 +872,23 @@ async def _serve(server: SmartResizeServer, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # The address is tried before anything starts: a second start on a port in use (the server already running on
+    # it) must not open the database, which hands the running server's claims on, and claim its requests meanwhile.
+    try:
+        probe = await loop.create_server(asyncio.Protocol, host, port, start_serving=False)
+    except OSError as error:
+        raise _cannot_listen(host, port, error) from None
+    probe.close()
+    await probe.wait_closed()
     runner = server.slow_clients.runner(server.application())
     await runner.setup()
     try:
         try:
             await web.TCPSite(runner, host=host, port=port).start()
-        except OSError as error:  # in use, not an address of this machine, a name that does not resolve
-            reason = system_reason(error)
-            raise CannotListen(
-                f"can't listen on {host}:{port} ({reason}); pick another --port, or a --host this machine has."
-            ) from None
-        _log_listening(host, port)
+        except OSError as error:  # taken in the moment since the probe
+            raise _cannot_listen(host, port, error) from None
+        # --port 0 takes any free port: the line says which, or no one could find the server.
+        _log_listening(host, runner.addresses[0][1] if runner.addresses else port)
         await stop.wait()
         for sig in (signal.SIGINT, signal.SIGTERM):  # a second one: stop without waiting out the grace
             loop.add_signal_handler(sig, server.hurry)

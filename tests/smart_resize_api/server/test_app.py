@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import logging
 import os
@@ -39,6 +40,7 @@ from bot.smart_resize_api.server.app import (
     DrainPace,
     SmartResizeServer,
     _log_listening,
+    _size_said,
     tenant_id,
 )
 from bot.smart_resize_api.server.store import ClaimedRequest, QueueLimits
@@ -238,7 +240,16 @@ async def test_every_error_is_a_json_body(tmp_path: Path) -> None:
                 assert (await response.json())["details"] == "DELETE is not supported here; use GET, HEAD, POST"
     finally:
         await test_server.close()
-    assert set(body) == {"error", "details"} and "2000" in body["details"]
+    assert body == {
+        "error": "Request Entity Too Large",
+        "details": "The request body is over 2000 bytes; send an image of at most 1000 bytes (MAX_DOWNLOAD_MB), "
+        "or a link to it as image_url",
+    }
+
+
+def test_a_body_cap_is_said_in_the_megabytes_its_setting_counts() -> None:
+    assert (_size_said(100 * 1024 * 1024), _size_said(50 * 1024 * 1024)) == ("100 MB", "50 MB")
+    assert _size_said(2000) == "2000 bytes"
 
 
 # Another process on the same file (the Slack app, which the README lets share it) in the middle of a write.
@@ -579,9 +590,12 @@ def test_the_lease_is_a_setting() -> None:
     ]
 
 
-def _serve_until_it_ends(env: dict[str, str], cwd: Path, port: str) -> subprocess.CompletedProcess[str]:
+def _serve_until_it_ends(
+    env: dict[str, str], cwd: Path, port: str, host: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """``smart-resize serve --port PORT`` in a child process, for a start that fails."""
-    command = [sys.executable, "-m", "bot.cli", "serve", "--port", port]
+    command = [sys.executable, "-m", "bot.cli", "serve", "--port", port, *(["--host", host] if host else [])]
+    env = env | {"PYTHONPATH": str(Path(__file__).parents[3])}  # this checkout's bot/, not the one installed
     return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -600,6 +614,41 @@ def test_serve_says_in_a_sentence_when_postgresql_is_out_of_reach(tmp_path: Path
     assert "Traceback" not in ended.stderr
 
 
+def test_serve_says_in_a_sentence_when_it_cannot_write_its_outputs(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "media"
+    not_a_folder.write_text("a file where the outputs' folder should be")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMART_RESIZE_")}
+    env |= {"DATABASE_URL": f"sqlite:///{tmp_path / 'api.db'}", "SMART_RESIZE_MEDIA_DIR": str(not_a_folder)}
+    ended = _serve_until_it_ends(env, tmp_path, "0")
+    assert ended.returncode == 1
+    [said] = [line for line in ended.stderr.splitlines() if line.startswith("smart-resize serve")]
+    assert said == (
+        f"smart-resize serve: Can't write outputs to {not_a_folder} (it is a file, not a folder); set "
+        "SMART_RESIZE_MEDIA_DIR to a folder this server may write in."
+    )
+    # Before any worker could take a request only to end it ERROR with a traceback.
+    assert "Traceback" not in ended.stderr and "claiming requests" not in ended.stderr
+
+
+async def test_serve_on_any_free_port_says_which_it_took(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMART_RESIZE_")}
+    env |= {"DATABASE_URL": f"sqlite:///{tmp_path / 'api.db'}", "PYTHONPATH": str(Path(__file__).parents[3])}
+    command = [sys.executable, "-m", "bot.cli", "serve", "--port", "0"]
+    child = await asyncio.create_subprocess_exec(*command, env=env, cwd=tmp_path, stderr=subprocess.PIPE)
+    assert child.stderr is not None
+    try:
+        async with asyncio.timeout(60):
+            while b"Smart Resize API on" not in (line := await child.stderr.readline()):
+                assert line, "serve ended before saying where it listens"
+        url = line.decode().split(" on ", 1)[1].strip()
+        assert not url.startswith("http://127.0.0.1:0/")
+        async with aiohttp.ClientSession() as session, session.get(url.replace(PREFIX, "/nowhere")) as response:
+            assert response.status == 404  # the server, at the address it said
+    finally:
+        child.terminate()
+        await child.wait()
+
+
 @pytest.mark.parametrize("taken", [True, False], ids=["port-in-use", "port-out-of-range"])
 def test_serve_says_in_a_sentence_when_it_cannot_listen(tmp_path: Path, taken: bool) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMART_RESIZE_")}
@@ -614,6 +663,35 @@ def test_serve_says_in_a_sentence_when_it_cannot_listen(tmp_path: Path, taken: b
     expected = "Address already in use); pick another --port" if taken else "'99999' is not a port"
     assert expected in said, ended.stderr
     assert "Traceback" not in ended.stderr
+
+
+async def test_a_second_start_on_the_running_servers_port_leaves_its_work_alone(tmp_path: Path) -> None:
+    # The server already running on the port, mid-request: its claim on the request, under a live lease.
+    db = tmp_path / "api.db"
+    config = ServerSettings(database_path=db, keys=frozenset({KEY}))
+    async with opened(config, "running") as [store]:
+        await store.add("smart-resize_1", tenant_id(KEY), SmartResizeRequest(SOURCE, ["64x64"]), time.time(), LIMITS)
+        assert await store.claim_next(time.time()) is not None
+    before = _claims(db)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMART_RESIZE_")}
+    env |= {"DATABASE_URL": f"sqlite:///{db}", "SMART_RESIZE_API_KEYS": KEY}
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        started = time.monotonic()
+        ended = await asyncio.to_thread(_serve_until_it_ends, env, tmp_path, str(holder.getsockname()[1]), "127.0.0.1")
+    assert ended.returncode == 2 and "Address already in use" in ended.stderr
+    # Said at once, having claimed nothing: the running server's lease was not ended nor its request taken over.
+    assert "claiming requests" not in ended.stderr and time.monotonic() - started < 15
+    assert _claims(db) == before
+
+
+LIMITS = QueueLimits(size=10, share=10)
+
+
+def _claims(db: Path) -> list[tuple[object, ...]]:
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        return connection.execute("SELECT id, status, owner, attempts, lease_until FROM api_requests").fetchall()
 
 
 async def test_the_server_shares_the_apps_database(tmp_path: Path) -> None:
