@@ -120,6 +120,11 @@ async def channel_auto_resize(services: Services, command: AutoCommand, channel:
     if command.action == "off":
         await services.store.set_auto_sizes(channel, None, user)
         return "Auto-resize is now off in this channel."
+    # The bot hears a channel's uploads only from inside it, and a public channel shows its members to anyone: from
+    # outside, "on" would be stored and then never happen.
+    refusal = await not_a_member(services, channel)
+    if refusal is not None:
+        return refusal
     sizes = command.sizes or services.grammar.default_sizes
     await services.store.set_auto_sizes(channel, [str(size) for size in sizes], user)
     return (

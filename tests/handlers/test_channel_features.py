@@ -266,3 +266,18 @@ async def test_app_home_lists_recent_jobs_and_how_to(slack: SlackEmulator, tmp_p
     assert ":white_check_mark: done · 300x300 · <#C1>" in text
     assert "/resize auto on" in text
     assert "instagram-story" in text
+
+
+@pytest.mark.parametrize("channel", ["C2", "G2"])
+async def test_auto_resize_is_not_turned_on_where_the_bot_cannot_see_the_uploads(
+    slack: SlackEmulator, tmp_path: Path, channel: str
+) -> None:
+    # A public channel (C2) lists its members to the bot from outside; a private one (G2) is hidden from it. Either
+    # way the bot gets no upload events there, so "on" would be a promise nothing keeps.
+    slack.add_channel(channel, members=("U1",), bot_member=False)
+    async with running_app(slack, tmp_path) as app:
+        await app.command("auto on", channel=channel, response_url=slack.response_url())
+        await eventually(lambda: len(slack.responses) == 1)
+        assert await app.services.store.auto_sizes(channel) is None
+    [answer] = slack.ephemerals_for("U1")
+    assert answer == "I'm not in this channel yet: invite me with `/invite @Smart Resize`, then try again."

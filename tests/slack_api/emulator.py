@@ -385,17 +385,26 @@ class SlackEmulator:
         # The parent first, then the replies oldest first: a busy thread's newest replies are on later pages.
         return _page(parent + _between(self.thread(channel.id, ts), params), params)
 
+    def _visible_channel(self, params: dict[str, Any]) -> Channel | str:
+        """A channel as conversations.info and .members see it: a public one whether or not the bot is in it
+        (channels:read is enough, and neither method has a not_in_channel error), a private one (G...) only from
+        inside; from outside it does not exist."""
+        channel = self.channels.get(str(params.get("channel", "")))
+        if channel is None or (channel.id.startswith("G") and BOT_USER not in channel.members):
+            return "channel_not_found"
+        return channel
+
     def _conversations_members(self, params: dict[str, Any]) -> dict[str, Any] | str:
-        channel = self._member_channel(params)
+        channel = self._visible_channel(params)
         if isinstance(channel, str):
             return channel
         return {"members": sorted(channel.members), "response_metadata": {"next_cursor": ""}}
 
     def _conversations_info(self, params: dict[str, Any]) -> dict[str, Any] | str:
-        # As for a public channel: anyone may read it, and is_member says whether the bot is in it.
-        channel = self.channels.get(str(params.get("channel", "")))
-        if channel is None:
-            return "channel_not_found"
+        # is_member says whether the bot is in it.
+        channel = self._visible_channel(params)
+        if isinstance(channel, str):
+            return channel
         return {"channel": {"id": channel.id, "is_member": BOT_USER in channel.members}}
 
     def _views_open(self, params: dict[str, Any]) -> dict[str, Any] | str:
