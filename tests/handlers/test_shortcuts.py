@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from handlers.common import FORM_TOO_SLOW
-from tests.images import astronaut
+from tests.images import astronaut, astronaut_heic
 from tests.slack_api.emulator import BOT_USER, SlackEmulator
 from tests.slack_api.harness import eventually, form_values, running_app
 
@@ -102,6 +102,22 @@ async def test_resize_without_arguments_opens_an_upload_modal(slack: SlackEmulat
     assert len(anchors) == 1
     assert "an uploaded image" in anchors[0]["text"]
     assert [u["title"] for u in slack.uploads_in_thread("C1", anchors[0]["ts"])] == ["320x320"]
+
+
+async def test_the_upload_form_takes_every_kind_of_image_the_engine_reads(slack: SlackEmulator, tmp_path: Path) -> None:
+    # Slack's file input refuses, at the picker, any file whose extension is not listed: an iPhone's IMG_0042.HEIC
+    # or a scanner's .tif could not be chosen, though the engine reads both.
+    file = slack.add_file(astronaut_heic(), "IMG_0042.HEIC", "image/heic")
+    async with running_app(slack, tmp_path) as app:
+        await app.command("")
+        await eventually(lambda: len(slack.opened_views) == 1)
+        view = slack.opened_views[0]
+        accepted = set(view["blocks"][0]["element"]["filetypes"])
+        await app.submit_view(view, form_values(sizes="320x240", upload=[{"id": file["id"]}]), user="U1")
+        await eventually(lambda: len(slack.calls_to("files.completeUploadExternal")) == 1)
+        await app.services.runner.idle()
+    assert {"jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "avif"} <= accepted
+    assert file["name"].rsplit(".", 1)[1].lower() in accepted
 
 
 INVITE = "I'm not in this channel yet: invite me with `/invite @Smart Resize`, then try again."
