@@ -228,5 +228,6 @@ async def submit_images(
                 event_id=event_id,
             )
         except UserError as error:
-            return [Reply(channel, user, str(error))]
+            # In the thread when the message is a reply in one (where its sender is looking), else in the channel.
+            return [Reply(channel, user, str(error), thread_ts=thread_ts if thread_ts != message_ts else None)]
     return []

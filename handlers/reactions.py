@@ -28,13 +28,15 @@ def register(app: AsyncApp, services: Services) -> None:
         except SlackApiError as error:
             return [Reply(channel, user, user_message(error))]
         files = image_files(message or {})
+        # Answered where the reacted message is: a thread reply's reactor is looking at the thread.
+        in_thread = (message or {}).get("thread_ts")
         if not message or not files:
             no_image = f"That message has no image to resize; add :{reaction}: to a message with a photo."
-            return [Reply(channel, user, no_image)]
+            return [Reply(channel, user, no_image, thread_ts=in_thread)]
         try:
             spec, _ = await channel_spec(services, channel)
         except UserError as error:
-            return [Reply(channel, user, str(error))]
+            return [Reply(channel, user, str(error), thread_ts=in_thread)]
         return await submit_images(
             services,
             trigger="reaction",

@@ -281,3 +281,30 @@ async def test_auto_resize_is_not_turned_on_where_the_bot_cannot_see_the_uploads
         assert await app.services.store.auto_sizes(channel) is None
     [answer] = slack.ephemerals_for("U1")
     assert answer == "I'm not in this channel yet: invite me with `/invite @Smart Resize`, then try again."
+
+
+async def test_a_reaction_in_a_thread_is_answered_in_that_thread(slack: SlackEmulator, tmp_path: Path) -> None:
+    parent = slack.post_user_message("C1", "U1", "the launch")
+    words = slack.post_user_message("C1", "U1", "no picture here", thread_ts=parent["ts"])
+    mixed = slack.post_user_message(
+        "C1",
+        "U1",
+        "photo",
+        files=[slack.add_file(astronaut(), "hire.jpg")],
+        thread_ts=parent["ts"],
+    )
+    another = slack.post_user_message(
+        "C1", "U1", "and another", files=[slack.add_file(astronaut(), "two.jpg")], thread_ts=parent["ts"]
+    )
+    async with running_app(slack, tmp_path, DEFAULT_SIZES="300x300", JOBS_PER_USER_PER_HOUR="1") as app:
+        await app.event(_reaction(words))
+        await eventually(lambda: len(slack.ephemerals) == 1)
+        await app.event(_reaction(mixed))
+        await app.event(_reaction(another))  # over the hourly limit: refused
+        await eventually(lambda: len(slack.ephemerals) == 2)
+        await app.services.runner.idle()
+    assert [(e["text"].split(";")[0], e["thread_ts"]) for e in slack.ephemerals] == [
+        ("That message has no image to resize", parent["ts"]),
+        ("You've started 1 resize jobs in the last hour, the most allowed", parent["ts"]),
+    ]
+    assert [u["title"] for u in slack.uploads_in_thread("C1", parent["ts"])] == ["300x300"]
