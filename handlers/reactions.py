@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.services import Services
 from bot.user_errors import UserError, user_message
-from handlers.common import Reply, channel_spec, image_files, on_event, submit_images
+from handlers.common import Reply, channel_spec, image_files, left_out, on_event, submit_images
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -37,7 +37,7 @@ def register(app: AsyncApp, services: Services) -> None:
             spec, _ = await channel_spec(services, channel)
         except UserError as error:
             return [Reply(channel, user, str(error), thread_ts=in_thread)]
-        return await submit_images(
+        refused = await submit_images(
             services,
             trigger="reaction",
             channel=channel,
@@ -49,6 +49,8 @@ def register(app: AsyncApp, services: Services) -> None:
             spec=spec,
             event_id=body.get("event_id"),
         )
+        skipped = None if refused else left_out(message)  # as for a mention: said once images are on their way
+        return refused or ([Reply(channel, user, skipped, thread_ts=in_thread)] if skipped else [])
 
     on_event(app, services, "reaction_added", store_reaction)
 

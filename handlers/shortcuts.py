@@ -22,7 +22,7 @@ from bot.slack.views import MODAL_ID, resize_modal
 from bot.smart_resize_api.contract import MAX_PROMPT_CHARS
 from bot.spec import ResizeSpec
 from bot.user_errors import UserError
-from handlers.common import NotStored, Reply, image_files, not_a_member, open_form, send, stored_in_time
+from handlers.common import NotStored, Reply, image_files, left_out, not_a_member, open_form, send, stored_in_time
 
 log = logging.getLogger(__name__)
 SHORTCUT_ID = "smart_resize"
@@ -56,6 +56,7 @@ def register(app: AsyncApp, services: Services) -> None:
             "thread_ts": message.get("thread_ts") or message["ts"],
             "files": [file["id"] for file in files],
             "response_url": response_url,
+            "left_out": left_out(message),  # said once the form is submitted, with the jobs it starts
         }
         await open_form(
             services,
@@ -94,7 +95,8 @@ def register(app: AsyncApp, services: Services) -> None:
             await ack(response_action="errors", errors={"upload" if "upload" in values else "presets": SUBMIT_AGAIN})
             return
         await ack()
-        await send(services, [Reply(channel, user, text, response_url=response_url) for text in refusals])
+        said = refusals or [text for text in [metadata.get("left_out")] if isinstance(text, str)]
+        await send(services, [Reply(channel, user, text, response_url=response_url) for text in said])
 
     async def submit_form(
         body: dict[str, Any], view: dict[str, Any], metadata: dict[str, Any], file_ids: list[str], spec: ResizeSpec

@@ -289,8 +289,8 @@ async def test_a_reaction_in_a_thread_is_answered_in_that_thread(slack: SlackEmu
     mixed = slack.post_user_message(
         "C1",
         "U1",
-        "photo",
-        files=[slack.add_file(astronaut(), "hire.jpg")],
+        "photo and brief",
+        files=[slack.add_file(astronaut(), "hire.jpg"), slack.add_file(b"%PDF-1.7", "brief.pdf", "application/pdf")],
         thread_ts=parent["ts"],
     )
     another = slack.post_user_message(
@@ -300,11 +300,13 @@ async def test_a_reaction_in_a_thread_is_answered_in_that_thread(slack: SlackEmu
         await app.event(_reaction(words))
         await eventually(lambda: len(slack.ephemerals) == 1)
         await app.event(_reaction(mixed))
-        await app.event(_reaction(another))  # over the hourly limit: refused
         await eventually(lambda: len(slack.ephemerals) == 2)
+        await app.event(_reaction(another))  # over the hourly limit: refused
+        await eventually(lambda: len(slack.ephemerals) == 3)
         await app.services.runner.idle()
     assert [(e["text"].split(";")[0], e["thread_ts"]) for e in slack.ephemerals] == [
         ("That message has no image to resize", parent["ts"]),
+        ("I left out brief.pdf, which isn't an image (application/pdf)", parent["ts"]),
         ("You've started 1 resize jobs in the last hour, the most allowed", parent["ts"]),
     ]
     assert [u["title"] for u in slack.uploads_in_thread("C1", parent["ts"])] == ["300x300"]

@@ -451,3 +451,23 @@ async def test_fill_is_asked_for_in_slack_and_the_comment_says_what_each_side_go
         await app.services.runner.idle()
     [upload] = slack.uploads_in_thread("C1", message["ts"])
     assert "1500x300: extended left and right: a blurred reflection." in upload["message"]["text"]
+
+
+async def test_a_mention_with_an_image_and_other_files_says_which_it_left_out(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    photo_file = slack.add_file(astronaut(), "team.jpg")
+    pdf = slack.add_file(b"%PDF-1.7 not an image", "brief.pdf", "application/pdf")
+    notes = slack.add_file(b"minutes", "notes.txt", "text/plain")
+    one = slack.post_user_message("C1", "U1", f"<@{BOT_USER}> 300x300", files=[photo_file, pdf])
+    two = slack.post_user_message("C1", "U1", f"<@{BOT_USER}> 400x400", files=[photo_file, pdf, notes])
+    async with running_app(slack, tmp_path) as app:
+        await app.event({**one, "type": "app_mention", "channel": "C1"})
+        await app.event({**two, "type": "app_mention", "channel": "C1"})
+        await eventually(lambda: len(slack.ephemerals_for("U1")) == 2)
+        await app.services.runner.idle()
+    assert [u["title"] for u in slack.uploads_in_thread("C1", one["ts"])] == ["300x300"]
+    assert sorted(slack.ephemerals_for("U1")) == [
+        "I left out brief.pdf and notes.txt, which aren't images; the image is being resized.",
+        "I left out brief.pdf, which isn't an image (application/pdf); the image is being resized.",
+    ]

@@ -190,3 +190,19 @@ async def test_a_form_slack_will_not_open_is_said_in_one_sentence_with_no_traceb
     assert slack.ephemerals_for("U1") == [FORM_TOO_SLOW, FORM_TOO_SLOW]
     assert caplog.text.count("did not open: Slack answered expired_trigger_id") == 2
     assert not [record for record in caplog.records if record.exc_info]
+
+
+async def test_a_shortcut_on_an_image_and_a_pdf_says_it_left_the_pdf_out(slack: SlackEmulator, tmp_path: Path) -> None:
+    image = slack.add_file(astronaut(), "crew.jpg")
+    pdf = slack.add_file(b"%PDF-1.7 not an image", "brief.pdf", "application/pdf")
+    message = slack.post_user_message("C1", "U1", "both", files=[image, pdf])
+    async with running_app(slack, tmp_path) as app:
+        await app.message_shortcut(message, user="U1")
+        await eventually(lambda: len(slack.opened_views) == 1)
+        await app.submit_view(slack.opened_views[0], form_values(sizes="300x300"), user="U1")
+        await eventually(lambda: len(slack.ephemerals_for("U1")) == 1)
+        await app.services.runner.idle()
+    assert slack.ephemerals_for("U1") == [
+        "I left out brief.pdf, which isn't an image (application/pdf); the image is being resized."
+    ]
+    assert [u["title"] for u in slack.uploads_in_thread("C1", message["ts"])] == ["300x300"]
