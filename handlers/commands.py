@@ -11,6 +11,7 @@ from slack_sdk.errors import SlackApiError
 from bot.grammar import AutoCommand, HelpCommand, ParseError, ResizeCommand
 from bot.jobs.model import JobSource
 from bot.services import Services
+from bot.slack import is_slack_link
 from bot.slack.messages import not_in_dms
 from bot.slack.views import resize_modal
 from bot.spec import describe_sizes
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 # Nothing was stored (handlers.common.stored_in_time), so trying again makes one job, not a second.
 TRY_AGAIN = "Smart Resize couldn't save your request just now, so nothing was started: please try again in a moment."
 NOT_IN_DMS = not_in_dms("use `/resize` in a channel where the image is shared")
+SLACK_LINK = (
+    "That's a link into Slack, which I can't open as a web link; use *Smart resize* from the ⋯ menu of the message "
+    "that shares the image, or mention me on it."
+)
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -73,6 +78,9 @@ def register(app: AsyncApp, services: Services) -> None:
             await respond(text=text, response_type="ephemeral")
             return
         assert isinstance(parsed, ResizeCommand)
+        if parsed.url and is_slack_link(parsed.url):  # before a job announces the link in the channel
+            await ack(response_type="ephemeral", text=SLACK_LINK)
+            return
         source = JobSource.link(parsed.url) if parsed.url else JobSource.latest()
         try:
             # Stored before the ack, which carries the answer: Slack never sends a command again.

@@ -471,3 +471,25 @@ async def test_a_mention_with_an_image_and_other_files_says_which_it_left_out(
         "I left out brief.pdf and notes.txt, which aren't images; the image is being resized.",
         "I left out brief.pdf, which isn't an image (application/pdf); the image is being resized.",
     ]
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://files.slack.com/files-pri/T0123-F0456/photo.jpg",  # a file's download link
+        "<https://acme.slack.com/files/U1/F0456/photo.jpg|photo.jpg>",  # "Copy link to file", as Slack sends it
+        "https://acme.slack.com/archives/C1/p1700000000000100",  # a message's permalink
+        "https://ACME.enterprise.slack.com./files/U1/F0456/photo.jpg",
+    ],
+)
+async def test_a_link_into_slack_is_pointed_to_the_shortcut_not_fetched_as_a_web_page(
+    slack: SlackEmulator, tmp_path: Path, link: str
+) -> None:
+    from handlers.commands import SLACK_LINK
+
+    async with running_app(slack, tmp_path) as app:
+        status, body = await app.command(f"500x500 {link}")
+        jobs = await app.services.store.recent_for_user("U1")
+    # Fetched without the token, Slack answers its sign-in page: 'not an image', after an anchor in the channel.
+    assert (status, json.loads(body)["text"], jobs) == (200, SLACK_LINK, [])
+    assert slack.calls_to("chat.postMessage") == []
