@@ -33,6 +33,10 @@ def register(app: AsyncApp, services: Services) -> None:
         if not message or not files:
             no_image = f"That message has no image to resize; add :{reaction}: to a message with a photo."
             return [Reply(channel, user, no_image, thread_ts=in_thread)]
+        if message.get("user") == await services.delivery.bot_user_id():
+            # Its results (or crop map): made again from an output, they would be upscaled copies of a copy.
+            own = f"That's one of my own posts; add :{reaction}: to the original photo to resize it."
+            return [Reply(channel, user, own, thread_ts=in_thread)]
         try:
             spec, _ = await channel_spec(services, channel)
         except UserError as error:

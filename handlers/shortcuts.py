@@ -45,6 +45,8 @@ def register(app: AsyncApp, services: Services) -> None:
             refusal = NOT_IN_DMS
         elif not files:
             refusal = "That message has no image to resize; use the shortcut on a message with a photo."
+        elif message.get("user") == await services.delivery.bot_user_id():  # its results: copies of a copy
+            refusal = "That's one of my own posts; use the shortcut on the original photo to resize it."
         else:
             refusal = await not_a_member(services, channel)
         if refusal is not None:

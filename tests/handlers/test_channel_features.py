@@ -310,3 +310,26 @@ async def test_a_reaction_in_a_thread_is_answered_in_that_thread(slack: SlackEmu
         ("You've started 1 resize jobs in the last hour, the most allowed", parent["ts"]),
     ]
     assert [u["title"] for u in slack.uploads_in_thread("C1", parent["ts"])] == ["300x300"]
+
+
+async def test_a_reaction_on_the_apps_own_results_points_to_the_original(slack: SlackEmulator, tmp_path: Path) -> None:
+    message = slack.post_user_message("C1", "U1", "our new hire", files=[slack.add_file(astronaut(), "hire.jpg")])
+    async with running_app(slack, tmp_path, DEFAULT_SIZES="300x300") as app:
+        await app.event(_reaction(message))
+        await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 1)
+        await app.services.runner.idle()
+        [result] = slack.uploads_in_thread("C1", message["ts"])
+        # Someone in the thread reacts to the results rather than to the photo: a 300x300 made again from a 300x300.
+        await app.event(_reaction(result["message"]))
+        await eventually(lambda: len(slack.ephemerals_for("U2")) == 1)
+        await app.services.runner.idle()
+        jobs = await app.services.store.recent_for_user("U2")
+    assert slack.ephemerals == [
+        {
+            "channel": "C1",
+            "user": "U2",
+            "text": "That's one of my own posts; add :frame_with_picture: to the original photo to resize it.",
+            "thread_ts": message["ts"],
+        }
+    ]
+    assert len(jobs) == 1 and len(slack.uploads_in_thread("C1", message["ts"])) == 1

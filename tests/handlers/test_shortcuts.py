@@ -206,3 +206,20 @@ async def test_a_shortcut_on_an_image_and_a_pdf_says_it_left_the_pdf_out(slack: 
         "I left out brief.pdf, which isn't an image (application/pdf); the image is being resized."
     ]
     assert [u["title"] for u in slack.uploads_in_thread("C1", message["ts"])] == ["300x300"]
+
+
+async def test_the_shortcut_on_the_apps_own_results_points_to_the_original(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    message = slack.post_user_message("C1", "U1", f"<@{BOT_USER}> 300x300", files=[slack.add_file(astronaut())])
+    async with running_app(slack, tmp_path) as app:
+        await app.event({**message, "type": "app_mention", "channel": "C1"})
+        await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 1)
+        await app.services.runner.idle()
+        [result] = slack.uploads_in_thread("C1", message["ts"])
+        await app.message_shortcut(result["message"], user="U2", response_url=slack.response_url())
+        await eventually(lambda: len(slack.ephemerals_for("U2")) == 1)
+    assert slack.ephemerals_for("U2") == [
+        "That's one of my own posts; use the shortcut on the original photo to resize it."
+    ]
+    assert not slack.opened_views

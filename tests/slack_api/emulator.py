@@ -14,6 +14,7 @@ import asyncio
 import itertools
 import json
 import math
+import mimetypes
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -453,12 +454,17 @@ class SlackEmulator:
             pending = self.pending_uploads.get(entry["id"])
             if pending is None or "data" not in pending:
                 return "file_not_found"
+            name = pending["filename"]
             meta = {
                 "id": entry["id"],
-                "name": pending["filename"],
-                "title": entry.get("title") or pending["filename"],
+                "name": name,
+                "title": entry.get("title") or name,
                 "alt_txt": pending.get("alt_txt"),
                 "size": len(pending["data"]),
+                # As Slack types an upload by its name, and links it for members to download.
+                "mimetype": mimetypes.guess_type(name)[0] or "application/octet-stream",
+                "url_private": f"{self.base_url}/files/{entry['id']}/{name}",
+                "url_private_download": f"{self.base_url}/files/{entry['id']}/{name}?download=1",
             }
             self.files[entry["id"]] = meta
             self.file_bytes[entry["id"]] = pending["data"]
