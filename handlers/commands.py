@@ -12,7 +12,7 @@ from bot.grammar import AutoCommand, HelpCommand, ParseError, ResizeCommand
 from bot.jobs.model import JobSource
 from bot.services import Services
 from bot.slack import is_slack_link
-from bot.slack.messages import not_in_dms
+from bot.slack.messages import is_direct_message, not_in_dms
 from bot.slack.views import resize_modal
 from bot.spec import describe_sizes
 from bot.user_errors import UserError, user_message
@@ -34,8 +34,8 @@ def register(app: AsyncApp, services: Services) -> None:
     @app.command("/resize")
     async def resize_command(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
         text = str(command.get("text") or "")
-        # A direct message: the app can neither read its images nor post results into it (help still works).
-        in_dm = command["channel_id"].startswith("D")
+        # A direct or group message: the app can neither read its images nor post results there (help still works).
+        in_dm = is_direct_message(command["channel_id"], command.get("channel_name"))
         if not text.strip() and in_dm:
             await ack(response_type="ephemeral", text=NOT_IN_DMS)
             return

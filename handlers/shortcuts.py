@@ -17,7 +17,7 @@ from bot.grammar import ParseError
 from bot.jobs.model import JobSource
 from bot.presets import PRESETS
 from bot.services import Services
-from bot.slack.messages import not_in_dms
+from bot.slack.messages import is_direct_message, not_in_dms
 from bot.slack.views import MODAL_ID, resize_modal
 from bot.smart_resize_api.contract import MAX_PROMPT_CHARS
 from bot.spec import ResizeSpec
@@ -40,8 +40,8 @@ def register(app: AsyncApp, services: Services) -> None:
         channel, user = shortcut["channel"]["id"], shortcut["user"]["id"]
         response_url = shortcut.get("response_url") or None
         refusal = None
-        if channel.startswith("D"):
-            # The bot is in no DM (its Messages tab is read-only): it could not post the results there.
+        if is_direct_message(channel, shortcut["channel"].get("name")):
+            # The bot is in no DM or group DM (its Messages tab is read-only): it could not post the results there.
             refusal = NOT_IN_DMS
         elif not files:
             refusal = "That message has no image to resize; use the shortcut on a message with a photo."

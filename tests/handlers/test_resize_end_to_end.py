@@ -493,3 +493,14 @@ async def test_a_link_into_slack_is_pointed_to_the_shortcut_not_fetched_as_a_web
     # Fetched without the token, Slack answers its sign-in page: 'not an image', after an anchor in the channel.
     assert (status, json.loads(body)["text"], jobs) == (200, SLACK_LINK, [])
     assert slack.calls_to("chat.postMessage") == []
+
+
+async def test_in_a_group_dm_it_says_where_to_ask_instead(slack: SlackEmulator, tmp_path: Path) -> None:
+    # A group DM's id starts as a private channel's does; Slack names it mpdm-...: the app has no scope there (no
+    # mpim:history), so a job would fail after "On it" with a sentence asking an admin for a permission.
+    group = {"channel": "G0123MPIM", "channel_name": "mpdm-ann--bob--cai-1"}
+    async with running_app(slack, tmp_path) as app:
+        answers = [await app.command(text, **group) for text in ("1080x1080", "", "auto on")]
+        jobs = await app.services.store.recent_for_user("U1")
+    assert [json.loads(body)["text"].split(":")[0] for _, body in answers] == ["I can't work in direct messages"] * 3
+    assert jobs == [] and not slack.opened_views

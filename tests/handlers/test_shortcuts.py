@@ -223,3 +223,24 @@ async def test_the_shortcut_on_the_apps_own_results_points_to_the_original(
         "That's one of my own posts; use the shortcut on the original photo to resize it."
     ]
     assert not slack.opened_views
+
+
+async def test_shortcut_in_a_group_dm_says_where_to_use_it(slack: SlackEmulator, tmp_path: Path) -> None:
+    in_group = {
+        "type": "message",
+        "user": "U2",
+        "text": "",
+        "ts": "1700000000.000100",
+        "files": [slack.add_file(astronaut())],
+    }
+    async with running_app(slack, tmp_path) as app:
+        await app.message_shortcut(
+            in_group,
+            user="U1",
+            channel="G0123MPIM",
+            channel_name="mpdm-ann--bob--cai-1",
+            response_url=slack.response_url(),
+        )
+        await eventually(lambda: len(slack.responses) == 1)
+    assert slack.opened_views == []
+    assert slack.responses[0]["text"].startswith("I can't work in direct messages")
