@@ -11,7 +11,8 @@ from slack_sdk.errors import SlackApiError
 from bot.grammar import AutoCommand, HelpCommand, ParseError, ResizeCommand
 from bot.jobs.model import JobSource
 from bot.services import Services
-from bot.slack.messages import not_in_dms
+from bot.slack import is_slack_link
+from bot.slack.messages import is_direct_message, not_in_dms
 from bot.slack.views import resize_modal
 from bot.spec import describe_sizes
 from bot.user_errors import UserError, user_message
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 # Nothing was stored (handlers.common.stored_in_time), so trying again makes one job, not a second.
 TRY_AGAIN = "Smart Resize couldn't save your request just now, so nothing was started: please try again in a moment."
 NOT_IN_DMS = not_in_dms("use `/resize` in a channel where the image is shared")
+SLACK_LINK = (
+    "That's a link into Slack, which I can't open as a web link; use *Smart resize* from the ⋯ menu of the message "
+    "that shares the image, or mention me on it."
+)
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -29,8 +34,8 @@ def register(app: AsyncApp, services: Services) -> None:
     @app.command("/resize")
     async def resize_command(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
         text = str(command.get("text") or "")
-        # A direct message: the app can neither read its images nor post results into it (help still works).
-        in_dm = command["channel_id"].startswith("D")
+        # A direct or group message: the app can neither read its images nor post results there (help still works).
+        in_dm = is_direct_message(command["channel_id"], command.get("channel_name"))
         if not text.strip() and in_dm:
             await ack(response_type="ephemeral", text=NOT_IN_DMS)
             return
@@ -73,6 +78,9 @@ def register(app: AsyncApp, services: Services) -> None:
             await respond(text=text, response_type="ephemeral")
             return
         assert isinstance(parsed, ResizeCommand)
+        if parsed.url and is_slack_link(parsed.url):  # before a job announces the link in the channel
+            await ack(response_type="ephemeral", text=SLACK_LINK)
+            return
         source = JobSource.link(parsed.url) if parsed.url else JobSource.latest()
         try:
             # Stored before the ack, which carries the answer: Slack never sends a command again.
@@ -120,6 +128,11 @@ async def channel_auto_resize(services: Services, command: AutoCommand, channel:
     if command.action == "off":
         await services.store.set_auto_sizes(channel, None, user)
         return "Auto-resize is now off in this channel."
+    # The bot hears a channel's uploads only from inside it, and a public channel shows its members to anyone: from
+    # outside, "on" would be stored and then never happen.
+    refusal = await not_a_member(services, channel)
+    if refusal is not None:
+        return refusal
     sizes = command.sizes or services.grammar.default_sizes
     await services.store.set_auto_sizes(channel, [str(size) for size in sizes], user)
     return (

@@ -18,7 +18,9 @@ from slack_sdk.errors import SlackApiError
 from bot.engine import Size, fit_outputs
 from bot.jobs.model import JobSource, Trigger
 from bot.jobs.store import store_or_network_out_of_reach
+from bot.net.errors import shown_content_type
 from bot.services import Services
+from bot.slack.messages import escape_mrkdwn
 from bot.spec import ResizeSpec
 from bot.user_errors import UserError, slack_error_message, user_message
 from bot.write_deadline import writes_begin_within
@@ -137,6 +139,26 @@ def image_files(event: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def left_out(event: dict[str, Any]) -> str | None:
+    """The sentence naming the files of a message that are not images, when it has images too: those are resized
+    and these are not, which the requester should hear rather than find out. None when every file is an image."""
+    images = image_files(event)
+    others = [file for file in event.get("files") or [] if not any(file is image for image in images)]
+    if not others or not images:
+        return None
+    going_on = "the image is being resized" if len(images) == 1 else "the images are being resized"
+    if len(others) == 1:
+        name, mimetype = str(others[0].get("name") or ""), str(others[0].get("mimetype") or "")
+        kind = shown_content_type(mimetype) if mimetype else "unknown type"
+        return f"I left out {escape_mrkdwn(name) or 'one file'}, which isn't an image ({kind}); {going_on}."
+    names = [escape_mrkdwn(str(file.get("name") or "")) or "a file" for file in others]
+    if len(names) > 3:
+        listed = f"{', '.join(names[:3])} and {len(names) - 3} more"
+    else:
+        listed = f"{', '.join(names[:-1])} and {names[-1]}"
+    return f"I left out {listed}, which aren't images; {going_on}."
+
+
 async def not_a_member(services: Services, channel: str) -> str | None:
     """The sentence to answer with when the bot is not in ``channel`` (it could post no results there), before a
     form is filled in for nothing; None when it is in, or when Slack could not say in time (the form opens, and
@@ -228,5 +250,6 @@ async def submit_images(
                 event_id=event_id,
             )
         except UserError as error:
-            return [Reply(channel, user, str(error))]
+            # In the thread when the message is a reply in one (where its sender is looking), else in the channel.
+            return [Reply(channel, user, str(error), thread_ts=thread_ts if thread_ts != message_ts else None)]
     return []

@@ -17,12 +17,12 @@ from bot.grammar import ParseError
 from bot.jobs.model import JobSource
 from bot.presets import PRESETS
 from bot.services import Services
-from bot.slack.messages import not_in_dms
+from bot.slack.messages import is_direct_message, not_in_dms
 from bot.slack.views import MODAL_ID, resize_modal
 from bot.smart_resize_api.contract import MAX_PROMPT_CHARS
 from bot.spec import ResizeSpec
 from bot.user_errors import UserError
-from handlers.common import NotStored, Reply, image_files, not_a_member, open_form, send, stored_in_time
+from handlers.common import NotStored, Reply, image_files, left_out, not_a_member, open_form, send, stored_in_time
 
 log = logging.getLogger(__name__)
 SHORTCUT_ID = "smart_resize"
@@ -40,11 +40,13 @@ def register(app: AsyncApp, services: Services) -> None:
         channel, user = shortcut["channel"]["id"], shortcut["user"]["id"]
         response_url = shortcut.get("response_url") or None
         refusal = None
-        if channel.startswith("D"):
-            # The bot is in no DM (its Messages tab is read-only): it could not post the results there.
+        if is_direct_message(channel, shortcut["channel"].get("name")):
+            # The bot is in no DM or group DM (its Messages tab is read-only): it could not post the results there.
             refusal = NOT_IN_DMS
         elif not files:
             refusal = "That message has no image to resize; use the shortcut on a message with a photo."
+        elif message.get("user") == await services.delivery.bot_user_id():  # its results: copies of a copy
+            refusal = "That's one of my own posts; use the shortcut on the original photo to resize it."
         else:
             refusal = await not_a_member(services, channel)
         if refusal is not None:
@@ -56,6 +58,7 @@ def register(app: AsyncApp, services: Services) -> None:
             "thread_ts": message.get("thread_ts") or message["ts"],
             "files": [file["id"] for file in files],
             "response_url": response_url,
+            "left_out": left_out(message),  # said once the form is submitted, with the jobs it starts
         }
         await open_form(
             services,
@@ -94,7 +97,8 @@ def register(app: AsyncApp, services: Services) -> None:
             await ack(response_action="errors", errors={"upload" if "upload" in values else "presets": SUBMIT_AGAIN})
             return
         await ack()
-        await send(services, [Reply(channel, user, text, response_url=response_url) for text in refusals])
+        said = refusals or [text for text in [metadata.get("left_out")] if isinstance(text, str)]
+        await send(services, [Reply(channel, user, text, response_url=response_url) for text in said])
 
     async def submit_form(
         body: dict[str, Any], view: dict[str, Any], metadata: dict[str, Any], file_ids: list[str], spec: ResizeSpec

@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.grammar import AutoCommand, HelpCommand, ResizeCommand
 from bot.services import Services
 from bot.user_errors import UserError, not_an_image
-from handlers.common import Reply, channel_spec, image_files, on_event, submit_images
+from handlers.common import Reply, channel_spec, image_files, left_out, on_event, submit_images
 
 AUTO_IS_A_COMMAND = (
     "A channel's auto-resize is set with `/resize auto on SIZES` or `/resize auto off` there, so nothing started; "
@@ -55,8 +55,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 "(`/resize help` lists them)."
             )
             return [Reply(channel, user, nothing_started, thread_ts=reply_in)]
-        replies = [Reply(channel, user, " ".join(notes), thread_ts=reply_in)] if notes else []
-        return replies + await submit_images(
+        refused = await submit_images(
             services,
             trigger="mention",
             channel=channel,
@@ -68,5 +67,9 @@ def register(app: AsyncApp, services: Services) -> None:
             spec=spec,
             event_id=body.get("event_id"),
         )
+        # The files left out are said once images are on their way: beside a refusal it would contradict it.
+        skipped = None if refused else left_out(event)
+        said = [*notes, skipped] if skipped else notes
+        return ([Reply(channel, user, " ".join(said), thread_ts=reply_in)] if said else []) + refused
 
     on_event(app, services, "app_mention", store_mention)

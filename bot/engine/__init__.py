@@ -5,7 +5,7 @@ Public surface: ``resize``, ``validate``, ``parse_size``, ``parse_focus`` and th
 """
 
 from .core import MAX_VARIANTS, WEB_TYPES, resize, validate, web_copy
-from .decode import image_content_type, image_size
+from .decode import image_content_type, image_size, readable_extensions
 from .errors import (
     CorruptImage,
     EngineError,
@@ -54,6 +54,7 @@ __all__ = [
     "output_pixels",
     "parse_focus",
     "parse_size",
+    "readable_extensions",
     "resize",
     "validate",
     "web_copy",

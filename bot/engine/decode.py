@@ -78,6 +78,15 @@ if _heif_opener():
 if features.check("avif"):
     SUPPORTED_FORMATS.add("AVIF")
 _FORMAT_NAMES = "JPEG, PNG, WebP, HEIC, AVIF, GIF, BMP or TIFF"
+
+
+def readable_extensions() -> list[str]:
+    """The file name extensions (``heic``, ``tif`` ...) of the formats this installation reads, for a file picker
+    that filters by them (Slack's file input)."""
+    registered = Image.registered_extensions()
+    return sorted(ext.lstrip(".") for ext, kind in registered.items() if kind in SUPPORTED_FORMATS)
+
+
 _SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that rotate by 90 degrees
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError)
 # libavif and libheif report a frame that will not decode (damaged planes, a size its header lied about, past

@@ -8,6 +8,7 @@ from bot.slack.files import (
     SlackFileHosts,
     UntrustedFileHost,
     download_slack_file,
+    is_slack_link,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "SlackFileHosts",
     "UntrustedFileHost",
     "download_slack_file",
+    "is_slack_link",
 ]

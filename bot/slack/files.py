@@ -99,6 +99,13 @@ class SlackFileHosts:
         return scheme == "https" and any(host == d or host.endswith("." + d) for d in SLACK_FILE_DOMAINS)
 
 
+def is_slack_link(url: str) -> bool:
+    """Whether a link points into Slack (a file, its page, a message): fetched as a link, without the token, Slack
+    answers its sign-in page. Any scheme, so an http:// one is caught too."""
+    host = (URL(url).host or "").lower().rstrip(".")
+    return any(host == domain or host.endswith("." + domain) for domain in SLACK_FILE_DOMAINS)
+
+
 async def download_slack_file(
     session: aiohttp.ClientSession,
     url: str,

@@ -35,6 +35,12 @@ def escape_mrkdwn(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def is_direct_message(channel_id: str, channel_name: str | None) -> bool:
+    """A DM (its id starts with D) or a group DM (Slack names it ``mpdm-...``; its id starts as a private channel's
+    does): the app has no scopes to read or post in either."""
+    return channel_id.startswith("D") or (channel_name or "").startswith("mpdm-")
+
+
 def not_in_dms(how: str) -> str:
     """Why nothing starts in a direct message (the app can neither read its images nor post there), and ``how``
     to ask instead, like "use `/resize` in a channel where the image is shared"."""

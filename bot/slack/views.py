@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from bot.engine import MAX_VARIANTS
+from bot.engine import MAX_VARIANTS, readable_extensions
 from bot.jobs.model import Job
 from bot.presets import PRESETS, presets_help
 from bot.smart_resize_api.contract import MAX_PROMPT_CHARS
@@ -27,7 +27,8 @@ def resize_modal(metadata: dict[str, Any], *, file_input: bool) -> dict[str, Any
                 "Image",
                 {
                     "type": "file_input",
-                    "filetypes": ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tiff"],
+                    # Slack's picker refuses what is not listed: every kind the engine reads (HEIC, .tif ...).
+                    "filetypes": readable_extensions(),
                     "max_files": 1,
                 },
             )

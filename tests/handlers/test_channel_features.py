@@ -266,3 +266,70 @@ async def test_app_home_lists_recent_jobs_and_how_to(slack: SlackEmulator, tmp_p
     assert ":white_check_mark: done · 300x300 · <#C1>" in text
     assert "/resize auto on" in text
     assert "instagram-story" in text
+
+
+@pytest.mark.parametrize("channel", ["C2", "G2"])
+async def test_auto_resize_is_not_turned_on_where_the_bot_cannot_see_the_uploads(
+    slack: SlackEmulator, tmp_path: Path, channel: str
+) -> None:
+    # A public channel (C2) lists its members to the bot from outside; a private one (G2) is hidden from it. Either
+    # way the bot gets no upload events there, so "on" would be a promise nothing keeps.
+    slack.add_channel(channel, members=("U1",), bot_member=False)
+    async with running_app(slack, tmp_path) as app:
+        await app.command("auto on", channel=channel, response_url=slack.response_url())
+        await eventually(lambda: len(slack.responses) == 1)
+        assert await app.services.store.auto_sizes(channel) is None
+    [answer] = slack.ephemerals_for("U1")
+    assert answer == "I'm not in this channel yet: invite me with `/invite @Smart Resize`, then try again."
+
+
+async def test_a_reaction_in_a_thread_is_answered_in_that_thread(slack: SlackEmulator, tmp_path: Path) -> None:
+    parent = slack.post_user_message("C1", "U1", "the launch")
+    words = slack.post_user_message("C1", "U1", "no picture here", thread_ts=parent["ts"])
+    mixed = slack.post_user_message(
+        "C1",
+        "U1",
+        "photo and brief",
+        files=[slack.add_file(astronaut(), "hire.jpg"), slack.add_file(b"%PDF-1.7", "brief.pdf", "application/pdf")],
+        thread_ts=parent["ts"],
+    )
+    another = slack.post_user_message(
+        "C1", "U1", "and another", files=[slack.add_file(astronaut(), "two.jpg")], thread_ts=parent["ts"]
+    )
+    async with running_app(slack, tmp_path, DEFAULT_SIZES="300x300", JOBS_PER_USER_PER_HOUR="1") as app:
+        await app.event(_reaction(words))
+        await eventually(lambda: len(slack.ephemerals) == 1)
+        await app.event(_reaction(mixed))
+        await eventually(lambda: len(slack.ephemerals) == 2)
+        await app.event(_reaction(another))  # over the hourly limit: refused
+        await eventually(lambda: len(slack.ephemerals) == 3)
+        await app.services.runner.idle()
+    assert [(e["text"].split(";")[0], e["thread_ts"]) for e in slack.ephemerals] == [
+        ("That message has no image to resize", parent["ts"]),
+        ("I left out brief.pdf, which isn't an image (application/pdf)", parent["ts"]),
+        ("You've started 1 resize jobs in the last hour, the most allowed", parent["ts"]),
+    ]
+    assert [u["title"] for u in slack.uploads_in_thread("C1", parent["ts"])] == ["300x300"]
+
+
+async def test_a_reaction_on_the_apps_own_results_points_to_the_original(slack: SlackEmulator, tmp_path: Path) -> None:
+    message = slack.post_user_message("C1", "U1", "our new hire", files=[slack.add_file(astronaut(), "hire.jpg")])
+    async with running_app(slack, tmp_path, DEFAULT_SIZES="300x300") as app:
+        await app.event(_reaction(message))
+        await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 1)
+        await app.services.runner.idle()
+        [result] = slack.uploads_in_thread("C1", message["ts"])
+        # Someone in the thread reacts to the results rather than to the photo: a 300x300 made again from a 300x300.
+        await app.event(_reaction(result["message"]))
+        await eventually(lambda: len(slack.ephemerals_for("U2")) == 1)
+        await app.services.runner.idle()
+        jobs = await app.services.store.recent_for_user("U2")
+    assert slack.ephemerals == [
+        {
+            "channel": "C1",
+            "user": "U2",
+            "text": "That's one of my own posts; add :frame_with_picture: to the original photo to resize it.",
+            "thread_ts": message["ts"],
+        }
+    ]
+    assert len(jobs) == 1 and len(slack.uploads_in_thread("C1", message["ts"])) == 1

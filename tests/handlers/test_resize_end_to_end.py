@@ -451,3 +451,56 @@ async def test_fill_is_asked_for_in_slack_and_the_comment_says_what_each_side_go
         await app.services.runner.idle()
     [upload] = slack.uploads_in_thread("C1", message["ts"])
     assert "1500x300: extended left and right: a blurred reflection." in upload["message"]["text"]
+
+
+async def test_a_mention_with_an_image_and_other_files_says_which_it_left_out(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    photo_file = slack.add_file(astronaut(), "team.jpg")
+    pdf = slack.add_file(b"%PDF-1.7 not an image", "brief.pdf", "application/pdf")
+    notes = slack.add_file(b"minutes", "notes.txt", "text/plain")
+    one = slack.post_user_message("C1", "U1", f"<@{BOT_USER}> 300x300", files=[photo_file, pdf])
+    two = slack.post_user_message("C1", "U1", f"<@{BOT_USER}> 400x400", files=[photo_file, pdf, notes])
+    async with running_app(slack, tmp_path) as app:
+        await app.event({**one, "type": "app_mention", "channel": "C1"})
+        await app.event({**two, "type": "app_mention", "channel": "C1"})
+        await eventually(lambda: len(slack.ephemerals_for("U1")) == 2)
+        await app.services.runner.idle()
+    assert [u["title"] for u in slack.uploads_in_thread("C1", one["ts"])] == ["300x300"]
+    assert sorted(slack.ephemerals_for("U1")) == [
+        "I left out brief.pdf and notes.txt, which aren't images; the image is being resized.",
+        "I left out brief.pdf, which isn't an image (application/pdf); the image is being resized.",
+    ]
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://files.slack.com/files-pri/T0123-F0456/photo.jpg",  # a file's download link
+        "<https://acme.slack.com/files/U1/F0456/photo.jpg|photo.jpg>",  # "Copy link to file", as Slack sends it
+        "https://acme.slack.com/archives/C1/p1700000000000100",  # a message's permalink
+        "https://ACME.enterprise.slack.com./files/U1/F0456/photo.jpg",
+    ],
+)
+async def test_a_link_into_slack_is_pointed_to_the_shortcut_not_fetched_as_a_web_page(
+    slack: SlackEmulator, tmp_path: Path, link: str
+) -> None:
+    from handlers.commands import SLACK_LINK
+
+    async with running_app(slack, tmp_path) as app:
+        status, body = await app.command(f"500x500 {link}")
+        jobs = await app.services.store.recent_for_user("U1")
+    # Fetched without the token, Slack answers its sign-in page: 'not an image', after an anchor in the channel.
+    assert (status, json.loads(body)["text"], jobs) == (200, SLACK_LINK, [])
+    assert slack.calls_to("chat.postMessage") == []
+
+
+async def test_in_a_group_dm_it_says_where_to_ask_instead(slack: SlackEmulator, tmp_path: Path) -> None:
+    # A group DM's id starts as a private channel's does; Slack names it mpdm-...: the app has no scope there (no
+    # mpim:history), so a job would fail after "On it" with a sentence asking an admin for a permission.
+    group = {"channel": "G0123MPIM", "channel_name": "mpdm-ann--bob--cai-1"}
+    async with running_app(slack, tmp_path) as app:
+        answers = [await app.command(text, **group) for text in ("1080x1080", "", "auto on")]
+        jobs = await app.services.store.recent_for_user("U1")
+    assert [json.loads(body)["text"].split(":")[0] for _, body in answers] == ["I can't work in direct messages"] * 3
+    assert jobs == [] and not slack.opened_views

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from handlers.common import FORM_TOO_SLOW
-from tests.images import astronaut
+from tests.images import astronaut, astronaut_heic
 from tests.slack_api.emulator import BOT_USER, SlackEmulator
 from tests.slack_api.harness import eventually, form_values, running_app
 
@@ -104,6 +104,22 @@ async def test_resize_without_arguments_opens_an_upload_modal(slack: SlackEmulat
     assert [u["title"] for u in slack.uploads_in_thread("C1", anchors[0]["ts"])] == ["320x320"]
 
 
+async def test_the_upload_form_takes_every_kind_of_image_the_engine_reads(slack: SlackEmulator, tmp_path: Path) -> None:
+    # Slack's file input refuses, at the picker, any file whose extension is not listed: an iPhone's IMG_0042.HEIC
+    # or a scanner's .tif could not be chosen, though the engine reads both.
+    file = slack.add_file(astronaut_heic(), "IMG_0042.HEIC", "image/heic")
+    async with running_app(slack, tmp_path) as app:
+        await app.command("")
+        await eventually(lambda: len(slack.opened_views) == 1)
+        view = slack.opened_views[0]
+        accepted = set(view["blocks"][0]["element"]["filetypes"])
+        await app.submit_view(view, form_values(sizes="320x240", upload=[{"id": file["id"]}]), user="U1")
+        await eventually(lambda: len(slack.calls_to("files.completeUploadExternal")) == 1)
+        await app.services.runner.idle()
+    assert {"jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "avif"} <= accepted
+    assert file["name"].rsplit(".", 1)[1].lower() in accepted
+
+
 INVITE = "I'm not in this channel yet: invite me with `/invite @Smart Resize`, then try again."
 
 
@@ -174,3 +190,57 @@ async def test_a_form_slack_will_not_open_is_said_in_one_sentence_with_no_traceb
     assert slack.ephemerals_for("U1") == [FORM_TOO_SLOW, FORM_TOO_SLOW]
     assert caplog.text.count("did not open: Slack answered expired_trigger_id") == 2
     assert not [record for record in caplog.records if record.exc_info]
+
+
+async def test_a_shortcut_on_an_image_and_a_pdf_says_it_left_the_pdf_out(slack: SlackEmulator, tmp_path: Path) -> None:
+    image = slack.add_file(astronaut(), "crew.jpg")
+    pdf = slack.add_file(b"%PDF-1.7 not an image", "brief.pdf", "application/pdf")
+    message = slack.post_user_message("C1", "U1", "both", files=[image, pdf])
+    async with running_app(slack, tmp_path) as app:
+        await app.message_shortcut(message, user="U1")
+        await eventually(lambda: len(slack.opened_views) == 1)
+        await app.submit_view(slack.opened_views[0], form_values(sizes="300x300"), user="U1")
+        await eventually(lambda: len(slack.ephemerals_for("U1")) == 1)
+        await app.services.runner.idle()
+    assert slack.ephemerals_for("U1") == [
+        "I left out brief.pdf, which isn't an image (application/pdf); the image is being resized."
+    ]
+    assert [u["title"] for u in slack.uploads_in_thread("C1", message["ts"])] == ["300x300"]
+
+
+async def test_the_shortcut_on_the_apps_own_results_points_to_the_original(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    message = slack.post_user_message("C1", "U1", f"<@{BOT_USER}> 300x300", files=[slack.add_file(astronaut())])
+    async with running_app(slack, tmp_path) as app:
+        await app.event({**message, "type": "app_mention", "channel": "C1"})
+        await eventually(lambda: len(slack.uploads_in_thread("C1", message["ts"])) == 1)
+        await app.services.runner.idle()
+        [result] = slack.uploads_in_thread("C1", message["ts"])
+        await app.message_shortcut(result["message"], user="U2", response_url=slack.response_url())
+        await eventually(lambda: len(slack.ephemerals_for("U2")) == 1)
+    assert slack.ephemerals_for("U2") == [
+        "That's one of my own posts; use the shortcut on the original photo to resize it."
+    ]
+    assert not slack.opened_views
+
+
+async def test_shortcut_in_a_group_dm_says_where_to_use_it(slack: SlackEmulator, tmp_path: Path) -> None:
+    in_group = {
+        "type": "message",
+        "user": "U2",
+        "text": "",
+        "ts": "1700000000.000100",
+        "files": [slack.add_file(astronaut())],
+    }
+    async with running_app(slack, tmp_path) as app:
+        await app.message_shortcut(
+            in_group,
+            user="U1",
+            channel="G0123MPIM",
+            channel_name="mpdm-ann--bob--cai-1",
+            response_url=slack.response_url(),
+        )
+        await eventually(lambda: len(slack.responses) == 1)
+    assert slack.opened_views == []
+    assert slack.responses[0]["text"].startswith("I can't work in direct messages")

@@ -14,6 +14,7 @@ import asyncio
 import itertools
 import json
 import math
+import mimetypes
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -385,17 +386,26 @@ class SlackEmulator:
         # The parent first, then the replies oldest first: a busy thread's newest replies are on later pages.
         return _page(parent + _between(self.thread(channel.id, ts), params), params)
 
+    def _visible_channel(self, params: dict[str, Any]) -> Channel | str:
+        """A channel as conversations.info and .members see it: a public one whether or not the bot is in it
+        (channels:read is enough, and neither method has a not_in_channel error), a private one (G...) only from
+        inside; from outside it does not exist."""
+        channel = self.channels.get(str(params.get("channel", "")))
+        if channel is None or (channel.id.startswith("G") and BOT_USER not in channel.members):
+            return "channel_not_found"
+        return channel
+
     def _conversations_members(self, params: dict[str, Any]) -> dict[str, Any] | str:
-        channel = self._member_channel(params)
+        channel = self._visible_channel(params)
         if isinstance(channel, str):
             return channel
         return {"members": sorted(channel.members), "response_metadata": {"next_cursor": ""}}
 
     def _conversations_info(self, params: dict[str, Any]) -> dict[str, Any] | str:
-        # As for a public channel: anyone may read it, and is_member says whether the bot is in it.
-        channel = self.channels.get(str(params.get("channel", "")))
-        if channel is None:
-            return "channel_not_found"
+        # is_member says whether the bot is in it.
+        channel = self._visible_channel(params)
+        if isinstance(channel, str):
+            return channel
         return {"channel": {"id": channel.id, "is_member": BOT_USER in channel.members}}
 
     def _views_open(self, params: dict[str, Any]) -> dict[str, Any] | str:
@@ -444,12 +454,17 @@ class SlackEmulator:
             pending = self.pending_uploads.get(entry["id"])
             if pending is None or "data" not in pending:
                 return "file_not_found"
+            name = pending["filename"]
             meta = {
                 "id": entry["id"],
-                "name": pending["filename"],
-                "title": entry.get("title") or pending["filename"],
+                "name": name,
+                "title": entry.get("title") or name,
                 "alt_txt": pending.get("alt_txt"),
                 "size": len(pending["data"]),
+                # As Slack types an upload by its name, and links it for members to download.
+                "mimetype": mimetypes.guess_type(name)[0] or "application/octet-stream",
+                "url_private": f"{self.base_url}/files/{entry['id']}/{name}",
+                "url_private_download": f"{self.base_url}/files/{entry['id']}/{name}?download=1",
             }
             self.files[entry["id"]] = meta
             self.file_bytes[entry["id"]] = pending["data"]

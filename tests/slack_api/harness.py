@@ -72,12 +72,21 @@ class RunningApp:
         return answers
 
     async def command(
-        self, text: str, *, channel: str = "C1", user: str = "U1", response_url: str = "", trigger_id: str | None = None
+        self,
+        text: str,
+        *,
+        channel: str = "C1",
+        user: str = "U1",
+        response_url: str = "",
+        trigger_id: str | None = None,
+        channel_name: str | None = None,
     ) -> tuple[int, str]:
+        """``channel_name``: as Slack names it there (``directmessage`` in a DM, ``mpdm-a--b--c-1`` in a group DM)."""
         form = {
             "token": "legacy",
             "team_id": TEAM,
             "channel_id": channel,
+            "channel_name": channel_name or ("directmessage" if channel.startswith("D") else "general"),
             "user_id": user,
             "command": "/resize",
             "text": text,
@@ -126,7 +135,13 @@ class RunningApp:
         )
 
     async def message_shortcut(
-        self, message: dict[str, Any], *, user: str, channel: str = "C1", response_url: str = ""
+        self,
+        message: dict[str, Any],
+        *,
+        user: str,
+        channel: str = "C1",
+        response_url: str = "",
+        channel_name: str | None = None,
     ) -> tuple[int, str]:
         payload = {
             "type": "message_action",
@@ -134,7 +149,10 @@ class RunningApp:
             "trigger_id": uuid.uuid4().hex,
             "team": {"id": TEAM},
             "user": {"id": user},
-            "channel": {"id": channel},
+            "channel": {
+                "id": channel,
+                "name": channel_name or ("directmessage" if channel.startswith("D") else "general"),
+            },
             "message": message,
             "message_ts": message["ts"],
             "response_url": response_url,
