@@ -99,10 +99,18 @@ SLACK_CONNECT_DENIED = (
 )
 
 
+HIDDEN_BY_PLAN = (
+    "Slack is hiding that file: on this workspace's plan, files older than its history limit can't be opened. "
+    "Upload the image again and ask on the new message."
+)
+NO_DOWNLOAD = "Slack gave me no way to download that file; upload the image again and ask on the new message."
+
+
 def not_an_image(name: str, mimetype: str) -> str:
     """A Slack file that is not an image, by the name and type Slack gives it."""
     kind = shown_content_type(mimetype) if mimetype else "unknown type"
-    return f"{escape_mrkdwn(name) or 'That file'} isn't an image ({kind}); share a JPEG, PNG or WebP."
+    formats = "JPEG, PNG, WebP, HEIC, AVIF, GIF, BMP or TIFF"
+    return f"{escape_mrkdwn(name) or 'That file'} isn't an image ({kind}); share a {formats} image."
 
 
 def external_file_message(service: str) -> str:

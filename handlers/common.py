@@ -130,12 +130,14 @@ async def _first_answer(services: Services, event_id: str | None) -> bool:
 
 def image_files(event: dict[str, Any]) -> list[dict[str, Any]]:
     files: list[dict[str, Any]] = event.get("files") or []
-    # A Slack Connect file may come without its type: checked (or refused in a sentence) when the job runs.
+    # A Slack Connect file may come without its type, and one a free plan hides past its history limit comes as its
+    # id alone: checked (or refused in a sentence) when the job runs.
     return [
         f
         for f in files
         if str(f.get("mimetype", "")).startswith("image/")
         or f.get("file_access") in ("check_file_info", "access_denied")
+        or f.get("mode") == "hidden_by_limit"
     ]
 
 

@@ -93,7 +93,7 @@ def test_every_other_failure_speaks_for_itself_or_is_generic() -> None:
 
 def test_a_file_that_is_not_an_image_is_named_as_slack_shows_it() -> None:
     assert not_an_image("brief.pdf", "application/pdf") == (
-        "brief.pdf isn't an image (application/pdf); share a JPEG, PNG or WebP."
+        "brief.pdf isn't an image (application/pdf); share a JPEG, PNG, WebP, HEIC, AVIF, GIF, BMP or TIFF image."
     )
     # The name is the uploader's own text: shown as it is, never read as Slack markup.
     assert not_an_image("<!channel>.pdf", "").startswith("&lt;!channel&gt;.pdf isn't an image (unknown type)")

@@ -46,7 +46,15 @@ from bot.slack.messages import escape_mrkdwn, progress_blocks
 from bot.slack.reactions import StatusReactions
 from bot.slack.uploads import Outgoing, UploadProgress, UploadRecord
 from bot.smart_resize_api.retry import RetryPolicy, compute_delay
-from bot.user_errors import SLACK_CONNECT_DENIED, UserError, external_file_message, not_an_image, user_message
+from bot.user_errors import (
+    HIDDEN_BY_PLAN,
+    NO_DOWNLOAD,
+    SLACK_CONNECT_DENIED,
+    UserError,
+    external_file_message,
+    not_an_image,
+    user_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -400,6 +408,8 @@ class JobRunner:
             # Slack Connect (and the modal's uploads) give only the id: files.info has the rest, or access_denied.
             info = await self.client.files_info(file=file["id"])
             file = dict(info["file"])
+        if file.get("mode") == "hidden_by_limit":  # a free plan's file past its history limit: its id alone
+            raise UserError(HIDDEN_BY_PLAN)
         if file.get("is_external"):  # a Google Drive or Dropbox file shown in Slack: no bytes of it are in Slack
             raise UserError(external_file_message(str(file.get("external_type") or "another service").title()))
         mimetype = str(file.get("mimetype", ""))
@@ -408,7 +418,9 @@ class JobRunner:
         if int(file.get("size") or 0) > self.config.max_download_bytes:
             limit_mb = self.config.max_download_bytes // (1024 * 1024)
             raise UserError(f"That image is larger than {limit_mb} MB; share a smaller or more compressed version.")
-        url = file.get("url_private_download") or file["url_private"]
+        url = file.get("url_private_download") or file.get("url_private")
+        if not url:
+            raise UserError(NO_DOWNLOAD)
         try:
             return await download_slack_file(
                 self.slack_session,

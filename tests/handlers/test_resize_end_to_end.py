@@ -344,7 +344,9 @@ async def test_a_mention_on_a_file_that_is_not_an_image_names_it_as_a_job_would(
         await app.services.runner.idle()
         jobs = await app.services.store.recent_for_user("U1")
     mentioned, submitted = slack.ephemerals_for("U1")
-    assert mentioned == "brief.pdf isn't an image (application/pdf); share a JPEG, PNG or WebP."
+    assert mentioned == (
+        "brief.pdf isn't an image (application/pdf); share a JPEG, PNG, WebP, HEIC, AVIF, GIF, BMP or TIFF image."
+    )
     assert submitted == mentioned  # one wording, whichever way the file came
     assert [job.trigger for job in jobs] == ["modal"]  # the mention started nothing
 
@@ -424,6 +426,32 @@ async def test_slack_connect_files_are_read_through_files_info_or_refused_in_one
     assert [u["title"] for u in slack.uploads_in_thread("C1", checked["ts"])] == ["300x300"]
     assert slack.ephemerals_for("U1") == [SLACK_CONNECT_DENIED, SLACK_CONNECT_DENIED]
     assert [call["file"] for call in slack.calls_to("files.info")][:2] == ["FDENIED1", shared["id"]]
+    assert "Traceback" not in caplog.text and all(r.exc_info is None for r in caplog.records)
+
+
+async def test_a_file_slack_hides_or_gives_no_link_to_gets_one_sentence(
+    slack: SlackEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A free plan hides files past its history limit: Slack sends their id and ``mode: hidden_by_limit`` alone, in
+    the event and from files.info. And a file files.info describes without a link to its bytes."""
+    from bot.user_errors import HIDDEN_BY_PLAN, NO_DOWNLOAD
+
+    slack.files["FOLD0001"] = {"id": "FOLD0001", "mode": "hidden_by_limit"}
+    linkless = slack.add_file(astronaut(), "linkless.jpg")
+    del slack.files[linkless["id"]]["url_private"], slack.files[linkless["id"]]["url_private_download"]
+    hidden = slack.post_user_message(
+        "C1", "U1", f"<@{BOT_USER}> 300x300", files=[{"id": "FOLD0001", "mode": "hidden_by_limit"}]
+    )
+    unlinked = slack.post_user_message(
+        "C1", "U1", f"<@{BOT_USER}> 300x300", files=[{"id": linkless["id"], "file_access": "check_file_info"}]
+    )
+    async with running_app(slack, tmp_path) as app:
+        await app.event({**hidden, "type": "app_mention", "channel": "C1"})
+        await app.services.runner.idle()
+        await app.event({**unlinked, "type": "app_mention", "channel": "C1"})
+        await app.services.runner.idle()
+    assert slack.ephemerals_for("U1") == [HIDDEN_BY_PLAN, NO_DOWNLOAD]
+    assert not slack.downloads
     assert "Traceback" not in caplog.text and all(r.exc_info is None for r in caplog.records)
 
 
