@@ -17,12 +17,13 @@ from bot.backends import SUBMIT_IN_FLIGHT, BackendResult, RemoteId, ResizedImage
 from bot.engine import WEB_TYPES, Limits, image_size
 from bot.engine.pool import EnginePool
 from bot.engine.prompts import MODE_PHRASES, focus_prompt
-from bot.smart_resize_api.client import SmartResizeClient, may_pass, submit_may_have_run
-from bot.smart_resize_api.contract import MAX_PROMPT_CHARS, ContractError, SmartResizeRequest
+from bot.smart_resize_api.client import JobHandle, SmartResizeClient, may_pass, submit_may_have_run
+from bot.smart_resize_api.contract import MAX_PROMPT_CHARS, ContractError, SmartResizeRequest, StatusResponse
 from bot.smart_resize_api.errors import (
     BadRequest,
     DownloadWrongType,
     JobFailed,
+    JobTimedOut,
     MalformedResponse,
     SmartResizeError,
 )
@@ -143,9 +144,9 @@ class HostedBackend:
                 remote_id = submitted.request_id
                 await remote.save(remote_id)
                 # Its status came with the submit: the first poll is due an interval later.
-                status = await self.client.wait(submitted)
+                status = await self._wait(submitted, remote_id)
         else:
-            status = await self.client.wait(remote_id)  # after a restart: only the id is known, polled at once
+            status = await self._wait(remote_id, remote_id)  # after a restart: only the id is known, polled at once
         urls = status.media_urls
         if not urls:
             raise MalformedResponse("Job COMPLETED without any image", request_id=remote_id)
@@ -171,6 +172,15 @@ class HostedBackend:
                 "The hosted Smart Resize API fills extended canvases its own way; the fill option was not sent."
             )
         return BackendResult(images=images, notes=notes)
+
+    async def _wait(self, job: JobHandle | str, remote_id: str) -> StatusResponse:
+        """Poll a paid job to its end. The service keeps working on it whatever our poll meets, so a deadline
+        passed or a garbled answer (a proxy's error page) is not the job's end: the runner tries again later, and
+        that attempt polls the stored id again rather than paying for a second submit."""
+        try:
+            return await self.client.wait(job)
+        except (JobTimedOut, MalformedResponse) as error:
+            raise TransientError(f"{error}; polling {remote_id} again later", api_error_message(error)) from None
 
 
 def _backend_error(error: SmartResizeError, *, linked: bool) -> TransientError | UserError:

@@ -181,6 +181,47 @@ async def test_status_blips_are_retried_without_a_second_paid_submit(tmp_path: P
     assert [u["title"] for u in uploads] == ["300x300"]
 
 
+async def test_a_garbled_poll_answer_polls_the_paid_job_again_instead_of_ending_it(tmp_path: Path) -> None:
+    """A gateway's own JSON answered 200 to a status read: the service still has the job (and its charge), so the
+    next attempt polls the same id again; ending the job there would have the requester pay for a second one."""
+    api = await FaultServer().start()
+    api.progression = [Status.COMPLETED]
+    api.script("status_get", respond(200, {"message": "upstream timed out"}))  # a gateway's own JSON
+    outcome = await _resize_with(api, tmp_path)
+    assert api.count("submit") == 1
+    assert api.count("status_get") == 2
+    assert [u["title"] for u in outcome.uploads] == ["300x300"]
+    assert outcome.notices == []
+    assert [job.state for job in outcome.jobs] == ["done"]
+
+
+async def test_a_paid_job_past_the_poll_deadline_is_polled_again_not_ended(tmp_path: Path) -> None:
+    """Still PROCESSING when wait()'s deadline passes: the service goes on (and charges), so the job is tried again
+    later on the same id, and delivered once, with one submit."""
+    from bot.backends.hosted import HostedBackend
+
+    api = await FaultServer().start()
+    api.progression = [Status.PROCESSING] * 4 + [Status.COMPLETED]
+    try:
+        async with SlackEmulator() as slack:
+            slack.add_channel("C1", members=("U1",))
+            message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "crew.jpg")])
+            async with running_app(slack, tmp_path, **_hosted(api)) as app:
+                backend = app.services.backend
+                assert isinstance(backend, HostedBackend)
+                backend.client.deadline = 0.5  # two or three polls of the pacing's 0.2-0.3 s
+                await app.command("300x300")
+                await app.services.runner.idle()
+                [job] = await app.services.store.recent_for_user("U1")
+            uploads, notices = slack.uploads_in_thread("C1", message["ts"]), slack.ephemerals_for("U1")
+    finally:
+        await api.close()
+    assert api.count("submit") == 1
+    assert api.count("status_get") == 5
+    assert [u["title"] for u in uploads] == ["300x300"]
+    assert notices == [] and job.state == "done"
+
+
 async def _left_by_a_crash(tmp_path: Path, file: dict[str, Any], message_ts: str, remote_id: str) -> Job:
     """A 300x300 job of ``file`` as a process killed while it was resizing leaves it: anchored, with ``remote_id``."""
     store = SqliteJobStore(tmp_path / "jobs.db")
