@@ -141,6 +141,18 @@ def image_files(event: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+async def message_at(services: Services, channel: str, ts: str) -> dict[str, Any] | None:
+    """The message at ``ts``, whether it is in the channel or a thread reply; None when Slack has none there."""
+    response = await services.client.conversations_history(channel=channel, latest=ts, inclusive=True, limit=1)
+    messages: list[dict[str, Any]] = response.get("messages", [])
+    if messages and messages[0].get("ts") == ts:
+        return messages[0]
+    replies = await services.client.conversations_replies(channel=channel, ts=ts, latest=ts, inclusive=True, limit=1)
+    thread: list[dict[str, Any]] = replies.get("messages", [])
+    found = [m for m in thread if m.get("ts") == ts]
+    return found[0] if found else None
+
+
 def left_out(event: dict[str, Any]) -> str | None:
     """The sentence naming the files of a message that are not images, when it has images too: those are resized
     and these are not, which the requester should hear rather than find out. None when every file is an image."""

@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.services import Services
 from bot.user_errors import UserError, user_message
-from handlers.common import Reply, channel_spec, image_files, left_out, on_event, submit_images
+from handlers.common import Reply, channel_spec, image_files, left_out, message_at, on_event, submit_images
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -24,7 +24,7 @@ def register(app: AsyncApp, services: Services) -> None:
         channel, ts, user = item["channel"], item["ts"], event.get("user", "")
         try:
             # Before the ack too, and so within its deadline: the message's files are what the jobs are made of.
-            message = await _message(services, channel, ts)
+            message = await message_at(services, channel, ts)
         except SlackApiError as error:
             return [Reply(channel, user, user_message(error))]
         files = image_files(message or {})
@@ -57,15 +57,3 @@ def register(app: AsyncApp, services: Services) -> None:
         return refused or ([Reply(channel, user, skipped, thread_ts=in_thread)] if skipped else [])
 
     on_event(app, services, "reaction_added", store_reaction)
-
-
-async def _message(services: Services, channel: str, ts: str) -> dict[str, Any] | None:
-    """The reacted-to message, whether it is in the channel or a thread reply."""
-    response = await services.client.conversations_history(channel=channel, latest=ts, inclusive=True, limit=1)
-    messages: list[dict[str, Any]] = response.get("messages", [])
-    if messages and messages[0].get("ts") == ts:
-        return messages[0]
-    replies = await services.client.conversations_replies(channel=channel, ts=ts, latest=ts, inclusive=True, limit=1)
-    thread: list[dict[str, Any]] = replies.get("messages", [])
-    found = [m for m in thread if m.get("ts") == ts]
-    return found[0] if found else None

@@ -1,15 +1,16 @@
-"""@mention the app on a message with images: each image is resized into that message's thread."""
+"""@mention the app on a message with images, or in the thread of one: each image is resized into that thread."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 
 from bot.grammar import AutoCommand, HelpCommand, ResizeCommand
 from bot.services import Services
-from bot.user_errors import UserError, not_an_image
-from handlers.common import Reply, channel_spec, image_files, left_out, on_event, submit_images
+from bot.user_errors import UserError, not_an_image, user_message
+from handlers.common import Reply, channel_spec, image_files, left_out, message_at, on_event, submit_images
 
 AUTO_IS_A_COMMAND = (
     "A channel's auto-resize is set with `/resize auto on SIZES` or `/resize auto off` there, so nothing started; "
@@ -28,15 +29,22 @@ def register(app: AsyncApp, services: Services) -> None:
             return [Reply(channel, user, grammar.help_text(), thread_ts=reply_in)]
         if isinstance(parsed, AutoCommand):  # a channel's setting, changed where membership can be checked
             return [Reply(channel, user, AUTO_IS_A_COMMAND, thread_ts=reply_in)]
-        files = image_files(event)
+        files, source = image_files(event), event
+        if not files and not event.get("files") and reply_in and reply_in != ts:
+            # A mention in a photo's thread ("@Smart Resize 1080x1080" under it) means the photo that opened it.
+            try:
+                source = await message_at(services, channel, reply_in) or {}
+            except SlackApiError as error:
+                return [Reply(channel, user, user_message(error), thread_ts=reply_in)]
+            files, ts = image_files(source), reply_in
         if not files:
             shared = event.get("files") or []
             if shared:  # they did share a file with the mention: it is the file that is wrong
                 answer = not_an_image(str(shared[0].get("name") or ""), str(shared[0].get("mimetype") or ""))
             else:
                 answer = (
-                    "Mention me in the same message that shares the image, or use `/resize` after sharing it; "
-                    "`/resize help` lists sizes and presets."
+                    "Mention me in the message that shares the image or in its thread, or use `/resize` after "
+                    "sharing it; `/resize help` lists sizes and presets."
                 )
             return [Reply(channel, user, answer, thread_ts=reply_in)]
         command = parsed if isinstance(parsed, ResizeCommand) else grammar.default_command()
@@ -68,7 +76,7 @@ def register(app: AsyncApp, services: Services) -> None:
             event_id=body.get("event_id"),
         )
         # The files left out are said once images are on their way: beside a refusal it would contradict it.
-        skipped = None if refused else left_out(event)
+        skipped = None if refused else left_out(source)
         said = [*notes, skipped] if skipped else notes
         return ([Reply(channel, user, " ".join(said), thread_ts=reply_in)] if said else []) + refused
 

@@ -172,7 +172,7 @@ async def test_a_mentions_answer_is_said_once_when_slack_sends_its_event_again(
         await app.event(event, event_id="Ev1", retry_num=2)
         await eventually(lambda: caplog.text.count("Ev1 delivered again") == 2)
     [answer] = slack.ephemerals_for("U1")
-    assert answer.startswith("Mention me in the same message that shares the image")
+    assert answer.startswith("Mention me in the message that shares the image or in its thread")
 
 
 async def test_two_replicas_given_one_event_answer_it_once(
@@ -479,6 +479,22 @@ async def test_fill_is_asked_for_in_slack_and_the_comment_says_what_each_side_go
         await app.services.runner.idle()
     [upload] = slack.uploads_in_thread("C1", message["ts"])
     assert "1500x300: extended left and right: a blurred reflection." in upload["message"]["text"]
+
+
+async def test_a_mention_in_a_photos_thread_resizes_that_photo_into_it(slack: SlackEmulator, tmp_path: Path) -> None:
+    photo_message = _share(slack)
+    asked = slack.post_user_message("C1", "U1", f"<@{BOT_USER}> 300x300", thread_ts=photo_message["ts"])
+    plain = slack.post_user_message("C1", "U1", "no photo here")
+    unanswerable = slack.post_user_message("C1", "U1", f"<@{BOT_USER}> 300x300", thread_ts=plain["ts"])
+    async with running_app(slack, tmp_path) as app:
+        await app.event({**asked, "type": "app_mention", "channel": "C1"})
+        await app.event({**unanswerable, "type": "app_mention", "channel": "C1"})
+        await eventually(lambda: len(slack.ephemerals_for("U1")) == 1)
+        await app.services.runner.idle()
+    assert [u["title"] for u in slack.uploads_in_thread("C1", photo_message["ts"])] == ["300x300"]
+    assert slack.uploads_in_thread("C1", plain["ts"]) == []
+    [answer] = slack.ephemerals_for("U1")
+    assert answer.startswith("Mention me in the message that shares the image or in its thread")
 
 
 async def test_a_mention_with_an_image_and_other_files_says_which_it_left_out(
