@@ -233,7 +233,8 @@ def main() -> None:
         for name, scores in _measure(photo).items():
             results[(_group(row), row["family"], name)].append(scores)
     print(machine_line())
-    print(f"{len(rows)} photos; medians of 3 timings (one for a method that takes a second); time as a ratio to the {BASELINE}\n")
+    timings = "medians of 3 timings (1 for a method that takes a second)"
+    print(f"{len(rows)} photos; {timings}; time as a ratio to the {BASELINE}\n")
     print(_summary(results, args.markdown))
     for group in GROUPS:
         for family in sorted({f for (g, f, _) in results if g == group}):
