@@ -86,6 +86,26 @@ async def test_the_run_command_with_a_refused_token_exits_within_10_s_with_one_l
     ]
 
 
+async def test_the_run_command_with_a_line_break_in_a_token_exits_2_with_one_line(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    # python-dotenv turns \n inside double quotes into a line break; the HTTP client refuses such a header with a
+    # ValueError, which reached the operator as a traceback and exit 1.
+    process = await _run_command(
+        tmp_path,
+        f'SLACK_BOT_TOKEN="xoxb-test-1\\nemulator"\nSLACK_APP_TOKEN={APP_TOKEN}\nSLACK_API_URL={slack.api_url}\n'
+        f"PORT={free_port()}\nENGINE_WORKERS=1\n",
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2
+    assert "Traceback" not in stderr.decode()
+    assert stderr.decode().splitlines() == [
+        "Smart Resize can't start:",
+        "  - SLACK_BOT_TOKEN holds spaces, line breaks or other characters no Slack token or secret has; copy the "
+        "token alone from OAuth & Permissions > Bot User OAuth Token at https://api.slack.com/apps into .env.",
+    ]
+
+
 async def test_a_job_accepted_before_a_restart_with_a_refused_token_runs_once_the_token_is_right(
     slack: SlackEmulator, tmp_path: Path
 ) -> None:
