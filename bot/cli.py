@@ -158,7 +158,7 @@ def _resize(args: argparse.Namespace) -> int:
         validate(request, limits)
         # Where the results go is checked before any work, so a typo costs nothing.
         out_dir = _output_folder(Path(args.out))
-        explain = _crop_map_path(Path(args.explain)) if args.explain else None
+        explain = _crop_map_path(Path(args.explain), out_dir) if args.explain else None
         data = _read_input(Path(args.input), limits)
         if (models := missing_warning()) is not None:
             print(f"smart-resize: warning: {models}", file=sys.stderr)
@@ -243,11 +243,17 @@ def _create_folder(path: Path) -> None:
 _CROP_MAP_FORMATS = {".jpg": None, ".jpeg": None, ".png": "PNG", ".webp": "WEBP"}
 
 
-def _crop_map_path(path: Path) -> Path:
+def _crop_map_path(path: Path, out_dir: Path) -> Path:
+    """``path`` checked, before any work, as a crop map's name in a folder it can be written to: one that exists,
+    or the ``--out`` folder, which is made with the images (``--out out/ --explain out/crop-map.jpg``)."""
     if path.is_dir():
         raise CliError(f"--explain {path} is a folder; give a file name for the crop map, like {path / 'map.jpg'}.")
-    if not path.parent.is_dir():
-        raise CliError(f"--explain {path}: the folder {path.parent} does not exist; create it or choose another.")
+    folder = path.parent
+    if os.path.abspath(folder) != os.path.abspath(out_dir):  # --out's own folder was checked as that
+        if not folder.is_dir():
+            raise CliError(f"--explain {path}: the folder {folder} does not exist; create it or choose another.")
+        if not os.access(folder, os.W_OK | os.X_OK):  # found now, not after the images are written
+            raise CliError(f"--explain {path}: can't write in {folder}; choose a folder you may write to.")
     if path.suffix.lower() not in _CROP_MAP_FORMATS:
         raise CliError(
             f"--explain {path}: the crop map can be .jpg, .png or .webp; name it like {path.with_suffix('.jpg')}."

@@ -33,11 +33,8 @@ def test_tokens_never_reach_a_log_line(caplog: pytest.LogCaptureFixture) -> None
 
 
 def _app_env() -> dict[str, str]:
-    """This environment without a developer's Slack, API or database settings, importing this checkout's bot (not
-    whichever one the venv has installed in editable mode)."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("SLACK_", "PIXAZO_", "DATABASE_"))}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parents[1]), env.get("PYTHONPATH")]))
-    return env
+    """This environment without a developer's Slack, API or database settings."""
+    return {key: value for key, value in os.environ.items() if not key.startswith(("SLACK_", "PIXAZO_", "DATABASE_"))}
 
 
 def _start(cwd: Path) -> subprocess.CompletedProcess[str]:
