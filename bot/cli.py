@@ -105,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _resize(args)
     except CliError as error:
         return _fail(str(error))
+    except KeyboardInterrupt:  # Ctrl-C mid-resize: one line like any other early end, and the shell's code for it
+        print("smart-resize: stopped; no image was left half written.", file=sys.stderr)
+        return 130
 
 
 _LOOKS_NEGATIVE = re.compile(r"-[\d.]")
@@ -299,6 +302,9 @@ def _write(path: Path, data: bytes) -> None:
     except OSError as error:
         partial.unlink(missing_ok=True)
         raise CliError(f"Can't write {path}: {error.strerror or error}.") from None
+    except KeyboardInterrupt:  # Ctrl-C half way: no partial file left behind either
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def _file_name(stem: str, output: Output) -> str:
