@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("resize", help="resize one image into one or more sizes")
-    run.add_argument("input", metavar="INPUT", help="image file (JPEG, PNG, WebP, GIF, BMP or TIFF)")
+    run.add_argument("input", metavar="INPUT", help="image file (JPEG, PNG, WebP, HEIC, AVIF, GIF, BMP or TIFF)")
     run.add_argument(
         "--size",
         action="append",
@@ -94,7 +94,7 @@ def _port(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(_focus_attached(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(_values_attached(sys.argv[1:] if argv is None else argv))
     load_dotenv(find_dotenv(usecwd=True))  # the app's .env: one DATABASE_URL, and the same MAX_* caps
     if args.command == "serve":
         # The server pulls in aiohttp; resize-only use does not need it.
@@ -111,12 +111,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 _LOOKS_NEGATIVE = re.compile(r"-[\d.]")
+# Options whose value can be mistyped with a leading "-" (the value's own check then says what is wrong with it),
+# each with the shortest abbreviation argparse takes for it (--fo could be --format too).
+_SIGNED_VALUES = {"--focus": "--foc", "--size": "--si"}
 
 
-def _focus_attached(argv: Sequence[str]) -> list[str]:
-    """``--focus -0.5,0.5`` as ``--focus=-0.5,0.5``: argparse takes a word that starts with "-" (and is not one
-    plain negative number) for an option, and would say "expected one argument" where the point's own check says
-    what is wrong with it."""
+def _values_attached(argv: Sequence[str]) -> list[str]:
+    """``--focus -0.5,0.5`` as ``--focus=-0.5,0.5`` (and ``--size -100x100`` likewise): argparse takes a word that
+    starts with "-" (and is not one plain negative number) for an option, and would say "expected one argument"
+    where the point's or the size's own check says what is wrong with it."""
     words: list[str] = []
     at = 0
     while at < len(argv):
@@ -124,9 +127,12 @@ def _focus_attached(argv: Sequence[str]) -> list[str]:
         if word == "--":  # the rest are not options
             words.extend(argv[at:])
             break
-        # --focus, or as argparse takes it abbreviated (--foc), then a value that starts with "-"
-        if len(word) >= 5 and "--focus".startswith(word) and at + 1 < len(argv) and _LOOKS_NEGATIVE.match(argv[at + 1]):
-            words.append(f"--focus={argv[at + 1]}")
+        # the option, or as argparse takes it abbreviated (--foc, --si), then a value that starts with "-"
+        option = next(
+            (name for name, short in _SIGNED_VALUES.items() if name.startswith(word) and word.startswith(short)), None
+        )
+        if option is not None and at + 1 < len(argv) and _LOOKS_NEGATIVE.match(argv[at + 1]):
+            words.append(f"{option}={argv[at + 1]}")
             at += 2
             continue
         words.append(word)

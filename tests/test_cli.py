@@ -420,3 +420,13 @@ def test_ctrl_c_mid_resize_is_one_line_and_exit_130_with_nothing_half_written(tm
     assert process.returncode == 130, stderr
     assert stderr == "smart-resize: stopped; no image was left half written.\n"
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flag", ["--size", "--si"])
+@pytest.mark.parametrize("value", ["-1080x1080", "-100x100", "-5x5"])
+def test_a_negative_size_is_refused_by_the_size_check(tmp_path: Path, flag: str, value: str) -> None:
+    # argparse took the value for an option: "argument --size: expected one argument", which says nothing of sizes.
+    (tmp_path / "photo.jpg").write_bytes(astronaut())
+    code, stderr = _in_process(["resize", "photo.jpg", flag, value, "--out", "out"], tmp_path)
+    assert code == 1
+    assert stderr == f"smart-resize: {value!r} isn't a size; write sizes as WIDTHxHEIGHT, like 1080x1080.\n", stderr
