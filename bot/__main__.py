@@ -13,15 +13,12 @@ import sys
 from collections.abc import Coroutine, Iterator
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-from aiohttp import web
-from dotenv import find_dotenv, load_dotenv
-
-from bot.config import ConfigError, Settings, load_settings
-
+# Only the standard library at the top: what loads the app (about a second) is imported once main() has made Ctrl-C
+# quiet (see _stopped_while_loading).
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
 
+    from bot.config import Settings
     from bot.engine.pool import EnginePool
     from bot.services import Pacing, Services
 
@@ -49,6 +46,11 @@ def configure_logging() -> None:
 
 
 def main() -> int:
+    signal.signal(signal.SIGINT, _stopped_while_loading)
+    from dotenv import find_dotenv, load_dotenv
+
+    from bot.config import ConfigError, load_settings
+
     load_dotenv(find_dotenv(usecwd=True))  # the .env where the app is started, wherever it is installed
     configure_logging()
     try:
@@ -63,6 +65,13 @@ def main() -> int:
     for name in _SECRETS:
         os.environ.pop(name, None)
     return asyncio.run(serve(settings))
+
+
+def _stopped_while_loading(signum: int, frame: object) -> None:
+    """Ctrl-C before serve() hands SIGINT to the event loop (while the app's modules load, or the settings are read)
+    ends the app as quietly as it does later, rather than with a KeyboardInterrupt traceback out of whatever module
+    was being imported. Nothing has started yet, so there is nothing to finish."""
+    raise SystemExit(0)
 
 
 _SECRETS = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "PIXAZO_API_KEY", "SOURCE_LINK_KEY")
@@ -92,6 +101,8 @@ async def serve(
 
 
 async def _serve_with(services: Services, stop: asyncio.Event, pacing: Pacing) -> int:
+    from aiohttp import web
+
     from bot.app import add_health_route, add_request_guards, add_source_route, build_app
     from bot.user_errors import system_reason
 
@@ -131,6 +142,8 @@ async def _connect(app: AsyncApp, services: Services, pacing: Pacing) -> None:
     """Check the bot token with Slack, then (Socket Mode) the app-level token as the socket opens, and start the jobs
     once Slack has accepted both: not before, or a token Slack refuses would fail (or an exit abandon) every job
     claimed. Returns in HTTP mode once they are started."""
+    import aiohttp
+
     from bot.slack.connection import SocketModeLink, check_bot_token
 
     settings = services.settings

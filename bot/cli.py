@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("resize", help="resize one image into one or more sizes")
-    run.add_argument("input", metavar="INPUT", help="image file (JPEG, PNG, WebP, GIF, BMP or TIFF)")
+    run.add_argument("input", metavar="INPUT", help="image file (JPEG, PNG, WebP, HEIC, AVIF, GIF, BMP or TIFF)")
     run.add_argument(
         "--size",
         action="append",
@@ -103,7 +103,7 @@ def _port(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(_focus_attached(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(_values_attached(sys.argv[1:] if argv is None else argv))
     load_dotenv(find_dotenv(usecwd=True))  # the app's .env: one DATABASE_URL, and the same MAX_* caps
     if args.command == "serve":
         # The server pulls in aiohttp; resize-only use does not need it.
@@ -114,15 +114,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _resize(args)
     except CliError as error:
         return _fail(str(error))
+    except KeyboardInterrupt:  # Ctrl-C mid-resize: one line like any other early end, and the shell's code for it
+        print("smart-resize: stopped; no image was left half written.", file=sys.stderr)
+        return 130
 
 
 _LOOKS_NEGATIVE = re.compile(r"-[\d.]")
+# Options whose value can be mistyped with a leading "-" (the value's own check then says what is wrong with it),
+# each with the shortest abbreviation argparse takes for it (--fo could be --format too).
+_SIGNED_VALUES = {"--focus": "--foc", "--size": "--si"}
 
 
-def _focus_attached(argv: Sequence[str]) -> list[str]:
-    """``--focus -0.5,0.5`` as ``--focus=-0.5,0.5``: argparse takes a word that starts with "-" (and is not one
-    plain negative number) for an option, and would say "expected one argument" where the point's own check says
-    what is wrong with it."""
+def _values_attached(argv: Sequence[str]) -> list[str]:
+    """``--focus -0.5,0.5`` as ``--focus=-0.5,0.5`` (and ``--size -100x100`` likewise): argparse takes a word that
+    starts with "-" (and is not one plain negative number) for an option, and would say "expected one argument"
+    where the point's or the size's own check says what is wrong with it."""
     words: list[str] = []
     at = 0
     while at < len(argv):
@@ -130,9 +136,12 @@ def _focus_attached(argv: Sequence[str]) -> list[str]:
         if word == "--":  # the rest are not options
             words.extend(argv[at:])
             break
-        # --focus, or as argparse takes it abbreviated (--foc), then a value that starts with "-"
-        if len(word) >= 5 and "--focus".startswith(word) and at + 1 < len(argv) and _LOOKS_NEGATIVE.match(argv[at + 1]):
-            words.append(f"--focus={argv[at + 1]}")
+        # the option, or as argparse takes it abbreviated (--foc, --si), then a value that starts with "-"
+        option = next(
+            (name for name, short in _SIGNED_VALUES.items() if name.startswith(word) and word.startswith(short)), None
+        )
+        if option is not None and at + 1 < len(argv) and _LOOKS_NEGATIVE.match(argv[at + 1]):
+            words.append(f"{option}={argv[at + 1]}")
             at += 2
             continue
         words.append(word)
@@ -167,7 +176,7 @@ def _resize(args: argparse.Namespace) -> int:
         validate(request, limits)
         # Where the results go is checked before any work, so a typo costs nothing.
         out_dir = _output_folder(Path(args.out))
-        explain = _crop_map_path(Path(args.explain)) if args.explain else None
+        explain = _crop_map_path(Path(args.explain), out_dir) if args.explain else None
         data = _read_input(Path(args.input), limits)
         if (models := missing_warning()) is not None:
             print(f"smart-resize: warning: {models}", file=sys.stderr)
@@ -252,11 +261,17 @@ def _create_folder(path: Path) -> None:
 _CROP_MAP_FORMATS = {".jpg": None, ".jpeg": None, ".png": "PNG", ".webp": "WEBP"}
 
 
-def _crop_map_path(path: Path) -> Path:
+def _crop_map_path(path: Path, out_dir: Path) -> Path:
+    """``path`` checked, before any work, as a crop map's name in a folder it can be written to: one that exists,
+    or the ``--out`` folder, which is made with the images (``--out out/ --explain out/crop-map.jpg``)."""
     if path.is_dir():
         raise CliError(f"--explain {path} is a folder; give a file name for the crop map, like {path / 'map.jpg'}.")
-    if not path.parent.is_dir():
-        raise CliError(f"--explain {path}: the folder {path.parent} does not exist; create it or choose another.")
+    folder = path.parent
+    if os.path.abspath(folder) != os.path.abspath(out_dir):  # --out's own folder was checked as that
+        if not folder.is_dir():
+            raise CliError(f"--explain {path}: the folder {folder} does not exist; create it or choose another.")
+        if not os.access(folder, os.W_OK | os.X_OK):  # found now, not after the images are written
+            raise CliError(f"--explain {path}: can't write in {folder}; choose a folder you may write to.")
     if path.suffix.lower() not in _CROP_MAP_FORMATS:
         raise CliError(
             f"--explain {path}: the crop map can be .jpg, .png or .webp; name it like {path.with_suffix('.jpg')}."
@@ -302,6 +317,9 @@ def _write(path: Path, data: bytes) -> None:
     except OSError as error:
         partial.unlink(missing_ok=True)
         raise CliError(f"Can't write {path}: {error.strerror or error}.") from None
+    except KeyboardInterrupt:  # Ctrl-C half way: no partial file left behind either
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def _file_name(stem: str, output: Output) -> str:

@@ -27,6 +27,9 @@ Backend = Literal["local", "hosted"]
 _BACKEND_NAMES: dict[str, Backend] = {"local": "local", "hosted": "hosted", "pixazo": "hosted"}
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 MANIFEST_HINT = "create the app from manifest.yml at https://api.slack.com/apps (From an app manifest)"
+WHERE_BOT_TOKENS_ARE = "OAuth & Permissions > Bot User OAuth Token at https://api.slack.com/apps"
+# What each kind of Slack token is called, for a token pasted into the wrong setting.
+_TOKEN_KINDS = {"xoxb-": "a bot token", "xapp-": "an app-level token", "xoxp-": "a user token"}
 DEFAULT_DATABASE_PATH = sqlite_path(DEFAULT_DATABASE_URL)
 Network = IPv4Network | IPv6Network
 T = TypeVar("T")
@@ -298,8 +301,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             f"SLACK_BOT_TOKEN is missing: {MANIFEST_HINT}, install it to your workspace, then copy "
             "OAuth & Permissions > Bot User OAuth Token (xoxb-...) into .env."
         )
+    elif (pasted := _mispasted(bot_token)) is not None:
+        problems.append(f"SLACK_BOT_TOKEN {pasted}; copy the token alone from {WHERE_BOT_TOKENS_ARE} into .env.")
     elif not bot_token.startswith("xoxb-"):
-        problems.append("SLACK_BOT_TOKEN must be the bot token starting with xoxb- (OAuth & Permissions page).")
+        problems.append(
+            f"SLACK_BOT_TOKEN must be the bot token starting with xoxb-{_token_kind(bot_token)}; copy "
+            f"{WHERE_BOT_TOKENS_ARE} into .env."
+        )
     elif _is_placeholder(bot_token):
         problems.append(
             f"SLACK_BOT_TOKEN is still the example value from .env.example: {MANIFEST_HINT}, install it, then copy "
@@ -307,17 +315,29 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         )
 
     app_token = get("SLACK_APP_TOKEN")
-    if app_token is not None and _is_placeholder(app_token):
+    if app_token is not None and (pasted := _mispasted(app_token)) is not None:
+        problems.append(
+            f"SLACK_APP_TOKEN {pasted}; copy the token alone from Basic Information > App-Level Tokens at "
+            "https://api.slack.com/apps into .env."
+        )
+    elif app_token is not None and _is_placeholder(app_token):
         problems.append(
             "SLACK_APP_TOKEN is still the example value from .env.example: generate one under Basic Information > "
             "App-Level Tokens with scope connections:write (xapp-...), or leave it empty to run over HTTP."
         )
     elif app_token is not None and not app_token.startswith("xapp-"):
         problems.append(
-            "SLACK_APP_TOKEN must be an app-level token starting with xapp- (Basic Information > App-Level Tokens, "
-            "scope connections:write); leave it empty to run over HTTP instead of Socket Mode."
+            f"SLACK_APP_TOKEN must be an app-level token starting with xapp-{_token_kind(app_token)} (Basic "
+            "Information > App-Level Tokens at https://api.slack.com/apps, scope connections:write); leave it empty "
+            "to run over HTTP instead of Socket Mode."
         )
     signing_secret = get("SLACK_SIGNING_SECRET")
+    if signing_secret is not None and (pasted := _mispasted(signing_secret)) is not None:
+        # Every request's signature would fail to match, each a quiet 401 with nothing to say why.
+        problems.append(
+            f"SLACK_SIGNING_SECRET {pasted}; copy the secret alone from Basic Information > App Credentials at "
+            "https://api.slack.com/apps into .env."
+        )
     if app_token is None and signing_secret is None:
         problems.append(
             "SLACK_APP_TOKEN is missing: for Socket Mode (no public URL needed) generate one under Basic Information > "
@@ -452,6 +472,24 @@ def _readable_postgres_url(url: str) -> bool:
         if ":" in port and not (digits.isascii() and digits.isdigit() and 0 < int(digits) < 65536):
             return False
     return True
+
+
+def _mispasted(secret: str) -> str | None:
+    """What is wrong with a secret that was pasted with more than itself: quotes kept as part of the value (an
+    env-file that does not strip them, as Docker's does not), or a space, line break or other character no Slack
+    secret holds. Such a token would otherwise reach Slack only to crash the HTTP client (a line break in a header)
+    or be refused as invalid_auth, with nothing saying why. The value is not echoed: this line is printed."""
+    if len(secret) > 1 and secret[0] == secret[-1] and secret[0] in "\"'":
+        return "has quotes around it, kept as part of its value"
+    if not secret.isascii() or not secret.isprintable() or any(c.isspace() for c in secret):
+        return "holds spaces, line breaks or other characters no Slack token or secret has"
+    return None
+
+
+def _token_kind(token: str) -> str:
+    """``, not a user token`` for a token of another kind, so the operator knows what was pasted instead."""
+    kind = next((name for prefix, name in _TOKEN_KINDS.items() if token.startswith(prefix)), None)
+    return f", not {kind}" if kind else ""
 
 
 def _is_placeholder(token: str) -> bool:

@@ -20,6 +20,16 @@ from tests.slack_api.harness import SHARED_ENGINE
 
 
 @pytest.fixture(scope="session", autouse=True)
+def this_checkout_in_subprocesses() -> Iterator[None]:
+    """Processes the tests start (``python -m bot``, ``python -m bot.cli``) import this checkout's code, as the tests
+    themselves do, not whichever checkout the venv installed in editable mode (another worktree's, say)."""
+    root = str(Path(__file__).parents[1])
+    with pytest.MonkeyPatch.context() as session:
+        session.setenv("PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The quantised text model is kept here, not in the user's own cache, for this run and the processes it
     starts (built once, by whichever starts first)."""

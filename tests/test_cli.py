@@ -8,8 +8,12 @@ import errno
 import io
 import json
 import os
+import re
+import shlex
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -172,14 +176,15 @@ def _as_root_is_not_above_permissions() -> None:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) refused")
 
 
-def _resize_into_a_locked_folder(tmp_path: Path, out: str) -> subprocess.CompletedProcess[str]:
-    """The CLI on a photo with ``--out`` in ``tmp_path/locked``, a folder no one may write in (root included)."""
+def _resize_into_a_locked_folder(tmp_path: Path, out: str, *more: str) -> subprocess.CompletedProcess[str]:
+    """The CLI on a photo with ``--out`` (or what ``more`` adds) in ``tmp_path/locked``, a folder no one may write in
+    (root included)."""
     (tmp_path / "photo.jpg").write_bytes(astronaut())
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o555)
     try:
         return subprocess.run(
-            [sys.executable, "-m", "bot.cli", "resize", "photo.jpg", "--size", "100x100", "--out", out],
+            [sys.executable, "-m", "bot.cli", "resize", "photo.jpg", "--size", "100x100", "--out", out, *more],
             capture_output=True,
             text=True,
             cwd=tmp_path,
@@ -362,3 +367,66 @@ def test_a_negative_focal_point_is_refused_by_the_focal_point_check(tmp_path: Pa
     code, stderr = _in_process(["resize", "photo.jpg", "--size", "100x100", flag, value, "--out", "out"], tmp_path)
     assert code == 1
     assert stderr.startswith(f"smart-resize: {value!r} isn't a focal point; give two fractions"), stderr
+
+
+def test_a_crop_map_folder_it_may_not_write_in_is_said_before_any_work(tmp_path: Path) -> None:
+    # It was found only once the images were written: exit 1, with the images made all the same.
+    result = _resize_into_a_locked_folder(tmp_path, "out", "--explain", "locked/map.jpg")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "smart-resize: --explain locked/map.jpg: can't write in locked; choose a folder you may write to.\n"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_readme_example_runs_as_written_and_prints_what_the_readme_shows(tmp_path: Path) -> None:
+    # The crop map's folder is the --out folder the same run creates: that was refused as "does not exist".
+    root = Path(__file__).parents[1]
+    readme = (root / "README.md").read_text()
+    section = readme[readme.index("## The engine and the `smart-resize` command") :]
+    command, shown = re.findall(r"```(?:sh)?\n(.*?)```", section, re.DOTALL)[:2]
+    words = shlex.split(command.replace("\\\n", " "))
+    assert words[:2] == [".venv/bin/smart-resize", "resize"], words
+    (tmp_path / "tests" / "data").mkdir(parents=True)
+    (tmp_path / "tests" / "data" / "astronaut.jpg").write_bytes(
+        (root / "tests" / "data" / "astronaut.jpg").read_bytes()
+    )
+    result = _run(*words[1:], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == shown
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "astronaut_216x384_0.jpg",
+        "astronaut_300x300_0.jpg",
+        "astronaut_600x200_0.jpg",
+        "crop-map.jpg",
+    ]
+
+
+def test_ctrl_c_mid_resize_is_one_line_and_exit_130_with_nothing_half_written(tmp_path: Path) -> None:
+    # It was a KeyboardInterrupt traceback out of whichever step of the engine was running.
+    if not Path("/proc/self/maps").exists():
+        pytest.skip("needs /proc to tell when the engine is at work")
+    scene(3000, 2000).save(tmp_path / "photo.jpg")
+    command = [sys.executable, "-m", "bot.cli", "resize", "photo.jpg", "--size", "social", "--size", "4000x4000"]
+    process = subprocess.Popen(
+        [*command, "--resolution", "4K", "--out", "out"], cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
+    # Signalled once the detectors' runtime is loaded: only the engine loads it, inside the resize.
+    deadline = time.monotonic() + 60
+    while "onnxruntime" not in Path(f"/proc/{process.pid}/maps").read_text() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert stderr == "smart-resize: stopped; no image was left half written.\n"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flag", ["--size", "--si"])
+@pytest.mark.parametrize("value", ["-1080x1080", "-100x100", "-5x5"])
+def test_a_negative_size_is_refused_by_the_size_check(tmp_path: Path, flag: str, value: str) -> None:
+    # argparse took the value for an option: "argument --size: expected one argument", which says nothing of sizes.
+    (tmp_path / "photo.jpg").write_bytes(astronaut())
+    code, stderr = _in_process(["resize", "photo.jpg", flag, value, "--out", "out"], tmp_path)
+    assert code == 1
+    assert stderr == f"smart-resize: {value!r} isn't a size; write sizes as WIDTHxHEIGHT, like 1080x1080.\n", stderr

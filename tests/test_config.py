@@ -163,6 +163,46 @@ def test_source_links_have_a_stable_key_of_their_own() -> None:
     assert caught.value.problems[0].startswith("PUBLIC_BASE_URL='resize.example.com' is not an http(s) URL")
 
 
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        # A line break in a token would crash the HTTP client at the first call to Slack, with a traceback.
+        ({"SLACK_BOT_TOKEN": "xoxb-1-2\nabc"}, "SLACK_BOT_TOKEN holds spaces, line breaks or other characters"),
+        ({"SLACK_APP_TOKEN": "xapp-1-A1\r\n-2"}, "SLACK_APP_TOKEN holds spaces, line breaks or other characters"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1-2 abc"}, "SLACK_BOT_TOKEN holds spaces, line breaks or other characters"),
+        # Quotes kept as part of the value, as Docker's --env-file keeps them.
+        ({"SLACK_BOT_TOKEN": '"xoxb-1-2-abc"'}, "SLACK_BOT_TOKEN has quotes around it, kept as part of its value"),
+        ({"SLACK_APP_TOKEN": "'xapp-1-A1-2'"}, "SLACK_APP_TOKEN has quotes around it, kept as part of its value"),
+        ({"SLACK_BOT_TOKEN": "xoxp-1-2-abc"}, "SLACK_BOT_TOKEN must be the bot token starting with xoxb-, not a user"),
+        ({"SLACK_APP_TOKEN": "xoxb-1-2-abc"}, "SLACK_APP_TOKEN must be an app-level token starting with xapp-, not a"),
+        (
+            {"SLACK_APP_TOKEN": "", "SLACK_SIGNING_SECRET": "abc def"},
+            "SLACK_SIGNING_SECRET holds spaces, line breaks or other characters",
+        ),
+    ],
+)
+def test_a_token_pasted_wrong_is_refused_at_start_in_one_line_saying_where_to_copy_it(
+    settings: dict[str, str], said: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**SOCKET, **settings})
+    [problem] = caught.value.problems
+    assert problem.startswith(said), problem
+    assert "https://api.slack.com/apps" in problem
+    assert "abc" not in problem and "A1" not in problem  # the value is never echoed
+
+
+@given(st.text(max_size=30))
+def test_a_token_that_starts_the_app_can_go_in_an_http_header(tail: str) -> None:
+    try:
+        settings = load_settings({"SLACK_BOT_TOKEN": "xoxb-" + tail, "SLACK_APP_TOKEN": "xapp-" + tail})
+    except ConfigError as error:
+        assert all("SLACK_" in problem for problem in error.problems)
+        return
+    for token in (settings.slack_bot_token, settings.slack_app_token):
+        assert token is not None and token.isascii() and token.isprintable() and " " not in token
+
+
 def test_the_example_tokens_of_env_example_are_refused_with_where_to_get_real_ones() -> None:
     example = dict(
         line.split("=", 1)

@@ -32,8 +32,13 @@ def test_tokens_never_reach_a_log_line(caplog: pytest.LogCaptureFixture) -> None
     assert "xapp-[redacted]" in caplog.text
 
 
+def _app_env() -> dict[str, str]:
+    """This environment without a developer's Slack, API or database settings."""
+    return {key: value for key, value in os.environ.items() if not key.startswith(("SLACK_", "PIXAZO_", "DATABASE_"))}
+
+
 def _start(cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("SLACK_", "PIXAZO_", "DATABASE_"))}
+    env = _app_env()
     return subprocess.run(
         [sys.executable, "-m", "bot"], cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False
     )
@@ -61,7 +66,7 @@ def test_the_env_file_is_read_from_where_the_app_is_started(tmp_path: Path) -> N
 async def _run_command(cwd: Path, env_file: str) -> asyncio.subprocess.Process:
     """The README's run command as an operator starts it, with a .env of its own."""
     (cwd / ".env").write_text(env_file)
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("SLACK_", "PIXAZO_", "DATABASE_"))}
+    env = _app_env()
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
@@ -83,6 +88,26 @@ async def test_the_run_command_with_a_refused_token_exits_within_10_s_with_one_l
         "Smart Resize can't start: Slack refused SLACK_BOT_TOKEN (invalid_auth). Copy the current Bot User OAuth "
         "Token (xoxb-...) from OAuth & Permissions at https://api.slack.com/apps into .env; reinstall the app to the "
         "workspace if it has none."
+    ]
+
+
+async def test_the_run_command_with_a_line_break_in_a_token_exits_2_with_one_line(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    # python-dotenv turns \n inside double quotes into a line break; the HTTP client refuses such a header with a
+    # ValueError, which reached the operator as a traceback and exit 1.
+    process = await _run_command(
+        tmp_path,
+        f'SLACK_BOT_TOKEN="xoxb-test-1\\nemulator"\nSLACK_APP_TOKEN={APP_TOKEN}\nSLACK_API_URL={slack.api_url}\n'
+        f"PORT={free_port()}\nENGINE_WORKERS=1\n",
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2
+    assert "Traceback" not in stderr.decode()
+    assert stderr.decode().splitlines() == [
+        "Smart Resize can't start:",
+        "  - SLACK_BOT_TOKEN holds spaces, line breaks or other characters no Slack token or secret has; copy the "
+        "token alone from OAuth & Permissions > Bot User OAuth Token at https://api.slack.com/apps into .env.",
     ]
 
 
@@ -137,6 +162,31 @@ async def test_the_run_command_with_slack_unreachable_retries_in_single_lines_an
     assert process.returncode == 0
     assert all(f"Slack is unreachable at 127.0.0.1:{closed} (ClientConnectorError" in line for line in retries)
     assert "Traceback" not in rest.decode()
+
+
+def test_ctrl_c_while_the_app_is_still_loading_stops_it_without_a_traceback(tmp_path: Path) -> None:
+    # The first second or so goes on importing the app's modules, before the event loop takes SIGINT over: a Ctrl-C
+    # there was a KeyboardInterrupt traceback out of whatever module was loading.
+    if not Path("/proc/self/maps").exists():
+        pytest.skip("needs /proc to tell when the app is loading its modules")
+    (tmp_path / ".env").write_text(
+        f"SLACK_BOT_TOKEN={BOT_TOKEN}\nSLACK_APP_TOKEN={APP_TOKEN}\nSLACK_API_URL=http://127.0.0.1:{free_port()}/api/\n"
+        f"PORT={free_port()}\nENGINE_WORKERS=1\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot"], cwd=tmp_path, env=_app_env(), stderr=subprocess.PIPE, text=True
+    )
+    # Signalled the moment numpy is loaded (the engine's, under the settings' module): mid-load, however fast or
+    # slow the machine, with OpenCV, Bolt and the rest still to come.
+    deadline = time.monotonic() + 20
+    while "numpy" not in Path(f"/proc/{process.pid}/maps").read_text() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=10)
+    assert time.monotonic() - sent < 2.0
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert process.returncode == 0
 
 
 async def _the_one_line_it_stops_with(process: asyncio.subprocess.Process) -> tuple[str, str]:

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 # Slack's answers that mean the token itself is wrong: no retry can fix them.
 TOKEN_REFUSED = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"})
+# And for the app-level token, what Slack answers one made without the connections:write scope (missing_scope) or a
+# token of another kind: apps.connections.open will answer the same however often it is asked.
+APP_TOKEN_REFUSED = TOKEN_REFUSED | {"missing_scope", "not_allowed_token_type"}
 UNREACHABLE = (aiohttp.ClientError, TimeoutError, OSError)
 # Slack's answers that mean it is failing or busy for a moment (429s and 5xx are too, whatever they say).
 SLACK_FAILING = frozenset({"ratelimited", "internal_error", "service_unavailable", "fatal_error"})
@@ -101,11 +104,18 @@ def describe_failure(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def call_failed(error: BaseException, host: str, method: str, token_setting: str | None = None) -> str:
-    """The one line for a failed call to Slack. ``token_setting``: a refused token there raises TokenRefused."""
+def call_failed(
+    error: BaseException,
+    host: str,
+    method: str,
+    token_setting: str | None = None,
+    refused: frozenset[str] = TOKEN_REFUSED,
+) -> str:
+    """The one line for a failed call to Slack. ``token_setting``: a token Slack refuses there (one of the codes in
+    ``refused``) raises TokenRefused."""
     if isinstance(error, SlackApiError):
         code = str(error.response.get("error") or "")
-        if token_setting is not None and code in TOKEN_REFUSED:
+        if token_setting is not None and code in refused:
             raise TokenRefused(token_setting, code) from None
         return f"Slack at {host} refused {method} ({describe_failure(error)})"
     return f"Slack is unreachable at {host} ({describe_failure(error)})"
@@ -254,7 +264,7 @@ class SocketModeLink:
         try:
             response = await self._opener.apps_connections_open(app_token=self._app_token)
         except (SlackApiError, *UNREACHABLE) as error:
-            return call_failed(error, self._host, "apps.connections.open", "SLACK_APP_TOKEN")
+            return call_failed(error, self._host, "apps.connections.open", "SLACK_APP_TOKEN", APP_TOKEN_REFUSED)
         if self._on_token_accepted is not None:
             accepted, self._on_token_accepted = self._on_token_accepted, None
             await accepted()

@@ -171,6 +171,25 @@ async def test_slack_refusing_the_app_token_stops_the_start_with_one_line(
     assert [method for method, _ in slack.calls] == ["auth.test", "apps.connections.open"]
 
 
+@pytest.mark.parametrize("code", ["missing_scope", "not_allowed_token_type"])
+async def test_an_app_token_without_connections_write_stops_the_start_with_one_line(
+    slack: SlackEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], code: str
+) -> None:
+    # An app-level token made without the connections:write scope: Slack answers missing_scope, and would forever;
+    # it was retried every 30 s instead of the exit 2 the README promises.
+    slack.faults["apps.connections.open"] = [Fault(code)] * 50
+    env = app_env(slack, tmp_path, SLACK_APP_TOKEN=APP_TOKEN, PORT=str(free_port()))
+    code_ = await asyncio.wait_for(serve(load_settings(env), stop=asyncio.Event(), pacing=QUICK), 10)
+    assert code_ == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        f"Smart Resize can't start: Slack refused SLACK_APP_TOKEN ({code}). Create an app-level token (xapp-...) "
+        "with the connections:write scope under Basic Information > App-Level Tokens at https://api.slack.com/apps "
+        "and put it in .env."
+    )
+    assert [method for method, _ in slack.calls] == ["auth.test", "apps.connections.open"]
+
+
 async def test_while_slack_is_unreachable_it_logs_one_line_per_retry_and_is_not_ready(
     slack: SlackEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -840,9 +840,9 @@ def serve_forever(host: str | None, port: int) -> int:
     try:
         server = SmartResizeServer(config)
         asyncio.run(_serve(server, host, port))
-    except StoreUnavailable as error:
+    except StoreUnavailable as error:  # can't start, as a bad setting or a taken port: 2, as the app says it too
         print(f"smart-resize serve: {error}", file=sys.stderr)
-        return 1
+        return 2
     except CannotListen as error:
         print(f"smart-resize serve: {error}", file=sys.stderr)
         return 2

@@ -609,7 +609,7 @@ def test_serve_says_in_a_sentence_when_postgresql_is_out_of_reach(tmp_path: Path
         "SMART_RESIZE_MEDIA_DIR": str(tmp_path / "media"),
     }
     ended = _serve_until_it_ends(env, tmp_path, "0")
-    assert ended.returncode == 1
+    assert ended.returncode == 2  # can't start: as for a bad setting or a taken port, and as the app exits
     assert "smart-resize serve: Can't open the request database on PostgreSQL (DATABASE_URL): " in ended.stderr
     assert "Traceback" not in ended.stderr
 
