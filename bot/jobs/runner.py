@@ -218,7 +218,12 @@ class JobRunner:
         if room <= 0:
             return
         for job in await self.store.claim(self.clock(), room, self.config.lease_s):
-            if job.id in self._active or len(self._active) >= self.config.max_concurrent_jobs:
+            if job.id in self._active:
+                # Running here, its lease run out on this clock (stepped forward, or renewals held up): the claim has
+                # just renewed it. Released, it would be stopped mid-step and started over (a paid submit in flight
+                # sent again), and on PostgreSQL free for another replica while this one still runs it.
+                continue
+            if len(self._active) >= self.config.max_concurrent_jobs:
                 await self.store.release(job.id)  # claimed but not started: free for any replica now
                 continue
             task = asyncio.create_task(self._run(job), name=f"job-{job.short_id}")

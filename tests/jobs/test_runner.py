@@ -417,3 +417,26 @@ async def test_a_cancel_in_the_moment_a_failure_is_being_told_is_what_the_thread
     assert stored is not None and stored.state == "cancelled"
     assert progress().startswith(":no_entry_sign: Cancelled by <@U1>")
     assert not slack.ephemerals_for("U1")
+
+
+async def test_a_clock_step_forward_past_a_running_jobs_lease_does_not_stop_it_here(
+    slack: SlackEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NTP stepping the clock, or a VM resumed after a pause: the wall clock is now past the leases this process
+    # holds, so its next claim takes its own running job again. That job is still running here.
+    caplog.set_level(logging.INFO)
+    message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "a.jpg")])
+    slack.download_delay = 1.0  # mid-download when the clock steps
+    async with running_app(slack, tmp_path) as app:
+        runner = app.services.runner
+        await app.command("300x300")
+        await eventually(lambda: bool(slack.downloads))
+        runner.clock = lambda: time.time() + 2 * runner.config.lease_s
+        runner.wake()
+        await eventually(lambda: bool(slack.uploads_in_thread("C1", message["ts"])), within=30)
+        await runner.idle()
+        (job,) = await app.services.store.recent_for_user("U1")
+    assert job.state == "done"
+    assert len(slack.downloads) == 1  # not stopped and started over
+    assert len(slack.uploads_in_thread("C1", message["ts"])) == 1
+    assert "no longer this replica's" not in caplog.text
