@@ -474,7 +474,12 @@ class JobRunner:
         with links.hold(job.id, image) if links is not None else contextlib.nullcontext():
             result = await self.backend.run(image, job.spec, RemoteId(remote_id, save_remote_id))
         if result.crop_map is not None and self.crop_maps is not None:
-            await self.crop_maps.save(job.id, result.crop_map)
+            try:
+                await self.crop_maps.save(job.id, result.crop_map)
+            except OSError as error:
+                # A full disk, or a folder it may not write in: the map is the Done message's extra (its button is
+                # left off), not what was asked for. Failing here made the images again five times, then failed.
+                log.warning("job %s: could not keep the crop map (%s); posting without it", job.short_id, error)
         return result
 
     async def _deliver(self, job: Job, result: BackendResult | None) -> Job:

@@ -440,3 +440,24 @@ async def test_a_clock_step_forward_past_a_running_jobs_lease_does_not_stop_it_h
     assert len(slack.downloads) == 1  # not stopped and started over
     assert len(slack.uploads_in_thread("C1", message["ts"])) == 1
     assert "no longer this replica's" not in caplog.text
+
+
+async def test_a_crop_map_that_cannot_be_kept_leaves_the_images_delivered_at_once(
+    slack: SlackEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Where the maps live can't be written (here a file in the folder's place; a full disk says ENOSPC): the map
+    # is the Done message's extra, the images are what was asked for.
+    (tmp_path / "crop-maps").write_bytes(b"not a folder")
+    message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "a.jpg")])
+    async with running_app(slack, tmp_path) as app:
+        await app.command("300x300")
+        await eventually(lambda: bool(slack.uploads_in_thread("C1", message["ts"])), within=10)
+        await app.services.runner.idle()
+        (job,) = await app.services.store.recent_for_user("U1")
+    assert job.state == "done" and job.attempts == 0
+    assert len(slack.downloads) == 1
+    (progress,) = [m for m in slack.thread("C1", message["ts"]) if not m.get("files")]
+    assert progress["text"].startswith(":white_check_mark: Done")
+    assert len(progress["blocks"]) == 1  # no Show crop map button for a map that isn't there
+    assert "could not keep the crop map" in caplog.text
+    assert not [r for r in caplog.records if r.exc_info]
