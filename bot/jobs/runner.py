@@ -523,7 +523,11 @@ class JobRunner:
             text = f":white_check_mark: Done: {job.spec.describe()} · _{job.marker}_"
             has_map = self.crop_maps is not None and await self.crop_maps.exists(job.id)
             blocks = progress_blocks(text, job.id, crop_map=has_map, crop_instead=crop_instead)
-            await self._quietly(self.delivery.update(job.channel_id, job.progress_ts, text, blocks=blocks))
+            # Slack failing or out of reach now: raised, so the job waits for Slack and says Done then, as after a
+            # crash here. Passed over, it was stored done with the thread at "Uploading…" for good.
+            await self._quietly(
+                self.delivery.update(job.channel_id, job.progress_ts, text, blocks=blocks), unless_slack_waits=True
+            )
         job = await self.store.update(job, state="done", error=None)
         self.reactions.changed(job)
         log.info("job %s delivered%s", job.short_id, " (found already posted)" if already_posted else "")
@@ -537,7 +541,15 @@ class JobRunner:
         # two would leave it at "Working…" with no word of why. Told first, a restart runs it again and says so again.
         if fresh.progress_ts:
             text = f":x: Couldn't resize: {message} · _{fresh.marker}_"
-            await self._quietly(self.delivery.update(fresh.channel_id, fresh.progress_ts, text))
+            try:
+                await self._quietly(
+                    self.delivery.update(fresh.channel_id, fresh.progress_ts, text), unless_slack_waits=True
+                )
+            except Exception as error:  # Slack can't take it now: said when it can, as after a crash here
+                problem = waiting_on_slack(error, self._slack_host)
+                assert problem is not None  # what _quietly lets through
+                await self._wait_for_slack(fresh, problem)
+                return
         try:
             job = await self.store.update(fresh, state="failed", error=message)
         except StaleJob:  # cancelled in the moment since it was read: the message says so again, over ours
@@ -601,13 +613,19 @@ class JobRunner:
         with contextlib.suppress(StaleJob):  # cancelled meanwhile: nothing to retry
             await self.store.update(fresh, attempts=attempts, not_before=self.clock() + delay)
 
-    async def _quietly(self, step: Awaitable[None]) -> None:
+    async def _quietly(self, step: Awaitable[None], *, unless_slack_waits: bool = False) -> None:
+        """``unless_slack_waits``: for a job's last words, what the job would wait for Slack on (out of reach, failing,
+        refusing the token) is raised rather than passed over; what Slack refused for good (the message deleted,
+        say) is still passed over: waiting would not help."""
         try:
             await step
-        except SlackApiError as error:
-            log.warning("cosmetic update failed: %s", error.response.get("error"))
-        except UNREACHABLE as error:
-            log.warning("cosmetic update failed: Slack is unreachable (%s)", describe_failure(error))
+        except (SlackApiError, *UNREACHABLE) as error:
+            if unless_slack_waits and waiting_on_slack(error, self._slack_host) is not None:
+                raise
+            if isinstance(error, SlackApiError):
+                log.warning("cosmetic update failed: %s", error.response.get("error"))
+            else:
+                log.warning("cosmetic update failed: Slack is unreachable (%s)", describe_failure(error))
 
 
 def _transient(error: Exception) -> bool:

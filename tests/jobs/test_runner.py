@@ -461,3 +461,41 @@ async def test_a_crop_map_that_cannot_be_kept_leaves_the_images_delivered_at_onc
     assert len(progress["blocks"]) == 1  # no Show crop map button for a map that isn't there
     assert "could not keep the crop map" in caplog.text
     assert not [r for r in caplog.records if r.exc_info]
+
+
+def _progress_text(slack: SlackEmulator, thread_ts: str) -> str:
+    return str(next(m["text"] for m in slack.thread("C1", thread_ts) if not m.get("files")))
+
+
+@pytest.mark.parametrize("ending", ["done", "failed"])
+async def test_slack_failing_when_a_job_says_how_it_ended_is_waited_out_and_the_thread_says_it(
+    slack: SlackEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, ending: str
+) -> None:
+    # Slack answering 500 (past slack_sdk's own retries) to the one edit that says Done, or why it failed: a crash
+    # there is put right by a restart, and so must a Slack that fails for a moment be, not left at "Uploading…".
+    caplog.set_level(logging.INFO)
+    image = astronaut() if ending == "done" else b"meeting notes, not a photo"
+    message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(image, "a.jpg")])
+    if ending == "done":
+        slack.hold["files.completeUploadExternal"] = lambda _params: True  # the call before Done's edit
+        before_the_edit = lambda: bool(slack.calls_to("files.completeUploadExternal"))  # noqa: E731
+    else:
+        slack.download_delay = 1.0  # the download before the edit that says why
+        before_the_edit = lambda: bool(slack.downloads)  # noqa: E731
+    async with running_app(slack, tmp_path, pacing=QUICK_WAITS) as app:
+        for handler in app.services.client.retry_handlers:  # slack_sdk's own retries, at once on loopback
+            monkeypatch.setattr(handler, "interval_calculator", FixedValueRetryIntervalCalculator(0.0))
+        await app.command("300x300")
+        await eventually(before_the_edit)
+        for _ in range(3):  # the edit and slack_sdk's two retries of a 5xx
+            slack.fail_next("chat.update", "internal_error", status=500)
+        slack.release()
+        await eventually(lambda: "waits: Slack at" in caplog.text, within=20)
+        await app.services.runner.idle()
+        (job,) = await app.services.store.recent_for_user("U1")
+    assert job.state == ending and job.attempts == 0
+    said = ":white_check_mark: Done" if ending == "done" else ":x: Couldn't resize"
+    assert _progress_text(slack, message["ts"]).startswith(said)
+    assert len(slack.uploads_in_thread("C1", message["ts"])) == (1 if ending == "done" else 0)
+    assert len(slack.ephemerals_for("U1")) == (0 if ending == "done" else 1)
+    assert not [r for r in caplog.records if r.exc_info]
