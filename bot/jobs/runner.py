@@ -501,7 +501,7 @@ class JobRunner:
                     self.delivery.update(
                         job.channel_id,
                         job.progress_ts,
-                        f":outbox_tray: Uploading {count} images… · _{tag}_",
+                        f":outbox_tray: Uploading {count} image{'s' if count != 1 else ''}… · _{tag}_",
                         optional=True,  # in a burst, not worth holding the upload for
                     )
                 )

@@ -499,3 +499,13 @@ async def test_slack_failing_when_a_job_says_how_it_ended_is_waited_out_and_the_
     assert len(slack.uploads_in_thread("C1", message["ts"])) == (1 if ending == "done" else 0)
     assert len(slack.ephemerals_for("U1")) == (0 if ending == "done" else 1)
     assert not [r for r in caplog.records if r.exc_info]
+
+
+async def test_the_progress_message_counts_what_it_uploads_in_words(slack: SlackEmulator, tmp_path: Path) -> None:
+    message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "a.jpg")])
+    async with running_app(slack, tmp_path) as app:
+        await app.command("300x300")
+        await eventually(lambda: bool(slack.uploads_in_thread("C1", message["ts"])))
+        await app.services.runner.idle()
+    uploading = [c["text"] for c in slack.calls_to("chat.update") if c["text"].startswith(":outbox_tray:")]
+    assert [text.split(" · ")[0] for text in uploading] == [":outbox_tray: Uploading 1 image…"]
