@@ -218,7 +218,12 @@ class JobRunner:
         if room <= 0:
             return
         for job in await self.store.claim(self.clock(), room, self.config.lease_s):
-            if job.id in self._active or len(self._active) >= self.config.max_concurrent_jobs:
+            if job.id in self._active:
+                # Running here, its lease run out on this clock (stepped forward, or renewals held up): the claim has
+                # just renewed it. Released, it would be stopped mid-step and started over (a paid submit in flight
+                # sent again), and on PostgreSQL free for another replica while this one still runs it.
+                continue
+            if len(self._active) >= self.config.max_concurrent_jobs:
                 await self.store.release(job.id)  # claimed but not started: free for any replica now
                 continue
             task = asyncio.create_task(self._run(job), name=f"job-{job.short_id}")
@@ -469,7 +474,12 @@ class JobRunner:
         with links.hold(job.id, image) if links is not None else contextlib.nullcontext():
             result = await self.backend.run(image, job.spec, RemoteId(remote_id, save_remote_id))
         if result.crop_map is not None and self.crop_maps is not None:
-            await self.crop_maps.save(job.id, result.crop_map)
+            try:
+                await self.crop_maps.save(job.id, result.crop_map)
+            except OSError as error:
+                # A full disk, or a folder it may not write in: the map is the Done message's extra (its button is
+                # left off), not what was asked for. Failing here made the images again five times, then failed.
+                log.warning("job %s: could not keep the crop map (%s); posting without it", job.short_id, error)
         return result
 
     async def _deliver(self, job: Job, result: BackendResult | None) -> Job:
@@ -491,7 +501,7 @@ class JobRunner:
                     self.delivery.update(
                         job.channel_id,
                         job.progress_ts,
-                        f":outbox_tray: Uploading {count} images… · _{tag}_",
+                        f":outbox_tray: Uploading {count} image{'s' if count != 1 else ''}… · _{tag}_",
                         optional=True,  # in a burst, not worth holding the upload for
                     )
                 )
@@ -513,7 +523,11 @@ class JobRunner:
             text = f":white_check_mark: Done: {job.spec.describe()} · _{job.marker}_"
             has_map = self.crop_maps is not None and await self.crop_maps.exists(job.id)
             blocks = progress_blocks(text, job.id, crop_map=has_map, crop_instead=crop_instead)
-            await self._quietly(self.delivery.update(job.channel_id, job.progress_ts, text, blocks=blocks))
+            # Slack failing or out of reach now: raised, so the job waits for Slack and says Done then, as after a
+            # crash here. Passed over, it was stored done with the thread at "Uploading…" for good.
+            await self._quietly(
+                self.delivery.update(job.channel_id, job.progress_ts, text, blocks=blocks), unless_slack_waits=True
+            )
         job = await self.store.update(job, state="done", error=None)
         self.reactions.changed(job)
         log.info("job %s delivered%s", job.short_id, " (found already posted)" if already_posted else "")
@@ -527,7 +541,15 @@ class JobRunner:
         # two would leave it at "Working…" with no word of why. Told first, a restart runs it again and says so again.
         if fresh.progress_ts:
             text = f":x: Couldn't resize: {message} · _{fresh.marker}_"
-            await self._quietly(self.delivery.update(fresh.channel_id, fresh.progress_ts, text))
+            try:
+                await self._quietly(
+                    self.delivery.update(fresh.channel_id, fresh.progress_ts, text), unless_slack_waits=True
+                )
+            except Exception as error:  # Slack can't take it now: said when it can, as after a crash here
+                problem = waiting_on_slack(error, self._slack_host)
+                assert problem is not None  # what _quietly lets through
+                await self._wait_for_slack(fresh, problem)
+                return
         try:
             job = await self.store.update(fresh, state="failed", error=message)
         except StaleJob:  # cancelled in the moment since it was read: the message says so again, over ours
@@ -591,13 +613,19 @@ class JobRunner:
         with contextlib.suppress(StaleJob):  # cancelled meanwhile: nothing to retry
             await self.store.update(fresh, attempts=attempts, not_before=self.clock() + delay)
 
-    async def _quietly(self, step: Awaitable[None]) -> None:
+    async def _quietly(self, step: Awaitable[None], *, unless_slack_waits: bool = False) -> None:
+        """``unless_slack_waits``: for a job's last words, what the job would wait for Slack on (out of reach, failing,
+        refusing the token) is raised rather than passed over; what Slack refused for good (the message deleted,
+        say) is still passed over: waiting would not help."""
         try:
             await step
-        except SlackApiError as error:
-            log.warning("cosmetic update failed: %s", error.response.get("error"))
-        except UNREACHABLE as error:
-            log.warning("cosmetic update failed: Slack is unreachable (%s)", describe_failure(error))
+        except (SlackApiError, *UNREACHABLE) as error:
+            if unless_slack_waits and waiting_on_slack(error, self._slack_host) is not None:
+                raise
+            if isinstance(error, SlackApiError):
+                log.warning("cosmetic update failed: %s", error.response.get("error"))
+            else:
+                log.warning("cosmetic update failed: Slack is unreachable (%s)", describe_failure(error))
 
 
 def _transient(error: Exception) -> bool:

@@ -8,8 +8,9 @@ being worked on. Reactions are decoration, so they never hold a job up: the runn
 differs from what its jobs say is on it (``Job.status_reaction``, the same on each), so a message that goes from
 working to done costs one remove and one add, and one whose jobs finished before the worker reached it costs one
 add. Calls are paced to Slack's tiers (reactions.add Tier 3, reactions.remove Tier 2), so a burst of uploads in an
-auto-resize channel waits its turn instead of meeting 429s. What the worker had not reached at shutdown is picked
-up at the next start (``catch_up``).
+auto-resize channel waits its turn instead of meeting 429s. A message Slack could not change just then (out of reach,
+failing) is looked at again ``retry_s`` later. What the worker had not reached at shutdown is picked up at the next
+start (``catch_up``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.jobs.store import store_out_of_reach
+from bot.slack.connection import SLACK_FAILING
 from bot.slack.pacing import TierPacer
 
 if TYPE_CHECKING:
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Between looks at a message whose reaction Slack could not change for a moment.
+RETRY_S = 30.0
 STATUS_REACTIONS = {"working": "hourglass_flowing_sand", "done": "white_check_mark", "failed": "x"}
 _STATUS_OF_STATE = {"anchored": "working", "delivering": "working", "done": "done", "failed": "failed"}
 
@@ -65,10 +69,14 @@ def _message_of(job: Job) -> tuple[str, str] | None:
 
 
 class StatusReactions:
-    def __init__(self, client: AsyncWebClient, store: JobStore, pacer: TierPacer | None = None) -> None:
+    def __init__(
+        self, client: AsyncWebClient, store: JobStore, pacer: TierPacer | None = None, retry_s: float = RETRY_S
+    ) -> None:
         self.client = client
         self.store = store
         self.pacer = pacer or TierPacer()
+        self.retry_s = retry_s
+        self._retries: set[asyncio.TimerHandle] = set()
         # A job that changed, per message (or per job, without one), in the order they first changed: a burst of
         # changes on one message's jobs is one look at it.
         self._due: dict[tuple[str, str] | str, str] = {}
@@ -84,6 +92,8 @@ class StatusReactions:
         """Put on what is due (a few seconds at most), then stop; anything left is caught up at the next start."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.settled(), grace_s)
+        for retry in self._retries:
+            retry.cancel()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -114,8 +124,8 @@ class StatusReactions:
                 job_id = self._due.pop(next(iter(self._due)))
                 try:
                     job = await self.store.get(job_id)
-                    if job is not None:
-                        await self._apply(job)
+                    if job is not None and not await self._apply(job):
+                        self._try_again_later(job)
                 except Exception as error:  # one message's reaction must not stop the others'
                     if store_out_of_reach(error):  # put right at the next change, or the next start's catch-up
                         log.warning("status reaction for job %s skipped: the job database is out of reach", job_id[:8])
@@ -124,15 +134,25 @@ class StatusReactions:
             self._wake.clear()
             self._idle.set()
 
-    async def _apply(self, job: Job) -> None:
+    def _try_again_later(self, job: Job) -> None:
+        # Its last change would otherwise stay off until the next start, which may be weeks away.
+        def again() -> None:
+            self._retries.discard(retry)
+            self.changed(job)
+
+        retry = asyncio.get_running_loop().call_later(self.retry_s, again)
+        self._retries.add(retry)
+
+    async def _apply(self, job: Job) -> bool:
+        """False when Slack could not take a change just then (out of reach, failing): worth another look later."""
         message = _message_of(job)
         if message is None:
-            return
+            return True
         channel, ts = message
         async with self.store.message_lock(channel, ts):  # read, change and record it with no other replica between
-            await self._apply_to_message(job, channel, ts)
+            return await self._apply_to_message(job, channel, ts)
 
-    async def _apply_to_message(self, job: Job, channel: str, ts: str) -> None:
+    async def _apply_to_message(self, job: Job, channel: str, ts: str) -> bool:
         # The message's jobs all have their results in its thread.
         in_thread = await self.store.in_thread(channel, job.thread_ts) if job.thread_ts is not None else [job]
         jobs = [other for other in in_thread if _message_of(other) == (channel, ts)]
@@ -140,31 +160,40 @@ class StatusReactions:
         # What its jobs say is on it: one status, or more only where an earlier change was cut short.
         on = {other.status_reaction for other in jobs if other.status_reaction is not None}
         for status in sorted(on - {want}):
-            if not await self._call("reactions.remove", channel, ts, status, "no_reaction"):
-                return  # still on: tried again at the next change, or at the next start
-        if (
-            want is not None
-            and want not in on
-            and not await self._call("reactions.add", channel, ts, want, "already_reacted")
-        ):
-            want = None  # the old one is off, the new one did not go on
+            if (outcome := await self._call("reactions.remove", channel, ts, status, "no_reaction")) != DONE:
+                return outcome == REFUSED  # still on: tried again later, at the next change, or at the next start
+        outcome = DONE
+        if want is not None and want not in on:
+            outcome = await self._call("reactions.add", channel, ts, want, "already_reacted")
+            if outcome != DONE:
+                want = None  # the old one is off, the new one did not go on
         for other in jobs:
             if other.status_reaction != want:
                 await self.store.set_status_reaction(other.id, want)
+        return outcome != FAILING
 
-    async def _call(self, method: str, channel: str, ts: str, status: str, ignore: str) -> bool:
-        """True when the message now is as the call meant it to be."""
+    async def _call(self, method: str, channel: str, ts: str, status: str, ignore: str) -> str:
+        """DONE when the message now is as the call meant it to be; REFUSED when Slack said no for good (the message
+        deleted, the bot out of the channel); FAILING when it could not take the call just then."""
         name = STATUS_REACTIONS[status]
         await self.pacer.wait(method)
         call = self.client.reactions_add if method == "reactions.add" else self.client.reactions_remove
         try:
             await call(channel=channel, timestamp=ts, name=name)
         except SlackApiError as error:
-            if error.response.get("error") == ignore:
-                return True
-            log.warning("%s %s failed: %s", method, name, error.response.get("error"))
-            return False
+            code = str(error.response.get("error") or "")
+            if code == ignore:
+                return DONE
+            status_code = error.response.status_code
+            if code in SLACK_FAILING or status_code == 429 or status_code >= 500:
+                log.warning("%s %s failed: %s; trying again in %.0f s", method, name, code, self.retry_s)
+                return FAILING
+            log.warning("%s %s failed: %s", method, name, code)
+            return REFUSED
         except (aiohttp.ClientError, TimeoutError, OSError) as error:  # Slack out of reach a moment
-            log.warning("%s %s failed (%s); put right at the next start", method, name, type(error).__name__)
-            return False
-        return True
+            log.warning("%s %s failed (%s); trying again in %.0f s", method, name, type(error).__name__, self.retry_s)
+            return FAILING
+        return DONE
+
+
+DONE, REFUSED, FAILING = "done", "refused", "failing"

@@ -417,3 +417,95 @@ async def test_a_cancel_in_the_moment_a_failure_is_being_told_is_what_the_thread
     assert stored is not None and stored.state == "cancelled"
     assert progress().startswith(":no_entry_sign: Cancelled by <@U1>")
     assert not slack.ephemerals_for("U1")
+
+
+async def test_a_clock_step_forward_past_a_running_jobs_lease_does_not_stop_it_here(
+    slack: SlackEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NTP stepping the clock, or a VM resumed after a pause: the wall clock is now past the leases this process
+    # holds, so its next claim takes its own running job again. That job is still running here.
+    caplog.set_level(logging.INFO)
+    message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "a.jpg")])
+    slack.download_delay = 1.0  # mid-download when the clock steps
+    async with running_app(slack, tmp_path) as app:
+        runner = app.services.runner
+        await app.command("300x300")
+        await eventually(lambda: bool(slack.downloads))
+        runner.clock = lambda: time.time() + 2 * runner.config.lease_s
+        runner.wake()
+        await eventually(lambda: bool(slack.uploads_in_thread("C1", message["ts"])), within=30)
+        await runner.idle()
+        (job,) = await app.services.store.recent_for_user("U1")
+    assert job.state == "done"
+    assert len(slack.downloads) == 1  # not stopped and started over
+    assert len(slack.uploads_in_thread("C1", message["ts"])) == 1
+    assert "no longer this replica's" not in caplog.text
+
+
+async def test_a_crop_map_that_cannot_be_kept_leaves_the_images_delivered_at_once(
+    slack: SlackEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Where the maps live can't be written (here a file in the folder's place; a full disk says ENOSPC): the map
+    # is the Done message's extra, the images are what was asked for.
+    (tmp_path / "crop-maps").write_bytes(b"not a folder")
+    message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "a.jpg")])
+    async with running_app(slack, tmp_path) as app:
+        await app.command("300x300")
+        await eventually(lambda: bool(slack.uploads_in_thread("C1", message["ts"])), within=10)
+        await app.services.runner.idle()
+        (job,) = await app.services.store.recent_for_user("U1")
+    assert job.state == "done" and job.attempts == 0
+    assert len(slack.downloads) == 1
+    (progress,) = [m for m in slack.thread("C1", message["ts"]) if not m.get("files")]
+    assert progress["text"].startswith(":white_check_mark: Done")
+    assert len(progress["blocks"]) == 1  # no Show crop map button for a map that isn't there
+    assert "could not keep the crop map" in caplog.text
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+def _progress_text(slack: SlackEmulator, thread_ts: str) -> str:
+    return str(next(m["text"] for m in slack.thread("C1", thread_ts) if not m.get("files")))
+
+
+@pytest.mark.parametrize("ending", ["done", "failed"])
+async def test_slack_failing_when_a_job_says_how_it_ended_is_waited_out_and_the_thread_says_it(
+    slack: SlackEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, ending: str
+) -> None:
+    # Slack answering 500 (past slack_sdk's own retries) to the one edit that says Done, or why it failed: a crash
+    # there is put right by a restart, and so must a Slack that fails for a moment be, not left at "Uploading…".
+    caplog.set_level(logging.INFO)
+    image = astronaut() if ending == "done" else b"meeting notes, not a photo"
+    message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(image, "a.jpg")])
+    if ending == "done":
+        slack.hold["files.completeUploadExternal"] = lambda _params: True  # the call before Done's edit
+        before_the_edit = lambda: bool(slack.calls_to("files.completeUploadExternal"))  # noqa: E731
+    else:
+        slack.download_delay = 1.0  # the download before the edit that says why
+        before_the_edit = lambda: bool(slack.downloads)  # noqa: E731
+    async with running_app(slack, tmp_path, pacing=QUICK_WAITS) as app:
+        for handler in app.services.client.retry_handlers:  # slack_sdk's own retries, at once on loopback
+            monkeypatch.setattr(handler, "interval_calculator", FixedValueRetryIntervalCalculator(0.0))
+        await app.command("300x300")
+        await eventually(before_the_edit)
+        for _ in range(3):  # the edit and slack_sdk's two retries of a 5xx
+            slack.fail_next("chat.update", "internal_error", status=500)
+        slack.release()
+        await eventually(lambda: "waits: Slack at" in caplog.text, within=20)
+        await app.services.runner.idle()
+        (job,) = await app.services.store.recent_for_user("U1")
+    assert job.state == ending and job.attempts == 0
+    said = ":white_check_mark: Done" if ending == "done" else ":x: Couldn't resize"
+    assert _progress_text(slack, message["ts"]).startswith(said)
+    assert len(slack.uploads_in_thread("C1", message["ts"])) == (1 if ending == "done" else 0)
+    assert len(slack.ephemerals_for("U1")) == (0 if ending == "done" else 1)
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+async def test_the_progress_message_counts_what_it_uploads_in_words(slack: SlackEmulator, tmp_path: Path) -> None:
+    message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "a.jpg")])
+    async with running_app(slack, tmp_path) as app:
+        await app.command("300x300")
+        await eventually(lambda: bool(slack.uploads_in_thread("C1", message["ts"])))
+        await app.services.runner.idle()
+    uploading = [c["text"] for c in slack.calls_to("chat.update") if c["text"].startswith(":outbox_tray:")]
+    assert [text.split(" · ")[0] for text in uploading] == [":outbox_tray: Uploading 1 image…"]

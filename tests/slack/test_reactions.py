@@ -3,6 +3,7 @@ message shows while its jobs run."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from bot.slack.reactions import StatusReactions
 from tests.factories import insert, make_job
 from tests.images import astronaut, portrait
 from tests.slack_api.emulator import BOT_TOKEN, SlackEmulator
+from tests.slack_api.harness import eventually
 from tests.tcp_forwarder import forwarded
 
 
@@ -131,3 +133,33 @@ async def test_postgresql_restarting_skips_a_reaction_in_one_line_and_the_next_c
         finally:
             await worker.stop()
             await store.close()
+
+
+@pytest.mark.parametrize("outage", ["internal_error", "unreachable"])
+async def test_slack_failing_a_reaction_for_a_moment_is_tried_again_without_waiting_for_a_restart(
+    slack: SlackEmulator, store: JobStore, outage: str
+) -> None:
+    worker = StatusReactions(AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url), store, retry_s=0.2)
+    worker.start()
+    try:
+        ts, jobs = await _jobs_of_one_message(slack, store)
+        for job in jobs:  # the message's last change: no later one would put it right
+            await store.update(job, state="done")
+        if outage == "unreachable":
+            await slack.go_offline()
+        else:
+            slack.fail_next("reactions.add", "internal_error", status=500)
+        worker.changed(jobs[0])
+        await worker.settled()
+        assert slack.reactions_on("C1", ts) == set()
+        if outage == "unreachable":
+            await slack.come_back()
+        await eventually(lambda: slack.reactions_on("C1", ts) == {"white_check_mark"}, within=5)
+        slack.fail_next("reactions.add", "message_not_found")  # Slack's answer for good: not tried again
+        other_ts, others = await _jobs_of_one_message(slack, store)
+        worker.changed(await store.update(others[0], state="anchored"))
+        await worker.settled()
+        await asyncio.sleep(0.6)
+        assert [c["timestamp"] for c in slack.calls_to("reactions.add")].count(other_ts) == 1
+    finally:
+        await worker.stop()
