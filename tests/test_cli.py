@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -408,15 +409,19 @@ def test_ctrl_c_mid_resize_is_one_line_and_exit_130_with_nothing_half_written(tm
         pytest.skip("needs /proc to tell when the engine is at work")
     scene(3000, 2000).save(tmp_path / "photo.jpg")
     command = [sys.executable, "-m", "bot.cli", "resize", "photo.jpg", "--size", "social", "--size", "4000x4000"]
-    process = subprocess.Popen(
-        [*command, "--resolution", "4K", "--out", "out"], cwd=tmp_path, stderr=subprocess.PIPE, text=True
-    )
-    # Signalled once the detectors' runtime is loaded: only the engine loads it, inside the resize.
-    deadline = time.monotonic() + 60
-    while "onnxruntime" not in Path(f"/proc/{process.pid}/maps").read_text() and time.monotonic() < deadline:
-        time.sleep(0.002)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=30)
+    for _ in range(5):  # on a fast machine the whole resize can end before the signal lands: then again
+        shutil.rmtree(tmp_path / "out", ignore_errors=True)
+        process = subprocess.Popen(
+            [*command, "--resolution", "4K", "--out", "out"], cwd=tmp_path, stderr=subprocess.PIPE, text=True
+        )
+        # Signalled once the detectors' runtime is loaded: only the engine loads it, inside the resize.
+        deadline = time.monotonic() + 60
+        while "onnxruntime" not in Path(f"/proc/{process.pid}/maps").read_text() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+        if process.returncode != 0:
+            break
     assert process.returncode == 130, stderr
     assert stderr == "smart-resize: stopped; no image was left half written.\n"
     assert not (tmp_path / "out").exists()

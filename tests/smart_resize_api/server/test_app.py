@@ -620,7 +620,7 @@ def test_serve_says_in_a_sentence_when_it_cannot_write_its_outputs(tmp_path: Pat
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMART_RESIZE_")}
     env |= {"DATABASE_URL": f"sqlite:///{tmp_path / 'api.db'}", "SMART_RESIZE_MEDIA_DIR": str(not_a_folder)}
     ended = _serve_until_it_ends(env, tmp_path, "0")
-    assert ended.returncode == 1
+    assert ended.returncode == 2  # can't start, as for every other start-up failure
     [said] = [line for line in ended.stderr.splitlines() if line.startswith("smart-resize serve")]
     assert said == (
         f"smart-resize serve: Can't write outputs to {not_a_folder} (it is a file, not a folder); set "
