@@ -150,7 +150,9 @@ def _resize(
     fills: dict[Size, str] = {}  # how each size's canvas was filled, for its note
     extended_instead_of_crop = False  # some size auto extended because a crop would cut the subject
     for target in request.sizes:
-        for variant, plan in enumerate(framer.plan(target, request.mode, request.variants, fill, rng)):
+        made: list[Output] = []  # this size's images, each different from the others
+        for plan in framer.plan(target, request.mode, request.variants, fill, rng):
+            variant = len(made)
             image, sides = render(
                 decoded.image,
                 pixels,
@@ -164,9 +166,14 @@ def _resize(
             output_format = choose_format(image, request.output_format)
             if output_format == "jpeg":  # no alpha in a JPEG: encode() flattens a clear canvas onto white
                 sides = tuple((side, "white" if how == "transparent" else how) for side, how in sides)
-            outputs.append(
+            data = encode(image, output_format, resolution)
+            if any(other.data == data for other in made):
+                # Plans that differ can still draw the same pixels (a blurred reflection and a continued colour
+                # are one colour in a one-pixel margin): the same file twice is no alternative.
+                continue
+            made.append(
                 Output(
-                    data=encode(image, output_format, resolution),
+                    data=data,
                     content_type=CONTENT_TYPES[output_format],
                     width=image.width,
                     height=image.height,
@@ -177,11 +184,11 @@ def _resize(
                     placed_rect=plan.placed_rect,
                 )
             )
+            outputs.append(made[-1])
             if on_output is not None:
                 on_output(len(outputs), len(request.sizes) * request.variants)
             if sides and variant == 0:
                 fills[target] = describe_fill(sides, hints.fill_colour)
-        made = [o for o in outputs if o.target == target]
         if request.variants > 1 and len(made) < request.variants:
             several = len(made) > 1
             if resolved_mode(request.mode, hints) == "auto" and made[0].mode == "crop":

@@ -207,6 +207,29 @@ def test_extend_variants_of_a_canvas_the_photo_fills_are_one_and_say_so() -> Non
     assert "300x300: only 1 distinct framing exists." in result.notes
 
 
+@pytest.mark.parametrize(
+    ("source", "target", "mode"),
+    [
+        # A 16x16 source's map is enlarged (128x128): windows a map pixel apart are the same 16x8 source pixels.
+        ((16, 16), Size(1200, 630), "crop"),
+        ((7, 7), Size(1081, 1079), "extend"),  # a one-pixel margin: a reflection and its colours are one colour
+        ((384, 384), Size(1082, 1080), "extend"),
+    ],
+)
+def test_variants_are_never_the_same_file_twice_and_fewer_are_said(
+    source: tuple[int, int], target: Size, mode: str
+) -> None:
+    pixels = np.random.default_rng(1).integers(0, 255, (source[1], source[0], 3), dtype=np.uint8)
+    data = astronaut() if source == (384, 384) else encode(Image.fromarray(pixels), "PNG")
+    result = resize(data, ResizeRequest(sizes=(target,), mode=mode, variants=3, output_format="png"))  # type: ignore[arg-type]
+    files = [o.data for o in result.outputs]
+    assert len(set(files)) == len(files)
+    assert [o.variant for o in result.outputs] == list(range(len(files)))
+    if len(files) < 3:  # the notes say how many there are
+        framings = f"{len(files)} distinct framing{'s exist' if len(files) > 1 else ' exists'}"
+        assert f"{target}: only {framings}." in result.notes, result.notes
+
+
 def test_small_source_is_enlarged_with_a_note() -> None:
     result = resize(encode(photo(200, 150), "PNG"), ResizeRequest(sizes=(Size(1080, 1080),), mode="crop"))
     assert (result.outputs[0].width, result.outputs[0].height) == (1080, 1080)
