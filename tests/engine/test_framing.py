@@ -201,6 +201,20 @@ def test_a_fill_that_was_asked_for_holds_for_every_variant(monkeypatch: pytest.M
     assert len({o.data for o in outputs}) == 3  # still three framings: the photo placed apart, not refilled
 
 
+def test_the_note_says_how_each_framing_was_filled_not_only_the_first() -> None:
+    # Auto's second framing of an extended size is a blurred reflection: the size's note says so too, where it
+    # used to say only the first's fill, true of one of the two images.
+    result = resize(astronaut(), ResizeRequest(sizes=(Size(600, 200),), mode="extend", variants=2))
+    assert len(result.outputs) == 2
+    assert (
+        "600x200: extended left and right: its colours continued; another framing: extended left and right: a "
+        "blurred reflection." in result.notes
+    ), result.notes
+    # A fill asked for is every framing's, said once.
+    asked = resize(astronaut(), ResizeRequest(sizes=(Size(600, 200),), mode="extend", variants=2, fill="mirror"))
+    assert "600x200: extended left and right: a reflection." in asked.notes, asked.notes
+
+
 def test_extend_variants_of_a_canvas_the_photo_fills_are_one_and_say_so() -> None:
     result = resize(astronaut(), ResizeRequest(sizes=(Size(300, 300),), mode="extend", variants=3))
     assert len(result.outputs) == 1
