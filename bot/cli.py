@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("resize", help="resize one image into one or more sizes")
-    run.add_argument("input", metavar="INPUT", help="image file (JPEG, PNG, WebP, GIF, BMP or TIFF)")
+    run.add_argument("input", metavar="INPUT", help="image file (JPEG, PNG, WebP, HEIC, AVIF, GIF, BMP or TIFF)")
     run.add_argument(
         "--size",
         action="append",
