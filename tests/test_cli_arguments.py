@@ -49,3 +49,11 @@ def test_serve_help_says_the_defaults_and_the_settings_that_decide_who_may_conne
     said = " ".join(out.getvalue().split())
     assert "/smart-resize/v1" in said and "--port PORT default: 8080" in said
     assert "SMART_RESIZE_API_KEYS (comma-separated; without keys the server answers on loopback only)" in said
+
+
+def test_resize_help_names_every_format_the_engine_reads() -> None:
+    out = io.StringIO()
+    with contextlib.chdir(_WORK), contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        main(["resize", "--help"])
+    said = " ".join(out.getvalue().split())
+    assert "image file (JPEG, PNG, WebP, HEIC, AVIF, GIF, BMP or TIFF)" in said

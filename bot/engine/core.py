@@ -147,10 +147,12 @@ def _resize(
         notes.append(f"No {_FOCUS_WORDS[framer.focus_missing]} was found, so the framing follows the main subject.")
 
     outputs: list[Output] = []
-    fills: dict[Size, str] = {}  # how each size's canvas was filled, for its note
+    fills: dict[Size, list[str]] = {}  # how each variant of each size was filled ("": not extended), for its note
     extended_instead_of_crop = False  # some size auto extended because a crop would cut the subject
     for target in request.sizes:
-        for variant, plan in enumerate(framer.plan(target, request.mode, request.variants, fill, rng)):
+        made: list[Output] = []  # this size's images, each different from the others
+        for plan in framer.plan(target, request.mode, request.variants, fill, rng):
+            variant = len(made)
             image, sides = render(
                 decoded.image,
                 pixels,
@@ -164,9 +166,14 @@ def _resize(
             output_format = choose_format(image, request.output_format)
             if output_format == "jpeg":  # no alpha in a JPEG: encode() flattens a clear canvas onto white
                 sides = tuple((side, "white" if how == "transparent" else how) for side, how in sides)
-            outputs.append(
+            data = encode(image, output_format, resolution)
+            if any(other.data == data for other in made):
+                # Plans that differ can still draw the same pixels (a blurred reflection and a continued colour
+                # are one colour in a one-pixel margin): the same file twice is no alternative.
+                continue
+            made.append(
                 Output(
-                    data=encode(image, output_format, resolution),
+                    data=data,
                     content_type=CONTENT_TYPES[output_format],
                     width=image.width,
                     height=image.height,
@@ -177,11 +184,10 @@ def _resize(
                     placed_rect=plan.placed_rect,
                 )
             )
+            outputs.append(made[-1])
             if on_output is not None:
                 on_output(len(outputs), len(request.sizes) * request.variants)
-            if sides and variant == 0:
-                fills[target] = describe_fill(sides, hints.fill_colour)
-        made = [o for o in outputs if o.target == target]
+            fills.setdefault(target, []).append(describe_fill(sides, hints.fill_colour) if sides else "")
         if request.variants > 1 and len(made) < request.variants:
             several = len(made) > 1
             if resolved_mode(request.mode, hints) == "auto" and made[0].mode == "crop":
@@ -201,8 +207,12 @@ def _resize(
         extended_instead = request.mode == "auto" and main.mode == "extend" and not hints.no_crop
         extended_instead_of_crop |= extended_instead
         why = " (cropping would cut important content)" if extended_instead else ""
-        if target in fills:
-            notes.append(f"{target}: {fills[target]}{why}.")
+        filled = fills.get(target, [""])
+        if filled[0]:
+            # Auto's alternatives are a blurred reflection: the note says so rather than only what variant 0 got.
+            others = list(dict.fromkeys(how for how in filled[1:] if how and how != filled[0]))
+            also = f"; {'another framing' if len(others) == 1 else 'other framings'}: {'; '.join(others)}"
+            notes.append(f"{target}: {filled[0]}{why}{also if others else ''}.")
         elif extended_instead:
             notes.append(f"{target}: extended{why}.")
         faces_note = describe_faces_kept(protected_faces(analysis.faces, source), main.source_rect)

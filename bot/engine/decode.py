@@ -427,6 +427,10 @@ def decode(probed: Probe, min_scale: float, limits: Limits) -> Decoded:
     if alpha is not None:
         image = image.convert("RGB") if image.mode != "RGB" else image
         image.putalpha(alpha if alpha.size == image.size else alpha.resize(image.size))
+    # Outputs carry none of the file's metadata: where no step above made a new image, this is the file's own, and
+    # Pillow copies ``info`` through every resize and writes parts of it back (a JPEG's comment into a JPEG, the
+    # profile into a PNG), so 2K and 4K outputs, resampled by Pillow, kept what 1K's (resampled by OpenCV) did not.
+    image.info.clear()
     return Decoded(
         image=image, scale=scale, source_size=probed.source_size, source_format=probed.source_format, notes=notes
     )

@@ -213,6 +213,9 @@ class Framer:
         best = self._ranked(first)[0]
         windows = self._concat([first, *(self._slide(full_w * z, full_h * z) for z in zooms[1:])])
         chosen = [best]
+        # A window is the source pixels it takes: on a small source (a 16x16 icon) windows a map pixel apart round
+        # to the same pixels, and would make the same image twice.
+        taken = {self._window_rect(windows, best)}
         if variants > 1:
             # Seeded jitter picks among comparably good, genuinely different windows; variant 0 stays the best.
             # Every variant keeps what variant 0 keeps: its faces, text, focal point, and enough of the core.
@@ -227,7 +230,10 @@ class Framer:
                     if auto:
                         allowed = allowed and windows.extent[index] >= CROP_KEEPS_ENOUGH and windows.safe(int(index))
                     if allowed and all(self._iou(windows, index, other) < limit for other in chosen):
-                        chosen.append(int(index))
+                        rect = self._window_rect(windows, int(index))
+                        if rect not in taken:
+                            taken.add(rect)
+                            chosen.append(int(index))
                 if len(chosen) >= variants:
                     break
         return [self._crop_plan(windows, index, target) for index in chosen]
@@ -334,11 +340,13 @@ class Framer:
         extent = self.map_w if axis == 0 else self.map_h
         return np.where(centre < extent / 2, 1 / 3, 2 / 3) + 0 * sizes
 
+    def _window_rect(self, windows: _Windows, index: int) -> Rect:
+        return self._to_source_rect(windows.x[index], windows.y[index], windows.w[index], windows.h[index])
+
     def _crop_plan(self, windows: _Windows, index: int, target: Size) -> Plan:
-        rect = self._to_source_rect(windows.x[index], windows.y[index], windows.w[index], windows.h[index])
         return Plan(
             mode="crop",
-            source_rect=rect,
+            source_rect=self._window_rect(windows, index),
             placed_rect=(0, 0, target.width, target.height),
             fill=None,
             kept=float(windows.core[index]),

@@ -201,10 +201,47 @@ def test_a_fill_that_was_asked_for_holds_for_every_variant(monkeypatch: pytest.M
     assert len({o.data for o in outputs}) == 3  # still three framings: the photo placed apart, not refilled
 
 
+def test_the_note_says_how_each_framing_was_filled_not_only_the_first() -> None:
+    # Auto's second framing of an extended size is a blurred reflection: the size's note says so too, where it
+    # used to say only the first's fill, true of one of the two images.
+    result = resize(astronaut(), ResizeRequest(sizes=(Size(600, 200),), mode="extend", variants=2))
+    assert len(result.outputs) == 2
+    assert (
+        "600x200: extended left and right: its colours continued; another framing: extended left and right: a "
+        "blurred reflection." in result.notes
+    ), result.notes
+    # A fill asked for is every framing's, said once.
+    asked = resize(astronaut(), ResizeRequest(sizes=(Size(600, 200),), mode="extend", variants=2, fill="mirror"))
+    assert "600x200: extended left and right: a reflection." in asked.notes, asked.notes
+
+
 def test_extend_variants_of_a_canvas_the_photo_fills_are_one_and_say_so() -> None:
     result = resize(astronaut(), ResizeRequest(sizes=(Size(300, 300),), mode="extend", variants=3))
     assert len(result.outputs) == 1
     assert "300x300: only 1 distinct framing exists." in result.notes
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "mode"),
+    [
+        # A 16x16 source's map is enlarged (128x128): windows a map pixel apart are the same 16x8 source pixels.
+        ((16, 16), Size(1200, 630), "crop"),
+        ((7, 7), Size(1081, 1079), "extend"),  # a one-pixel margin: a reflection and its colours are one colour
+        ((384, 384), Size(1082, 1080), "extend"),
+    ],
+)
+def test_variants_are_never_the_same_file_twice_and_fewer_are_said(
+    source: tuple[int, int], target: Size, mode: str
+) -> None:
+    pixels = np.random.default_rng(1).integers(0, 255, (source[1], source[0], 3), dtype=np.uint8)
+    data = astronaut() if source == (384, 384) else encode(Image.fromarray(pixels), "PNG")
+    result = resize(data, ResizeRequest(sizes=(target,), mode=mode, variants=3, output_format="png"))  # type: ignore[arg-type]
+    files = [o.data for o in result.outputs]
+    assert len(set(files)) == len(files)
+    assert [o.variant for o in result.outputs] == list(range(len(files)))
+    if len(files) < 3:  # the notes say how many there are
+        framings = f"{len(files)} distinct framing{'s exist' if len(files) > 1 else ' exists'}"
+        assert f"{target}: only {framings}." in result.notes, result.notes
 
 
 def test_small_source_is_enlarged_with_a_note() -> None:
