@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import BinaryIO, NoReturn, TextIO
 
 from dotenv import find_dotenv, load_dotenv
 from PIL import Image
@@ -37,6 +37,8 @@ from bot.engine.types import FILL_CHOICES, MODES, OUTPUT_FORMATS, RESOLUTIONS, O
 from bot.presets import known_names, resolve_preset
 from bot.spec import ResizeSpec
 
+STDIN = "-"  # INPUT that reads the image from standard input
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a mistake is one line on stderr and exit 1, like every other error of this command."""
@@ -50,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("resize", help="resize one image into one or more sizes")
-    run.add_argument("input", metavar="INPUT", help="image file (JPEG, PNG, WebP, HEIC, AVIF, GIF, BMP or TIFF)")
+    run.add_argument(
+        "input",
+        metavar="INPUT",
+        help=f"image file (JPEG, PNG, WebP, HEIC, AVIF, GIF, BMP or TIFF); {STDIN} reads standard input",
+    )
     run.add_argument(
         "--size",
         action="append",
@@ -106,10 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(_values_attached(sys.argv[1:] if argv is None else argv))
     load_dotenv(find_dotenv(usecwd=True))  # the app's .env: one DATABASE_URL, and the same MAX_* caps
     if args.command == "serve":
-        # The server pulls in aiohttp; resize-only use does not need it.
-        from bot.smart_resize_api.server.app import serve_forever
+        try:
+            # The server pulls in aiohttp; resize-only use does not need it.
+            from bot.smart_resize_api.server.app import serve_forever
 
-        return serve_forever(args.host, args.port)
+            return serve_forever(args.host, args.port)
+        except KeyboardInterrupt:  # before the server's loop takes SIGINT over (it then stops gracefully, with 0)
+            print("smart-resize serve: stopped before it began serving.", file=sys.stderr)
+            return 130
     try:
         return _resize(args)
     except CliError as error:
@@ -177,7 +187,7 @@ def _resize(args: argparse.Namespace) -> int:
         # Where the results go is checked before any work, so a typo costs nothing.
         out_dir = _output_folder(Path(args.out))
         explain = _crop_map_path(Path(args.explain), out_dir) if args.explain else None
-        data = _read_input(Path(args.input), limits)
+        data = _read_input(args.input, limits)
         if (models := missing_warning()) is not None:
             print(f"smart-resize: warning: {models}", file=sys.stderr)
         progress = _Progress(sys.stderr)
@@ -187,7 +197,7 @@ def _resize(args: argparse.Namespace) -> int:
         from bot.user_errors import cli_message  # only on failure: it imports the Slack side's errors too
 
         raise CliError(cli_message(error)) from None
-    stem = Path(args.input).stem
+    stem = "stdin" if args.input == STDIN else Path(args.input).stem
     _create_folder(out_dir)
     described = []
     for output in result.outputs:
@@ -288,11 +298,13 @@ def _write_crop_map(path: Path, jpeg: bytes) -> None:
     _write(path, jpeg)
 
 
-def _read_input(path: Path, limits: Limits) -> bytes:
-    """The input's bytes, refused over MAX_DOWNLOAD_MB before they are all read: a regular file by its size on
-    disk, anything else (a pipe, a device) by reading at most one byte more than the cap."""
+def _read_input(name: str, limits: Limits) -> bytes:
+    """The bytes of the file ``name`` (``-``: standard input), refused over MAX_DOWNLOAD_MB before they are all read:
+    a regular file by its size on disk, anything else (a pipe, a device) by reading at most one byte more than the
+    cap."""
+    path = "standard input" if name == STDIN else name
     try:
-        with path.open("rb") as file:
+        with _open_input(name) as file:
             status = os.fstat(file.fileno())
             if stat.S_ISREG(status.st_mode):
                 check_input_bytes(status.st_size, limits)
@@ -305,6 +317,17 @@ def _read_input(path: Path, limits: Limits) -> bytes:
         raise CliError(f"{path} is a folder; give the path of an image file.") from None
     except OSError as error:
         raise CliError(f"Can't read {path}: {error.strerror or error}.") from None
+
+
+def _open_input(name: str) -> BinaryIO:
+    if name != STDIN:
+        return Path(name).open("rb")
+    if sys.stdin is None or sys.stdin.isatty():  # reading would wait for the user to type an image
+        raise CliError(
+            f"INPUT {STDIN} reads the image from standard input, and none is piped in: pipe one in "
+            f"(smart-resize resize {STDIN} --size ... < photo.jpg) or give the image's path."
+        )
+    return open(sys.stdin.fileno(), "rb", closefd=False)
 
 
 def _write(path: Path, data: bytes) -> None:

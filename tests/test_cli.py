@@ -10,8 +10,11 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -408,3 +411,112 @@ def test_a_negative_size_is_refused_by_the_size_check(tmp_path: Path, flag: str,
     code, stderr = _in_process(["resize", "photo.jpg", flag, value, "--out", "out"], tmp_path)
     assert code == 1
     assert stderr == f"smart-resize: {value!r} isn't a size; write sizes as WIDTHxHEIGHT, like 1080x1080.\n", stderr
+
+
+def _entry_point_command() -> list[str]:
+    """What pip's ``smart-resize`` script runs (the entry point pyproject names), as a command for this Python."""
+    scripts = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
+    module, function = scripts["smart-resize"].split(":")
+    return [sys.executable, "-c", f"import sys; from {module} import {function}; sys.exit({function}())"]
+
+
+def _signal_once_loaded(process: subprocess.Popen[str], library: str) -> None:
+    """SIGINT the moment ``library``'s compiled module is mapped into ``process``: while its importer loads, on a
+    fast machine or a slow one."""
+    deadline = time.monotonic() + 30
+    while library not in Path(f"/proc/{process.pid}/maps").read_text() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    process.send_signal(signal.SIGINT)
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc to tell what is loaded")
+
+
+@needs_proc
+def test_ctrl_c_while_the_engine_loads_is_one_line_and_exit_130(tmp_path: Path) -> None:
+    # It was a KeyboardInterrupt traceback out of whichever module (numpy, OpenCV, Pillow) was being imported.
+    scene(600, 400).save(tmp_path / "photo.jpg")
+    command = [*_entry_point_command(), "resize", "photo.jpg", "--size", "100x100", "--out", "out"]
+    process = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    _signal_once_loaded(process, "numpy")  # imported by the engine, with OpenCV and the detectors still to come
+    _, stderr = process.communicate(timeout=30)
+    assert (process.returncode, stderr) == (130, "smart-resize: stopped before it began; nothing was written.\n")
+    assert not (tmp_path / "out").exists()
+
+
+@needs_proc
+def test_ctrl_c_while_serve_starts_has_no_traceback(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [*_entry_point_command(), "serve", "--port", "0"], cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
+    _signal_once_loaded(process, "aiohttp")  # the server's stack, imported once serve is asked for
+    _, stderr = process.communicate(timeout=30)
+    # Before the server's loop takes SIGINT over it ends at once, after it with a graceful stop: either way quietly.
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    if process.returncode == 130:
+        assert stderr.endswith("smart-resize serve: stopped before it began serving.\n"), stderr
+    else:
+        assert process.returncode == 0, stderr
+
+
+def test_ctrl_c_mid_run_is_one_line_and_exit_130_with_nothing_written(tmp_path: Path) -> None:
+    # It was a KeyboardInterrupt traceback. The input is a pipe whose writer has sent half the image: the run is
+    # certainly under way (past the checks, reading) when the signal lands, however fast the machine.
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "resize", "photo.jpg", "--size", "100x100", "--out", "out"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    image = astronaut()
+    with fifo.open("wb") as writer:  # opens once the run has opened the pipe to read it
+        writer.write(image[: len(image) // 2])
+        writer.flush()
+        time.sleep(0.2)  # the half is read; the run waits for the rest
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert (process.returncode, stderr) == (130, "smart-resize: stopped; no image was left half written.\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_image_piped_to_standard_input_is_read_as_the_input(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "resize", "-", "--size", "120x80", "--out", "out", "--json"],
+        input=astronaut(),
+        capture_output=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    [described] = json.loads(result.stdout)["outputs"]
+    assert described["path"] == str(Path("out") / "stdin_120x80_0.jpg")
+    with Image.open(tmp_path / described["path"]) as written:
+        assert written.size == (120, 80)
+
+
+def test_standard_input_from_a_terminal_is_refused_instead_of_waiting(tmp_path: Path) -> None:
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "resize", "-", "--size", "120x80", "--out", "out"],
+            stdin=follower,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "smart-resize: INPUT - reads the image from standard input, and none is piped in: pipe one in "
+        "(smart-resize resize - --size ... < photo.jpg) or give the image's path.\n"
+    )
+    assert not (tmp_path / "out").exists()
