@@ -368,10 +368,26 @@ class JobRunner:
             )
             if progress_ts is None:
                 text = f":hourglass_flowing_sand: Resizing to {job.spec.describe()}… · _{tag}_"
-                progress_ts = await self.delivery.post(
-                    job.channel_id, text, thread_ts=thread_ts, blocks=progress_blocks(text, job.id, cancellable=True)
+                post = asyncio.ensure_future(
+                    self.delivery.post(
+                        job.channel_id,
+                        text,
+                        thread_ts=thread_ts,
+                        blocks=progress_blocks(text, job.id, cancellable=True),
+                    )
                 )
-            job = await self.store.update(job, progress_ts=progress_ts)
+                try:
+                    # Shielded: a Cancel pressed now cancels this task, but Slack still posts the message.
+                    progress_ts = await asyncio.shield(post)
+                except asyncio.CancelledError:
+                    if not self._stopping:  # a restart finds the message by its marker instead
+                        await self._cancelled_before_progress_was_stored(job, post)
+                    raise
+            try:
+                job = await self.store.update(job, progress_ts=progress_ts)
+            except (StaleJob, asyncio.CancelledError):
+                await self._cancelled_before_progress_was_stored(job, progress_ts)
+                raise
         job = await self.store.update(job, state="anchored")
         self.reactions.changed(job)
         return job
@@ -562,6 +578,18 @@ class JobRunner:
         await self.delivery.ephemeral(
             job.channel_id, job.user_id, message, thread_ts=job.thread_ts, response_url=job.response_url
         )
+
+    async def _cancelled_before_progress_was_stored(self, job: Job, progress: str | asyncio.Future[str]) -> None:
+        """A Cancel pressed while the progress message was being posted, or its ts stored, found no message to edit
+        (it edits the stored one): so the message, once Slack has it, says the job was cancelled here instead of
+        "Resizing…" for good. Best effort: the job is cancelled either way."""
+        try:
+            ts = progress if isinstance(progress, str) else await progress
+            now = await self.store.get(job.id)
+            if now is not None and now.state == "cancelled" and now.progress_ts is None:
+                await self._show_cancelled(replace(now, progress_ts=ts))
+        except Exception as error:  # Slack or the database out of reach: the Cancel's own answer stands
+            log.warning("job %s: could not mark its progress message cancelled (%s)", job.short_id, _kind(error))
 
     async def _show_cancelled(self, job: Job) -> None:
         if job.progress_ts:

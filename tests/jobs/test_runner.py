@@ -509,3 +509,34 @@ async def test_the_progress_message_counts_what_it_uploads_in_words(slack: Slack
         await app.services.runner.idle()
     uploading = [c["text"] for c in slack.calls_to("chat.update") if c["text"].startswith(":outbox_tray:")]
     assert [text.split(" · ")[0] for text in uploading] == [":outbox_tray: Uploading 1 image…"]
+
+
+@pytest.mark.parametrize("where", ["here", "on another replica"])
+async def test_a_cancel_while_the_progress_message_is_being_posted_leaves_it_saying_cancelled(
+    slack: SlackEmulator, tmp_path: Path, where: str
+) -> None:
+    # Cancelled before the progress message's ts was stored, the Cancel had no message to edit, and the job's
+    # "Resizing…" (with its Cancel button) stood in the thread for good. Here the Cancel stops the job's task
+    # mid-post; on another replica the task runs on, and finds the job cancelled when it stores the ts.
+    message = slack.post_user_message("C1", "U1", "", files=[slack.add_file(astronaut(), "a.jpg")])
+
+    def posting_progress(params: dict[str, Any]) -> bool:
+        return str(params.get("text", "")).startswith(":hourglass_flowing_sand:")
+
+    async with running_app(slack, tmp_path) as app:
+        slack.hold["chat.postMessage"] = posting_progress
+        await app.command("300x300")
+        await eventually(lambda: any(posting_progress(p) for p in slack.calls_to("chat.postMessage")))
+        (job,) = await app.services.store.recent_for_user("U1")
+        if where == "here":
+            answer = await app.services.runner.cancel(job.id, by_user="U1")
+            assert answer == "Cancelled: nothing more will be posted for that request."
+        else:
+            await app.services.store.update(job, state="cancelled", fenced=False)
+        slack.release()
+        await app.services.runner.idle()
+        stored = await app.services.store.get(job.id)
+    assert stored is not None and stored.state == "cancelled"
+    [progress] = [m for m in slack.thread("C1", message["ts"]) if m["ts"] != message["ts"]]
+    assert progress["text"].startswith(":no_entry_sign: Cancelled by <@U1>"), progress["text"]
+    assert not slack.uploads_in_thread("C1", message["ts"])
