@@ -52,6 +52,7 @@ from bot.smart_resize_api.contract import (
     NOT_FOUND,
     REQUEST_NOT_FOUND,
     ContractError,
+    ErrorBody,
     JobOutput,
     OutputImage,
     ResultRequest,
@@ -85,6 +86,9 @@ GAVE_UP = "Internal error; the request was not charged."
 NO_KEY_TENANT = "local"  # without keys there is one tenant: whoever reaches the loopback address
 MAX_ATTEMPTS = 3
 _INLINE_JSON_BYTES = 64 * 1024
+UNSUPPORTED_MEDIA_TYPE = ErrorBody(
+    "Unsupported media type", "Send the request body as JSON, with the header Content-Type: application/json"
+)
 # Raw bytes per base64 step of a streamed sync_mode answer (a multiple of 3, so the pieces join into one encoding):
 # about a millisecond of work off the event loop each, and ~2 MB of memory per answer however large its images.
 _STREAM_CHUNK = 3 * 256 * 1024
@@ -364,6 +368,10 @@ class SmartResizeServer:
 
     async def submit(self, request: web.Request) -> web.Response:
         tenant = self._owner(request)
+        if not self.config.keys and request.content_type != "application/json":
+            # A web page may send any site a text/plain (or form) POST without asking first; JSON it may not, so a
+            # keyless server on this machine takes only JSON, and no page its user visits can queue work on it.
+            return web.json_response(UNSUPPORTED_MEDIA_TYPE.to_json(), status=415)
         api_request = SmartResizeRequest.from_json(await _json_body(request))
         try:
             check_output_count(len(api_request.target_sizes), api_request.num_images_per_size, self.config.limits)

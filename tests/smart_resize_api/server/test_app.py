@@ -1060,3 +1060,29 @@ async def test_extend_naturally_through_the_prompt_and_the_fill_said_in_the_desc
         await server.close()
     assert done.description is not None
     assert "1500x300: extended left and right: its texture continued." in done.description
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+async def test_without_keys_a_submit_is_taken_only_as_json(tmp_path: Path, content_type: str | None) -> None:
+    # A page the user visits may POST text/plain or a form to 127.0.0.1 without the browser asking first (JSON it
+    # may not): a keyless server took those as submits, so any web page could queue work on it.
+    service = SmartResizeServer(ServerSettings(database_path=tmp_path / "open.db", workers=1), pool=SHARED_ENGINE.pool)
+    test_server = TestServer(service.application(), host="127.0.0.1")
+    await test_server.start_server()
+    submit = f"http://127.0.0.1:{test_server.port}{PREFIX}/smart-resize-request"
+    body = b'{"image_url": "%s", "target_sizes": ["64x64"]}' % SOURCE.encode()
+    try:
+        async with aiohttp.ClientSession(skip_auto_headers=["Content-Type"]) as session:
+            headers = {} if content_type is None else {"Content-Type": content_type}
+            async with session.post(submit, data=body, headers=headers) as response:
+                assert response.status == 415
+                assert await response.json() == {
+                    "error": "Unsupported media type",
+                    "details": "Send the request body as JSON, with the header Content-Type: application/json",
+                }
+            async with session.post(
+                submit, data=body, headers={"Content-Type": "application/json; charset=utf-8"}
+            ) as response:
+                assert response.status == 200, await response.text()
+    finally:
+        await test_server.close()
