@@ -17,6 +17,7 @@ import io
 import math
 import re
 import warnings
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,6 +197,8 @@ def probe(data: bytes, limits: Limits) -> Probe:
             f"The image file holds more than {_MAX_HEADER_BLOCKS:,} blocks of metadata or padding around its "
             "pixels, which I don't read through; export the image again and use that file."
         )
+    if data.startswith(_PNG_SIGNATURE):
+        data = _png_without_broken_ancillary_chunks(data)
     container = _container_format(data[:64])
     try:
         with warnings.catch_warnings():
@@ -204,7 +207,7 @@ def probe(data: bytes, limits: Limits) -> Probe:
             image = Image.open(io.BytesIO(data), formats=[container] if container else None)
     except UnidentifiedImageError:
         # A HEIC or AVIF whose boxes are cut short or broken, or a file that starts as an image does and fails
-        # further on (a PNG with a chunk whose checksum is wrong, which Pillow refuses).
+        # further on (a PNG whose header chunk's checksum is wrong, which Pillow refuses).
         if container is not None or data.startswith(_IMAGE_SIGNATURES):
             raise CorruptImage("The image file is damaged or incomplete; export it again and retry.") from None
         raise NotAnImage(f"That file isn't an image I can read; use a {_FORMAT_NAMES} file.") from None
@@ -242,8 +245,9 @@ def probe(data: bytes, limits: Limits) -> Probe:
     return Probe(image=image, source_size=oriented, orientation=orientation, source_format=str(image.format))
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # How the formats read here begin: a file that does and that Pillow cannot open is damaged, not something else.
-_IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
+_IMAGE_SIGNATURES = (_PNG_SIGNATURE, b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
 _SIGNATURE_FORMATS = (
     (b"\x89PNG\r\n\x1a\n", "PNG"),
     (b"\xff\xd8\xff", "JPEG"),
@@ -301,6 +305,25 @@ def _jpeg_blocks(data: bytes) -> int:
         else:
             at = marker_at + 2 + int.from_bytes(data[marker_at + 2 : marker_at + 4], "big")
     return count
+
+
+def _png_without_broken_ancillary_chunks(data: bytes) -> bytes:
+    """``data`` less its ancillary chunks (text, times, profiles: a lowercase first letter) whose checksum is wrong,
+    as libpng and browsers read such a file (they skip those, with a warning), where Pillow refuses the whole file.
+    A critical chunk with a wrong checksum (the header, the palette, the pixels) is left for the reader to refuse.
+    ``data`` itself, uncopied, when nothing is dropped."""
+    kept, at, dropped = [data[:8]], 8, False
+    while at + 12 <= len(data):
+        end = at + 12 + int.from_bytes(data[at : at + 4], "big")
+        if end > len(data):
+            break  # cut short: the reader says so
+        kind = data[at + 4 : at + 8]
+        if kind[0] & 0x20 and zlib.crc32(data[at + 4 : end - 4]) != int.from_bytes(data[end - 4 : end], "big"):
+            dropped = True
+        else:
+            kept.append(data[at:end])
+        at = end
+    return b"".join([*kept, data[at:]]) if dropped else data
 
 
 def _png_blocks(data: bytes) -> int:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
+import struct
 import subprocess
 import sys
 import time
+import zlib
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageCms
 
@@ -268,12 +270,42 @@ def test_corrupt_png_is_refused() -> None:
         resize(data[:200] + data[1200:], ONE)
 
 
-@pytest.mark.parametrize("chunk", [b"tEXt", b"IHDR"])
-def test_a_png_with_a_wrong_checksum_is_said_to_be_damaged_not_to_be_no_image(chunk: bytes) -> None:
-    # Pillow refuses a PNG for a wrong checksum on any chunk (a comment an editor botched, the header): the file
-    # starts as a PNG does, so it is a damaged image, not some other file.
+def test_a_png_whose_header_has_a_wrong_checksum_is_said_to_be_damaged_not_to_be_no_image() -> None:
+    # The file starts as a PNG does, so it is a damaged image, not some other file.
     with pytest.raises(CorruptImage, match="damaged or incomplete; export it again"):
-        resize(png_with_bad_checksum(photo(120, 80), chunk), ONE)
+        resize(png_with_bad_checksum(photo(120, 80), b"IHDR"), ONE)
+
+
+_ANCILLARY = st.sampled_from([b"tEXt", b"zTXt", b"iTXt", b"tIME", b"pHYs", b"eXIf", b"prVt"])
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    broken=st.lists(
+        st.tuples(_ANCILLARY, st.binary(max_size=40), st.sampled_from(["after IHDR", "before IEND"])),
+        min_size=1,
+        max_size=4,
+    ),
+    checksum=st.integers(0, 2**32 - 1),
+)
+def test_a_png_with_ancillary_chunks_whose_checksums_are_wrong_is_read_as_libpng_reads_it(
+    broken: list[tuple[bytes, bytes, str]], checksum: int
+) -> None:
+    # Pillow refused the whole file for a comment an editor botched; libpng and browsers skip such a chunk, so did
+    # everyone else this file was shown to. The pixels are the pixels of the same file without those chunks.
+    clean = encode(photo(120, 80), "PNG")
+    header_end, iend = 8 + 8 + 13 + 4, clean.rindex(b"IEND") - 4
+    after_header, before_end = b"", b""
+    for kind, payload, where in broken:
+        if checksum == zlib.crc32(kind + payload):
+            continue  # the right checksum after all
+        chunk = struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", checksum)
+        if where == "after IHDR":
+            after_header += chunk
+        else:
+            before_end += chunk
+    damaged = clean[:header_end] + after_header + clean[header_end:iend] + before_end + clean[iend:]
+    assert resize(damaged, ONE).outputs[0].data == resize(clean, ONE).outputs[0].data
 
 
 def test_a_heic_photo_from_a_phone_is_read_upright() -> None:
