@@ -380,7 +380,9 @@ class JobRunner:
                     # Shielded: a Cancel pressed now cancels this task, but Slack still posts the message.
                     progress_ts = await asyncio.shield(post)
                 except asyncio.CancelledError:
-                    if not self._stopping:  # a restart finds the message by its marker instead
+                    if self._stopping:  # a restart finds the message by its marker; how the post ends is no news
+                        post.add_done_callback(_retrieved)
+                    else:
                         await self._cancelled_before_progress_was_stored(job, post)
                     raise
             try:
@@ -660,6 +662,12 @@ def _transient(error: Exception) -> bool:
     # Slack out of reach or failing never gets here (the job waits for Slack instead). What does: the hosted
     # service's outages, a Slack upload URL that refused the bytes (the next try reserves a new one), a disk full.
     return isinstance(error, (TransientError, aiohttp.ClientResponseError, OSError))
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Done-callback of a call left to finish on its own: its error is taken, not logged as never retrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _kind(error: Exception) -> str:
