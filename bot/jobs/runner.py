@@ -568,6 +568,15 @@ class JobRunner:
                 assert problem is not None  # what _quietly lets through
                 await self._wait_for_slack(fresh, problem)
                 return
+        else:
+            # Nothing in the thread (a link refused before it was announced): the requester's private word is the
+            # only one, so it is said first, and the job waits for a Slack that can't take it, as for the thread.
+            told = await self.delivery.ephemeral(
+                fresh.channel_id, fresh.user_id, message, thread_ts=fresh.thread_ts, response_url=fresh.response_url
+            )
+            if told is not None and (problem := waiting_on_slack(told, self._slack_host)) is not None:
+                await self._wait_for_slack(fresh, problem)
+                return
         try:
             job = await self.store.update(fresh, state="failed", error=message)
         except StaleJob:  # cancelled in the moment since it was read: the message says so again, over ours
@@ -577,9 +586,10 @@ class JobRunner:
             return
         log.info("job %s failed: %s", job.short_id, message)
         self.reactions.changed(job)
-        await self.delivery.ephemeral(
-            job.channel_id, job.user_id, message, thread_ts=job.thread_ts, response_url=job.response_url
-        )
+        if fresh.progress_ts:
+            await self.delivery.ephemeral(
+                job.channel_id, job.user_id, message, thread_ts=job.thread_ts, response_url=job.response_url
+            )
 
     async def _cancelled_before_progress_was_stored(self, job: Job, progress: str | asyncio.Future[str]) -> None:
         """A Cancel pressed while the progress message was being posted, or its ts stored, found no message to edit

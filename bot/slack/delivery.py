@@ -105,24 +105,30 @@ class Delivery:
 
     async def ephemeral(
         self, channel: str, user: str, text: str, *, thread_ts: str | None = None, response_url: str | None = None
-    ) -> None:
-        """Tell only the requester. A slash command's response_url works even where the bot is not a member."""
+    ) -> Exception | None:
+        """Tell only the requester. A slash command's response_url works even where the bot is not a member.
+        Returns chat.postEphemeral's error when neither way got through (None once one did), for a caller to whom
+        this is the only word of an outcome: it may wait for Slack and say it again."""
         try:
             await self.client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)
-            return
+            return None
         except SlackApiError as error:
             log.warning("could not tell %s in the channel: %s", user, error.response.get("error"))
+            failure: Exception = error
         except UNREACHABLE as error:  # Slack out of reach: the response_url may still get through, or not
             log.warning("could not tell %s in the channel: Slack is unreachable (%s)", user, describe_failure(error))
+            failure = error
         if response_url:
             webhook = AsyncWebhookClient(response_url, session=self.client.session)
             try:
                 response = await webhook.send(text=text, response_type="ephemeral", replace_original=False)
             except UNREACHABLE as error:  # the last way to reach them: log, don't crash the job
                 log.warning("response_url failed: %s", type(error).__name__)
-                return
-            if response.status_code != 200:
-                log.warning("response_url answered %s", response.status_code)
+                return failure
+            if response.status_code == 200:
+                return None
+            log.warning("response_url answered %s", response.status_code)
+        return failure
 
 
 def _message_text(message: dict[str, Any]) -> str:

@@ -540,3 +540,20 @@ async def test_a_cancel_while_the_progress_message_is_being_posted_leaves_it_say
     [progress] = [m for m in slack.thread("C1", message["ts"]) if m["ts"] != message["ts"]]
     assert progress["text"].startswith(":no_entry_sign: Cancelled by <@U1>"), progress["text"]
     assert not slack.uploads_in_thread("C1", message["ts"])
+
+
+async def test_a_refusal_told_only_to_the_requester_waits_for_a_slack_that_cannot_take_it(
+    slack: SlackEmulator, tmp_path: Path
+) -> None:
+    # A link refused before it is announced has no message in the thread: the private word is the only word. It
+    # was lost when Slack failed at that moment, the job stored failed all the same, and its requester never heard.
+    slack.faults["chat.postEphemeral"] = [emulator.Fault("internal_error", status=500) for _ in range(3)]
+    async with running_app(slack, tmp_path) as app:
+        await app.command("500x500 http://169.254.169.254/latest/meta-data/iam.png")
+        await eventually(lambda: bool(slack.ephemerals_for("U1")), within=30)
+        await app.services.runner.idle()
+        (job,) = await app.services.store.recent_for_user("U1")
+    assert job.state == "failed"
+    [notice] = slack.ephemerals_for("U1")
+    assert "private or internal address" in notice
+    assert not slack.faults["chat.postEphemeral"]  # every failure was met, and the job waited through them
