@@ -70,8 +70,10 @@ def main() -> int:
 def _stopped_while_loading(signum: int, frame: object) -> None:
     """Ctrl-C before serve() hands SIGINT to the event loop (while the app's modules load, or the settings are read)
     ends the app as quietly as it does later, rather than with a KeyboardInterrupt traceback out of whatever module
-    was being imported. Nothing has started yet, so there is nothing to finish."""
-    raise SystemExit(0)
+    was being imported. Nothing has started yet, so there is nothing to finish, and the process ends there and then:
+    an exception raised here could land inside an extension module's initialisation (numpy's), which turns it into
+    an ImportError and a traceback."""
+    os._exit(0)
 
 
 _SECRETS = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "PIXAZO_API_KEY", "SOURCE_LINK_KEY")

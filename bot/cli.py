@@ -20,6 +20,7 @@ from dotenv import find_dotenv, load_dotenv
 from PIL import Image
 
 from bot.config import ConfigError, load_limits
+from bot.console import stopped_quietly_while_loading
 from bot.engine import (
     EngineError,
     InvalidSize,
@@ -112,13 +113,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(_values_attached(sys.argv[1:] if argv is None else argv))
     load_dotenv(find_dotenv(usecwd=True))  # the app's .env: one DATABASE_URL, and the same MAX_* caps
     if args.command == "serve":
-        try:
+        stopped = "smart-resize serve: stopped before it began serving."
+        with stopped_quietly_while_loading(stopped):
             # The server pulls in aiohttp; resize-only use does not need it.
             from bot.smart_resize_api.server.app import serve_forever
-
+        try:
             return serve_forever(args.host, args.port)
         except KeyboardInterrupt:  # before the server's loop takes SIGINT over (it then stops gracefully, with 0)
-            print("smart-resize serve: stopped before it began serving.", file=sys.stderr)
+            print(stopped, file=sys.stderr)
             return 130
     try:
         return _resize(args)
