@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from bot.jobs.model import Job
 from bot.jobs.store import (
     _COLUMNS,
+    LONGEST_WAIT_S,
     UNREADABLE_JOB,
     Admission,
     StaleJob,
@@ -193,12 +194,13 @@ class PostgresJobStore:
     async def claim(self, now: float, limit: int, lease_s: float) -> list[Job]:
         rows = await self.pool.fetch(
             "UPDATE jobs SET lease_owner = $1, lease_until = $2 WHERE id IN (SELECT id FROM jobs WHERE "  # noqa: S608
-            f"{OPEN} AND not_before <= $3 AND (lease_owner IS NULL OR lease_until < $3) "
+            f"{OPEN} AND (not_before <= $3 OR not_before > $5) AND (lease_owner IS NULL OR lease_until < $3) "
             "ORDER BY created_at LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING *",
             self.owner,
             now + lease_s,
             now,
             limit,
+            now + LONGEST_WAIT_S,  # past it: set by a clock that stepped back since (store.LONGEST_WAIT_S)
         )
         return await self._readable_rows(sorted(rows, key=lambda row: row["created_at"]))
 
@@ -226,9 +228,10 @@ class PostgresJobStore:
 
     async def runnable(self, now: float, limit: int = 50) -> list[Job]:
         rows = await self.pool.fetch(
-            f"SELECT * FROM jobs WHERE {OPEN} AND not_before <= $1 ORDER BY created_at LIMIT $2",  # noqa: S608
+            f"SELECT * FROM jobs WHERE {OPEN} AND (not_before <= $1 OR not_before > $3) ORDER BY created_at LIMIT $2",  # noqa: S608
             now,
             limit,
+            now + LONGEST_WAIT_S,
         )
         return await self._readable_rows(rows)
 
@@ -247,9 +250,10 @@ class PostgresJobStore:
     async def next_wakeup(self, now: float) -> float | None:
         value = await self.pool.fetchval(
             "SELECT MIN(CASE WHEN lease_until > $2 THEN (CASE WHEN lease_owner = $1 THEN NULL ELSE lease_until END) "  # noqa: S608
-            f"ELSE not_before END) FROM jobs WHERE {OPEN}",
+            f"WHEN not_before > $3 THEN $2 ELSE not_before END) FROM jobs WHERE {OPEN}",
             self.owner,
             now,
+            now + LONGEST_WAIT_S,
         )
         return float(value) if value is not None else None
 

@@ -130,6 +130,12 @@ _COLUMNS = [
 ]  # fmt: skip
 _UPDATABLE = {"thread_ts", "source", "state", "progress_ts", "remote_id", "error", "upload", "attempts", "not_before"}
 OPEN = "state NOT IN ('done', 'failed', 'cancelled')"
+# The longest the runner ever tells a job to wait (its backoffs are capped at a minute). A not_before further ahead
+# than this was set by a clock that has since stepped back (NTP, a VM resumed from a snapshot): such a job is due
+# now, where it would wait for the step's size on top of its wait.
+LONGEST_WAIT_S = 600.0
+# A job is due at its not_before, or at once when that is past LONGEST_WAIT_S from now (the SQL's two parameters).
+_DUE = "(not_before <= ? OR not_before > ?)"
 _INSERT = f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"  # noqa: S608
 
 
@@ -250,8 +256,8 @@ class SqliteJobStore:
         whose lease ran out (their process died). The ones this process holds are running: renew() keeps them."""
         rows = await self._db.run(
             f"UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id IN (SELECT id FROM jobs WHERE {OPEN} "  # noqa: S608
-            "AND not_before <= ? AND (lease_owner IS NULL OR lease_until < ?) ORDER BY created_at LIMIT ?) RETURNING *",
-            (self.owner, now + lease_s, now, now, limit),
+            f"AND {_DUE} AND (lease_owner IS NULL OR lease_until < ?) ORDER BY created_at LIMIT ?) RETURNING *",
+            (self.owner, now + lease_s, now, now + LONGEST_WAIT_S, now, limit),
         )
         return await self._readable_rows(sorted(rows, key=lambda row: row["created_at"]))
 
@@ -301,8 +307,8 @@ class SqliteJobStore:
 
     async def runnable(self, now: float, limit: int = 50) -> list[Job]:
         rows = await self._db.run(
-            f"SELECT * FROM jobs WHERE {OPEN} AND not_before <= ? ORDER BY created_at LIMIT ?",  # noqa: S608
-            (now, limit),
+            f"SELECT * FROM jobs WHERE {OPEN} AND {_DUE} ORDER BY created_at LIMIT ?",  # noqa: S608
+            (now, now + LONGEST_WAIT_S, limit),
         )
         return await self._readable_rows(rows)
 
@@ -325,8 +331,8 @@ class SqliteJobStore:
         jobs this process holds are running here: they wake nothing)."""
         rows = await self._db.run(
             "SELECT MIN(CASE WHEN lease_until > ? THEN (CASE WHEN lease_owner = ? THEN NULL ELSE lease_until END) "  # noqa: S608
-            f"ELSE not_before END) AS t FROM jobs WHERE {OPEN}",
-            (now, self.owner),
+            f"WHEN not_before > ? THEN ? ELSE not_before END) AS t FROM jobs WHERE {OPEN}",
+            (now, self.owner, now + LONGEST_WAIT_S, now),
         )
         value = rows[0]["t"] if rows else None
         return float(value) if value is not None else None

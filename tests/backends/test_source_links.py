@@ -21,7 +21,7 @@ async def _held_job(app: RunningApp, message: dict[str, object]) -> Job:
     """A job on the shared file that the runner leaves alone during the test: only its link is looked at."""
     file = message["files"][0]  # type: ignore[index]
     source = JobSource.slack_file(file, str(message["ts"]))
-    job, _ = await insert(app.services.store, make_job("k1", source=source, not_before=time.time() + 3600))
+    job, _ = await insert(app.services.store, make_job("k1", source=source, not_before=time.time() + 300))
     return job
 
 

@@ -89,7 +89,8 @@ async def test_cancel_is_refused_once_the_images_are_being_posted(slack: SlackEm
             _latest_image_job(
                 "command:posting-1",
                 state="delivering",
-                not_before=time.time() + 3600,  # held, so the runner does not pick it up during the test
+                not_before=time.time()
+                + 300,  # held (a wait, under LONGEST_WAIT_S): the runner leaves it during the test
             ),
         )
         answer = await app.services.runner.cancel(job.id, by_user="U1")
@@ -113,7 +114,7 @@ async def test_expired_crop_maps_are_deleted(slack: SlackEmulator, tmp_path: Pat
 
 async def test_finished_jobs_are_deleted_after_the_retention_period(slack: SlackEmulator, tmp_path: Path) -> None:
     store = SqliteJobStore(tmp_path / "jobs.db")
-    held = time.time() + 3600  # open, but not due: the runner leaves it alone during the test
+    held = time.time() + 300  # open, but not due (a wait, under LONGEST_WAIT_S): the runner leaves it alone
     await insert(store, _latest_image_job("command:open", state="anchored", not_before=held))
     for key, state in (("command:done", "done"), ("command:failed", "failed"), ("command:recent", "done")):
         await insert(store, _latest_image_job(key, state=state))

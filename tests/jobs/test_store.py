@@ -80,6 +80,25 @@ async def test_finished_and_deferred_jobs_are_not_runnable(database_url: str) ->
     await store.close()
 
 
+async def test_a_wait_set_before_the_clock_stepped_back_is_not_lengthened_by_the_step(database_url: str) -> None:
+    # NTP stepping the clock back an hour, or a VM resumed from an older snapshot: a job told to wait 30 s would
+    # have waited an hour and 30 s, as every stored wait is a time on the clock.
+    store = await open_store(database_url)
+    waiting, _ = await insert(store, _job("a"))
+    stepped, _ = await insert(store, _job("b"))
+    await held(store)
+    now = time.time()
+    waiting = await store.update(waiting, not_before=now + 30)  # told to wait 30 s, by today's clock
+    stepped = await store.update(stepped, not_before=now + 3600 + 30)  # told the same, an hour before the step
+    for job in (waiting, stepped):
+        await store.release(job.id)
+    assert [j.id for j in await store.runnable(now=now)] == [stepped.id]
+    assert await store.next_wakeup(now) == now
+    assert [j.id for j in await store.claim(now, 10, lease_s=60)] == [stepped.id]
+    assert await store.next_wakeup(now) == waiting.not_before  # the wait is kept, the one left
+    await store.close()
+
+
 async def test_counts_and_recent_jobs_per_user(database_url: str) -> None:
     store = await open_store(database_url)
     for index in range(3):
